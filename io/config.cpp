@@ -1,0 +1,393 @@
+// Typed configuration schema: each dotted key knows how to parse, validate and print its field.
+#include "io/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <sstream>
+
+#include "io/error.h"
+
+namespace bsim {
+namespace {
+
+template <typename T>
+struct Codec;
+
+[[noreturn]] void bad_type(const std::string& key, const char* want, const YAML::Node& n) {
+  std::string got;
+  try {
+    got = YAML::Dump(n);
+  } catch (...) {
+    got = "?";
+  }
+  throw InputError("config key '" + key + "': expected " + want + ", got '" + got + "'");
+}
+
+template <>
+struct Codec<double> {
+  static double parse(const std::string& key, const YAML::Node& n) {
+    if (!n.IsScalar()) bad_type(key, "a number", n);
+    try {
+      double v = n.as<double>();
+      if (!std::isfinite(v)) bad_type(key, "a finite number", n);
+      return v;
+    } catch (const YAML::Exception&) {
+      bad_type(key, "a number", n);
+    }
+  }
+  static YAML::Node emit(double v) { return YAML::Node(v); }
+};
+template <>
+struct Codec<int> {
+  static int parse(const std::string& key, const YAML::Node& n) {
+    if (!n.IsScalar()) bad_type(key, "an integer", n);
+    try {
+      return n.as<int>();
+    } catch (const YAML::Exception&) {
+      bad_type(key, "an integer", n);
+    }
+  }
+  static YAML::Node emit(int v) { return YAML::Node(v); }
+};
+template <>
+struct Codec<unsigned long long> {
+  static unsigned long long parse(const std::string& key, const YAML::Node& n) {
+    if (!n.IsScalar()) bad_type(key, "a non-negative integer", n);
+    try {
+      return n.as<unsigned long long>();
+    } catch (const YAML::Exception&) {
+      bad_type(key, "a non-negative integer", n);
+    }
+  }
+  static YAML::Node emit(unsigned long long v) { return YAML::Node(v); }
+};
+template <>
+struct Codec<std::string> {
+  static std::string parse(const std::string& key, const YAML::Node& n) {
+    if (!n.IsScalar()) bad_type(key, "a string", n);
+    return n.as<std::string>();
+  }
+  static YAML::Node emit(const std::string& v) { return YAML::Node(v); }
+};
+template <>
+struct Codec<Range> {
+  static Range parse(const std::string& key, const YAML::Node& n) {
+    Range r;
+    if (n.IsScalar()) {
+      r.lo = r.hi = Codec<double>::parse(key, n);
+    } else if (n.IsSequence() && n.size() == 2) {
+      r.lo = Codec<double>::parse(key, n[0]);
+      r.hi = Codec<double>::parse(key, n[1]);
+    } else {
+      bad_type(key, "a number or a [min, max] pair", n);
+    }
+    if (r.lo > r.hi) throw InputError("config key '" + key + "': min is larger than max");
+    return r;
+  }
+  static YAML::Node emit(const Range& r) {
+    YAML::Node n;
+    n.push_back(r.lo);
+    n.push_back(r.hi);
+    n.SetStyle(YAML::EmitterStyle::Flow);
+    return n;
+  }
+};
+template <typename E>
+struct Codec<std::vector<E>> {
+  static std::vector<E> parse(const std::string& key, const YAML::Node& n) {
+    std::vector<E> v;
+    if (n.IsNull()) return v;
+    if (n.IsScalar()) return {Codec<E>::parse(key, n)};  // a lone value is a one-element list
+    if (!n.IsSequence()) bad_type(key, "a list", n);
+    for (const auto& e : n) v.push_back(Codec<E>::parse(key, e));
+    return v;
+  }
+  static YAML::Node emit(const std::vector<E>& v) {
+    YAML::Node n(YAML::NodeType::Sequence);
+    for (const auto& e : v) n.push_back(Codec<E>::emit(e));
+    n.SetStyle(YAML::EmitterStyle::Flow);
+    return n;
+  }
+};
+template <>
+struct Codec<std::map<std::string, double>> {
+  static std::map<std::string, double> parse(const std::string& key, const YAML::Node& n) {
+    if (!n.IsMap()) bad_type(key, "a map of name: weight", n);
+    std::map<std::string, double> m;
+    for (const auto& kv : n)
+      m[kv.first.as<std::string>()] = Codec<double>::parse(key + "." + kv.first.as<std::string>(), kv.second);
+    return m;
+  }
+  static YAML::Node emit(const std::map<std::string, double>& m) {
+    YAML::Node n(YAML::NodeType::Map);
+    for (const auto& kv : m) n[kv.first] = kv.second;
+    n.SetStyle(YAML::EmitterStyle::Flow);
+    return n;
+  }
+};
+
+struct Field {
+  std::string key, help;
+  std::function<void(Config&, const YAML::Node&)> set;
+  std::function<YAML::Node(const Config&)> get;
+};
+
+template <typename T>
+Field field(std::string key, std::string help, T Config::*member) {
+  return {key, std::move(help),
+          [key, member](Config& c, const YAML::Node& n) { c.*member = Codec<T>::parse(key, n); },
+          [member](const Config& c) { return Codec<T>::emit(c.*member); }};
+}
+template <typename S, typename T>
+Field field(std::string key, std::string help, S Config::*section, T S::*member) {
+  return {key, std::move(help),
+          [key, section, member](Config& c, const YAML::Node& n) {
+            (c.*section).*member = Codec<T>::parse(key, n);
+          },
+          [section, member](const Config& c) { return Codec<T>::emit((c.*section).*member); }};
+}
+
+const std::vector<Field>& schema() {
+  using C = Config;
+  static const std::vector<Field> fields = {
+      field("seed", "base seed; example i is rendered from (seed, i) alone", &C::seed),
+      field("sample_rate_hz", "simulation sample rate (HRIRs and audio are resampled to it)", &C::sample_rate_hz),
+      field("clip_s", "length of every rendered example in seconds", &C::clip_s),
+      field("speed_of_sound_m_s", "speed of sound", &C::speed_of_sound_m_s),
+      field("threads", "worker threads (0 = all cores)", &C::threads),
+      field("room.length_m", "room size along x", &C::room, &RoomConfig::length_m),
+      field("room.width_m", "room size along y", &C::room, &RoomConfig::width_m),
+      field("room.height_m", "room size along z", &C::room, &RoomConfig::height_m),
+      field("room.t60_s", "reverberation time (broadband, 60 dB decay)", &C::room, &RoomConfig::t60_s),
+      field("room.anechoic_prob", "probability of an anechoic example", &C::room, &RoomConfig::anechoic_prob),
+      field("room.absorption_model", "eyring | sabine: T60 to wall reflection coefficient", &C::room,
+            &RoomConfig::absorption_model),
+      field("listener.height_m", "ear height above the floor", &C::listener, &ListenerConfig::height_m),
+      field("listener.yaw_deg", "head yaw in the room, CCW from +x", &C::listener, &ListenerConfig::yaw_deg),
+      field("listener.wall_margin_m", "minimum listener distance to any wall", &C::listener,
+            &ListenerConfig::wall_margin_m),
+      field("source.azimuth_deg", "source azimuth relative to the head (0 front, +90 left)", &C::source,
+            &SourceConfig::azimuth_deg),
+      field("source.elevation_deg", "source elevation relative to the head", &C::source,
+            &SourceConfig::elevation_deg),
+      field("source.distance_m", "source distance from the head centre", &C::source, &SourceConfig::distance_m),
+      field("source.wall_margin_m", "minimum source distance to any wall", &C::source,
+            &SourceConfig::wall_margin_m),
+      field("hrtf.sofa", "SOFA files (SimpleFreeFieldHRIR); one is drawn per example", &C::hrtf,
+            &HrtfConfig::sofa),
+      field("hrtf.grid_azimuth_step_deg", "azimuth step of the interpolated HRIR grid", &C::hrtf,
+            &HrtfConfig::grid_azimuth_step_deg),
+      field("hrtf.grid_elevation_step_deg", "elevation step of the interpolated HRIR grid", &C::hrtf,
+            &HrtfConfig::grid_elevation_step_deg),
+      field("hrtf.head_radius_m", "head radius; sources must be farther", &C::hrtf, &HrtfConfig::head_radius_m),
+      field("speech.roots", "folders scanned recursively for speech", &C::speech, &SpeechConfig::roots),
+      field("speech.include_dirs", "use files under a folder with one of these names (empty = any)", &C::speech,
+            &SpeechConfig::include_dirs),
+      field("speech.exclude_dirs", "skip files under a folder with one of these names", &C::speech,
+            &SpeechConfig::exclude_dirs),
+      field("speech.extensions", "audio file extensions to use", &C::speech, &SpeechConfig::extensions),
+      field("speech.min_rms_dbfs", "reject utterances quieter than this", &C::speech, &SpeechConfig::min_rms_dbfs),
+      field("noise.snr_db", "SNR: reverberant speech vs noise, energy summed over both ears", &C::noise,
+            &NoiseConfig::snr_db),
+      field("noise.type_weights", "relative probability of diffuse | point | babble noise", &C::noise,
+            &NoiseConfig::type_weights),
+      field("noise.color", "white | pink | brown spectrum of synthetic noise", &C::noise, &NoiseConfig::color),
+      field("noise.roots", "folders of recorded noise for point sources (empty = synthetic)", &C::noise,
+            &NoiseConfig::roots),
+      field("noise.babble_talkers", "number of talkers in babble noise", &C::noise, &NoiseConfig::babble_talkers),
+      field("render.transition_s", "early/late split in seconds (0 = auto)", &C::render,
+            &RenderConfig::transition_s),
+      field("render.frac_delay_half_width", "windowed-sinc half width in taps", &C::render,
+            &RenderConfig::frac_delay_half_width),
+      field("render.band_t60_ratio", "late-tail T60 per octave band 125 Hz..8 kHz relative to room.t60_s",
+            &C::render, &RenderConfig::band_t60_ratio),
+      field("features.teacher", "gcc_phat | ipd | ild | ipd_ild", &C::features, &FeatureConfig::teacher),
+      field("features.n_fft", "STFT size", &C::features, &FeatureConfig::n_fft),
+      field("features.win_length", "STFT Hann window length", &C::features, &FeatureConfig::win_length),
+      field("features.hop_length", "STFT hop", &C::features, &FeatureConfig::hop_length),
+      field("features.gcc_max_lag", "GCC-PHAT lags -L..L samples", &C::features, &FeatureConfig::gcc_max_lag),
+      field("shard.audio_dtype", "float16 | float32 storage of audio", &C::shard, &ShardConfig::audio_dtype),
+      field("shard.compression", "gzip level 0..9 (0 = off)", &C::shard, &ShardConfig::compression),
+      field("shard.chunk_examples", "examples per HDF5 chunk", &C::shard, &ShardConfig::chunk_examples),
+  };
+  return fields;
+}
+
+const Field* find_field(const std::string& key) {
+  for (const auto& f : schema())
+    if (f.key == key) return &f;
+  return nullptr;
+}
+
+bool is_section(const std::string& prefix) {
+  for (const auto& f : schema())
+    if (f.key.rfind(prefix + ".", 0) == 0) return true;
+  return false;
+}
+
+[[noreturn]] void unknown_key(const std::string& key) {
+  // Suggest the known key that shares the longest prefix: most typos are in the last component.
+  std::string best;
+  size_t best_len = 0;
+  for (const auto& f : schema()) {
+    size_t n = 0;
+    while (n < key.size() && n < f.key.size() && key[n] == f.key[n]) ++n;
+    if (n > best_len) best_len = n, best = f.key;
+  }
+  throw InputError("unknown config key '" + key + "'" + (best.empty() ? "" : " (did you mean '" + best + "'?)") +
+                   "; `bsim help-config` lists every key");
+}
+
+void apply_node(Config& cfg, const std::string& prefix, const YAML::Node& node) {
+  if (const Field* f = find_field(prefix)) {
+    f->set(cfg, node);
+    return;
+  }
+  if (!prefix.empty() && !is_section(prefix)) unknown_key(prefix);
+  if (!node.IsMap()) {
+    if (prefix.empty() && node.IsNull()) return;  // an empty file changes nothing
+    throw InputError("config key '" + (prefix.empty() ? std::string("<top>") : prefix) + "': expected a map");
+  }
+  for (const auto& kv : node) {
+    const std::string k = kv.first.as<std::string>();
+    apply_node(cfg, prefix.empty() ? k : prefix + "." + k, kv.second);
+  }
+}
+
+}  // namespace
+
+void apply_config_file(Config& cfg, const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    throw InputError("config file '" + path + "' cannot be read: check the path");
+  } catch (const YAML::Exception& e) {
+    throw InputError("config file '" + path + "' is not valid YAML: " + e.msg + " at line " +
+                     std::to_string(e.mark.line + 1));
+  }
+  try {
+    apply_node(cfg, "", root);
+  } catch (const InputError& e) {
+    throw InputError("config file '" + path + "': " + e.what());
+  }
+}
+
+void apply_override(Config& cfg, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw InputError("--set '" + assignment + "': expected key=value, for example --set room.t60_s=[0.3,0.6]");
+  const std::string key = assignment.substr(0, eq);
+  const Field* f = find_field(key);
+  if (!f) unknown_key(key);
+  YAML::Node value;
+  try {
+    value = YAML::Load(assignment.substr(eq + 1));
+  } catch (const YAML::Exception& e) {
+    throw InputError("--set " + key + ": value is not valid YAML: " + e.msg);
+  }
+  f->set(cfg, value);
+}
+
+void validate(const Config& c) {
+  auto positive = [](const Range& r, const char* key) {
+    if (!(r.lo > 0)) throw InputError(std::string("config key '") + key + "' must be positive");
+  };
+  BSIM_EXPECTS(c.sample_rate_hz >= 8000 && c.sample_rate_hz <= 192000,
+               "config key 'sample_rate_hz' must be within 8000..192000");
+  BSIM_EXPECTS(c.clip_s > 0 && c.clip_s <= 60, "config key 'clip_s' must be within (0, 60] seconds");
+  BSIM_EXPECTS(c.speed_of_sound_m_s > 100 && c.speed_of_sound_m_s < 2000,
+               "config key 'speed_of_sound_m_s' must be within 100..2000");
+  BSIM_EXPECTS(c.threads >= 0, "config key 'threads' must be >= 0");
+  positive(c.room.length_m, "room.length_m");
+  positive(c.room.width_m, "room.width_m");
+  positive(c.room.height_m, "room.height_m");
+  positive(c.room.t60_s, "room.t60_s");
+  BSIM_EXPECTS(c.room.t60_s.hi <= 10, "config key 'room.t60_s' must be at most 10 s");
+  BSIM_EXPECTS(c.room.anechoic_prob >= 0 && c.room.anechoic_prob <= 1,
+               "config key 'room.anechoic_prob' must be within [0, 1]");
+  BSIM_EXPECTS(c.room.absorption_model == "eyring" || c.room.absorption_model == "sabine",
+               "config key 'room.absorption_model' must be 'eyring' or 'sabine'");
+  BSIM_EXPECTS(c.listener.wall_margin_m >= 0, "config key 'listener.wall_margin_m' must be >= 0");
+  BSIM_EXPECTS(c.source.wall_margin_m >= 0, "config key 'source.wall_margin_m' must be >= 0");
+  BSIM_EXPECTS(c.source.elevation_deg.lo >= -90 && c.source.elevation_deg.hi <= 90,
+               "config key 'source.elevation_deg' must be within [-90, 90]");
+  BSIM_EXPECTS(c.source.distance_m.lo > c.hrtf.head_radius_m,
+               "config key 'source.distance_m': the source must be farther than the head radius (" +
+                   std::to_string(c.hrtf.head_radius_m) + " m)");
+  BSIM_EXPECTS(!c.hrtf.sofa.empty(), "config key 'hrtf.sofa' needs at least one SOFA file");
+  BSIM_EXPECTS(c.hrtf.grid_azimuth_step_deg > 0 && c.hrtf.grid_azimuth_step_deg <= 30,
+               "config key 'hrtf.grid_azimuth_step_deg' must be within (0, 30]");
+  BSIM_EXPECTS(c.hrtf.grid_elevation_step_deg > 0 && c.hrtf.grid_elevation_step_deg <= 30,
+               "config key 'hrtf.grid_elevation_step_deg' must be within (0, 30]");
+  BSIM_EXPECTS(c.hrtf.head_radius_m > 0, "config key 'hrtf.head_radius_m' must be positive");
+  BSIM_EXPECTS(!c.speech.roots.empty(), "config key 'speech.roots' needs at least one folder");
+  double wsum = 0;
+  for (const auto& kv : c.noise.type_weights) {
+    BSIM_EXPECTS(kv.first == "diffuse" || kv.first == "point" || kv.first == "babble",
+                 "config key 'noise.type_weights': unknown noise type '" + kv.first +
+                     "' (use diffuse, point, babble)");
+    BSIM_EXPECTS(kv.second >= 0, "config key 'noise.type_weights': weights must be >= 0");
+    wsum += kv.second;
+  }
+  BSIM_EXPECTS(wsum > 0, "config key 'noise.type_weights': at least one weight must be positive");
+  BSIM_EXPECTS(c.noise.color == "white" || c.noise.color == "pink" || c.noise.color == "brown",
+               "config key 'noise.color' must be white, pink or brown");
+  BSIM_EXPECTS(c.noise.babble_talkers.lo >= 1 && c.noise.babble_talkers.hi <= 32,
+               "config key 'noise.babble_talkers' must be within [1, 32]");
+  BSIM_EXPECTS(c.render.transition_s >= 0 && c.render.transition_s <= 0.5,
+               "config key 'render.transition_s' must be within [0, 0.5] s");
+  BSIM_EXPECTS(c.render.frac_delay_half_width >= 2 && c.render.frac_delay_half_width <= 128,
+               "config key 'render.frac_delay_half_width' must be within [2, 128]");
+  BSIM_EXPECTS(c.render.band_t60_ratio.size() == 7,
+               "config key 'render.band_t60_ratio' needs 7 values (125 Hz .. 8 kHz octave bands)");
+  for (double r : c.render.band_t60_ratio)
+    BSIM_EXPECTS(r > 0.05 && r <= 2.0, "config key 'render.band_t60_ratio' values must be within (0.05, 2]");
+  const auto& f = c.features;
+  BSIM_EXPECTS(f.teacher == "gcc_phat" || f.teacher == "ipd" || f.teacher == "ild" || f.teacher == "ipd_ild",
+               "config key 'features.teacher' must be gcc_phat, ipd, ild or ipd_ild");
+  BSIM_EXPECTS(f.n_fft >= 16 && f.n_fft <= 16384, "config key 'features.n_fft' must be within [16, 16384]");
+  BSIM_EXPECTS(f.win_length > 0 && f.win_length <= f.n_fft,
+               "config key 'features.win_length' must be within [1, features.n_fft]");
+  BSIM_EXPECTS(f.hop_length > 0, "config key 'features.hop_length' must be positive");
+  BSIM_EXPECTS(f.gcc_max_lag >= 0 && 2 * f.gcc_max_lag < f.n_fft,
+               "config key 'features.gcc_max_lag' must be within [0, n_fft/2)");
+  BSIM_EXPECTS(c.clip_s * c.sample_rate_hz >= f.win_length, "config: clip_s is shorter than one STFT window");
+  BSIM_EXPECTS(c.shard.audio_dtype == "float16" || c.shard.audio_dtype == "float32",
+               "config key 'shard.audio_dtype' must be float16 or float32");
+  BSIM_EXPECTS(c.shard.compression >= 0 && c.shard.compression <= 9,
+               "config key 'shard.compression' must be within 0..9");
+  BSIM_EXPECTS(c.shard.chunk_examples >= 1 && c.shard.chunk_examples <= 1024,
+               "config key 'shard.chunk_examples' must be within 1..1024");
+}
+
+std::string to_yaml(const Config& cfg) {
+  YAML::Node root(YAML::NodeType::Map);
+  for (const auto& f : schema()) {
+    const auto dot = f.key.find('.');
+    if (dot == std::string::npos)
+      root[f.key] = f.get(cfg);
+    else
+      root[f.key.substr(0, dot)][f.key.substr(dot + 1)] = f.get(cfg);
+  }
+  YAML::Emitter out;
+  out << root;
+  return std::string(out.c_str()) + "\n";
+}
+
+std::string describe_keys() {
+  std::ostringstream os;
+  const Config defaults;
+  for (const auto& f : schema()) {
+    YAML::Emitter e;
+    e << YAML::Flow << f.get(defaults);
+    os << "  " << f.key << std::string(f.key.size() < 28 ? 28 - f.key.size() : 1, ' ') << f.help
+       << "  [default " << e.c_str() << "]\n";
+  }
+  return os.str();
+}
+
+}  // namespace bsim

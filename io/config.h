@@ -1,0 +1,111 @@
+// The resolved configuration of `bsim generate` and friends: one struct, filled from embedded defaults,
+// then a YAML file, then `--set key=value` overrides; every key is typed and unknown keys are errors.
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+namespace bsim {
+
+// A closed interval [lo, hi] sampled uniformly; a scalar in YAML means lo == hi.
+struct Range {
+  double lo = 0.0, hi = 0.0;
+};
+
+struct RoomConfig {
+  Range length_m{3.0, 10.0};
+  Range width_m{3.0, 10.0};
+  Range height_m{2.5, 4.0};
+  Range t60_s{0.2, 1.0};
+  double anechoic_prob = 0.0;  // fraction of examples rendered with the direct path only (no walls)
+  std::string absorption_model = "eyring";  // eyring | sabine: how T60 maps to wall reflection coefficients
+};
+
+struct ListenerConfig {
+  Range height_m{1.2, 1.8};
+  Range yaw_deg{-180.0, 180.0};  // head orientation in the room, counter-clockwise from +x
+  double wall_margin_m = 0.5;
+};
+
+struct SourceConfig {
+  Range azimuth_deg{-90.0, 90.0};  // relative to the head: 0 front, +90 left (SOFA convention)
+  Range elevation_deg{0.0, 0.0};
+  Range distance_m{1.0, 3.0};
+  double wall_margin_m = 0.2;
+};
+
+struct HrtfConfig {
+  std::vector<std::string> sofa{"/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa"};
+  double grid_azimuth_step_deg = 2.0;
+  double grid_elevation_step_deg = 5.0;
+  double head_radius_m = 0.0875;  // a source closer than this is impossible geometry
+};
+
+struct SpeechConfig {
+  std::vector<std::string> roots{"/usr/share/games/fillets-ng/sound"};
+  // A file is used when one of its parent folders is named in include_dirs (empty: any) and none in
+  // exclude_dirs. The default keeps English ("en") out of training as held-out test speech.
+  std::vector<std::string> include_dirs{"nl", "cs"};
+  std::vector<std::string> exclude_dirs{};
+  std::vector<std::string> extensions{".ogg", ".wav", ".flac"};
+  double min_rms_dbfs = -60.0;  // utterances quieter than this are rejected as silent
+};
+
+struct NoiseConfig {
+  Range snr_db{-5.0, 20.0};
+  std::map<std::string, double> type_weights{{"diffuse", 1.0}, {"point", 1.0}, {"babble", 1.0}};
+  std::string color = "pink";  // white | pink | brown: spectrum of synthetic noise
+  std::vector<std::string> roots{};  // optional recorded noise files for point sources
+  Range babble_talkers{3, 6};
+};
+
+struct RenderConfig {
+  double transition_s = 0.0;      // early/late split; 0 = auto (echo density reaches fs/2, 20-100 ms)
+  int frac_delay_half_width = 16;  // windowed-sinc fractional delay: 2*w+1 taps
+  // Late-tail T60 per octave band (125 Hz ... 8 kHz) relative to the room's T60 (air absorption).
+  std::vector<double> band_t60_ratio{1.0, 1.0, 1.0, 1.0, 0.95, 0.85, 0.7};
+};
+
+struct FeatureConfig {
+  std::string teacher = "gcc_phat";  // gcc_phat | ipd | ild | ipd_ild
+  int n_fft = 512;
+  int win_length = 400;
+  int hop_length = 160;
+  int gcc_max_lag = 16;  // lags -L..L samples (2L+1 features); 16 = 1 ms at 16 kHz covers any human ITD
+};
+
+struct ShardConfig {
+  std::string audio_dtype = "float16";  // float16 | float32
+  int compression = 0;                   // gzip level 0 (off) .. 9
+  int chunk_examples = 16;               // examples per HDF5 chunk and per write
+};
+
+struct Config {
+  unsigned long long seed = 1234;
+  double sample_rate_hz = 16000.0;
+  double clip_s = 4.0;
+  double speed_of_sound_m_s = 343.0;
+  int threads = 0;  // 0 = all cores
+  RoomConfig room;
+  ListenerConfig listener;
+  SourceConfig source;
+  HrtfConfig hrtf;
+  SpeechConfig speech;
+  NoiseConfig noise;
+  RenderConfig render;
+  FeatureConfig features;
+  ShardConfig shard;
+};
+
+// Loads a YAML file on top of `cfg`; throws InputError naming the file and key on any problem.
+void apply_config_file(Config& cfg, const std::string& path);
+// Applies one "dotted.key=yaml-value" override.
+void apply_override(Config& cfg, const std::string& assignment);
+// Checks cross-field consistency (ranges ordered, positive rates, known enums).
+void validate(const Config& cfg);
+// The resolved configuration as YAML text (stored with every output).
+std::string to_yaml(const Config& cfg);
+// All dotted keys with a one-line description (for --help-config).
+std::string describe_keys();
+
+}  // namespace bsim
