@@ -1,0 +1,283 @@
+// bsim: the command-line front end. Parses flags into one Config, prints it, runs a subcommand, and turns
+// every error into one line on stderr with a non-zero exit code.
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include "io/audio.h"
+#include "io/config.h"
+#include "io/error.h"
+#include "io/shard.h"
+#include "kernels/device.h"
+#include "sim/brir.h"
+#include "sim/generate.h"
+#include "sim/pipeline.h"
+
+using namespace bsim;
+
+namespace {
+
+struct ConfigFlags {
+  std::string file;
+  std::vector<std::string> sets;
+  long long seed = -1;
+  int threads = -1;
+};
+
+void add_config_flags(CLI::App* app, ConfigFlags& f) {
+  app->add_option("--config", f.file, "YAML config file (keys: `bsim help-config`)");
+  app->add_option("--set", f.sets, "override one key, e.g. --set room.t60_s=[0.3,0.6] (repeatable)");
+  app->add_option("--seed", f.seed, "base seed (same as --set seed=N)");
+  app->add_option("--threads", f.threads, "worker threads, 0 = all cores");
+}
+
+Config resolve(const ConfigFlags& f) {
+  Config cfg;
+  if (!f.file.empty()) apply_config_file(cfg, f.file);
+  for (const auto& s : f.sets) apply_override(cfg, s);
+  if (f.seed >= 0) cfg.seed = (unsigned long long)f.seed;
+  if (f.threads >= 0) cfg.threads = f.threads;
+  validate(cfg);
+  return cfg;
+}
+
+void print_config(const Config& cfg, bool quiet) {
+  if (quiet) return;
+  std::fprintf(stderr, "--- resolved configuration ---\n%s------------------------------\n", to_yaml(cfg).c_str());
+}
+
+std::vector<double> parse_triple(const std::string& s, const char* flag) {
+  std::vector<double> v;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    try {
+      size_t used = 0;
+      v.push_back(std::stod(item, &used));
+      if (used != item.size()) throw std::invalid_argument(item);
+    } catch (const std::exception&) {
+      throw InputError(std::string(flag) + " '" + s + "': expected three numbers x,y,z in metres");
+    }
+  }
+  if (v.size() != 3) throw InputError(std::string(flag) + " '" + s + "': expected three numbers x,y,z in metres");
+  return v;
+}
+
+void require_device(const std::string& device) {
+  if (device == "cpu") return;
+  if (device != "cuda") throw InputError("--device must be cpu or cuda, not '" + device + "'");
+  std::string why;
+  const auto devices = cuda::list_devices(&why);
+  if (devices.empty()) throw InputError("--device cuda: " + why + "; use --device cpu");
+  throw InputError("--device cuda: the CUDA generation backend is not in this version yet; use --device cpu");
+}
+
+int run_info(const std::string& path) {
+  const ShardInfo s = read_shard_info(path);
+  std::printf("%s\n", s.path.c_str());
+  std::printf("  format        %s v%lld%s\n", s.format.c_str(), s.format_version,
+              s.complete ? "" : "  (INCOMPLETE: an interrupted run; resume it with --resume)");
+  std::printf("  examples      %lld of %lld written\n", s.n_done, s.n_examples);
+  std::printf("  audio         clean, augmented [%lld, 2, %d] %s at %.0f Hz (%.2f s)\n", s.n_examples, s.n_samples,
+              s.audio_dtype.c_str(), s.fs_hz, s.n_samples / s.fs_hz);
+  std::printf("  teacher       %s [%lld, %d, %d] float32\n", s.teacher.c_str(), s.n_examples, s.n_features, s.n_frames);
+  std::printf("  file size     %.1f MB (%.1f kB per example)\n", s.file_bytes / 1e6,
+              s.n_done ? s.file_bytes / 1e3 / double(s.n_done) : 0.0);
+  std::printf("  created       %s by bsim %s\n", s.created.c_str(), s.bsim_version.c_str());
+  std::printf("  %-16s %10s %10s %10s\n", "scene column", "min", "mean", "max");
+  for (const auto& kv : s.columns) {
+    double lo = INFINITY, hi = -INFINITY, sum = 0;
+    long n = 0;
+    for (double v : kv.second)
+      if (std::isfinite(v)) lo = std::min(lo, v), hi = std::max(hi, v), sum += v, ++n;
+    if (n) std::printf("  %-16s %10.3f %10.3f %10.3f\n", kv.first.c_str(), lo, sum / n, hi);
+  }
+  auto it = s.columns.find("noise_type");
+  if (it != s.columns.end()) {
+    long counts[3] = {0, 0, 0};
+    for (double v : it->second)
+      if (v >= 0 && v < 3) ++counts[int(v)];
+    std::printf("  noise types   diffuse %ld, point %ld, babble %ld\n", counts[0], counts[1], counts[2]);
+  }
+  return 0;
+}
+
+void write_example_wavs(const Example& ex, const std::string& dir, double fs) {
+  const int T = ex.n_samples;
+  char stem[64];
+  std::snprintf(stem, sizeof stem, "ex%06llu", (unsigned long long)ex.scene.index);
+  const std::string base = (std::filesystem::path(dir) / stem).string();
+  for (auto [name, sig] : {std::pair<const char*, const std::vector<float>*>{"clean", &ex.clean},
+                           {"reverberant", &ex.reverberant},
+                           {"noise", &ex.noise},
+                           {"augmented", &ex.augmented}})
+    write_wav(base + "_" + name + ".wav", {sig->data(), sig->data() + T}, T, fs);
+  const Scene& s = ex.scene;
+  FILE* f = std::fopen((base + "_scene.txt").c_str(), "w");
+  if (!f) throw InputError("cannot write '" + base + "_scene.txt'");
+  std::fprintf(f,
+               "azimuth_deg %.2f\nelevation_deg %.2f\ndistance_m %.3f\nroom_m %.2f %.2f %.2f\nt60_s %.3f\n"
+               "anechoic %d\nnoise %s\nsnr_db %.2f\nhrtf_index %d\nimages %d\n",
+               s.azimuth_deg, s.elevation_deg, s.distance_m, s.room.size_m.x, s.room.size_m.y, s.room.size_m.z,
+               s.t60_s, int(s.anechoic), noise_type_name(s.noise_type), s.snr_db, s.hrtf_index, ex.n_images);
+  std::fclose(f);
+}
+
+extern "C" void on_signal(int) { g_stop_requested = true; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bsim: binaural room simulation for spatial-hearing training data"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("bsim ") + BSIM_VERSION);
+
+  ConfigFlags gen_cfg, render_cfg, show_cfg;
+  GenerateOptions gen;
+  std::string device = "cpu";
+  auto* g = app.add_subcommand("generate", "render N examples into an HDF5 shard");
+  g->add_option("--rooms", gen.rooms, "number of examples (each a new room and scene)")->required();
+  g->add_option("--out", gen.out, "output .h5 file")->required();
+  g->add_option("--device", device, "cpu | cuda")->capture_default_str();
+  g->add_flag("--resume", gen.resume, "continue an interrupted run from <out>.partial");
+  g->add_flag("--force", gen.force, "overwrite an existing output file");
+  g->add_flag("--quiet", gen.quiet, "no config table or progress");
+  add_config_flags(g, gen_cfg);
+
+  std::string render_dir;
+  long long render_count = 4, render_start = 0;
+  auto* r = app.add_subcommand("render", "write a few examples as WAV files to listen to");
+  r->add_option("--out-dir", render_dir, "folder for the WAV files (created)")->required();
+  r->add_option("--count", render_count, "number of examples")->capture_default_str();
+  r->add_option("--start", render_start, "index of the first example")->capture_default_str();
+  add_config_flags(r, render_cfg);
+
+  std::string info_path;
+  auto* info = app.add_subcommand("info", "summarise an HDF5 shard");
+  info->add_option("file", info_path, "shard file")->required();
+
+  std::string rir_room, rir_lis, rir_src, rir_out, rir_sofa, rir_absorption = "eyring";
+  double rir_t60 = 0.5, rir_yaw = 0, rir_fs = 16000;
+  int rir_order = -1, rir_half_width = 16;
+  bool rir_omni = false;
+  auto* rir = app.add_subcommand("rir", "render one room impulse response (BRIR or omnidirectional) to WAV");
+  rir->add_option("--room", rir_room, "room size Lx,Ly,Lz in m")->required();
+  rir->add_option("--listener", rir_lis, "receiver position x,y,z in m")->required();
+  rir->add_option("--source", rir_src, "source position x,y,z in m")->required();
+  rir->add_option("--t60", rir_t60, "reverberation time in s")->capture_default_str();
+  rir->add_option("--yaw", rir_yaw, "head yaw in degrees, CCW from +x")->capture_default_str();
+  rir->add_option("--fs", rir_fs, "sample rate in Hz")->capture_default_str();
+  rir->add_option("--sofa", rir_sofa, "SOFA file (default: the embedded MIT KEMAR)");
+  rir->add_flag("--omni", rir_omni, "omnidirectional receiver (one channel, no HRTF)");
+  rir->add_option("--max-order", rir_order, "images up to this reflection order and no late tail");
+  rir->add_option("--absorption", rir_absorption, "eyring | sabine")->capture_default_str();
+  rir->add_option("--frac-delay-half-width", rir_half_width, "windowed-sinc half width")->capture_default_str();
+  rir->add_option("--out", rir_out, "output WAV (32-bit float)")->required();
+
+  auto* cfg_cmd = app.add_subcommand("config", "print the resolved configuration as YAML");
+  add_config_flags(cfg_cmd, show_cfg);
+  auto* help_cfg = app.add_subcommand("help-config", "list every configuration key with its default");
+  auto* devices = app.add_subcommand("devices", "list the CUDA devices this build can use");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  try {
+    if (*g) {
+      require_device(device);
+      const Config cfg = resolve(gen_cfg);
+      print_config(cfg, gen.quiet);
+      generate_shard(cfg, gen);
+    } else if (*r) {
+      const Config cfg = resolve(render_cfg);
+      if (render_count < 1) throw InputError("--count must be at least 1");
+      std::error_code ec;
+      std::filesystem::create_directories(render_dir, ec);
+      if (ec) throw InputError("cannot create --out-dir '" + render_dir + "': " + ec.message());
+      const Renderer renderer(cfg);
+      for (long long i = 0; i < render_count; ++i) {
+        const Example ex = renderer.render(uint64_t(render_start + i));
+        write_example_wavs(ex, render_dir, cfg.sample_rate_hz);
+        std::fprintf(stderr, "example %lld: azimuth %.1f deg, T60 %.2f s, %s noise at %.1f dB SNR\n",
+                     render_start + i, ex.scene.azimuth_deg, ex.scene.t60_s, noise_type_name(ex.scene.noise_type),
+                     ex.scene.snr_db);
+      }
+      std::fprintf(stderr, "wrote %lld examples to %s\n", render_count, render_dir.c_str());
+    } else if (*info) {
+      return run_info(info_path);
+    } else if (*rir) {
+      if (rir_absorption != "eyring" && rir_absorption != "sabine")
+        throw InputError("--absorption must be eyring or sabine");
+      if (!(rir_t60 > 0)) throw InputError("--t60 must be positive");
+      if (!(rir_fs >= 8000 && rir_fs <= 192000)) throw InputError("--fs must be within 8000..192000 Hz");
+      if (rir_half_width < 2 || rir_half_width > 128) throw InputError("--frac-delay-half-width must be within 2..128");
+      const auto L = parse_triple(rir_room, "--room"), p = parse_triple(rir_lis, "--listener"),
+                 s = parse_triple(rir_src, "--source");
+      BrirRequest req;
+      req.room.size_m = {L[0], L[1], L[2]};
+      if (!(L[0] > 0 && L[1] > 0 && L[2] > 0)) throw InputError("--room sizes must be positive");
+      const double beta = reflection_coefficient(req.room.size_m, rir_t60,
+                                                 rir_absorption == "sabine" ? AbsorptionModel::sabine
+                                                                            : AbsorptionModel::eyring);
+      for (double& b : req.room.beta) b = beta;
+      req.listener_m = {p[0], p[1], p[2]};
+      req.source_m = {s[0], s[1], s[2]};
+      req.yaw_deg = rir_yaw;
+      req.t60_s = rir_t60;
+      req.fs_hz = rir_fs;
+      req.frac_delay_half_width = rir_half_width;
+      if (rir_order >= 0) req.late_tail = false, req.image_limit.max_order = rir_order;
+      const double head_radius = HrtfConfig{}.head_radius_m;
+      if (!rir_omni && std::hypot(s[0] - p[0], s[1] - p[1], s[2] - p[2]) <= head_radius)
+        throw InputError("--source is closer to the listener than the head radius (" + std::to_string(head_radius) + " m)");
+      Rng tail(1234, 0, Stream::tail);
+      Brir b;
+      if (rir_omni) {
+        render_brir(req, nullptr, nullptr, tail, b);
+      } else {
+        const std::string sofa = rir_sofa.empty() ? HrtfConfig{}.sofa.front() : rir_sofa;
+        const HrirGrid grid = load_hrir_grid(sofa, rir_fs, 2.0, 5.0);
+        const DiffuseField df = compute_diffuse_field(grid);
+        render_brir(req, &grid, &df, tail, b);
+      }
+      std::vector<const float*> ch{b.response[0].data()};
+      if (b.channels == 2) ch.push_back(b.response[1].data());
+      write_wav(rir_out, ch, b.length, rir_fs);
+      std::fprintf(stderr, "wrote %s: %d channel(s), %d samples, %d images, direct path %.3f ms at gain %.5f\n",
+                   rir_out.c_str(), b.channels, b.length, b.n_images, b.direct_delay_s * 1e3, b.direct_gain);
+    } else if (*cfg_cmd) {
+      std::printf("%s", to_yaml(resolve(show_cfg)).c_str());
+    } else if (*help_cfg) {
+      std::printf("configuration keys (YAML file via --config, or --set key=value):\n%s", describe_keys().c_str());
+    } else if (*devices) {
+      std::string why;
+      const auto list = cuda::list_devices(&why);
+      if (list.empty()) std::printf("no CUDA devices: %s\n", why.c_str());
+      for (const auto& d : list) std::printf("%s\n", d.c_str());
+    }
+  } catch (const Interrupted& e) {
+    std::fprintf(stderr, "\nbsim: %s\n", e.what());
+    return 130;
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "bsim: error: %s\n", e.what());
+    return 2;
+  } catch (const RuntimeError& e) {
+    std::fprintf(stderr, "bsim: error: %s\n", e.what());
+    return 3;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bsim: internal error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,43 @@
+// Windowed-sinc fractional delay: the one interpolation kernel used for HRIR re-delaying, image-source
+// impulses (CPU and, later, CUDA). Hann window of half width w+1 centred on the true delay.
+#pragma once
+#include <cmath>
+
+#if defined(__CUDACC__)
+#define BSIM_HD __host__ __device__
+#else
+#define BSIM_HD
+#endif
+
+namespace bsim {
+
+// Tap k (k = -w..w) of the filter that delays by `frac` in [0, 1): sinc(k - frac) * hann((k - frac) / (w + 1)).
+BSIM_HD inline float frac_delay_tap(int k, float frac, int half_width) {
+  const float x = float(k) - frac;
+  const float pi = 3.14159265358979f;
+  const float win_arg = x / float(half_width + 1);
+  if (win_arg <= -1.0f || win_arg >= 1.0f) return 0.0f;
+  const float win = 0.5f * (1.0f + cosf(pi * win_arg));
+  const float sinc = (fabsf(x) < 1e-6f) ? 1.0f : sinf(pi * x) / (pi * x);
+  return win * sinc;
+}
+
+// Adds gain * h (n_taps) delayed by `delay` samples (any real >= 0) into out[0, len). Samples falling
+// outside [0, len) are dropped. Cost: n_taps * (2w+1) multiply-adds.
+inline void add_delayed(float* out, int len, const float* h, int n_taps, double delay, float gain,
+                        int half_width) {
+  const double fl = std::floor(delay);
+  const int n0 = int(fl);
+  const float frac = float(delay - fl);
+  float taps[2 * 128 + 1];
+  for (int k = -half_width; k <= half_width; ++k) taps[k + half_width] = gain * frac_delay_tap(k, frac, half_width);
+  for (int k = -half_width; k <= half_width; ++k) {
+    const float t = taps[k + half_width];
+    const int base = n0 + k;
+    int i_lo = base < 0 ? -base : 0;
+    int i_hi = len - base < n_taps ? len - base : n_taps;
+    for (int i = i_lo; i < i_hi; ++i) out[base + i] += t * h[i];
+  }
+}
+
+}  // namespace bsim

@@ -1,0 +1,205 @@
+// Block-parallel generation: workers render block k+1 while block k is written to disk.
+#include "sim/generate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <future>
+#include <limits>
+#include <mutex>
+#include <thread>
+
+#include "io/error.h"
+#include "io/progress.h"
+#include "io/shard.h"
+#include "sim/features.h"
+#include "sim/pipeline.h"
+
+namespace bsim {
+
+std::atomic<bool> g_stop_requested{false};
+
+namespace {
+
+std::vector<ColumnSpec> scene_columns() {
+  using T = ColumnType;
+  return {
+      {"azimuth_deg", 1, T::f64, "source azimuth relative to the head: 0 front, +90 left (label)"},
+      {"elevation_deg", 1, T::f64, "source elevation relative to the head (label)"},
+      {"distance_m", 1, T::f64, "source distance from the head centre"},
+      {"room_size_m", 3, T::f64, "room length, width, height"},
+      {"t60_s", 1, T::f64, "requested reverberation time"},
+      {"anechoic", 1, T::i8, "1: direct path only"},
+      {"wall_reflection", 1, T::f64, "pressure reflection coefficient of every wall (0 when anechoic)"},
+      {"listener_pos_m", 3, T::f64, "head centre in room coordinates"},
+      {"head_yaw_deg", 1, T::f64, "head orientation, CCW from the room's +x axis"},
+      {"source_pos_m", 3, T::f64, "source position in room coordinates"},
+      {"hrtf_index", 1, T::i32, "index into /hrtf_files"},
+      {"noise_type", 1, T::i8, "0 diffuse, 1 point, 2 babble"},
+      {"snr_db", 1, T::f64, "reverberant speech to noise energy ratio, both ears summed"},
+      {"babble_talkers", 1, T::i32, "talkers in babble noise (0 for other noise types)"},
+      {"noise_pos_m", 3, T::f64, "point noise source position (NaN for other noise types)"},
+      {"speech_index", 1, T::i32, "first utterance of the clip, index into /speech_files"},
+      {"noise_index", 1, T::i32, "recorded noise file (index into /noise_files), -1 synthetic"},
+      {"direct_delay_s", 1, T::f64, "propagation delay of the direct path"},
+      {"transition_s", 1, T::f64, "early/late split used for this BRIR"},
+      {"n_images", 1, T::i32, "image sources rendered with their own HRIR"},
+      {"output_gain", 1, T::f64, "gain applied to all signals to set the mixture level"},
+  };
+}
+
+void append_columns(const Example& e, std::map<std::string, std::vector<double>>& c) {
+  const Scene& s = e.scene;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto push3 = [&](const char* k, const Vec3& v) { c[k].insert(c[k].end(), {v.x, v.y, v.z}); };
+  c["azimuth_deg"].push_back(s.azimuth_deg);
+  c["elevation_deg"].push_back(s.elevation_deg);
+  c["distance_m"].push_back(s.distance_m);
+  push3("room_size_m", s.room.size_m);
+  c["t60_s"].push_back(s.t60_s);
+  c["anechoic"].push_back(s.anechoic ? 1 : 0);
+  c["wall_reflection"].push_back(s.room.beta[0]);
+  push3("listener_pos_m", s.listener_m);
+  c["head_yaw_deg"].push_back(s.head_yaw_deg);
+  push3("source_pos_m", s.source_m);
+  c["hrtf_index"].push_back(s.hrtf_index);
+  c["noise_type"].push_back(int(s.noise_type));
+  c["snr_db"].push_back(s.snr_db);
+  c["babble_talkers"].push_back(s.noise_type == NoiseType::babble ? s.babble_talkers : 0);
+  push3("noise_pos_m", s.noise_type == NoiseType::point ? s.noise_source_m : Vec3{nan, nan, nan});
+  c["speech_index"].push_back(e.speech_index);
+  c["noise_index"].push_back(e.noise_index);
+  c["direct_delay_s"].push_back(e.direct_delay_s);
+  c["transition_s"].push_back(e.transition_s);
+  c["n_images"].push_back(e.n_images);
+  c["output_gain"].push_back(e.output_gain);
+}
+
+std::string now_iso8601() {
+  std::time_t t = std::time(nullptr);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&t));
+  return buf;
+}
+
+// Renders examples [start, start+count) on `threads` workers into `out`.
+void render_block(const Renderer& r, long long start, int count, int threads, std::vector<Example>& out) {
+  out.assign(static_cast<size_t>(count), Example{});
+  std::atomic<int> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto work = [&] {
+    for (int i; (i = next.fetch_add(1)) < count;) {
+      if (g_stop_requested) return;
+      try {
+        out[size_t(i)] = r.render(uint64_t(start + i));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+        next = count;
+      }
+    }
+  };
+  std::vector<std::thread> pool;
+  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+  work();
+  for (auto& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
+std::string stored_config_yaml(const Config& cfg) {
+  Config c = cfg;
+  c.threads = 0;
+  return to_yaml(c);
+}
+
+void generate_shard(const Config& cfg, const GenerateOptions& opt) {
+  if (opt.rooms < 1) throw InputError("--rooms must be at least 1");
+  if (opt.out.empty()) throw InputError("--out needs a file name, for example --out shards.h5");
+  std::error_code ec;
+  if (std::filesystem::exists(opt.out, ec) && !opt.force)
+    throw InputError("output '" + opt.out + "' already exists: use --force to overwrite it");
+  if (opt.resume && opt.force) throw InputError("--resume and --force contradict each other");
+
+  const Renderer renderer(cfg);  // every input (SOFA, corpora, geometry) is checked before any file appears
+  const int T = renderer.n_samples();
+  const FeatureShape fshape = teacher_shape(cfg.features, T);
+  ShardLayout layout;
+  layout.n_examples = opt.rooms;
+  layout.n_samples = T;
+  layout.n_features = fshape.n_features;
+  layout.n_frames = fshape.n_frames;
+  layout.fs_hz = cfg.sample_rate_hz;
+  layout.audio_dtype = cfg.shard.audio_dtype;
+  layout.compression = cfg.shard.compression;
+  layout.chunk_examples = cfg.shard.chunk_examples;
+  layout.columns = scene_columns();
+  const std::string config_yaml = stored_config_yaml(cfg);
+
+  ShardWriter writer = opt.resume
+                           ? ShardWriter::resume(opt.out, layout, config_yaml)
+                           : ShardWriter(opt.out, layout,
+                                         {{"config", config_yaml},
+                                          {"bsim_version", BSIM_VERSION},
+                                          {"created", now_iso8601()},
+                                          {"teacher", cfg.features.teacher},
+                                          {"noise_types", "0=diffuse,1=point,2=babble"},
+                                          {"layout", "clean/augmented [N][ear: 0 left, 1 right][sample]; "
+                                                     "teacher [N][feature][frame]"}},
+                                         {{"hrtf_files", cfg.hrtf.sofa},
+                                          {"speech_files", renderer.speech_files()},
+                                          {"noise_files", renderer.noise_files()}});
+  try {
+    const int threads = cfg.threads > 0 ? cfg.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    const int block = std::max(cfg.shard.chunk_examples, threads);
+    Progress progress(opt.rooms, "rooms", opt.quiet, writer.n_done());
+    progress.update(writer.n_done());
+    std::vector<Example> rendering, writing;
+    std::future<void> pending;
+    long long next = writer.n_done();
+    auto write_async = [&](long long start, int count) {
+      return std::async(std::launch::async, [&writer, &writing, start, count] {
+        std::vector<float> clean, aug, teacher;
+        ShardBlock b;
+        b.start = start;
+        b.count = count;
+        for (const Example& e : writing) {
+          clean.insert(clean.end(), e.clean.begin(), e.clean.end());
+          aug.insert(aug.end(), e.augmented.begin(), e.augmented.end());
+          teacher.insert(teacher.end(), e.teacher.begin(), e.teacher.end());
+          append_columns(e, b.columns);
+        }
+        b.clean = clean.data(), b.augmented = aug.data(), b.teacher = teacher.data();
+        writer.write(b);
+      });
+    };
+    while (next < opt.rooms) {
+      const int count = int(std::min<long long>(block, opt.rooms - next));
+      render_block(renderer, next, count, threads, rendering);
+      if (g_stop_requested) break;
+      if (pending.valid()) pending.get(), progress.update(writer.n_done());
+      std::swap(rendering, writing);
+      pending = write_async(next, count);
+      next += count;
+    }
+    if (pending.valid()) pending.get(), progress.update(writer.n_done());
+    progress.finish();
+    if (g_stop_requested)
+      throw Interrupted("interrupted after " + std::to_string(writer.n_done()) + "/" + std::to_string(opt.rooms) +
+                        " examples; '" + writer.partial_path() + "' is kept: rerun the same command with --resume");
+    if (std::filesystem::exists(opt.out, ec)) std::filesystem::remove(opt.out, ec);  // --force
+    writer.finish();
+    if (!opt.quiet)
+      std::fprintf(stderr, "wrote %lld examples to %s in %.1f s\n", opt.rooms, opt.out.c_str(), progress.elapsed_s());
+  } catch (const Interrupted&) {
+    throw;
+  } catch (...) {
+    writer.abandon();  // no half-written file that could be mistaken for a dataset
+    throw;
+  }
+}
+
+}  // namespace bsim

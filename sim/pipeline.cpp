@@ -1,0 +1,201 @@
+// CPU example rendering.
+#include "sim/pipeline.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "io/audio.h"
+#include "io/corpus.h"
+#include "io/error.h"
+#include "sim/features.h"
+#include "sim/fft.h"
+
+namespace bsim {
+namespace {
+constexpr double kTargetRms = 0.05;        // -26 dBFS mixture level
+constexpr double kSpeechRms = 0.05;        // source speech level before rendering
+constexpr int kMaxSilentDraws = 50;
+
+double energy(const float* x, size_t n) {
+  double e = 0;
+  for (size_t i = 0; i < n; ++i) e += double(x[i]) * x[i];
+  return e;
+}
+
+// Renders a mono signal through a BRIR into out[ear][T] (accumulating when add is true).
+void render_through(const Brir& b, const std::vector<float>& x, int T, std::vector<float>& out, bool add) {
+  std::vector<float> y0(static_cast<size_t>(T)), y1(static_cast<size_t>(T));
+  convolve_many(x.data(), int(x.size()), {b.response[0].data(), b.response[1].data()}, b.length, T,
+                {y0.data(), y1.data()});
+  for (int i = 0; i < T; ++i) {
+    out[size_t(i)] = (add ? out[size_t(i)] : 0.0f) + y0[size_t(i)];
+    out[size_t(T + i)] = (add ? out[size_t(T + i)] : 0.0f) + y1[size_t(i)];
+  }
+}
+}  // namespace
+
+double noise_color_exponent(const std::string& color) {
+  if (color == "white") return 0.0;
+  if (color == "pink") return 1.0;
+  if (color == "brown") return 2.0;
+  throw InputError("noise.color must be white, pink or brown, not '" + color + "'");
+}
+
+Renderer::Renderer(const Config& cfg) : cfg_(cfg) {
+  validate(cfg_);
+  check_geometry(cfg_);
+  n_samples_ = int(std::lround(cfg_.clip_s * cfg_.sample_rate_hz));
+  for (const auto& path : cfg_.hrtf.sofa) {
+    grids_.push_back(load_hrir_grid(path, cfg_.sample_rate_hz, cfg_.hrtf.grid_azimuth_step_deg,
+                                    cfg_.hrtf.grid_elevation_step_deg));
+    diffuse_.push_back(compute_diffuse_field(grids_.back()));
+  }
+  speech_ = scan_corpus(cfg_.speech.roots, {cfg_.speech.include_dirs, cfg_.speech.exclude_dirs, cfg_.speech.extensions});
+  if (speech_.empty())
+    throw InputError("no speech files under speech.roots with include_dirs/exclude_dirs as configured "
+                     "(the default corpus needs: apt-get install fillets-ng-data-nl fillets-ng-data-cs)");
+  if (!cfg_.noise.roots.empty()) {
+    noise_files_ = scan_corpus(cfg_.noise.roots, {{}, {}, cfg_.speech.extensions});
+    if (noise_files_.empty()) throw InputError("no audio files under noise.roots");
+  }
+}
+
+std::vector<float> Renderer::speech_clip(Rng& rng, int n, int* first_index) const {
+  std::vector<float> out(static_cast<size_t>(n), 0.0f);
+  const double min_rms = std::pow(10.0, cfg_.speech.min_rms_dbfs / 20.0);
+  int pos = 0, silent = 0;
+  bool first = true;
+  while (pos < n) {
+    const int idx = rng.uniform_int(0, int(speech_.size()) - 1);
+    std::vector<float> x = read_audio_mono(speech_[size_t(idx)], cfg_.sample_rate_hz);
+    if (std::sqrt(energy(x.data(), x.size()) / double(x.size())) < min_rms) {
+      if (++silent > kMaxSilentDraws)
+        throw InputError("speech corpus: " + std::to_string(silent) + " utterances in a row are silent (below "
+                         "speech.min_rms_dbfs), e.g. '" + speech_[size_t(idx)] + "'");
+      continue;
+    }
+    size_t offset = 0;
+    if (first && x.size() > size_t(n)) offset = size_t(rng.uniform_int(0, int(x.size() - size_t(n))));
+    if (first && first_index) *first_index = idx;
+    first = false;
+    const size_t take = std::min(x.size() - offset, size_t(n - pos));
+    std::copy(x.begin() + long(offset), x.begin() + long(offset + take), out.begin() + pos);
+    pos += int(take) + int(rng.uniform(0.1, 0.3) * cfg_.sample_rate_hz);  // short pause between utterances
+  }
+  const double rms = std::sqrt(energy(out.data(), out.size()) / double(n));
+  for (float& v : out) v = float(v * kSpeechRms / rms);
+  return out;
+}
+
+BrirRequest Renderer::brir_request(const Scene& s, const Vec3& source) const {
+  BrirRequest r;
+  r.room = s.room;
+  r.source_m = source;
+  r.listener_m = s.listener_m;
+  r.yaw_deg = s.head_yaw_deg;
+  r.t60_s = s.t60_s;
+  r.band_t60_ratio = cfg_.render.band_t60_ratio;
+  r.anechoic = s.anechoic;
+  r.transition_s = cfg_.render.transition_s;
+  r.fs_hz = cfg_.sample_rate_hz;
+  r.c_m_s = cfg_.speed_of_sound_m_s;
+  r.frac_delay_half_width = cfg_.render.frac_delay_half_width;
+  return r;
+}
+
+Example Renderer::render(uint64_t index) const {
+  Example ex;
+  ex.scene = sample_scene(cfg_, int(grids_.size()), index);
+  const Scene& s = ex.scene;
+  const int T = n_samples_;
+  ex.n_samples = T;
+  const HrirGrid& grid = grids_[size_t(s.hrtf_index)];
+  const DiffuseField& df = diffuse_[size_t(s.hrtf_index)];
+  const double fs = cfg_.sample_rate_hz;
+
+  // Target speech through its BRIR; the clean rendering is the same speech through the direct path only.
+  Rng speech_rng(cfg_.seed, index, Stream::speech);
+  const std::vector<float> speech = speech_clip(speech_rng, T, &ex.speech_index);
+  Rng tail_rng(cfg_.seed, index, Stream::tail, 0);
+  Brir brir;
+  render_brir(brir_request(s, s.source_m), &grid, &df, tail_rng, brir);
+  ex.n_images = brir.n_images;
+  ex.transition_s = brir.transition_s;
+  ex.direct_delay_s = brir.direct_delay_s;
+  ex.reverberant.assign(static_cast<size_t>(2 * T), 0.0f);
+  ex.clean.assign(static_cast<size_t>(2 * T), 0.0f);
+  convolve_many(speech.data(), T,
+                {brir.response[0].data(), brir.response[1].data(), brir.direct[0].data(), brir.direct[1].data()},
+                brir.length, T,
+                {ex.reverberant.data(), ex.reverberant.data() + T, ex.clean.data(), ex.clean.data() + T});
+
+  // Noise, before scaling.
+  ex.noise.assign(static_cast<size_t>(2 * T), 0.0f);
+  Rng noise_rng(cfg_.seed, index, Stream::noise);
+  const double color = noise_color_exponent(cfg_.noise.color);
+  switch (s.noise_type) {
+    case NoiseType::diffuse:
+      diffuse_noise(noise_rng, T, fs, &df, color, ex.noise.data(), ex.noise.data() + T);
+      break;
+    case NoiseType::point: {
+      std::vector<float> mono(static_cast<size_t>(T));
+      if (!noise_files_.empty()) {
+        ex.noise_index = noise_rng.uniform_int(0, int(noise_files_.size()) - 1);
+        std::vector<float> x = read_audio_mono(noise_files_[size_t(ex.noise_index)], fs);
+        for (int i = 0; i < T; ++i) mono[size_t(i)] = x[size_t(i) % x.size()];  // loop short recordings
+      } else {
+        diffuse_noise(noise_rng, T, fs, nullptr, color, mono.data(), nullptr);
+      }
+      Rng r(cfg_.seed, index, Stream::tail, 1);
+      Brir nb;
+      render_brir(brir_request(s, s.noise_source_m), &grid, &df, r, nb);
+      render_through(nb, mono, T, ex.noise, false);
+      break;
+    }
+    case NoiseType::babble: {
+      std::vector<float> talker(static_cast<size_t>(2 * T));
+      for (int k = 0; k < s.babble_talkers; ++k) {
+        Rng pos_rng(cfg_.seed, index, Stream::babble, uint64_t(2 * k));
+        Rng clip_rng(cfg_.seed, index, Stream::babble, uint64_t(2 * k + 1));
+        const Vec3& L = s.room.size_m;
+        const double m = std::min({cfg_.source.wall_margin_m, 0.49 * L.x, 0.49 * L.y, 0.49 * L.z});
+        Vec3 p{pos_rng.uniform(m, L.x - m), pos_rng.uniform(m, L.y - m), pos_rng.uniform(m, L.z - m)};
+        for (int j = 0; j < 50 && std::hypot(p.x - s.listener_m.x, p.y - s.listener_m.y, p.z - s.listener_m.z) < 0.5; ++j)
+          p = {pos_rng.uniform(m, L.x - m), pos_rng.uniform(m, L.y - m), pos_rng.uniform(m, L.z - m)};
+        const std::vector<float> clip = speech_clip(clip_rng, T, nullptr);
+        Rng r(cfg_.seed, index, Stream::tail, uint64_t(2 + k));
+        Brir tb;
+        render_brir(brir_request(s, p), &grid, &df, r, tb);
+        render_through(tb, clip, T, talker, false);
+        const double e = energy(talker.data(), talker.size());  // equal level per talker
+        const float g = e > 0 ? float(1.0 / std::sqrt(e)) : 0.0f;
+        for (size_t i = 0; i < talker.size(); ++i) ex.noise[i] += g * talker[i];
+      }
+      break;
+    }
+  }
+
+  // SNR: reverberant speech energy over noise energy, both summed over the two ears and the whole clip.
+  const double e_speech = energy(ex.reverberant.data(), ex.reverberant.size());
+  const double e_noise = energy(ex.noise.data(), ex.noise.size());
+  const float noise_gain = e_noise > 0 ? float(std::sqrt(e_speech / (e_noise * std::pow(10.0, s.snr_db / 10.0)))) : 0.0f;
+  for (float& v : ex.noise) v *= noise_gain;
+  ex.augmented.resize(static_cast<size_t>(2 * T));
+  for (size_t i = 0; i < ex.augmented.size(); ++i) ex.augmented[i] = ex.reverberant[i] + ex.noise[i];
+
+  // One gain for all four signals: mixture at -26 dBFS RMS, no sample of the mixture or clean above 0.99.
+  const double rms = std::sqrt(energy(ex.augmented.data(), ex.augmented.size()) / double(2 * T));
+  double g = rms > 0 ? kTargetRms / rms : 1.0;
+  float peak = 0;
+  for (float v : ex.augmented) peak = std::max(peak, std::fabs(v));
+  for (float v : ex.clean) peak = std::max(peak, std::fabs(v));
+  if (peak * g > 0.99) g = 0.99 / peak;
+  ex.output_gain = g;
+  for (auto* sig : {&ex.clean, &ex.reverberant, &ex.noise, &ex.augmented})
+    for (float& v : *sig) v = float(v * g);
+
+  teacher_features(ex.clean.data(), ex.clean.data() + T, T, cfg_.features, ex.teacher);
+  return ex;
+}
+
+}  // namespace bsim

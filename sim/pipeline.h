@@ -1,0 +1,56 @@
+// The CPU rendering pipeline: scene -> BRIRs -> speech convolution -> noise at SNR -> teacher features.
+// This is the reference the CUDA backend is tested against; render() is const and thread-safe.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/config.h"
+#include "io/hrtf.h"
+#include "sim/brir.h"
+#include "sim/scene.h"
+
+namespace bsim {
+
+struct Example {
+  Scene scene;
+  int n_samples = 0;
+  std::vector<float> clean;        // [ear][T]: speech through the direct-path HRIR only
+  std::vector<float> reverberant;  // [ear][T]: speech through the full BRIR
+  std::vector<float> noise;        // [ear][T]: noise scaled to the scene's SNR
+  std::vector<float> augmented;    // [ear][T]: reverberant + noise (the student's input)
+  std::vector<float> teacher;      // [feature][frame] from `clean`
+  int speech_index = -1;           // first utterance used (index into Renderer::speech_files())
+  int noise_index = -1;            // recorded noise file for point noise, -1 = synthetic
+  int n_images = 0;
+  double transition_s = 0, direct_delay_s = 0;
+  double output_gain = 1;          // applied to all four signals to bring the mixture to -26 dBFS RMS
+};
+
+// Everything loaded once and shared by all threads: HRIR grids and their diffuse fields, corpora.
+class Renderer {
+ public:
+  explicit Renderer(const Config& cfg);  // loads SOFA files, scans corpora; throws InputError on bad input
+  Example render(uint64_t index) const;
+  const Config& config() const { return cfg_; }
+  const std::vector<HrirGrid>& grids() const { return grids_; }
+  const std::vector<DiffuseField>& diffuse_fields() const { return diffuse_; }
+  const std::vector<std::string>& speech_files() const { return speech_; }
+  const std::vector<std::string>& noise_files() const { return noise_files_; }
+  int n_samples() const { return n_samples_; }
+
+  // Assembles a clip of n samples from utterances of the speech corpus (RMS-normalised).
+  std::vector<float> speech_clip(Rng& rng, int n, int* first_index) const;
+  BrirRequest brir_request(const Scene& s, const Vec3& source) const;
+
+ private:
+  Config cfg_;
+  int n_samples_ = 0;
+  std::vector<HrirGrid> grids_;
+  std::vector<DiffuseField> diffuse_;
+  std::vector<std::string> speech_, noise_files_;
+};
+
+double noise_color_exponent(const std::string& color);
+
+}  // namespace bsim
