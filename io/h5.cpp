@@ -119,6 +119,7 @@ std::string get_attr_string(hid_t obj, const std::string& name) {
   if (H5Tis_variable_str(ftype.get()) > 0) {
     Handle type = check(H5Tcopy(H5T_C_S1), "string type");
     H5Tset_size(type.get(), H5T_VARIABLE);
+    H5Tset_cset(type.get(), H5Tget_cset(ftype.get()));
     char* p = nullptr;
     check_status(H5Aread(attr.get(), type.get(), &p), "reading attribute " + name);
     std::string s = p ? p : "";

@@ -105,12 +105,6 @@ HrirGrid load_hrir_grid(const std::string& path, double fs_hz, double az_step_de
   const int M = int(hrtf->M), N = int(hrtf->N);
   const double delay_scale = fs_hz / g.file_fs_hz;
 
-  // Which stored receiver is the left ear (+y)?
-  int left = 0;
-  if (hrtf->ReceiverPosition.values && hrtf->ReceiverPosition.elements >= 6 &&
-      hrtf->ReceiverPosition.values[1] < hrtf->ReceiverPosition.values[4])
-    left = 1;
-
   // Measured directions as unit vectors; onsets and onset-aligned IRs per ear.
   std::vector<double> dir(static_cast<size_t>(M) * 3);
   double el_min = 90, el_max = -90;
@@ -122,6 +116,20 @@ HrirGrid load_hrir_grid(const std::string& path, double fs_hz, double az_step_de
     const double el = std::asin(std::clamp(dir[m * 3 + 2], -1.0, 1.0)) * 180.0 / kPi;
     el_min = std::min(el_min, el), el_max = std::max(el_max, el);
   }
+  // Which stored receiver is the left ear? Decided from the data, not from ReceiverPosition: several
+  // published files (CIPIC, LISTEN, FHK, MIT large pinna as shipped) put receiver 0 at -y although it is
+  // the left ear. Sources on the left (+y) are louder in the left ear.
+  double lateral_balance = 0;
+  for (int m = 0; m < M; ++m) {
+    double e[2] = {0, 0};
+    for (int r = 0; r < 2; ++r)
+      for (int i = 0; i < N; ++i) {
+        const double v = hrtf->DataIR.values[(size_t(m) * 2 + r) * N + i];
+        e[r] += v * v;
+      }
+    lateral_balance += dir[m * 3 + 1] * (e[0] - e[1]);
+  }
+  const int left = lateral_balance >= 0 ? 0 : 1;
   g.el_min_measured_deg = el_min;
   g.el_max_measured_deg = el_max;
 

@@ -1,0 +1,347 @@
+// sim/: image sources, BRIRs (physics checks), features, scene sampling and the example pipeline.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <numeric>
+
+#include "io/error.h"
+#include "sim/brir.h"
+#include "sim/features.h"
+#include "sim/fft.h"
+#include "sim/pipeline.h"
+#include "sim/room.h"
+#include "sim/scene.h"
+
+using namespace bsim;
+
+namespace {
+
+const std::string kKemar = "/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa";
+constexpr double kC = 343.0, kFs = 16000.0;
+
+const HrirGrid& kemar() {
+  static const HrirGrid g = load_hrir_grid(kKemar, kFs, 2.0, 5.0);
+  return g;
+}
+const DiffuseField& kemar_diffuse() {
+  static const DiffuseField d = compute_diffuse_field(kemar());
+  return d;
+}
+
+Shoebox room(double x, double y, double z, double t60) {
+  Shoebox r;
+  r.size_m = {x, y, z};
+  const double b = reflection_coefficient(r.size_m, t60, AbsorptionModel::eyring, kC);
+  for (double& v : r.beta) v = b;
+  return r;
+}
+
+// T60 of x in the band [f_lo, f_hi]: a smooth (cos^2 on a log-frequency axis, no brick wall that would
+// smear the direct sound over the decay) zero-padded FFT band-pass, then the Schroeder curve's -5 to
+// -25 dB slope (T20).
+double measured_t60(const std::vector<float>& x, double f_lo, double f_hi) {
+  const int n = good_fft_size(2 * int(x.size()));
+  RealFft fft(n);
+  FloatVec buf(static_cast<size_t>(n), 0.0f);
+  std::copy(x.begin(), x.end(), buf.begin());
+  ComplexVec X(static_cast<size_t>(fft.bins()));
+  fft.forward(buf.data(), X.data());
+  const double fc = std::sqrt(f_lo * f_hi), span = std::log2(f_hi / fc) + 0.5;
+  for (int k = 0; k < fft.bins(); ++k) {
+    const double u = k == 0 ? 2.0 : std::fabs(std::log2(k * kFs / n / fc)) / span;
+    X[k] *= float(u < 1 ? std::cos(0.5 * M_PI * u) * std::cos(0.5 * M_PI * u) : 0.0) / float(n);
+  }
+  fft.inverse(X.data(), buf.data());
+  std::vector<double> edc(x.size());
+  double acc = 0;
+  for (size_t i = x.size(); i-- > 0;) acc += double(buf[i]) * buf[i], edc[i] = acc;
+  std::vector<double> t, db;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double v = 10 * std::log10(edc[i] / edc[0] + 1e-30);
+    if (v <= -5 && v >= -25) t.push_back(i / kFs), db.push_back(v);
+  }
+  const double mt = std::accumulate(t.begin(), t.end(), 0.0) / t.size();
+  const double md = std::accumulate(db.begin(), db.end(), 0.0) / db.size();
+  double num = 0, den = 0;
+  for (size_t i = 0; i < t.size(); ++i) num += (t[i] - mt) * (db[i] - md), den += (t[i] - mt) * (t[i] - mt);
+  return -60.0 / (num / den);
+}
+
+Config small_config() {
+  Config c;
+  c.clip_s = 1.0;
+  c.room.length_m = {3, 6};
+  c.room.width_m = {3, 6};
+  c.room.t60_s = {0.2, 0.5};
+  return c;
+}
+
+// The reverberant part of a BRIR channel: the response without its direct path. T60 is a property of
+// the reverberant field; in dead rooms with the source near the head the direct sound is more than 5 dB
+// above the rest and would bias a T20 fit that starts at -5 dB.
+std::vector<float> reverberant_part(const Brir& b, int ear) {
+  std::vector<float> r(b.response[ear]);
+  for (size_t i = 0; i < r.size(); ++i) r[i] -= b.direct[ear][i];
+  return r;
+}
+
+double energy(const float* x, size_t n) {
+  double e = 0;
+  for (size_t i = 0; i < n; ++i) e += double(x[i]) * x[i];
+  return e;
+}
+
+}  // namespace
+
+TEST(Room, ReflectionCoefficientFollowsEyringAndSabine) {
+  const Vec3 L{6, 4, 3};
+  const double V = 72, S = 2 * (24 + 18 + 12), k = 24 * std::log(10.0) / kC;
+  EXPECT_NEAR(reflection_coefficient(L, 0.5, AbsorptionModel::sabine, kC), std::sqrt(1 - k * V / (S * 0.5)), 1e-12);
+  EXPECT_NEAR(reflection_coefficient(L, 0.5, AbsorptionModel::eyring, kC), std::sqrt(std::exp(-k * V / (S * 0.5))), 1e-12);
+  EXPECT_THROW(reflection_coefficient({10, 10, 4}, 0.05, AbsorptionModel::sabine, kC), InputError);
+}
+
+TEST(Room, FirstOrderImagesAreMirrorImages) {
+  Shoebox r;
+  r.size_m = {5, 4, 3};
+  for (int w = 0; w < 6; ++w) r.beta[w] = 0.5 + 0.05 * w;
+  const Vec3 s{1, 1, 1}, m{3, 2, 1.5};
+  std::vector<ImageSource> im;
+  ImageLimit lim;
+  lim.max_order = 1;
+  enumerate_images(r, s, m, lim, kC, im);
+  ASSERT_EQ(im.size(), 7u);
+  // Mirror of the source in the wall x = 5 is at x = 9 with gain beta_x1 / (4 pi d).
+  bool found = false;
+  for (const auto& i : im)
+    if (std::fabs(i.pos_m.x - 9) < 1e-12 && std::fabs(i.pos_m.y - 1) < 1e-12 && std::fabs(i.pos_m.z - 1) < 1e-12) {
+      const double d = std::sqrt(36 + 1 + 0.25);
+      EXPECT_NEAR(i.gain, r.beta[1] / (4 * M_PI * d), 1e-12);
+      EXPECT_NEAR(i.delay_s, d / kC, 1e-12);
+      found = true;
+    }
+  EXPECT_TRUE(found);
+  lim.max_order = 2;
+  enumerate_images(r, s, m, lim, kC, im);
+  EXPECT_EQ(im.size(), 25u);  // 1 + 6 + 18 images up to order 2 in 3-D
+}
+
+TEST(Brir, AnechoicDirectPathArrivesAtDistanceOverCWithOneOverRGain) {
+  for (int delay_samples : {100, 200}) {
+    const double d = kC * delay_samples / kFs;  // an integer-sample delay: the sinc reduces to one tap
+    BrirRequest req;
+    req.room = room(20, 20, 10, 0.5);
+    req.anechoic = true;
+    req.listener_m = {5, 10, 5};
+    req.source_m = {5 + d, 10, 5};
+    Rng rng(1, 0, Stream::tail);
+    Brir b;
+    render_brir(req, nullptr, nullptr, rng, b);
+    ASSERT_EQ(b.channels, 1);
+    const auto& h = b.response[0];
+    const size_t peak = size_t(std::max_element(h.begin(), h.end(), [](float a, float c) { return std::fabs(a) < std::fabs(c); }) - h.begin());
+    EXPECT_EQ(peak, size_t(delay_samples));
+    EXPECT_NEAR(h[peak], 1.0 / (4 * M_PI * d), 1e-6);
+    EXPECT_NEAR(energy(h.data(), h.size()), h[peak] * h[peak], 1e-9) << "nothing but the direct path";
+  }
+}
+
+TEST(Brir, SourceOnTheLeftMakesTheLeftEarLeadAndLouder) {
+  for (double az : {30.0, 60.0, 90.0, 120.0}) {
+    SCOPED_TRACE(az);
+    BrirRequest req;
+    req.room = room(8, 8, 3, 0.5);
+    req.anechoic = true;
+    req.listener_m = {4, 4, 1.5};
+    req.yaw_deg = 30;  // head turned: the azimuth is relative to the head, not the room
+    const double a = (az + req.yaw_deg) * M_PI / 180;
+    req.source_m = {4 + 2 * std::cos(a), 4 + 2 * std::sin(a), 1.5};
+    Rng rng(1, 0, Stream::tail);
+    Brir b;
+    render_brir(req, &kemar(), &kemar_diffuse(), rng, b);
+    EXPECT_NEAR(b.azimuth_deg, az, 1e-9);
+    EXPECT_GT(energy(b.response[0].data(), b.length), 1.5 * energy(b.response[1].data(), b.length));
+    // Lead: cross-correlation peak of left against right at a negative lag (left earlier).
+    int best_lag = 0;
+    double best = -1e30;
+    for (int lag = -20; lag <= 20; ++lag) {
+      double s = 0;
+      for (int i = 30; i < b.length - 30; ++i) s += double(b.response[0][size_t(i)]) * b.response[1][size_t(i + lag)];
+      if (s > best) best = s, best_lag = lag;
+    }
+    EXPECT_GT(best_lag, 0) << "right ear must lag the left";
+  }
+}
+
+TEST(Brir, MeasuredT60MatchesTheRequestedT60) {
+  // Tolerance: 10 % of the requested T60 (Schroeder T20 of the reverberant part in the 0.35-1.4 kHz region,
+  // where the band ratio is 1). Exception, 20 %: rooms over 200 m^3 at T60 < 0.3 s, where the image-source
+  // part (up to 60-75 ms there) fills most of the T20 window and decays by the room's geometry (floor and
+  // ceiling images lose energy faster than Eyring's diffuse-field average), measured 0.83x.
+  const Vec3 rooms[] = {{3, 3, 2.5}, {6, 5, 3}, {10, 9, 4}};
+  for (const Vec3& L : rooms)
+    for (double t60 : {0.2, 0.4, 0.6, 0.8, 1.0}) {
+      SCOPED_TRACE(std::to_string(L.x) + " m room, T60 " + std::to_string(t60));
+      BrirRequest req;
+      req.room = room(L.x, L.y, L.z, t60);
+      req.t60_s = t60;
+      req.listener_m = {L.x * 0.4, L.y * 0.55, 1.5};
+      req.source_m = {L.x * 0.7, L.y * 0.3, 1.6};
+      Rng rng(7, uint64_t(t60 * 100), Stream::tail);
+      Brir b;
+      render_brir(req, &kemar(), &kemar_diffuse(), rng, b);
+      const double tol = (L.x * L.y * L.z > 200 && t60 < 0.3) ? 0.2 : 0.1;
+      for (int ear = 0; ear < 2; ++ear) EXPECT_NEAR(measured_t60(reverberant_part(b, ear), 354, 1414), t60, tol * t60);
+    }
+}
+
+TEST(Brir, HighBandsDecayFasterAsConfigured) {
+  BrirRequest req;
+  req.room = room(7, 6, 3, 0.8);
+  req.t60_s = 0.8;
+  req.band_t60_ratio = {1.0, 1.0, 1.0, 1.0, 0.6, 0.6, 0.6};  // 2 kHz and up decay 0.6x as long
+  req.listener_m = {3, 3, 1.5};
+  req.source_m = {5, 4, 1.5};
+  Rng rng(3, 0, Stream::tail);
+  Brir b;
+  render_brir(req, &kemar(), &kemar_diffuse(), rng, b);
+  const auto late = reverberant_part(b, 0);
+  const double t_mid = measured_t60(late, 354, 1414), t_4k = measured_t60(late, 3000, 5300);
+  EXPECT_NEAR(t_4k / t_mid, 0.6, 0.08);
+}
+
+TEST(Brir, DiffuseCoherenceIsHighAtLowAndLowAtHighFrequencies) {
+  const DiffuseField& df = kemar_diffuse();
+  EXPECT_GT(df.coherence_at(100.0), 0.8);
+  EXPECT_LT(std::fabs(df.coherence_at(3000.0)), 0.3);
+}
+
+TEST(Brir, GeometryOutsideTheRoomIsAnInputError) {
+  BrirRequest req;
+  req.room = room(4, 4, 3, 0.4);
+  req.listener_m = {5, 2, 1.5};
+  req.source_m = {1, 1, 1};
+  Rng rng(1, 0, Stream::tail);
+  Brir b;
+  try {
+    render_brir(req, nullptr, nullptr, rng, b);
+    FAIL() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("listener position"), std::string::npos);
+  }
+}
+
+TEST(Features, GccPhatPeaksAtTheInterauralLag) {
+  FeatureConfig fc;
+  fc.gcc_max_lag = 16;
+  const int n = 16000, d = 5;
+  Rng rng(1, 0, Stream::noise);
+  std::vector<float> x(static_cast<size_t>(n + d));
+  for (auto& v : x) v = float(rng.normal());
+  std::vector<float> left(x.begin() + d, x.end()), right(x.begin(), x.begin() + n);  // right lags by d
+  std::vector<float> f;
+  teacher_features(left.data(), right.data(), n, fc, f);
+  const FeatureShape s = teacher_shape(fc, n);
+  ASSERT_EQ(f.size(), size_t(s.n_features) * s.n_frames);
+  for (int t = 0; t < s.n_frames; t += 17) {
+    int best = 0;
+    for (int k = 1; k < s.n_features; ++k)
+      if (f[size_t(k) * s.n_frames + t] > f[size_t(best) * s.n_frames + t]) best = k;
+    EXPECT_EQ(best - fc.gcc_max_lag, -d) << "frame " << t;
+  }
+}
+
+TEST(Features, IpdAndIldOfKnownPairs) {
+  FeatureConfig fc;
+  fc.teacher = "ipd_ild";
+  const int n = 4000;
+  Rng rng(2, 0, Stream::noise);
+  std::vector<float> x(static_cast<size_t>(n)), x2(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) x[size_t(i)] = float(rng.normal()), x2[size_t(i)] = 2 * x[size_t(i)];
+  std::vector<float> f;
+  teacher_features(x2.data(), x.data(), n, fc, f);
+  const FeatureShape s = teacher_shape(fc, n);
+  const int bins = fc.n_fft / 2 + 1;
+  ASSERT_EQ(s.n_features, 3 * bins);
+  for (int k = 1; k < bins; k += 31)
+    for (int t = 0; t < s.n_frames; t += 5) {
+      EXPECT_NEAR(f[size_t(k) * s.n_frames + t], 1.0, 1e-5);                        // cos IPD
+      EXPECT_NEAR(f[size_t(bins + k) * s.n_frames + t], 0.0, 1e-5);                 // sin IPD
+      EXPECT_NEAR(f[size_t(2 * bins + k) * s.n_frames + t], 20 * std::log10(2.0), 1e-3);  // ILD, left louder
+    }
+}
+
+TEST(Scene, SamplesAreInsideTheRoomAndLabelsMatchGeometry) {
+  const Config c;
+  for (uint64_t i = 0; i < 300; ++i) {
+    const Scene s = sample_scene(c, 3, i);
+    const Vec3& L = s.room.size_m;
+    EXPECT_TRUE(L.x >= 3 && L.x <= 10 && L.y >= 3 && L.y <= 10 && L.z >= 2.5 && L.z <= 4);
+    EXPECT_NO_THROW(check_inside(s.room, s.source_m, "source"));
+    EXPECT_NO_THROW(check_inside(s.room, s.listener_m, "listener"));
+    double az, el, d;
+    head_direction(s.source_m, s.listener_m, s.head_yaw_deg, az, el, d);
+    EXPECT_NEAR(az, s.azimuth_deg, 1e-6);
+    EXPECT_NEAR(d, s.distance_m, 1e-9);
+    EXPECT_TRUE(s.azimuth_deg >= -90 && s.azimuth_deg <= 90);
+    EXPECT_TRUE(s.hrtf_index >= 0 && s.hrtf_index < 3);
+    EXPECT_TRUE(s.t60_s >= 0.2 && s.t60_s <= 1.0);
+  }
+  EXPECT_EQ(sample_scene(c, 1, 42).source_m.x, sample_scene(c, 1, 42).source_m.x);
+}
+
+TEST(Scene, ImpossibleGeometryIsAnInputError) {
+  Config c;
+  c.source.distance_m = {20, 30};
+  EXPECT_THROW(sample_scene(c, 1, 0), InputError);
+  c = Config{};
+  c.listener.height_m = {5, 6};
+  EXPECT_THROW(check_geometry(c), InputError);
+  c = Config{};
+  c.listener.wall_margin_m = 6;
+  EXPECT_THROW(check_geometry(c), InputError);
+}
+
+TEST(Pipeline, MeasuredSnrMatchesTheSceneForEveryNoiseType) {
+  for (const char* type : {"diffuse", "point", "babble"}) {
+    SCOPED_TRACE(type);
+    Config c = small_config();
+    c.noise.type_weights = {{type, 1.0}};
+    const Renderer r(c);
+    for (uint64_t i = 0; i < 3; ++i) {
+      const Example e = r.render(i);
+      EXPECT_STREQ(noise_type_name(e.scene.noise_type), type);
+      const double snr = 10 * std::log10(energy(e.reverberant.data(), e.reverberant.size()) /
+                                         energy(e.noise.data(), e.noise.size()));
+      EXPECT_NEAR(snr, e.scene.snr_db, 1e-3);
+      for (size_t k = 0; k < e.augmented.size(); k += 97)
+        EXPECT_NEAR(e.augmented[k], e.reverberant[k] + e.noise[k], 1e-6);
+    }
+  }
+}
+
+TEST(Pipeline, IsDeterministicAndTeacherComesFromTheCleanPair) {
+  const Config c = small_config();
+  const Renderer r(c);
+  const Example a = r.render(11), b = r.render(11), other = r.render(12);
+  EXPECT_EQ(a.augmented, b.augmented);
+  EXPECT_EQ(a.teacher, b.teacher);
+  EXPECT_NE(a.augmented, other.augmented);
+  std::vector<float> t;
+  teacher_features(a.clean.data(), a.clean.data() + a.n_samples, a.n_samples, c.features, t);
+  EXPECT_EQ(t, a.teacher);
+  const FeatureShape s = teacher_shape(c.features, a.n_samples);
+  EXPECT_EQ(a.teacher.size(), size_t(s.n_features) * s.n_frames);
+  float peak = 0;
+  for (float v : a.augmented) peak = std::max(peak, std::fabs(v));
+  EXPECT_LE(peak, 0.99f + 1e-6f);
+}
+
+TEST(Pipeline, AnechoicReverberantEqualsClean) {
+  Config c = small_config();
+  c.room.anechoic_prob = 1.0;
+  const Renderer r(c);
+  const Example e = r.render(0);
+  EXPECT_TRUE(e.scene.anechoic);
+  for (size_t k = 0; k < e.clean.size(); ++k) ASSERT_NEAR(e.clean[k], e.reverberant[k], 1e-6);
+}
