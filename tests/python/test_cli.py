@@ -1,0 +1,165 @@
+"""The bsim command line on real inputs: bad input gives one line, a non-zero exit and no output file;
+an interrupted run keeps only a .partial file and --resume finishes it bit-identically."""
+import os
+import signal
+import subprocess
+import time
+
+import h5py
+import numpy as np
+import pytest
+import scipy.io.wavfile
+
+SMALL = ["--set", "clip_s=0.5", "--set", "room.length_m=[3,5]", "--set", "room.width_m=[3,5]"]
+KEMAR = "/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa"
+
+
+def assert_one_line_error(p, *needles, code=2):
+    assert p.returncode == code, (p.returncode, p.stderr)
+    lines = [l for l in p.stderr.splitlines() if l.strip() and not l.startswith(("---", " "))]
+    errors = [l for l in lines if l.startswith("bsim: error:")]
+    assert len(errors) == 1, p.stderr
+    for n in needles:
+        assert n in errors[0], (n, errors[0])
+
+
+def no_output(d):
+    return [f for f in os.listdir(d) if f.endswith((".h5", ".partial"))] == []
+
+
+def corpus_with(tmp_path, name, data):
+    d = tmp_path / "corpus"
+    d.mkdir(exist_ok=True)
+    (d / name).write_bytes(data)
+    return d
+
+
+BAD_INPUTS = {
+    "missing sofa": (["--set", "hrtf.sofa=/nonexistent/head.sofa"], ["/nonexistent/head.sofa", "does not exist"]),
+    "unknown key": (["--set", "room.lenght_m=4"], ["unknown config key 'room.lenght_m'", "room.length_m"]),
+    "ill-typed key": (["--set", "room.t60_s=long"], ["room.t60_s", "expected a number"]),
+    "listener outside": (["--set", "listener.height_m=[4.5,5]"], ["listener.height_m", "outside"]),
+    "source inside head": (["--set", "source.distance_m=[0.05,1]"], ["source.distance_m", "head radius"]),
+    "source does not fit": (["--set", "source.distance_m=[30,40]"], ["source.distance_m"]),
+    "bad teacher": (["--set", "features.teacher=mfcc"], ["features.teacher"]),
+    "bad device": (["--device", "tpu"], ["--device"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_config_input(run, tmp_path, case):
+    args, needles = BAD_INPUTS[case]
+    p = run("generate", "--rooms", 4, "--out", tmp_path / "x.h5", *SMALL, *args, check=False)
+    assert_one_line_error(p, *needles)
+    assert no_output(tmp_path)
+
+
+def test_corrupt_and_truncated_sofa(run, tmp_path):
+    (tmp_path / "garbage.sofa").write_bytes(os.urandom(5000))
+    (tmp_path / "cut.sofa").write_bytes(open(KEMAR, "rb").read()[:30000])
+    for f in ["garbage.sofa", "cut.sofa"]:
+        p = run("generate", "--rooms", 2, "--out", tmp_path / "x.h5", *SMALL,
+                "--set", f"hrtf.sofa={tmp_path / f}", check=False)
+        assert_one_line_error(p, f)
+        assert no_output(tmp_path)
+
+
+def test_unreadable_and_empty_audio(run, tmp_path):
+    corpus = corpus_with(tmp_path, "broken.wav", b"RIFF....WAVEfmt garbage")
+    p = run("generate", "--rooms", 2, "--out", tmp_path / "x.h5", *SMALL, "--set", f"speech.roots=[{corpus}]",
+            "--set", "speech.include_dirs=[]", check=False)
+    assert_one_line_error(p, "broken.wav", "cannot read audio file")
+    assert no_output(tmp_path)
+    os.remove(corpus / "broken.wav")
+    scipy.io.wavfile.write(corpus / "empty.wav", 16000, np.zeros(0, dtype=np.int16))
+    p = run("generate", "--rooms", 2, "--out", tmp_path / "x.h5", *SMALL, "--set", f"speech.roots=[{corpus}]",
+            "--set", "speech.include_dirs=[]", check=False)
+    assert_one_line_error(p, "empty.wav", "no samples")
+    assert no_output(tmp_path)
+
+
+def test_config_file_errors(run, tmp_path):
+    (tmp_path / "c.yaml").write_text("room:\n  t60_s: [0.3, 0.6]\n  colour: blue\n")
+    p = run("generate", "--rooms", 2, "--out", tmp_path / "x.h5", "--config", tmp_path / "c.yaml", check=False)
+    assert_one_line_error(p, "c.yaml", "room.colour")
+    p = run("generate", "--rooms", 2, "--out", tmp_path / "x.h5", "--config", tmp_path / "none.yaml", check=False)
+    assert_one_line_error(p, "none.yaml")
+    assert no_output(tmp_path)
+
+
+def test_unwritable_output_and_existing_output(run, tmp_path):
+    p = run("generate", "--rooms", 2, "--out", "/nonexistent-dir/x.h5", *SMALL, check=False)
+    assert_one_line_error(p, "/nonexistent-dir/x.h5.partial")
+    (tmp_path / "x.h5").write_text("precious")
+    p = run("generate", "--rooms", 2, "--out", tmp_path / "x.h5", *SMALL, check=False)
+    assert_one_line_error(p, "already exists", "--force")
+    assert (tmp_path / "x.h5").read_text() == "precious"
+
+
+def test_info_rejects_non_shards(run, tmp_path):
+    (tmp_path / "t.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(100))
+    assert_one_line_error(run("info", tmp_path / "t.h5", check=False), "t.h5")
+    with h5py.File(tmp_path / "other.h5", "w") as f:
+        f["x"] = 1
+    assert_one_line_error(run("info", tmp_path / "other.h5", check=False), "not a bsim shard")
+
+
+def test_rir_geometry_errors(run, tmp_path):
+    p = run("rir", "--room", "4,4,3", "--listener", "5,2,1", "--source", "1,1,1", "--out", tmp_path / "r.wav",
+            check=False)
+    assert_one_line_error(p, "listener position", "outside")
+    p = run("rir", "--room", "4,4,3", "--listener", "2,2,1", "--source", "2.05,2,1", "--out", tmp_path / "r.wav",
+            check=False)
+    assert_one_line_error(p, "head radius")
+    assert not (tmp_path / "r.wav").exists()
+
+
+def read_all(path):
+    with h5py.File(path, "r") as f:
+        return {k: f[k][()] for k in ["clean", "augmented", "teacher"]} | {
+            "az": f["scene/azimuth_deg"][()], "complete": f.attrs["complete"]}
+
+
+def test_interrupt_then_resume_is_identical(run, bsim, tmp_path):
+    args = ["generate", "--rooms", 96, *SMALL, "--set", "shard.chunk_examples=8"]
+    run(*args, "--out", tmp_path / "ref.h5", "--threads", 2, "--quiet")
+    out = tmp_path / "x.h5"
+    p = subprocess.Popen([bsim, *map(str, args), "--out", str(out), "--threads", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=120)
+    if p.returncode == 0:
+        pytest.skip("generation finished before the interrupt on this machine")
+    assert p.returncode == 130, err
+    assert "--resume" in err
+    assert not out.exists() and (tmp_path / "x.h5.partial").exists()
+    with h5py.File(tmp_path / "x.h5.partial", "r") as f:
+        assert f.attrs["complete"] == 0 and f.attrs["n_done"] < 96
+    p = run(*args, "--out", out, "--resume", "--threads", 1, check=False)
+    assert p.returncode == 0, p.stderr
+    assert out.exists() and not (tmp_path / "x.h5.partial").exists()
+    a, b = read_all(out), read_all(tmp_path / "ref.h5")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_resume_refuses_a_different_config(run, tmp_path):
+    args = ["generate", "--rooms", 4, "--out", tmp_path / "x.h5", *SMALL]
+    (tmp_path / "x.h5.partial").write_bytes(b"")
+    p = run(*args, "--resume", check=False)
+    assert_one_line_error(p, "x.h5.partial")
+
+
+def test_render_writes_listenable_wavs(run, tmp_path):
+    run("render", "--out-dir", tmp_path / "wav", "--count", 2, *SMALL)
+    names = sorted(os.listdir(tmp_path / "wav"))
+    assert "ex000000_clean.wav" in names and "ex000001_augmented.wav" in names
+    fs, x = scipy.io.wavfile.read(tmp_path / "wav" / "ex000000_augmented.wav")
+    assert fs == 16000 and x.shape == (8000, 2) and np.max(np.abs(x)) <= 0.99 + 1e-6
+
+
+def test_config_and_help(run):
+    out = run("config", "--set", "room.t60_s=0.5").stdout
+    assert "t60_s: [0.5, 0.5]" in out
+    assert "room.t60_s" in run("help-config").stdout

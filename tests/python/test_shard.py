@@ -1,0 +1,127 @@
+"""Shards read with h5py match the documented schema (docs/shard-format.md), and the teacher features
+stored in them agree with an independent numpy/scipy computation from the stored clean audio."""
+import math
+
+import h5py
+import numpy as np
+import pytest
+import scipy.signal
+import yaml
+
+SMALL = ["--set", "clip_s=1.0", "--set", "room.length_m=[3,6]", "--set", "room.width_m=[3,6]"]
+
+
+def generate(run, path, *extra, rooms=6):
+    run("generate", "--rooms", rooms, "--out", path, "--quiet", *SMALL, *extra)
+    return h5py.File(path, "r")
+
+
+def stft(x, n_fft=512, win=400, hop=160):
+    """bsim's documented STFT: no centring, periodic Hann at the start of an n_fft frame."""
+    w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)
+    frames = 1 + (len(x) - win) // hop
+    idx = np.arange(win)[None, :] + hop * np.arange(frames)[:, None]
+    return np.fft.rfft(x[idx] * w, n=n_fft, axis=1)  # [frame, bin]
+
+
+def test_documented_stft_is_scipys_stft():
+    x = np.random.default_rng(0).standard_normal(16000)
+    _, _, z = scipy.signal.stft(x, fs=16000, window="hann", nperseg=400, noverlap=240, nfft=512,
+                                boundary=None, padded=False, detrend=False)
+    w = scipy.signal.get_window("hann", 400)
+    np.testing.assert_allclose(stft(x), z.T * w.sum(), rtol=1e-9, atol=1e-9)
+
+
+@pytest.fixture(scope="module")
+def gcc_shard(run, tmp_path_factory):
+    path = tmp_path_factory.mktemp("shard") / "gcc.h5"
+    with generate(run, path, "--set", "shard.audio_dtype=float32") as f:
+        yield {k: f[k][()] for k in ["clean", "augmented", "teacher"]} | {
+            "attrs": dict(f.attrs), "scene": {k: f["scene"][k][()] for k in f["scene"]},
+            "speech_files": f["speech_files"][()], "hrtf_files": f["hrtf_files"][()]}
+
+
+def test_schema(gcc_shard):
+    s = gcc_shard
+    a = s["attrs"]
+    assert a["format"] == "bsim-shard"
+    assert a["format_version"] == 1
+    assert a["complete"] == 1 and a["n_done"] == 6 and a["n_examples"] == 6
+    assert a["sample_rate_hz"] == 16000 and a["teacher"] == "gcc_phat"
+    cfg = yaml.safe_load(a["config"])
+    assert cfg["clip_s"] == 1.0 and cfg["room"]["length_m"] == [3.0, 6.0]
+    assert s["clean"].shape == (6, 2, 16000) and s["clean"].dtype == np.float32
+    assert s["augmented"].shape == (6, 2, 16000)
+    frames = 1 + (16000 - 400) // 160
+    assert s["teacher"].shape == (6, 33, frames) and s["teacher"].dtype == np.float32
+    sc = s["scene"]
+    for name, width in [("azimuth_deg", 1), ("elevation_deg", 1), ("room_size_m", 3), ("t60_s", 1),
+                        ("listener_pos_m", 3), ("source_pos_m", 3), ("head_yaw_deg", 1), ("snr_db", 1),
+                        ("noise_type", 1), ("hrtf_index", 1), ("speech_index", 1), ("noise_pos_m", 3)]:
+        assert sc[name].shape == ((6,) if width == 1 else (6, width)), name
+    assert len(s["speech_files"]) > 1000 and len(s["hrtf_files"]) == 1
+    assert all(b"/en/" not in p for p in s["speech_files"]), "English is held out by default"
+    assert np.all((sc["speech_index"] >= 0) & (sc["speech_index"] < len(s["speech_files"])))
+
+
+def test_labels_agree_with_positions(gcc_shard):
+    sc = gcc_shard["scene"]
+    v = sc["source_pos_m"] - sc["listener_pos_m"]
+    yaw = np.radians(sc["head_yaw_deg"])
+    hx = np.cos(yaw) * v[:, 0] + np.sin(yaw) * v[:, 1]
+    hy = -np.sin(yaw) * v[:, 0] + np.cos(yaw) * v[:, 1]
+    np.testing.assert_allclose(np.degrees(np.arctan2(hy, hx)), sc["azimuth_deg"], atol=1e-9)
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), sc["distance_m"], atol=1e-9)
+    assert np.all((sc["source_pos_m"] > 0) & (sc["source_pos_m"] < sc["room_size_m"]))
+
+
+def test_gcc_phat_teacher_matches_numpy(gcc_shard):
+    for i in range(gcc_shard["clean"].shape[0]):
+        left, right = gcc_shard["clean"][i].astype(np.float64)
+        XL, XR = stft(left), stft(right)
+        eps = 1e-10 * np.mean(np.concatenate([np.abs(XL) ** 2, np.abs(XR) ** 2])) + 1e-30
+        G = XL * np.conj(XR)
+        G = G / np.maximum(np.abs(G), eps)
+        r = np.fft.irfft(G, n=512, axis=1)
+        lags = np.arange(-16, 17)
+        ref = r[:, lags % 512].T  # [lag, frame]
+        # PHAT gives every bin unit weight, so the float32 rounding of near-empty bins (above the
+        # resampler's passband) shows as ~1e-3 noise on values whose peak is ~0.2-1: tolerance 2e-3.
+        np.testing.assert_allclose(gcc_shard["teacher"][i], ref, atol=2e-3)
+        np.testing.assert_array_equal(np.argmax(gcc_shard["teacher"][i], axis=0), np.argmax(ref, axis=0))
+
+
+def test_clean_pair_peak_lag_follows_azimuth(gcc_shard):
+    """The teacher's mean GCC-PHAT peaks at a negative lag (left ear leads) for sources on the left."""
+    az = gcc_shard["scene"]["azimuth_deg"]
+    for i in range(len(az)):
+        if abs(az[i]) < 20:
+            continue
+        peak_lag = np.argmax(gcc_shard["teacher"][i].mean(axis=1)) - 16
+        assert math.copysign(1, -peak_lag) == math.copysign(1, az[i]), (az[i], peak_lag)
+
+
+def test_ipd_ild_teacher_matches_numpy(run, tmp_path):
+    with generate(run, tmp_path / "ipd.h5", "--set", "features.teacher=ipd_ild",
+                  "--set", "shard.audio_dtype=float32", rooms=2) as f:
+        clean, teacher = f["clean"][()], f["teacher"][()]
+    bins = 257
+    assert teacher.shape[1] == 3 * bins
+    for i in range(2):
+        XL, XR = stft(clean[i, 0].astype(np.float64)), stft(clean[i, 1].astype(np.float64))
+        eps = 1e-10 * np.mean(np.concatenate([np.abs(XL) ** 2, np.abs(XR) ** 2])) + 1e-30
+        phase = np.angle(XL * np.conj(XR))
+        # Phase is ill-defined where the cross-spectrum is tiny; compare where it carries energy.
+        strong = (np.abs(XL * np.conj(XR)) > 1e-5 * np.abs(XL * np.conj(XR)).max()).T
+        np.testing.assert_allclose(teacher[i, :bins][strong], np.cos(phase).T[strong], atol=2e-3)
+        np.testing.assert_allclose(teacher[i, bins:2 * bins][strong], np.sin(phase).T[strong], atol=2e-3)
+        ild = 10 * np.log10((np.abs(XL) ** 2 + eps) / (np.abs(XR) ** 2 + eps)).T
+        np.testing.assert_allclose(teacher[i, 2 * bins:][strong], ild[strong], atol=1e-2)
+
+
+def test_default_audio_is_float16(run, tmp_path):
+    with generate(run, tmp_path / "f16.h5", rooms=2) as f:
+        assert f["clean"].dtype == np.float16 and f["augmented"].dtype == np.float16
+        x = f["augmented"][()].astype(np.float32)
+        rms = np.sqrt(np.mean(x ** 2, axis=(1, 2)))
+        np.testing.assert_allclose(rms, 0.05, rtol=0.02)  # mixture at -26 dBFS unless a peak forced less
