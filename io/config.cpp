@@ -190,6 +190,7 @@ const std::vector<Field>& schema() {
             &SpeechConfig::exclude_dirs),
       field("speech.extensions", "audio file extensions to use", &C::speech, &SpeechConfig::extensions),
       field("speech.min_rms_dbfs", "reject utterances quieter than this", &C::speech, &SpeechConfig::min_rms_dbfs),
+      field("speech.cache_mb", "memory for decoded utterances (speed only)", &C::speech, &SpeechConfig::cache_mb),
       field("noise.snr_db", "SNR: reverberant speech vs noise, energy summed over both ears", &C::noise,
             &NoiseConfig::snr_db),
       field("noise.type_weights", "relative probability of diffuse | point | babble noise", &C::noise,
@@ -325,6 +326,7 @@ void validate(const Config& c) {
                "config key 'hrtf.grid_elevation_step_deg' must be within (0, 30]");
   BSIM_EXPECTS(c.hrtf.head_radius_m > 0, "config key 'hrtf.head_radius_m' must be positive");
   BSIM_EXPECTS(!c.speech.roots.empty(), "config key 'speech.roots' needs at least one folder");
+  BSIM_EXPECTS(c.speech.cache_mb >= 0, "config key 'speech.cache_mb' must be >= 0");
   double wsum = 0;
   for (const auto& kv : c.noise.type_weights) {
     BSIM_EXPECTS(kv.first == "diffuse" || kv.first == "point" || kv.first == "babble",

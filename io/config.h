@@ -49,6 +49,7 @@ struct SpeechConfig {
   std::vector<std::string> exclude_dirs{};
   std::vector<std::string> extensions{".ogg", ".wav", ".flac"};
   double min_rms_dbfs = -60.0;  // utterances quieter than this are rejected as silent
+  int cache_mb = 1024;          // decoded utterances kept in memory (per process); results do not depend on it
 };
 
 struct NoiseConfig {

@@ -112,7 +112,8 @@ void render_block(const Renderer& r, long long start, int count, int threads, st
 
 std::string stored_config_yaml(const Config& cfg) {
   Config c = cfg;
-  c.threads = 0;
+  c.threads = 0;                                 // speed-only settings: never change the examples
+  c.speech.cache_mb = SpeechConfig{}.cache_mb;
   return to_yaml(c);
 }
 

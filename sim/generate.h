@@ -21,7 +21,7 @@ extern std::atomic<bool> g_stop_requested;
 
 void generate_shard(const Config& cfg, const GenerateOptions& opt);
 
-// The config text stored in shards and compared on --resume (thread count excluded: it never changes results).
+// The config text stored in shards and compared on --resume (speed-only keys excluded: threads, speech.cache_mb).
 std::string stored_config_yaml(const Config& cfg);
 
 }  // namespace bsim

@@ -60,6 +60,22 @@ Renderer::Renderer(const Config& cfg) : cfg_(cfg) {
   }
 }
 
+std::shared_ptr<const std::vector<float>> Renderer::utterance(int idx) const {
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    auto it = cache_.find(idx);
+    if (it != cache_.end()) return it->second;
+  }
+  auto x = std::make_shared<const std::vector<float>>(read_audio_mono(speech_[size_t(idx)], cfg_.sample_rate_hz));
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  const size_t bytes = x->size() * sizeof(float);
+  if (cache_bytes_ + bytes <= size_t(cfg_.speech.cache_mb) * 1024 * 1024) {
+    cache_.emplace(idx, x);
+    cache_bytes_ += bytes;
+  }
+  return x;
+}
+
 std::vector<float> Renderer::speech_clip(Rng& rng, int n, int* first_index) const {
   std::vector<float> out(static_cast<size_t>(n), 0.0f);
   const double min_rms = std::pow(10.0, cfg_.speech.min_rms_dbfs / 20.0);
@@ -67,7 +83,8 @@ std::vector<float> Renderer::speech_clip(Rng& rng, int n, int* first_index) cons
   bool first = true;
   while (pos < n) {
     const int idx = rng.uniform_int(0, int(speech_.size()) - 1);
-    std::vector<float> x = read_audio_mono(speech_[size_t(idx)], cfg_.sample_rate_hz);
+    const auto utt = utterance(idx);
+    const std::vector<float>& x = *utt;
     if (std::sqrt(energy(x.data(), x.size()) / double(x.size())) < min_rms) {
       if (++silent > kMaxSilentDraws)
         throw InputError("speech corpus: " + std::to_string(silent) + " utterances in a row are silent (below "

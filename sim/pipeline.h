@@ -2,7 +2,9 @@
 // This is the reference the CUDA backend is tested against; render() is const and thread-safe.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "io/config.h"
@@ -43,12 +45,19 @@ class Renderer {
   std::vector<float> speech_clip(Rng& rng, int n, int* first_index) const;
   BrirRequest brir_request(const Scene& s, const Vec3& source) const;
 
+  // Decoded, resampled utterance `idx` of the speech corpus. Decoding an OGG and resampling it costs more
+  // than rendering a BRIR, so utterances are kept after first use until speech.cache_mb is reached.
+  std::shared_ptr<const std::vector<float>> utterance(int idx) const;
+
  private:
   Config cfg_;
   int n_samples_ = 0;
   std::vector<HrirGrid> grids_;
   std::vector<DiffuseField> diffuse_;
   std::vector<std::string> speech_, noise_files_;
+  mutable std::mutex cache_mutex_;
+  mutable std::unordered_map<int, std::shared_ptr<const std::vector<float>>> cache_;
+  mutable size_t cache_bytes_ = 0;
 };
 
 double noise_color_exponent(const std::string& color);
