@@ -65,6 +65,18 @@ struct Codec<unsigned long long> {
   static YAML::Node emit(unsigned long long v) { return YAML::Node(v); }
 };
 template <>
+struct Codec<bool> {
+  static bool parse(const std::string& key, const YAML::Node& n) {
+    if (!n.IsScalar()) bad_type(key, "true or false", n);
+    try {
+      return n.as<bool>();
+    } catch (const YAML::Exception&) {
+      bad_type(key, "true or false", n);
+    }
+  }
+  static YAML::Node emit(bool v) { return YAML::Node(v); }
+};
+template <>
 struct Codec<std::string> {
   static std::string parse(const std::string& key, const YAML::Node& n) {
     if (!n.IsScalar()) bad_type(key, "a string", n);
@@ -190,6 +202,8 @@ const std::vector<Field>& schema() {
             &SpeechConfig::exclude_dirs),
       field("speech.extensions", "audio file extensions to use", &C::speech, &SpeechConfig::extensions),
       field("speech.min_rms_dbfs", "reject utterances quieter than this", &C::speech, &SpeechConfig::min_rms_dbfs),
+      field("speech.skip_unreadable", "skip and report unreadable or empty speech files instead of stopping",
+            &C::speech, &SpeechConfig::skip_unreadable),
       field("speech.cache_mb", "memory for decoded utterances (speed only)", &C::speech, &SpeechConfig::cache_mb),
       field("noise.snr_db", "SNR: reverberant speech vs noise, energy summed over both ears", &C::noise,
             &NoiseConfig::snr_db),

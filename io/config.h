@@ -50,6 +50,9 @@ struct SpeechConfig {
   std::vector<std::string> extensions{".ogg", ".wav", ".flac"};
   double min_rms_dbfs = -60.0;  // utterances quieter than this are rejected as silent
   int cache_mb = 1024;          // decoded utterances kept in memory (per process); results do not depend on it
+  // Skip (and report) unreadable or empty files instead of stopping: real corpora have a few (the embedded
+  // Dutch set has two empty OGG files). A corpus where 50 draws in a row fail is still an error.
+  bool skip_unreadable = true;
 };
 
 struct NoiseConfig {

@@ -149,12 +149,18 @@ void add_late_tail(const BrirRequest& req, const DiffuseField* df, int channels,
   const double amp = std::sqrt(req.c_m_s / (4.0 * kPi * S.x * S.y * S.z * fs));
   ComplexVec spec(static_cast<size_t>(nb)), band(static_cast<size_t>(nb));
   FloatVec y(static_cast<size_t>(nf));
+  std::vector<float> weights(static_cast<size_t>(kTailBands) * nb);  // [band][bin], computed once per BRIR
+  for (int k = 0; k < nb; ++k) {
+    const double f = double(k) * fs / nf;
+    for (int b = 0; b < kTailBands; ++b) weights[size_t(b) * nb + k] = float(band_weight(b, f) / nf);
+  }
   for (int ch = 0; ch < channels; ++ch) {
     FloatVec& x = ch == 0 ? noise_l : noise_r;
     fft.forward(x.data(), spec.data());
     float* dst = out.response[ch].data();
     for (int b = 0; b < kTailBands; ++b) {
-      for (int k = 0; k < nb; ++k) band[k] = spec[k] * float(band_weight(b, double(k) * fs / nf) / nf);
+      const float* w = weights.data() + size_t(b) * nb;
+      for (int k = 0; k < nb; ++k) band[k] = spec[k] * w[k];
       fft.inverse(band.data(), y.data());
       const double t60 = req.t60_s * req.band_t60_ratio[size_t(b)];
       const double decay = -3.0 * std::log(10.0) / (t60 * fs);

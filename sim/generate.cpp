@@ -193,6 +193,11 @@ void generate_shard(const Config& cfg, const GenerateOptions& opt) {
                         " examples; '" + writer.partial_path() + "' is kept: rerun the same command with --resume");
     if (std::filesystem::exists(opt.out, ec)) std::filesystem::remove(opt.out, ec);  // --force
     writer.finish();
+    const auto skipped = renderer.skipped_files();
+    if (!skipped.empty()) {
+      std::fprintf(stderr, "bsim: warning: skipped %zu unusable speech file(s):\n", skipped.size());
+      for (const auto& s : skipped) std::fprintf(stderr, "  %s\n", s.c_str());
+    }
     if (!opt.quiet)
       std::fprintf(stderr, "wrote %lld examples to %s in %.1f s\n", opt.rooms, opt.out.c_str(), progress.elapsed_s());
   } catch (const Interrupted&) {

@@ -14,7 +14,7 @@ namespace bsim {
 namespace {
 constexpr double kTargetRms = 0.05;        // -26 dBFS mixture level
 constexpr double kSpeechRms = 0.05;        // source speech level before rendering
-constexpr int kMaxSilentDraws = 50;
+constexpr int kMaxUnusableDraws = 50;  // consecutive unusable draws before the corpus is declared broken
 
 double energy(const float* x, size_t n) {
   double e = 0;
@@ -65,8 +65,17 @@ std::shared_ptr<const std::vector<float>> Renderer::utterance(int idx) const {
     std::lock_guard<std::mutex> lock(cache_mutex_);
     auto it = cache_.find(idx);
     if (it != cache_.end()) return it->second;
+    if (unusable_.count(idx)) return nullptr;
   }
-  auto x = std::make_shared<const std::vector<float>>(read_audio_mono(speech_[size_t(idx)], cfg_.sample_rate_hz));
+  std::shared_ptr<const std::vector<float>> x;
+  try {
+    x = std::make_shared<const std::vector<float>>(read_audio_mono(speech_[size_t(idx)], cfg_.sample_rate_hz));
+  } catch (const InputError& e) {
+    if (!cfg_.speech.skip_unreadable) throw;
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    unusable_.emplace(idx, e.what());
+    return nullptr;
+  }
   std::lock_guard<std::mutex> lock(cache_mutex_);
   const size_t bytes = x->size() * sizeof(float);
   if (cache_bytes_ + bytes <= size_t(cfg_.speech.cache_mb) * 1024 * 1024) {
@@ -74,6 +83,14 @@ std::shared_ptr<const std::vector<float>> Renderer::utterance(int idx) const {
     cache_bytes_ += bytes;
   }
   return x;
+}
+
+std::vector<std::string> Renderer::skipped_files() const {
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  std::vector<std::string> v;
+  for (const auto& kv : unusable_) v.push_back(kv.second);
+  std::sort(v.begin(), v.end());
+  return v;
 }
 
 std::vector<float> Renderer::speech_clip(Rng& rng, int n, int* first_index) const {
@@ -84,13 +101,20 @@ std::vector<float> Renderer::speech_clip(Rng& rng, int n, int* first_index) cons
   while (pos < n) {
     const int idx = rng.uniform_int(0, int(speech_.size()) - 1);
     const auto utt = utterance(idx);
-    const std::vector<float>& x = *utt;
-    if (std::sqrt(energy(x.data(), x.size()) / double(x.size())) < min_rms) {
-      if (++silent > kMaxSilentDraws)
-        throw InputError("speech corpus: " + std::to_string(silent) + " utterances in a row are silent (below "
-                         "speech.min_rms_dbfs), e.g. '" + speech_[size_t(idx)] + "'");
+    if (!utt || std::sqrt(energy(utt->data(), utt->size()) / double(utt->size())) < min_rms) {
+      if (++silent > kMaxUnusableDraws) {
+        std::string why = "silent (below speech.min_rms_dbfs)";
+        if (!utt) {
+          std::lock_guard<std::mutex> lock(cache_mutex_);
+          why = unusable_.at(idx);
+        }
+        throw InputError("speech corpus: " + std::to_string(silent) + " drawn utterances in a row are unusable; last: '" +
+                         speech_[size_t(idx)] + "': " + why);
+      }
       continue;
     }
+    silent = 0;
+    const std::vector<float>& x = *utt;
     size_t offset = 0;
     if (first && x.size() > size_t(n)) offset = size_t(rng.uniform_int(0, int(x.size() - size_t(n))));
     if (first && first_index) *first_index = idx;

@@ -47,7 +47,10 @@ class Renderer {
 
   // Decoded, resampled utterance `idx` of the speech corpus. Decoding an OGG and resampling it costs more
   // than rendering a BRIR, so utterances are kept after first use until speech.cache_mb is reached.
+  // An unreadable or empty file returns nullptr when speech.skip_unreadable is on (it is remembered and
+  // reported by skipped_files()), and throws InputError otherwise.
   std::shared_ptr<const std::vector<float>> utterance(int idx) const;
+  std::vector<std::string> skipped_files() const;
 
  private:
   Config cfg_;
@@ -58,6 +61,7 @@ class Renderer {
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<int, std::shared_ptr<const std::vector<float>>> cache_;
   mutable size_t cache_bytes_ = 0;
+  mutable std::unordered_map<int, std::string> unusable_;  // file index -> reason
 };
 
 double noise_color_exponent(const std::string& color);

@@ -76,6 +76,21 @@ def test_unreadable_and_empty_audio(run, tmp_path):
             "--set", "speech.include_dirs=[]", check=False)
     assert_one_line_error(p, "empty.wav", "no samples")
     assert no_output(tmp_path)
+    p = run("generate", "--rooms", 2, "--out", tmp_path / "x.h5", *SMALL, "--set", f"speech.roots=[{corpus}]",
+            "--set", "speech.include_dirs=[]", "--set", "speech.skip_unreadable=false", check=False)
+    assert_one_line_error(p, "empty.wav", "no samples")
+    assert no_output(tmp_path)
+
+
+def test_a_few_unusable_files_are_skipped_and_reported(run, tmp_path):
+    corpus = corpus_with(tmp_path, "broken.wav", b"not audio")
+    rng = np.random.default_rng(3)
+    for k in range(3):
+        scipy.io.wavfile.write(corpus / f"talker{k}.wav", 16000, (0.1 * rng.standard_normal(16000)).astype(np.float32))
+    p = run("generate", "--rooms", 6, "--out", tmp_path / "x.h5", *SMALL, "--set", f"speech.roots=[{corpus}]",
+            "--set", "speech.include_dirs=[]", "--quiet")
+    assert "skipped 1 unusable speech file" in p.stderr and "broken.wav" in p.stderr
+    assert (tmp_path / "x.h5").exists()
 
 
 def test_config_file_errors(run, tmp_path):

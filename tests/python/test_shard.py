@@ -5,6 +5,7 @@ import math
 import h5py
 import numpy as np
 import pytest
+import scipy.io.wavfile
 import scipy.signal
 import yaml
 
@@ -86,8 +87,10 @@ def test_gcc_phat_teacher_matches_numpy(gcc_shard):
         lags = np.arange(-16, 17)
         ref = r[:, lags % 512].T  # [lag, frame]
         # PHAT gives every bin unit weight, so the float32 rounding of near-empty bins (above the
-        # resampler's passband) shows as ~1e-3 noise on values whose peak is ~0.2-1: tolerance 2e-3.
-        np.testing.assert_allclose(gcc_shard["teacher"][i], ref, atol=2e-3)
+        # resampler's passband) shows as ~1e-3 noise on values whose peak is ~0.2-1: tolerance 5e-3 on
+        # any value, 2e-4 on the mean, and the peak lag of every frame exactly.
+        np.testing.assert_allclose(gcc_shard["teacher"][i], ref, atol=5e-3)
+        assert np.mean(np.abs(gcc_shard["teacher"][i] - ref)) < 2e-4
         np.testing.assert_array_equal(np.argmax(gcc_shard["teacher"][i], axis=0), np.argmax(ref, axis=0))
 
 
@@ -125,3 +128,28 @@ def test_default_audio_is_float16(run, tmp_path):
         x = f["augmented"][()].astype(np.float32)
         rms = np.sqrt(np.mean(x ** 2, axis=(1, 2)))
         np.testing.assert_allclose(rms, 0.05, rtol=0.02)  # mixture at -26 dBFS unless a peak forced less
+
+
+def test_one_hrtf_subject_is_drawn_per_example(run, tmp_path, shared_hrtf_dir):
+    if shared_hrtf_dir is None:
+        pytest.skip("no ../shared/hrtf beside the checkout")
+    sofas = ["/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", str(shared_hrtf_dir / "hrtf_c_nh898.sofa"),
+             str(shared_hrtf_dir / "CIPIC_subject_003_hrir_final.sofa")]
+    with generate(run, tmp_path / "multi.h5", "--set", f"hrtf.sofa=[{','.join(sofas)}]", rooms=24) as f:
+        idx = f["scene/hrtf_index"][()]
+        assert [p.decode() for p in f["hrtf_files"][()]] == sofas
+    assert set(idx.tolist()) == {0, 1, 2}
+
+
+def test_recorded_point_noise_is_used(run, tmp_path):
+    noise_dir = tmp_path / "noise"
+    noise_dir.mkdir()
+    rng = np.random.default_rng(1)
+    scipy.io.wavfile.write(noise_dir / "fan.wav", 44100, (0.1 * rng.standard_normal(44100)).astype(np.float32))
+    scipy.io.wavfile.write(noise_dir / "hum.flac.wav", 8000, (0.1 * rng.standard_normal(4000)).astype(np.float32))
+    with generate(run, tmp_path / "noise.h5", "--set", f"noise.roots=[{noise_dir}]",
+                  "--set", "noise.type_weights={point: 1}", rooms=4) as f:
+        assert np.all(f["scene/noise_type"][()] == 1)
+        assert np.all(f["scene/noise_index"][()] >= 0)
+        assert len(f["noise_files"][()]) == 2
+        assert np.all(np.isfinite(f["scene/noise_pos_m"][()]))
