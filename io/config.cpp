@@ -53,6 +53,18 @@ struct Codec<int> {
   static YAML::Node emit(int v) { return YAML::Node(v); }
 };
 template <>
+struct Codec<long long> {
+  static long long parse(const std::string& key, const YAML::Node& n) {
+    if (!n.IsScalar()) bad_type(key, "an integer", n);
+    try {
+      return n.as<long long>();
+    } catch (const YAML::Exception&) {
+      bad_type(key, "an integer", n);
+    }
+  }
+  static YAML::Node emit(long long v) { return YAML::Node(v); }
+};
+template <>
 struct Codec<unsigned long long> {
   static unsigned long long parse(const std::string& key, const YAML::Node& n) {
     if (!n.IsScalar()) bad_type(key, "a non-negative integer", n);
@@ -227,6 +239,22 @@ const std::vector<Field>& schema() {
       field("shard.audio_dtype", "float16 | float32 storage of audio", &C::shard, &ShardConfig::audio_dtype),
       field("shard.compression", "gzip level 0..9 (0 = off)", &C::shard, &ShardConfig::compression),
       field("shard.chunk_examples", "examples per HDF5 chunk", &C::shard, &ShardConfig::chunk_examples),
+      field("model.width", "btrain: projection and LSTM width", &C::model, &ModelConfig::width),
+      field("model.layers", "btrain: causal LSTM layers", &C::model, &ModelConfig::layers),
+      field("model.doa_grid", "btrain: frontal ([-90, 90)) or full ([-180, 180)) azimuth classes", &C::model,
+            &ModelConfig::doa_grid),
+      field("model.doa_resolution_deg", "btrain: width of one DoA class", &C::model, &ModelConfig::doa_resolution_deg),
+      field("train.batch_size", "btrain: examples per step", &C::train, &TrainConfig::batch_size),
+      field("train.steps", "btrain: optimiser steps", &C::train, &TrainConfig::steps),
+      field("train.lr", "btrain: Adam learning rate", &C::train, &TrainConfig::lr),
+      field("train.weight_decay", "btrain: AdamW weight decay", &C::train, &TrainConfig::weight_decay),
+      field("train.grad_clip", "btrain: gradient norm clip (0 = off)", &C::train, &TrainConfig::grad_clip),
+      field("train.log_every", "btrain: steps between log rows", &C::train, &TrainConfig::log_every),
+      field("train.checkpoint_every", "btrain: steps between checkpoints", &C::train, &TrainConfig::checkpoint_every),
+      field("train.labelled_examples", "btrain finetune: labelled examples to cycle over (0 = unlimited)", &C::train,
+            &TrainConfig::labelled_examples),
+      field("train.prefetch_batches", "btrain: batches prepared ahead", &C::train, &TrainConfig::prefetch_batches),
+      field("train.device", "btrain: auto | cpu | cuda", &C::train, &TrainConfig::device),
   };
   return fields;
 }
@@ -378,6 +406,24 @@ void validate(const Config& c) {
                "config key 'shard.compression' must be within 0..9");
   BSIM_EXPECTS(c.shard.chunk_examples >= 1 && c.shard.chunk_examples <= 1024,
                "config key 'shard.chunk_examples' must be within 1..1024");
+  BSIM_EXPECTS(c.model.width >= 4 && c.model.width <= 4096, "config key 'model.width' must be within 4..4096");
+  BSIM_EXPECTS(c.model.layers >= 1 && c.model.layers <= 16, "config key 'model.layers' must be within 1..16");
+  BSIM_EXPECTS(c.model.doa_grid == "frontal" || c.model.doa_grid == "full",
+               "config key 'model.doa_grid' must be frontal or full");
+  BSIM_EXPECTS(c.model.doa_resolution_deg >= 0.5 && c.model.doa_resolution_deg <= 90,
+               "config key 'model.doa_resolution_deg' must be within [0.5, 90]");
+  BSIM_EXPECTS(c.train.batch_size >= 1 && c.train.batch_size <= 4096, "config key 'train.batch_size' must be within 1..4096");
+  BSIM_EXPECTS(c.train.steps >= 1, "config key 'train.steps' must be >= 1");
+  BSIM_EXPECTS(c.train.lr > 0 && c.train.lr < 10, "config key 'train.lr' must be within (0, 10)");
+  BSIM_EXPECTS(c.train.weight_decay >= 0, "config key 'train.weight_decay' must be >= 0");
+  BSIM_EXPECTS(c.train.grad_clip >= 0, "config key 'train.grad_clip' must be >= 0");
+  BSIM_EXPECTS(c.train.log_every >= 1, "config key 'train.log_every' must be >= 1");
+  BSIM_EXPECTS(c.train.checkpoint_every >= 1, "config key 'train.checkpoint_every' must be >= 1");
+  BSIM_EXPECTS(c.train.labelled_examples >= 0, "config key 'train.labelled_examples' must be >= 0");
+  BSIM_EXPECTS(c.train.prefetch_batches >= 1 && c.train.prefetch_batches <= 64,
+               "config key 'train.prefetch_batches' must be within 1..64");
+  BSIM_EXPECTS(c.train.device == "auto" || c.train.device == "cpu" || c.train.device == "cuda",
+               "config key 'train.device' must be auto, cpu or cuda");
 }
 
 std::string to_yaml(const Config& cfg) {

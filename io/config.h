@@ -84,6 +84,28 @@ struct ShardConfig {
   int chunk_examples = 16;               // examples per HDF5 chunk and per write
 };
 
+// btrain: the network (STFT front end -> projection -> causal LSTM encoder -> heads).
+struct ModelConfig {
+  int width = 256;              // projection and LSTM width (the paper's authors: 256)
+  int layers = 3;               // LSTM layers
+  std::string doa_grid = "frontal";  // frontal: [-90, 90) deg; full: [-180, 180) deg
+  double doa_resolution_deg = 5.0;   // class width: frontal 5 deg = 36 classes (the paper's setting)
+};
+
+// btrain: optimisation and data.
+struct TrainConfig {
+  int batch_size = 32;
+  long long steps = 20000;
+  double lr = 1e-3;
+  double weight_decay = 0.0;
+  double grad_clip = 5.0;       // global gradient norm clip (0 = off)
+  int log_every = 10;           // steps between CSV rows / progress lines
+  int checkpoint_every = 500;   // steps between checkpoints (and at the end or on Ctrl-C)
+  long long labelled_examples = 0;  // fine-tuning: cycle over this many labelled examples (0 = unlimited)
+  int prefetch_batches = 4;     // batches rendered or read ahead of the trainer
+  std::string device = "auto";  // auto | cpu | cuda
+};
+
 struct Config {
   unsigned long long seed = 1234;
   double sample_rate_hz = 16000.0;
@@ -99,6 +121,8 @@ struct Config {
   RenderConfig render;
   FeatureConfig features;
   ShardConfig shard;
+  ModelConfig model;
+  TrainConfig train;
 };
 
 // Loads a YAML file on top of `cfg`; throws InputError naming the file and key on any problem.

@@ -84,6 +84,22 @@ struct ShardInfo {
 // Throws InputError when the file is missing, not HDF5, not a bsim shard, or of a newer format version.
 ShardInfo read_shard_info(const std::string& path);
 
+// Row access to a finished shard for loaders (btrain): float16 audio comes back as float32.
+// Not thread-safe (HDF5 is built without thread safety): use one reader per thread.
+class ShardReader {
+ public:
+  explicit ShardReader(const std::string& path);  // InputError unless a complete bsim shard
+  const ShardInfo& info() const { return info_; }
+  bool has(const std::string& dataset) const;
+  // Reads rows [start, start+count) of a float dataset ("augmented", "clean", "teacher", "scene/azimuth_deg"...)
+  // into out (resized to count x row size).
+  void read(const std::string& dataset, long long start, int count, std::vector<float>& out) const;
+
+ private:
+  ShardInfo info_;
+  h5::Handle file_;
+};
+
 // float32 -> IEEE half (round to nearest even; overflow to inf, NaN kept).
 uint16_t float_to_half(float f);
 float half_to_float(uint16_t h);

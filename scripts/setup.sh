@@ -29,7 +29,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Python test oracles (numpy/scipy/h5py/pyroomacoustics) live in a project venv, never in the system.
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import numpy, scipy, h5py, pyroomacoustics, pytest" 2>/dev/null; then
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import numpy, scipy, h5py, pyroomacoustics, pytest, yaml, sofa, torch" 2>/dev/null; then
   echo "setup: creating .venv with the Python test oracles"
   python3 -m venv .venv
   .venv/bin/pip install -q --upgrade pip

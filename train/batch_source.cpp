@@ -1,0 +1,184 @@
+// Background batch production with a bounded queue.
+#include "train/batch_source.h"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <numeric>
+#include <thread>
+
+#include "io/error.h"
+#include "io/shard.h"
+#include "sim/features.h"
+#include "sim/pipeline.h"
+#include "sim/rng.h"
+
+namespace bsim {
+namespace {
+
+// Runs produce(k) for k = first, first+1, ... on one background thread, at most `depth` batches ahead.
+class Prefetcher : public BatchSource {
+ public:
+  Prefetcher(std::function<Batch(long long)> produce, long long first, int depth, std::string what)
+      : produce_(std::move(produce)), next_(first), depth_(depth), what_(std::move(what)) {
+    thread_ = std::thread([this] { loop(); });
+  }
+  ~Prefetcher() override {
+    {
+      std::lock_guard<std::mutex> lock(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  Batch next() override {
+    std::unique_lock<std::mutex> lock(m_);
+    cv_.wait(lock, [&] { return !queue_.empty() || error_; });
+    if (queue_.empty() && error_) std::rethrow_exception(error_);
+    Batch b = std::move(queue_.front());
+    queue_.pop_front();
+    cv_.notify_all();
+    return b;
+  }
+  std::string describe() const override { return what_; }
+
+ private:
+  void loop() {
+    for (long long k = next_;; ++k) {
+      {
+        std::unique_lock<std::mutex> lock(m_);
+        cv_.wait(lock, [&] { return stop_ || int(queue_.size()) < depth_; });
+        if (stop_) return;
+      }
+      try {
+        Batch b = produce_(k);
+        std::lock_guard<std::mutex> lock(m_);
+        queue_.push_back(std::move(b));
+      } catch (...) {
+        std::lock_guard<std::mutex> lock(m_);
+        error_ = std::current_exception();
+        cv_.notify_all();
+        return;
+      }
+      cv_.notify_all();
+    }
+  }
+  std::function<Batch(long long)> produce_;
+  long long next_;
+  int depth_;
+  std::string what_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::deque<Batch> queue_;
+  std::exception_ptr error_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+void check_teacher_shape(const Config& cfg, int n_samples, int n_features, int n_frames, const std::string& where) {
+  const FeatureShape s = teacher_shape(cfg.features, n_samples);
+  if (s.n_features != n_features || s.n_frames != n_frames)
+    throw InputError(where + " has teacher features [" + std::to_string(n_features) + " x " + std::to_string(n_frames) +
+                     "] but the config's features.* give [" + std::to_string(s.n_features) + " x " +
+                     std::to_string(s.n_frames) + "]: use the shard's own config");
+}
+
+}  // namespace
+
+std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long first, long long example_pool) {
+  auto renderer = std::make_shared<const Renderer>(cfg);
+  const int B = cfg.train.batch_size;
+  const int threads = cfg.threads > 0 ? cfg.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const FeatureShape shape = teacher_shape(cfg.features, renderer->n_samples());
+  auto produce = [renderer, B, threads, shape, example_pool](long long k) {
+    const int T = renderer->n_samples();
+    Batch b;
+    b.index = k;
+    b.size = B;
+    b.n_samples = T;
+    b.n_features = shape.n_features;
+    b.n_frames = shape.n_frames;
+    b.augmented.resize(size_t(B) * 2 * T);
+    b.teacher.resize(size_t(B) * shape.n_features * shape.n_frames);
+    b.azimuth_deg.resize(size_t(B));
+    b.snr_db.resize(size_t(B));
+    b.t60_s.resize(size_t(B));
+    std::atomic<int> next{0};
+    std::exception_ptr error;
+    std::mutex em;
+    auto work = [&] {
+      for (int i; (i = next.fetch_add(1)) < B;) {
+        try {
+          long long idx = k * B + i;
+          if (example_pool > 0) idx %= example_pool;
+          const Example e = renderer->render(uint64_t(idx));
+          std::copy(e.augmented.begin(), e.augmented.end(), b.augmented.begin() + long(size_t(i) * 2 * T));
+          std::copy(e.teacher.begin(), e.teacher.end(), b.teacher.begin() + long(size_t(i) * e.teacher.size()));
+          b.azimuth_deg[size_t(i)] = float(e.scene.azimuth_deg);
+          b.snr_db[size_t(i)] = float(e.scene.snr_db);
+          b.t60_s[size_t(i)] = float(e.scene.anechoic ? 0.0 : e.scene.t60_s);
+        } catch (...) {
+          std::lock_guard<std::mutex> lock(em);
+          if (!error) error = std::current_exception();
+          next = B;
+        }
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (auto& th : pool) th.join();
+    if (error) std::rethrow_exception(error);
+    return b;
+  };
+  const std::string what = "on the fly (CPU simulator, " + std::to_string(threads) + " threads" +
+                           (example_pool > 0 ? ", " + std::to_string(example_pool) + " labelled examples" : "") + ")";
+  return std::make_unique<Prefetcher>(produce, first, cfg.train.prefetch_batches, what);
+}
+
+std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::string& path, long long first,
+                                               bool need_teacher) {
+  auto reader = std::make_shared<ShardReader>(path);
+  const ShardInfo& info = reader->info();
+  const int B = cfg.train.batch_size;
+  if (info.n_examples < B)
+    throw InputError("shard '" + path + "' has " + std::to_string(info.n_examples) + " examples, fewer than one batch (" +
+                     std::to_string(B) + "): lower train.batch_size");
+  const bool has_teacher = reader->has("teacher") && info.n_features > 0;
+  if (need_teacher && !has_teacher)
+    throw InputError("shard '" + path + "' has no teacher features (/teacher): pretraining needs them");
+  if (need_teacher) check_teacher_shape(cfg, info.n_samples, info.n_features, info.n_frames, "shard '" + path + "'");
+  if (!reader->has("scene/azimuth_deg")) throw InputError("shard '" + path + "' has no labels (/scene/azimuth_deg)");
+  long long blocks = info.n_examples / B;
+  if (cfg.train.labelled_examples > 0) blocks = std::max<long long>(1, std::min(blocks, cfg.train.labelled_examples / B));
+  const uint64_t seed = cfg.seed;
+  auto produce = [reader, B, blocks, seed, has_teacher](long long k) {
+    const ShardInfo& in = reader->info();
+    // Block order of epoch e: a seeded permutation (Fisher-Yates), so shuffling never needs random row reads.
+    const long long epoch = k / blocks, pos = k % blocks;
+    std::vector<long long> order(size_t(blocks));
+    std::iota(order.begin(), order.end(), 0LL);
+    Rng rng(seed, uint64_t(epoch), Stream::scene, 77);
+    for (long long i = blocks - 1; i > 0; --i) std::swap(order[size_t(i)], order[size_t(rng.next() % uint64_t(i + 1))]);
+    const long long start = order[size_t(pos)] * B;
+    Batch b;
+    b.index = k;
+    b.size = B;
+    b.n_samples = in.n_samples;
+    b.n_features = has_teacher ? in.n_features : 0;
+    b.n_frames = has_teacher ? in.n_frames : 0;
+    reader->read("augmented", start, B, b.augmented);
+    if (has_teacher) reader->read("teacher", start, B, b.teacher);
+    reader->read("scene/azimuth_deg", start, B, b.azimuth_deg);
+    reader->read("scene/snr_db", start, B, b.snr_db);
+    reader->read("scene/t60_s", start, B, b.t60_s);
+    return b;
+  };
+  return std::make_unique<Prefetcher>(produce, first, cfg.train.prefetch_batches,
+                                      "shard " + path + " (" + std::to_string(info.n_examples) + " examples)");
+}
+
+}  // namespace bsim

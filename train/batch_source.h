@@ -1,0 +1,39 @@
+// Batches for btrain, produced ahead of the trainer on background threads: rendered on the fly by the CPU
+// simulator or read from an HDF5 shard. Batch k is a pure function of (config, k), which is what makes
+// a resumed run see exactly the data an uninterrupted run would have seen. No libtorch here.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/config.h"
+
+namespace bsim {
+
+struct Batch {
+  long long index = 0;  // batch number = data position
+  int size = 0, n_samples = 0, n_features = 0, n_frames = 0;
+  std::vector<float> augmented;     // [B][2][T]
+  std::vector<float> teacher;       // [B][F][frames]
+  std::vector<float> azimuth_deg;   // [B]
+  std::vector<float> snr_db, t60_s; // [B]
+};
+
+class BatchSource {
+ public:
+  virtual ~BatchSource() = default;
+  // Blocks until batch number `next_index()` is ready and returns it; rethrows a producer's error.
+  virtual Batch next() = 0;
+  virtual std::string describe() const = 0;
+};
+
+// Renders batch k from examples k*B .. k*B+B-1 of the config's seed (modulo `example_pool` when > 0, the
+// labelled-data limit of fine-tuning), starting at batch `first`.
+std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long first, long long example_pool);
+
+// Reads batches of consecutive rows of a shard; each epoch visits the row blocks in a seeded random order.
+// `need_teacher`: fail unless the shard has teacher features matching the config.
+std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::string& path, long long first,
+                                               bool need_teacher);
+
+}  // namespace bsim
