@@ -101,11 +101,11 @@ std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long
     b.n_samples = T;
     b.n_features = shape.n_features;
     b.n_frames = shape.n_frames;
-    b.augmented.resize(size_t(B) * 2 * T);
-    b.teacher.resize(size_t(B) * shape.n_features * shape.n_frames);
-    b.azimuth_deg.resize(size_t(B));
-    b.snr_db.resize(size_t(B));
-    b.t60_s.resize(size_t(B));
+    b.augmented.resize(static_cast<size_t>(B) * 2 * T);
+    b.teacher.resize(static_cast<size_t>(B) * shape.n_features * shape.n_frames);
+    b.azimuth_deg.resize(static_cast<size_t>(B));
+    b.snr_db.resize(static_cast<size_t>(B));
+    b.t60_s.resize(static_cast<size_t>(B));
     std::atomic<int> next{0};
     std::exception_ptr error;
     std::mutex em;
@@ -115,8 +115,8 @@ std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long
           long long idx = k * B + i;
           if (example_pool > 0) idx %= example_pool;
           const Example e = renderer->render(uint64_t(idx));
-          std::copy(e.augmented.begin(), e.augmented.end(), b.augmented.begin() + long(size_t(i) * 2 * T));
-          std::copy(e.teacher.begin(), e.teacher.end(), b.teacher.begin() + long(size_t(i) * e.teacher.size()));
+          std::copy(e.augmented.begin(), e.augmented.end(), b.augmented.begin() + long(static_cast<size_t>(i) * 2 * T));
+          std::copy(e.teacher.begin(), e.teacher.end(), b.teacher.begin() + long(static_cast<size_t>(i) * e.teacher.size()));
           b.azimuth_deg[size_t(i)] = float(e.scene.azimuth_deg);
           b.snr_db[size_t(i)] = float(e.scene.snr_db);
           b.t60_s[size_t(i)] = float(e.scene.anechoic ? 0.0 : e.scene.t60_s);
@@ -159,7 +159,7 @@ std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::str
     const ShardInfo& in = reader->info();
     // Block order of epoch e: a seeded permutation (Fisher-Yates), so shuffling never needs random row reads.
     const long long epoch = k / blocks, pos = k % blocks;
-    std::vector<long long> order(size_t(blocks));
+    std::vector<long long> order(static_cast<size_t>(blocks));
     std::iota(order.begin(), order.end(), 0LL);
     Rng rng(seed, uint64_t(epoch), Stream::scene, 77);
     for (long long i = blocks - 1; i > 0; --i) std::swap(order[size_t(i)], order[size_t(rng.next() % uint64_t(i + 1))]);

@@ -1,0 +1,140 @@
+// btrain: feature-distillation pretraining, DoA fine-tuning and evaluation (libtorch).
+//   btrain --on-the-fly                      pretraining on the fly with the default config
+//   btrain pretrain (--on-the-fly | --shards f.h5) --out runs/pre [--resume]
+//   btrain finetune [--init runs/pre] (--on-the-fly | --shards f.h5) --out runs/doa [--resume]
+//   btrain eval --model runs/doa [--shards test.h5] --report reports/doa
+#include <CLI/CLI.hpp>
+#include <c10/util/Exception.h>
+
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+
+#include "io/config.h"
+#include "io/error.h"
+#include "sim/generate.h"
+#include "train/trainer.h"
+
+using namespace bsim;
+
+namespace {
+
+struct CommonFlags {
+  std::string config;
+  std::vector<std::string> sets;
+  long long seed = -1;
+  int threads = -1;
+};
+
+void add_common(CLI::App* app, CommonFlags& f) {
+  app->add_option("--config", f.config, "YAML config (simulation, model.*, train.*); keys: bsim help-config");
+  app->add_option("--set", f.sets, "override one key, e.g. --set train.steps=500 (repeatable)");
+  app->add_option("--seed", f.seed, "base seed");
+  app->add_option("--threads", f.threads, "simulator threads for on-the-fly data (0 = all cores)");
+}
+
+Config resolve(const CommonFlags& f, const std::string& base_file = "") {
+  Config cfg;
+  if (!base_file.empty()) apply_config_file(cfg, base_file);
+  if (!f.config.empty()) apply_config_file(cfg, f.config);
+  for (const auto& s : f.sets) apply_override(cfg, s);
+  if (f.seed >= 0) cfg.seed = (unsigned long long)f.seed;
+  if (f.threads >= 0) cfg.threads = f.threads;
+  validate(cfg);
+  return cfg;
+}
+
+extern "C" void on_signal(int) { g_stop_requested = true; }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"btrain: spatial feature distillation and DoA training on bsim data"};
+  app.set_version_flag("--version", std::string("btrain ") + BSIM_VERSION);
+
+  // Bare `btrain --on-the-fly` means pretraining with the default config.
+  CommonFlags top;
+  TrainOptions top_opt;
+  bool top_fly = false;
+  app.add_flag("--on-the-fly", top_fly, "pretrain on data rendered while training (default config)");
+  app.add_option("--out", top_opt.out, "run folder")->capture_default_str();
+  app.add_flag("--resume", top_opt.resume, "continue from the run folder's checkpoint");
+  add_common(&app, top);
+  top_opt.out = "runs/pretrain";
+
+  CommonFlags pre_f, fin_f, eval_f;
+  TrainOptions pre, fin;
+  bool pre_fly = false, fin_fly = false;
+  auto* p = app.add_subcommand("pretrain", "feature-distillation pretraining (student predicts the teacher's features)");
+  p->add_flag("--on-the-fly", pre_fly, "render data while training");
+  p->add_option("--shards", pre.shards, "read data from an HDF5 shard");
+  p->add_option("--out", pre.out, "run folder")->required();
+  p->add_flag("--resume", pre.resume, "continue from the run folder's checkpoint");
+  p->add_flag("--quiet", pre.quiet, "no progress lines");
+  add_common(p, pre_f);
+
+  auto* f = app.add_subcommand("finetune", "DoA fine-tuning (frame-wise cross-entropy)");
+  f->add_option("--init", fin.init, "pretrained encoder: a pretraining run folder or its encoder.pt (omit: from scratch)");
+  f->add_flag("--on-the-fly", fin_fly, "render data while training");
+  f->add_option("--shards", fin.shards, "read data from an HDF5 shard");
+  f->add_option("--out", fin.out, "run folder")->required();
+  f->add_flag("--resume", fin.resume, "continue from the run folder's checkpoint");
+  f->add_flag("--quiet", fin.quiet, "no progress lines");
+  add_common(f, fin_f);
+  fin.task = Task::finetune;
+
+  EvalOptions ev;
+  auto* e = app.add_subcommand("eval", "DoA metrics of a fine-tuned model");
+  e->add_option("--model", ev.model, "fine-tuning run folder")->required();
+  e->add_option("--shards", ev.shards, "test shard (omit: on the fly with --seed)");
+  e->add_option("--report", ev.report, "report folder")->required();
+  e->add_option("--examples", ev.examples, "examples when on the fly")->capture_default_str();
+  add_common(e, eval_f);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& err) {
+    return app.exit(err);
+  }
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  try {
+    auto check_source = [](bool fly, const std::string& shards) {
+      if (fly == !shards.empty()) throw InputError("give exactly one data source: --on-the-fly or --shards FILE");
+      if (!shards.empty() && !std::filesystem::exists(shards)) throw InputError("shard '" + shards + "' does not exist");
+    };
+    if (*p) {
+      check_source(pre_fly, pre.shards);
+      train(resolve(pre_f), pre);
+    } else if (*f) {
+      check_source(fin_fly, fin.shards);
+      train(resolve(fin_f), fin);
+    } else if (*e) {
+      const std::string run_cfg = (std::filesystem::path(ev.model) / "config.yaml").string();
+      if (!std::filesystem::exists(run_cfg)) throw InputError("--model '" + ev.model + "' has no config.yaml");
+      evaluate(resolve(eval_f, run_cfg), ev);
+    } else if (top_fly) {
+      train(resolve(top), top_opt);
+    } else {
+      std::fprintf(stderr, "%s", app.help().c_str());
+      return 2;
+    }
+  } catch (const Interrupted& err) {
+    std::fprintf(stderr, "\nbtrain: %s\n", err.what());
+    return 130;
+  } catch (const InputError& err) {
+    std::fprintf(stderr, "btrain: error: %s\n", err.what());
+    return 2;
+  } catch (const RuntimeError& err) {
+    std::fprintf(stderr, "btrain: error: %s\n", err.what());
+    return 3;
+  } catch (const c10::Error& err) {
+    std::string what = err.what_without_backtrace();
+    std::fprintf(stderr, "btrain: error: libtorch: %s\n", what.substr(0, what.find('\n')).c_str());
+    return 3;
+  } catch (const std::exception& err) {
+    std::fprintf(stderr, "btrain: internal error: %s\n", err.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,119 @@
+// SpatialNet and the encoder state-dict files.
+#include "train/model.h"
+
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/export.h>
+#include <torch/csrc/jit/serialization/pickle.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+
+#include <cmath>
+#include <fstream>
+#include <iterator>
+
+#include "io/error.h"
+
+namespace bsim {
+
+DoaGrid::DoaGrid(const ModelConfig& m) : full(m.doa_grid == "full"), resolution_deg(m.doa_resolution_deg) {
+  n_classes = int(std::lround((full ? 360.0 : 180.0) / resolution_deg));
+}
+
+int DoaGrid::class_of(double az) const {
+  if (full) {
+    double a = std::fmod(az + 180.0, 360.0);
+    if (a < 0) a += 360.0;
+    return std::min(n_classes - 1, int(a / resolution_deg));
+  }
+  return std::clamp(int(std::floor((az + 90.0) / resolution_deg)), 0, n_classes - 1);
+}
+
+double DoaGrid::centre_deg(int c) const { return (full ? -180.0 : -90.0) + (c + 0.5) * resolution_deg; }
+
+SpatialNetImpl::SpatialNetImpl(const ModelConfig& m, const FeatureConfig& stft, int n_teacher, int n_classes)
+    : stft_(stft) {
+  const int bins = stft.n_fft / 2 + 1;
+  proj = register_module("proj", torch::nn::Linear(6 * bins, m.width));
+  norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({m.width})));
+  // Unidirectional: every output frame depends on the past only (causal).
+  lstm = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(m.width, m.width).num_layers(m.layers).batch_first(true)));
+  predictor_hidden = register_module("predictor_hidden", torch::nn::Linear(m.width, m.width));
+  predictor_out = register_module("predictor_out", torch::nn::Linear(m.width, std::max(1, n_teacher)));
+  doa = register_module("doa", torch::nn::Linear(m.width, n_classes));
+  window_ = register_buffer("window", torch::hann_window(stft.win_length, torch::TensorOptions().dtype(torch::kFloat32)));
+}
+
+torch::Tensor SpatialNetImpl::front_end(const torch::Tensor& audio) {
+  // audio [B, 2, T] -> frames [B, 2, F, win] -> rfft(n_fft) [B, 2, F, bins]
+  auto frames = audio.unfold(2, stft_.win_length, stft_.hop_length) * window_;
+  auto X = torch::fft::rfft(frames, stft_.n_fft, -1);
+  auto power = torch::log(X.abs().pow(2) + 1e-8);
+  auto phase = torch::angle(X);
+  auto f = torch::cat({power, torch::cos(phase), torch::sin(phase)}, 1);  // [B, 6, F, bins]
+  return f.permute({0, 2, 1, 3}).flatten(2);                               // [B, F, 6 * bins]
+}
+
+torch::Tensor SpatialNetImpl::encode(const torch::Tensor& audio) {
+  auto h = torch::relu(norm(proj(front_end(audio))));
+  return std::get<0>(lstm(h));
+}
+
+torch::Tensor SpatialNetImpl::predict_teacher(const torch::Tensor& e) { return predictor_out(torch::relu(predictor_hidden(e))); }
+
+torch::Tensor SpatialNetImpl::doa_logits(const torch::Tensor& e) { return doa(e); }
+
+std::vector<std::pair<std::string, torch::Tensor>> SpatialNetImpl::encoder_parameters() {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& p : named_parameters())
+    if (p.key().rfind("proj.", 0) == 0 || p.key().rfind("norm.", 0) == 0 || p.key().rfind("lstm.", 0) == 0)
+      out.emplace_back(p.key(), p.value());
+  return out;
+}
+
+void save_encoder_state_dict(SpatialNet& net, const std::string& path) {
+  c10::Dict<std::string, at::Tensor> dict;
+  for (auto& [name, t] : net->encoder_parameters()) dict.insert(name, t.detach().to(torch::kCPU).contiguous());
+  // As torch::pickle_save, but without type tags on the dict: Python's weights-only unpickler rejects them.
+  std::vector<char> pickled;
+  torch::jit::Pickler pickler([&](const char* b, size_t n) { pickled.insert(pickled.end(), b, b + n); }, nullptr,
+                              nullptr, nullptr, nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(c10::IValue(dict));
+  pickler.stop();
+  std::ofstream out(path, std::ios::binary);
+  if (!out) throw InputError("cannot write '" + path + "'");
+  caffe2::serialize::PyTorchStreamWriter writer([&](const void* b, size_t n) {
+    out.write(static_cast<const char*>(b), std::streamsize(n));
+    return n;
+  });
+  torch::jit::writeArchiveAndTensors("data", pickled.data(), pickled.size(), pickler.tensorData(), writer);
+  writer.writeEndOfFile();
+  if (!out) throw RuntimeError("short write to '" + path + "'");
+}
+
+void load_encoder_state_dict(SpatialNet& net, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw InputError("checkpoint '" + path + "' does not exist or cannot be read");
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  c10::IValue v;
+  try {
+    v = torch::jit::pickle_load(bytes);
+  } catch (const c10::Error&) {
+    throw InputError("checkpoint '" + path + "' is not a bsim encoder.pt (not a torch.save zip of a dict)");
+  }
+  if (!v.isGenericDict()) throw InputError("checkpoint '" + path + "' does not hold a state dict");
+  auto dict = v.toGenericDict();
+  torch::NoGradGuard no_grad;
+  for (auto& [name, param] : net->encoder_parameters()) {
+    if (!dict.contains(name)) throw InputError("checkpoint '" + path + "' lacks parameter '" + name + "'");
+    const at::Tensor t = dict.at(name).toTensor();
+    if (t.sizes() != param.sizes()) {
+      std::ostringstream os;
+      os << "checkpoint '" << path << "': parameter '" << name << "' has shape " << t.sizes()
+         << " but the model expects " << param.sizes() << ": use the pretraining run's model.* settings";
+      throw InputError(os.str());
+    }
+    param.copy_(t.to(param.device()));
+  }
+}
+
+}  // namespace bsim

@@ -1,0 +1,55 @@
+// The student network: STFT front end of both ears -> projection -> causal LSTM encoder, plus a predictor
+// head for the teacher's features (pretraining) and a DoA classification head (fine-tuning).
+#pragma once
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "io/config.h"
+
+namespace bsim {
+
+// Azimuth classes: frontal covers [-90, 90), full covers [-180, 180); both in model.doa_resolution_deg steps.
+struct DoaGrid {
+  bool full = false;
+  double resolution_deg = 5.0;
+  int n_classes = 36;
+  explicit DoaGrid(const ModelConfig& m);
+  int class_of(double azimuth_deg) const;
+  double centre_deg(int c) const;
+};
+
+class SpatialNetImpl : public torch::nn::Module {
+ public:
+  SpatialNetImpl(const ModelConfig& model, const FeatureConfig& stft, int n_teacher_features, int n_doa_classes);
+
+  // [B, 2, T] audio -> [B, frames, 6 * bins]: per ear log power and cos/sin of the phase. Frames follow the
+  // teacher's STFT exactly (no centring, periodic Hann, zero-padded to n_fft).
+  torch::Tensor front_end(const torch::Tensor& audio);
+  torch::Tensor encode(const torch::Tensor& audio);             // -> [B, frames, width]
+  torch::Tensor predict_teacher(const torch::Tensor& encoded);  // -> [B, frames, n_teacher_features]
+  torch::Tensor doa_logits(const torch::Tensor& encoded);       // -> [B, frames, n_classes]
+
+  // Parameters of the encoder alone (front-end projection, norm, LSTM), named as in encoder.pt.
+  std::vector<std::pair<std::string, torch::Tensor>> encoder_parameters();
+
+  torch::nn::Linear proj{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+  torch::nn::LSTM lstm{nullptr};
+  torch::nn::Linear predictor_hidden{nullptr}, predictor_out{nullptr};
+  torch::nn::Linear doa{nullptr};
+
+ private:
+  FeatureConfig stft_;
+  torch::Tensor window_;
+};
+TORCH_MODULE(SpatialNet);
+
+// encoder.pt: the encoder's parameters as a plain {name: tensor} dict in torch.save's zip format, readable
+// by Python's torch.load (weights_only=True) as a state dict.
+void save_encoder_state_dict(SpatialNet& net, const std::string& path);
+// Loads encoder.pt into `net`; InputError naming the file and the first mismatching parameter.
+void load_encoder_state_dict(SpatialNet& net, const std::string& path);
+
+}  // namespace bsim

@@ -1,0 +1,295 @@
+// Training and evaluation loops.
+#include "train/trainer.h"
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+
+#include "io/error.h"
+#include "io/progress.h"
+#include "io/shard.h"
+#include "sim/features.h"
+#include "sim/generate.h"
+#include "train/batch_source.h"
+#include "train/model.h"
+
+namespace fs = std::filesystem;
+
+namespace bsim {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
+
+torch::Device pick_device(const std::string& want) {
+  if (want == "cpu") return torch::kCPU;
+  if (want == "cuda") {
+    if (!torch::cuda::is_available()) throw InputError("train.device=cuda but no CUDA device is visible: use cpu or auto");
+    return torch::kCUDA;
+  }
+  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+void write_text_atomic(const fs::path& p, const std::string& text) {
+  const fs::path tmp = p.string() + ".tmp";
+  {
+    std::ofstream out(tmp);
+    if (!out) throw InputError("cannot write '" + tmp.string() + "'");
+    out << text;
+  }
+  fs::rename(tmp, p);
+}
+
+int teacher_features_of(const Config& cfg) {
+  return teacher_shape(cfg.features, int(std::lround(cfg.clip_s * cfg.sample_rate_hz))).n_features;
+}
+
+SpatialNet make_net(const Config& cfg) {
+  return SpatialNet(cfg.model, cfg.features, teacher_features_of(cfg), DoaGrid(cfg.model).n_classes);
+}
+
+// Saves model + optimiser + step into checkpoint/ through a temporary folder, so that a crash mid-save
+// never leaves a half-written checkpoint in place of the last good one.
+void save_checkpoint(const fs::path& run, SpatialNet& net, torch::optim::Optimizer& opt, long long step, Task task) {
+  const fs::path tmp = run / "checkpoint.tmp", dst = run / "checkpoint";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  torch::save(net, (tmp / "model.pt").string());
+  torch::save(opt, (tmp / "optimizer.pt").string());
+  std::ofstream(tmp / "state.yaml") << "step: " << step << "\ntask: " << (task == Task::pretrain ? "pretrain" : "finetune")
+                                    << "\n";
+  fs::remove_all(dst);
+  fs::rename(tmp, dst);
+  save_encoder_state_dict(net, (run / "encoder.pt").string());
+}
+
+long long load_checkpoint(const fs::path& run, SpatialNet& net, torch::optim::Optimizer& opt) {
+  const fs::path dir = run / "checkpoint";
+  if (!fs::exists(dir / "state.yaml"))
+    throw InputError("nothing to resume in '" + run.string() + "': no checkpoint/ (run without --resume)");
+  try {
+    torch::load(net, (dir / "model.pt").string());
+    torch::load(opt, (dir / "optimizer.pt").string());
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    throw InputError("checkpoint in '" + dir.string() + "' does not match this model/config: " + what.substr(0, what.find('\n')));
+  }
+  std::istringstream in(read_text(dir / "state.yaml"));
+  std::string key;
+  long long step = -1;
+  in >> key >> step;
+  if (key != "step:" || step < 0) throw InputError("checkpoint state '" + (dir / "state.yaml").string() + "' is corrupt");
+  return step;
+}
+
+// Keeps the log rows up to `step` (a resumed run rewrites what came after its checkpoint).
+void truncate_log(const fs::path& log, long long step) {
+  if (!fs::exists(log)) return;
+  std::istringstream in(read_text(log));
+  std::string line, out;
+  bool header = true;
+  while (std::getline(in, line)) {
+    if (header || std::stoll(line.substr(0, line.find(','))) <= step) out += line + "\n";
+    header = false;
+  }
+  write_text_atomic(log, out);
+}
+
+}  // namespace
+
+void train(const Config& cfg, const TrainOptions& opt) {
+  if (opt.out.empty()) throw InputError("--out needs a run folder, for example --out runs/pretrain");
+  const fs::path run(opt.out);
+  const std::string config_yaml = stored_config_yaml(cfg);
+  if (opt.resume) {
+    if (!fs::exists(run / "config.yaml")) throw InputError("nothing to resume: '" + opt.out + "' has no config.yaml");
+    if (read_text(run / "config.yaml") != config_yaml)
+      throw InputError("run folder '" + opt.out + "' was started with another configuration: resume with the same config");
+  } else if (fs::exists(run / "checkpoint") || fs::exists(run / "log.csv")) {
+    throw InputError("run folder '" + opt.out + "' already holds a run: use --resume to continue it or another --out");
+  }
+  if (opt.task == Task::pretrain && !opt.init.empty()) throw InputError("--init is for finetune");
+
+  torch::manual_seed(cfg.seed);
+  const torch::Device device = pick_device(cfg.train.device);
+  SpatialNet net = make_net(cfg);
+  if (opt.task == Task::finetune && !opt.init.empty() && !opt.resume) {
+    fs::path init(opt.init);
+    if (fs::is_directory(init)) init /= "encoder.pt";
+    load_encoder_state_dict(net, init.string());
+  }
+  net->to(device);
+  torch::optim::AdamW optimizer(net->parameters(),
+                                torch::optim::AdamWOptions(cfg.train.lr).weight_decay(cfg.train.weight_decay));
+
+  long long step = 0;
+  if (opt.resume) step = load_checkpoint(run, net, optimizer);
+  std::error_code ec;
+  fs::create_directories(run, ec);
+  if (ec) throw InputError("cannot create run folder '" + opt.out + "': " + ec.message());
+  write_text_atomic(run / "config.yaml", config_yaml);
+  const fs::path log_path = run / "log.csv";
+  if (opt.resume) truncate_log(log_path, step);
+  std::ofstream log(log_path, std::ios::app);
+  if (!opt.resume) log << "step,loss,data_ms,compute_ms,data_share,examples_per_s\n";
+
+  const bool pretrain = opt.task == Task::pretrain;
+  const long long pool = pretrain ? 0 : cfg.train.labelled_examples;
+  std::unique_ptr<BatchSource> source = opt.shards.empty() ? make_on_the_fly_source(cfg, step, pool)
+                                                           : make_shard_source(cfg, opt.shards, step, pretrain);
+  const DoaGrid grid(cfg.model);
+  long long n_params = 0;
+  for (const auto& t : net->parameters()) n_params += t.numel();
+  if (!opt.quiet)
+    std::fprintf(stderr, "btrain %s: %s, device %s, %lld parameters, data %s, steps %lld..%lld\n",
+                 pretrain ? "pretrain" : "finetune", opt.out.c_str(), device.str().c_str(),
+                 n_params,
+                 source->describe().c_str(), step, cfg.train.steps);
+
+  Progress progress(cfg.train.steps, "steps", opt.quiet, step);
+  double data_ms_acc = 0, compute_ms_acc = 0, loss_acc = 0;
+  int acc_n = 0;
+  long long last_saved = step;
+  net->train();
+  for (; step < cfg.train.steps; ++step) {
+    const auto t0 = Clock::now();
+    Batch b = source->next();
+    const double data_ms = ms_since(t0);
+    const auto t1 = Clock::now();
+    torch::manual_seed(cfg.seed * 1000003ULL + uint64_t(step));  // per-step seed: resumable randomness
+    const int B = b.size;
+    auto audio = torch::from_blob(b.augmented.data(), {B, 2, b.n_samples}, torch::kFloat32).to(device);
+    auto encoded = net->encode(audio);
+    torch::Tensor loss;
+    if (pretrain) {
+      auto target = torch::from_blob(b.teacher.data(), {B, b.n_features, b.n_frames}, torch::kFloat32)
+                        .to(device)
+                        .transpose(1, 2);
+      // Per-utterance normalisation of the teacher's features (zero mean, unit variance).
+      auto mean = target.mean({1, 2}, true);
+      auto stdv = target.std({1, 2}, true, true);
+      target = (target - mean) / (stdv + 1e-5);
+      loss = torch::mse_loss(net->predict_teacher(encoded), target);
+    } else {
+      std::vector<int64_t> labels(static_cast<size_t>(B));
+      for (int i = 0; i < B; ++i) labels[size_t(i)] = grid.class_of(b.azimuth_deg[size_t(i)]);
+      auto y = torch::tensor(labels, torch::kInt64).to(device);
+      auto logits = net->doa_logits(encoded);  // [B, F, C]; frame-wise cross-entropy
+      const int64_t frames = logits.size(1);
+      loss = torch::nn::functional::cross_entropy(logits.reshape({B * frames, -1}),
+                                                  y.unsqueeze(1).expand({B, frames}).reshape({B * frames}));
+    }
+    const double loss_value = loss.item<double>();
+    if (!std::isfinite(loss_value))
+      throw RuntimeError("loss is " + std::string(std::isnan(loss_value) ? "NaN" : "infinite") + " at step " +
+                         std::to_string(step) + "; nothing was saved after it: the last checkpoint (step " +
+                         std::to_string(last_saved) + ") in '" + opt.out + "' is intact");
+    optimizer.zero_grad();
+    loss.backward();
+    if (cfg.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), cfg.train.grad_clip);
+    optimizer.step();
+    const double compute_ms = ms_since(t1);
+    data_ms_acc += data_ms, compute_ms_acc += compute_ms, loss_acc += loss_value, ++acc_n;
+    if ((step + 1) % cfg.train.log_every == 0 || step + 1 == cfg.train.steps) {
+      const double total = data_ms_acc + compute_ms_acc;
+      char row[256];
+      std::snprintf(row, sizeof row, "%lld,%.8g,%.3f,%.3f,%.4f,%.2f\n", step + 1, loss_acc / acc_n, data_ms_acc / acc_n,
+                    compute_ms_acc / acc_n, total > 0 ? data_ms_acc / total : 0.0, 1000.0 * B * acc_n / std::max(total, 1e-9));
+      log << row << std::flush;
+      if (!opt.quiet)
+        std::fprintf(stderr, "%sstep %lld loss %.5f  data %.1f ms / compute %.1f ms per step (%.1f%% waiting)\n",
+                     "", step + 1, loss_acc / acc_n, data_ms_acc / acc_n, compute_ms_acc / acc_n,
+                     total > 0 ? 100.0 * data_ms_acc / total : 0.0);
+      data_ms_acc = compute_ms_acc = loss_acc = 0;
+      acc_n = 0;
+    }
+    const bool stop = g_stop_requested.load();
+    if ((step + 1) % cfg.train.checkpoint_every == 0 || step + 1 == cfg.train.steps || stop) {
+      save_checkpoint(run, net, optimizer, step + 1, opt.task);
+      last_saved = step + 1;
+    }
+    progress.update(step + 1);
+    if (stop)
+      throw Interrupted("interrupted at step " + std::to_string(step + 1) + "; checkpoint saved in '" + opt.out +
+                        "': rerun the same command with --resume");
+  }
+  progress.finish();
+  if (!opt.quiet) std::fprintf(stderr, "btrain: done, %lld steps; encoder weights in %s\n", step, (run / "encoder.pt").c_str());
+}
+
+void evaluate(const Config& run_cfg, const EvalOptions& opt) {
+  const fs::path run(opt.model);
+  if (!fs::exists(run / "checkpoint" / "model.pt"))
+    throw InputError("--model '" + opt.model + "' is not a btrain run folder (no checkpoint/model.pt)");
+  Config cfg = run_cfg;
+  SpatialNet net = make_net(cfg);
+  try {
+    torch::load(net, (run / "checkpoint" / "model.pt").string());
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    throw InputError("model in '" + opt.model + "' does not match its config.yaml: " + what.substr(0, what.find('\n')));
+  }
+  const torch::Device device = pick_device(cfg.train.device);
+  net->to(device);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  const DoaGrid grid(cfg.model);
+  long long n_batches = 0;
+  std::unique_ptr<BatchSource> source;
+  if (!opt.shards.empty()) {
+    source = make_shard_source(cfg, opt.shards, 0, false);
+    ShardReader reader(opt.shards);
+    n_batches = reader.info().n_examples / cfg.train.batch_size;
+  } else {
+    source = make_on_the_fly_source(cfg, 0, 0);
+    n_batches = std::max<long long>(1, opt.examples / cfg.train.batch_size);
+  }
+  std::error_code ec;
+  fs::create_directories(opt.report, ec);
+  if (ec) throw InputError("cannot create --report folder '" + opt.report + "': " + ec.message());
+  std::ofstream csv(fs::path(opt.report) / "predictions.csv");
+  csv << "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s\n";
+  double sum_err = 0;
+  long long n = 0, exact = 0, within10 = 0, front_back = 0;
+  for (long long k = 0; k < n_batches; ++k) {
+    Batch b = source->next();
+    auto audio = torch::from_blob(b.augmented.data(), {b.size, 2, b.n_samples}, torch::kFloat32).to(device);
+    auto pred = net->doa_logits(net->encode(audio)).mean(1).argmax(1).to(torch::kCPU);
+    for (int i = 0; i < b.size; ++i) {
+      const int c = int(pred[i].item<int64_t>());
+      const double truth = b.azimuth_deg[size_t(i)], est = grid.centre_deg(c);
+      double err = std::fabs(std::fmod(est - truth + 540.0, 360.0) - 180.0);
+      sum_err += err, ++n;
+      exact += c == grid.class_of(truth);
+      within10 += err <= 10.0;
+      // Front-back confusion: the estimate is nearer the truth mirrored about the interaural axis.
+      const double mirrored = 180.0 - truth;
+      front_back += grid.full && std::fabs(std::fmod(est - mirrored + 540.0, 360.0) - 180.0) < err;
+      csv << truth << "," << est << "," << err << "," << b.snr_db[size_t(i)] << "," << b.t60_s[size_t(i)] << "\n";
+    }
+  }
+  std::ostringstream md;
+  md << "# DoA evaluation of " << opt.model << "\n\n"
+     << "| examples | MAE (deg) | accuracy (exact class) | within 10 deg |" << (grid.full ? " front-back confusions |" : "")
+     << "\n|---|---|---|---|" << (grid.full ? "---|" : "") << "\n| " << n << " | " << sum_err / std::max(1LL, n) << " | "
+     << double(exact) / std::max(1LL, n) << " | " << double(within10) / std::max(1LL, n) << " |";
+  if (grid.full) md << " " << double(front_back) / std::max(1LL, n) << " |";
+  md << "\n";
+  write_text_atomic(fs::path(opt.report) / "summary.md", md.str());
+  std::printf("%s", md.str().c_str());
+}
+
+}  // namespace bsim
