@@ -32,7 +32,7 @@ double DoaGrid::centre_deg(int c) const { return (full ? -180.0 : -90.0) + (c + 
 SpatialNetImpl::SpatialNetImpl(const ModelConfig& m, const FeatureConfig& stft, int n_teacher, int n_classes)
     : stft_(stft) {
   const int bins = stft.n_fft / 2 + 1;
-  proj = register_module("proj", torch::nn::Linear(6 * bins, m.width));
+  proj = register_module("proj", torch::nn::Linear(4 * bins, m.width));
   norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({m.width})));
   // Unidirectional: every output frame depends on the past only (causal).
   lstm = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(m.width, m.width).num_layers(m.layers).batch_first(true)));
@@ -46,10 +46,16 @@ torch::Tensor SpatialNetImpl::front_end(const torch::Tensor& audio) {
   // audio [B, 2, T] -> frames [B, 2, F, win] -> rfft(n_fft) [B, 2, F, bins]
   auto frames = audio.unfold(2, stft_.win_length, stft_.hop_length) * window_;
   auto X = torch::fft::rfft(frames, stft_.n_fft, -1);
-  auto power = torch::log(X.abs().pow(2) + 1e-8);
-  auto phase = torch::angle(X);
-  auto f = torch::cat({power, torch::cos(phase), torch::sin(phase)}, 1);  // [B, 6, F, bins]
-  return f.permute({0, 2, 1, 3}).flatten(2);                               // [B, F, 6 * bins]
+  auto power = torch::log(X.abs().pow(2) + 1e-8);                 // [B, 2, F, bins]
+  // Level-free and causal: relative to the frame's mean over both ears and all bins (keeps ILD and spectral
+  // shape), scaled to the range of the phase terms. Without it the raw log power swamps the projection and
+  // training stalls (measured: MSE 0.98 vs 0.35 after 300 tiny steps).
+  power = (power - power.mean({1, 3}, true)) / 10.0;
+  // Interaural phase as cos/sin of angle(X_L conj X_R): absolute phase carries no spatial information,
+  // and a linear layer cannot form the product of the two ears' phasors itself.
+  auto ipd = torch::angle(X.select(1, 0) * X.select(1, 1).conj()).unsqueeze(1);
+  auto f = torch::cat({power, torch::cos(ipd), torch::sin(ipd)}, 1);  // [B, 4, F, bins]
+  return f.permute({0, 2, 1, 3}).flatten(2);                           // [B, F, 4 * bins]
 }
 
 torch::Tensor SpatialNetImpl::encode(const torch::Tensor& audio) {

@@ -24,7 +24,9 @@ class SpatialNetImpl : public torch::nn::Module {
  public:
   SpatialNetImpl(const ModelConfig& model, const FeatureConfig& stft, int n_teacher_features, int n_doa_classes);
 
-  // [B, 2, T] audio -> [B, frames, 6 * bins]: per ear log power and cos/sin of the phase. Frames follow the
+  // [B, 2, T] audio -> [B, frames, 4 * bins]: log power of each ear (relative to the frame's mean, / 10),
+  // cos and sin of the interaural phase
+  // difference (the two ears' STFT as log magnitude and relative phase). Frames follow the
   // teacher's STFT exactly (no centring, periodic Hann, zero-padded to n_fft).
   torch::Tensor front_end(const torch::Tensor& audio);
   torch::Tensor encode(const torch::Tensor& audio);             // -> [B, frames, width]
