@@ -228,9 +228,13 @@ ShardInfo read_shard_info(const std::string& path) {
       if (std::string(k) == "teacher") info.teacher = v;
     }
   {
-    h5::Handle d = h5::check(H5Dopen2(root, "teacher", H5P_DEFAULT), "opening /teacher");
-    auto dims = h5::dims_of(d.get());
-    if (dims.size() == 3) info.n_features = int(dims[1]), info.n_frames = int(dims[2]);
+    if (H5Lexists(root, "teacher", H5P_DEFAULT) > 0) {  // optional: a shard may hold audio and labels only
+      h5::Handle d = h5::check(H5Dopen2(root, "teacher", H5P_DEFAULT), "opening /teacher");
+      auto dims = h5::dims_of(d.get());
+      if (dims.size() == 3) info.n_features = int(dims[1]), info.n_frames = int(dims[2]);
+    }
+    if (H5Lexists(root, "clean", H5P_DEFAULT) <= 0 || H5Lexists(root, "scene", H5P_DEFAULT) <= 0)
+      throw InputError("shard '" + path + "' lacks /clean or /scene: not a complete bsim shard");
     h5::Handle a = h5::check(H5Dopen2(root, "clean", H5P_DEFAULT), "opening /clean");
     h5::Handle t = h5::check(H5Dget_type(a.get()), "type of /clean");
     info.audio_dtype = H5Tget_size(t.get()) == 2 ? "float16" : "float32";

@@ -108,6 +108,17 @@ void truncate_log(const fs::path& log, long long step) {
   write_text_atomic(log, out);
 }
 
+// What must match for --resume: everything that shapes the model or the data. train.steps may grow (train
+// longer), and logging/checkpoint cadence, prefetch depth and threads never change results.
+std::string resume_key(const Config& cfg) {
+  Config c = cfg;
+  c.train.steps = 1;
+  c.train.log_every = TrainConfig{}.log_every;
+  c.train.checkpoint_every = TrainConfig{}.checkpoint_every;
+  c.train.prefetch_batches = TrainConfig{}.prefetch_batches;
+  return stored_config_yaml(c);
+}
+
 }  // namespace
 
 void train(const Config& cfg, const TrainOptions& opt) {
@@ -116,8 +127,11 @@ void train(const Config& cfg, const TrainOptions& opt) {
   const std::string config_yaml = stored_config_yaml(cfg);
   if (opt.resume) {
     if (!fs::exists(run / "config.yaml")) throw InputError("nothing to resume: '" + opt.out + "' has no config.yaml");
-    if (read_text(run / "config.yaml") != config_yaml)
-      throw InputError("run folder '" + opt.out + "' was started with another configuration: resume with the same config");
+    Config before;
+    apply_config_file(before, (run / "config.yaml").string());
+    if (resume_key(before) != resume_key(cfg))
+      throw InputError("run folder '" + opt.out + "' was started with another configuration: resume with the same "
+                       "config (only train.steps may change)");
   } else if (fs::exists(run / "checkpoint") || fs::exists(run / "log.csv")) {
     throw InputError("run folder '" + opt.out + "' already holds a run: use --resume to continue it or another --out");
   }
@@ -254,6 +268,11 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
     ShardReader reader(opt.shards);
     n_batches = reader.info().n_examples / cfg.train.batch_size;
   } else {
+    Config trained;
+    apply_config_file(trained, (run / "config.yaml").string());
+    if (trained.seed == cfg.seed)
+      throw InputError("on-the-fly evaluation with the training seed (" + std::to_string(cfg.seed) +
+                       ") would test on training examples: pass another --seed, or --shards with a test shard");
     source = make_on_the_fly_source(cfg, 0, 0);
     n_batches = std::max<long long>(1, opt.examples / cfg.train.batch_size);
   }

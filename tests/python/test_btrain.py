@@ -1,0 +1,142 @@
+"""btrain on the CPU: pretraining on the fly lowers the loss, fine-tuning and evaluation run from its
+checkpoint, an interrupted run resumes to the same losses, Python's torch.load reads encoder.pt, and bad
+input stops with one line without touching a good checkpoint."""
+import hashlib
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+BTRAIN = os.environ.get("BTRAIN") or str(pathlib.Path(__file__).resolve().parents[2] / "build" / "apps" / "btrain")
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+TINY = ["--config", str(ROOT / "configs" / "train_tiny.yaml")]
+
+pytestmark = pytest.mark.skipif(not os.path.exists(BTRAIN), reason="btrain not built (no libtorch)")
+
+
+def btrain(*args, check=True, timeout=900):
+    p = subprocess.run([BTRAIN, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    if check and p.returncode != 0:
+        raise AssertionError(f"btrain {' '.join(map(str, args))} failed ({p.returncode}):\n{p.stderr}")
+    return p
+
+
+def losses(run):
+    rows = (pathlib.Path(run) / "log.csv").read_text().splitlines()[1:]
+    return {int(r.split(",")[0]): float(r.split(",")[1]) for r in rows}
+
+
+def one_error_line(p, *needles, code=2):
+    assert p.returncode == code, (p.returncode, p.stderr)
+    errs = [l for l in p.stderr.splitlines() if l.startswith("btrain: error:")]
+    assert len(errs) == 1, p.stderr
+    for n in needles:
+        assert n in errs[0], (n, errs[0])
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "pre"
+    btrain("pretrain", "--on-the-fly", *TINY, "--out", run, "--quiet")
+    return run
+
+
+def test_pretraining_loss_falls(pretrained):
+    l = losses(pretrained)
+    first, last = l[min(l)], np.mean([l[k] for k in sorted(l)[-3:]])
+    assert last < 0.8 * first, l
+    for name in ["config.yaml", "encoder.pt", "checkpoint/model.pt", "checkpoint/optimizer.pt", "checkpoint/state.yaml"]:
+        assert (pretrained / name).exists(), name
+    header = (pretrained / "log.csv").read_text().splitlines()[0]
+    assert header == "step,loss,data_ms,compute_ms,data_share,examples_per_s"
+
+
+def test_encoder_weights_open_in_python(pretrained):
+    torch = pytest.importorskip("torch")
+    sd = torch.load(pretrained / "encoder.pt")  # weights_only=True, the default
+    assert sd["proj.weight"].shape == (64, 4 * 257)
+    assert sd["lstm.weight_hh_l0"].shape == (4 * 64, 64)
+    assert all(torch.isfinite(v).all() for v in sd.values())
+    lstm = torch.nn.LSTM(64, 64, 1, batch_first=True)
+    lstm.load_state_dict({k[5:]: v for k, v in sd.items() if k.startswith("lstm.")})
+
+
+def test_finetune_and_eval_from_the_checkpoint(pretrained, tmp_path):
+    btrain("finetune", "--init", pretrained, "--on-the-fly", *TINY, "--set", "train.steps=40",
+           "--set", "train.labelled_examples=64", "--out", tmp_path / "doa", "--quiet")
+    assert len(losses(tmp_path / "doa")) >= 1
+    p = btrain("eval", "--model", tmp_path / "doa", "--report", tmp_path / "rep", "--examples", 16, "--seed", 4242)
+    assert "MAE (deg)" in p.stdout
+    rows = (tmp_path / "rep" / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s" and len(rows) == 17
+    one_error_line(btrain("eval", "--model", tmp_path / "doa", "--report", tmp_path / "rep2", check=False),
+                   "training seed")
+
+
+def test_interrupted_run_resumes_to_identical_losses(tmp_path):
+    args = ["pretrain", "--on-the-fly", *TINY, "--set", "train.steps=60", "--set", "train.log_every=1",
+            "--set", "train.checkpoint_every=1000", "--quiet"]
+    btrain(*args, "--out", tmp_path / "a")
+    p = subprocess.Popen([BTRAIN, *map(str, args), "--out", str(tmp_path / "b")], stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=300)
+    if p.returncode == 0:
+        pytest.skip("training finished before the interrupt on this machine")
+    assert p.returncode == 130 and "--resume" in err, err
+    stopped = int((tmp_path / "b" / "checkpoint" / "state.yaml").read_text().split()[1])
+    assert 0 < stopped < 60
+    btrain(*args, "--out", tmp_path / "b", "--resume")
+    a, b = losses(tmp_path / "a"), losses(tmp_path / "b")
+    assert sorted(b) == list(range(1, 61))
+    for step in range(stopped + 1, 61):
+        assert b[step] == pytest.approx(a[step], rel=1e-5, abs=1e-7), step
+
+
+def small_shard(tmp_path, name, *extra):
+    path = tmp_path / name
+    subprocess.run([os.environ.get("BSIM", str(ROOT / "build" / "apps" / "bsim")), "generate", "--rooms", "32",
+                    "--out", path, *TINY, "--quiet", *extra], check=True, capture_output=True)
+    return path
+
+
+def test_training_from_shards_and_bad_input(pretrained, tmp_path):
+    shard = small_shard(tmp_path, "s.h5")
+    run = tmp_path / "from_shard"
+    btrain("pretrain", "--shards", shard, *TINY, "--set", "train.steps=10", "--set", "train.checkpoint_every=5",
+           "--out", run, "--quiet")
+    assert max(losses(run)) == 10
+
+    # A NaN in the data stops training at once and leaves the last good checkpoint alone.
+    nan_shard = tmp_path / "nan.h5"
+    nan_shard.write_bytes(shard.read_bytes())
+    with h5py.File(nan_shard, "r+") as f:
+        f["augmented"][:, 0, 100] = np.nan
+    before = hashlib.sha256((run / "checkpoint" / "model.pt").read_bytes()).hexdigest()
+    p = btrain("pretrain", "--shards", nan_shard, *TINY, "--set", "train.steps=20", "--out", run, "--resume",
+               check=False)
+    one_error_line(p, "NaN", "step 10", code=3)
+    assert hashlib.sha256((run / "checkpoint" / "model.pt").read_bytes()).hexdigest() == before
+    assert (run / "checkpoint" / "state.yaml").read_text().startswith("step: 10")
+
+    # A shard without teacher features cannot feed pretraining.
+    no_teacher = tmp_path / "noteacher.h5"
+    no_teacher.write_bytes(shard.read_bytes())
+    with h5py.File(no_teacher, "r+") as f:
+        del f["teacher"]
+    one_error_line(btrain("pretrain", "--shards", no_teacher, *TINY, "--out", tmp_path / "x", check=False),
+                   "no teacher features")
+
+    one_error_line(btrain("finetune", "--init", tmp_path / "missing", "--on-the-fly", *TINY, "--out", tmp_path / "y",
+                          check=False), "missing", "does not exist")
+    one_error_line(btrain("finetune", "--init", pretrained, "--on-the-fly", *TINY, "--set", "model.width=32",
+                          "--out", tmp_path / "z", check=False), "proj.weight", "model.* settings")
+    one_error_line(btrain("pretrain", "--on-the-fly", *TINY, "--out", run, check=False), "--resume")
+    one_error_line(btrain("pretrain", "--on-the-fly", *TINY, "--set", "model.layers=2", "--out", run, "--resume",
+                          check=False), "another configuration")
+    one_error_line(btrain("pretrain", *TINY, "--out", tmp_path / "w", check=False), "--on-the-fly or --shards")
