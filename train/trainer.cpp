@@ -1,6 +1,7 @@
 // Training and evaluation loops.
 #include "train/trainer.h"
 
+#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <optional>
 #include <sstream>
 
 #include "io/error.h"
@@ -108,6 +110,24 @@ void truncate_log(const fs::path& log, long long step) {
   write_text_atomic(log, out);
 }
 
+// bf16 autocast for the forward pass on CUDA (the loss and optimiser stay fp32); a no-op on the CPU.
+class Bf16Autocast {
+ public:
+  explicit Bf16Autocast(const torch::Device& d) : on_(d.is_cuda()) {
+    if (!on_) return;
+    at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCUDA, true);
+  }
+  ~Bf16Autocast() {
+    if (!on_) return;
+    at::autocast::set_autocast_enabled(at::kCUDA, false);
+    at::autocast::clear_cache();
+  }
+
+ private:
+  bool on_;
+};
+
 // What must match for --resume: everything that shapes the model or the data. train.steps may grow (train
 // longer), and logging/checkpoint cadence, prefetch depth and threads never change results.
 std::string resume_key(const Config& cfg) {
@@ -186,8 +206,10 @@ void train(const Config& cfg, const TrainOptions& opt) {
     torch::manual_seed(cfg.seed * 1000003ULL + uint64_t(step));  // per-step seed: resumable randomness
     const int B = b.size;
     auto audio = torch::from_blob(b.augmented.data(), {B, 2, b.n_samples}, torch::kFloat32).to(device);
-    auto encoded = net->encode(audio);
-    torch::Tensor loss;
+    torch::Tensor loss, encoded;
+    std::optional<Bf16Autocast> autocast;
+    autocast.emplace(device);
+    encoded = net->encode(audio);
     if (pretrain) {
       auto target = torch::from_blob(b.teacher.data(), {B, b.n_features, b.n_frames}, torch::kFloat32)
                         .to(device)
@@ -196,16 +218,17 @@ void train(const Config& cfg, const TrainOptions& opt) {
       auto mean = target.mean({1, 2}, true);
       auto stdv = target.std({1, 2}, true, true);
       target = (target - mean) / (stdv + 1e-5);
-      loss = torch::mse_loss(net->predict_teacher(encoded), target);
+      loss = torch::mse_loss(net->predict_teacher(encoded).to(torch::kFloat32), target);
     } else {
       std::vector<int64_t> labels(static_cast<size_t>(B));
       for (int i = 0; i < B; ++i) labels[size_t(i)] = grid.class_of(b.azimuth_deg[size_t(i)]);
       auto y = torch::tensor(labels, torch::kInt64).to(device);
-      auto logits = net->doa_logits(encoded);  // [B, F, C]; frame-wise cross-entropy
+      auto logits = net->doa_logits(encoded).to(torch::kFloat32);  // [B, F, C]; frame-wise cross-entropy
       const int64_t frames = logits.size(1);
       loss = torch::nn::functional::cross_entropy(logits.reshape({B * frames, -1}),
                                                   y.unsqueeze(1).expand({B, frames}).reshape({B * frames}));
     }
+    autocast.reset();
     const double loss_value = loss.item<double>();
     if (!std::isfinite(loss_value))
       throw RuntimeError("loss is " + std::string(std::isnan(loss_value) ? "NaN" : "infinite") + " at step " +
