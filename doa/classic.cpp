@@ -1,0 +1,172 @@
+// GCC-PHAT, SRP-PHAT and MUSIC with HRTF steering.
+#include "doa/classic.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "io/error.h"
+#include "sim/features.h"
+#include "sim/fft.h"
+
+namespace bsim {
+namespace {
+constexpr double kLoHz = 200.0, kHiHz = 7000.0;  // where speech has energy and HRTFs are reliable
+constexpr int kLagUpsample = 8;                   // GCC lag resolution: 1/8 sample
+
+// Peak lag (samples, + = left leads, i.e. the right ear lags) of a PHAT cross-spectrum G = X_L conj(X_R),
+// found on a kLagUpsample-times finer lag grid within +-max_lag.
+double phat_peak_lag(const std::vector<std::complex<float>>& G, int n_fft, double max_lag) {
+  const int n = n_fft * kLagUpsample;
+  RealFft fft(n);
+  ComplexVec spec(static_cast<size_t>(fft.bins()), {0.0f, 0.0f});
+  std::copy(G.begin(), G.end(), spec.begin());
+  FloatVec r(static_cast<size_t>(n));
+  fft.inverse(spec.data(), r.data());
+  // irfft(X_L conj X_R)[tau] peaks at tau = -d when the left ear leads by d.
+  double best = -1e30, best_lag = 0;
+  const int L = int(std::ceil(max_lag * kLagUpsample));
+  for (int k = -L; k <= L; ++k) {
+    const float v = r[size_t((k + n) % n)];
+    if (v > best) best = v, best_lag = -double(k) / kLagUpsample;
+  }
+  return best_lag;
+}
+}  // namespace
+
+ClassicMethod classic_method(const std::string& name) {
+  if (name == "gcc_phat") return ClassicMethod::gcc_phat;
+  if (name == "srp_phat") return ClassicMethod::srp_phat;
+  if (name == "music") return ClassicMethod::music;
+  throw InputError("unknown DoA method '" + name + "' (use gcc_phat, srp_phat or music)");
+}
+const char* classic_method_name(ClassicMethod m) {
+  switch (m) {
+    case ClassicMethod::gcc_phat: return "gcc_phat";
+    case ClassicMethod::srp_phat: return "srp_phat";
+    case ClassicMethod::music: return "music";
+  }
+  return "?";
+}
+
+ClassicDoa::ClassicDoa(const HrirGrid& grid, const FeatureConfig& stft, bool full, double step)
+    : stft_(stft), fs_hz_(grid.fs_hz), bins_(stft.n_fft / 2 + 1) {
+  if (grid.n_taps > stft.n_fft)
+    throw InputError("HRIRs of '" + grid.path + "' (" + std::to_string(grid.n_taps) + " taps) are longer than features.n_fft");
+  bin_lo_ = std::max(1, int(std::ceil(kLoHz * stft.n_fft / fs_hz_)));
+  bin_hi_ = std::min(bins_ - 1, int(std::floor(kHiHz * stft.n_fft / fs_hz_)));
+  for (double a = full ? -180.0 : -90.0; full ? a < 180.0 - 1e-9 : a <= 90.0 + 1e-9; a += step) azimuth_deg_.push_back(a);
+  RealFft fft(stft.n_fft);
+  FloatVec buf(static_cast<size_t>(stft.n_fft));
+  ComplexVec spec(static_cast<size_t>(bins_));
+  hl_.resize(azimuth_deg_.size() * bins_);
+  hr_.resize(azimuth_deg_.size() * bins_);
+  for (size_t c = 0; c < azimuth_deg_.size(); ++c) {
+    const int idx = grid.index(azimuth_deg_[c], 0.0);
+    for (int ear = 0; ear < 2; ++ear) {
+      std::fill(buf.begin(), buf.end(), 0.0f);
+      std::copy(grid.at(idx, ear), grid.at(idx, ear) + grid.n_taps, buf.begin());
+      fft.forward(buf.data(), spec.data());
+      std::copy(spec.begin(), spec.end(), (ear == 0 ? hl_ : hr_).begin() + long(c * bins_));
+    }
+    // The set's own ITD for this direction: the GCC-PHAT peak of its HRIR pair in the analysis band.
+    std::vector<std::complex<float>> G(static_cast<size_t>(bins_), {0.0f, 0.0f});
+    for (int k = bin_lo_; k <= bin_hi_; ++k) {
+      const auto g = hl_[c * bins_ + k] * std::conj(hr_[c * bins_ + k]);
+      G[size_t(k)] = std::abs(g) > 0 ? g / std::abs(g) : 0.0f;
+    }
+    itd_samples_.push_back(phat_peak_lag(G, stft.n_fft, 0.0015 * fs_hz_));
+  }
+}
+
+double ClassicDoa::estimate(ClassicMethod m, const float* left, const float* right, int n) const {
+  int frames = 0;
+  const auto XL = stft(left, n, stft_, frames);
+  const auto XR = stft(right, n, stft_, frames);
+  if (frames == 0) throw InputError("signal shorter than one STFT frame");
+  switch (m) {
+    case ClassicMethod::gcc_phat: return gcc_phat(XL, XR, frames);
+    case ClassicMethod::srp_phat: return srp_phat(XL, XR, frames);
+    case ClassicMethod::music: return music(XL, XR, frames);
+  }
+  return 0;
+}
+
+double ClassicDoa::gcc_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR,
+                            int frames) const {
+  // Frame-averaged PHAT cross-spectrum (averaging before the transform = averaging the GCC functions).
+  std::vector<std::complex<float>> G(static_cast<size_t>(bins_), {0.0f, 0.0f});
+  for (int t = 0; t < frames; ++t)
+    for (int k = bin_lo_; k <= bin_hi_; ++k) {
+      const auto g = XL[size_t(t) * bins_ + k] * std::conj(XR[size_t(t) * bins_ + k]);
+      const float a = std::abs(g);
+      if (a > 0) G[size_t(k)] += g / a;
+    }
+  const double lag = phat_peak_lag(G, stft_.n_fft, 0.0015 * fs_hz_);
+  // Nearest ITD in the set's table (ties, e.g. front/back on a full grid, go to the first = frontmost).
+  size_t best = 0;
+  for (size_t c = 1; c < itd_samples_.size(); ++c)
+    if (std::fabs(itd_samples_[c] - lag) < std::fabs(itd_samples_[best] - lag)) best = c;
+  return azimuth_deg_[best];
+}
+
+double ClassicDoa::srp_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR,
+                            int frames) const {
+  std::vector<std::complex<double>> G(static_cast<size_t>(bins_), {0.0, 0.0});
+  for (int t = 0; t < frames; ++t)
+    for (int k = bin_lo_; k <= bin_hi_; ++k) {
+      const auto g = XL[size_t(t) * bins_ + k] * std::conj(XR[size_t(t) * bins_ + k]);
+      const float a = std::abs(g);
+      if (a > 0) G[size_t(k)] += std::complex<double>(g / a);
+    }
+  double best = -1e300;
+  size_t arg = 0;
+  for (size_t c = 0; c < azimuth_deg_.size(); ++c) {
+    double p = 0;
+    for (int k = bin_lo_; k <= bin_hi_; ++k) {
+      const std::complex<double> h = std::complex<double>(hl_[c * bins_ + k] * std::conj(hr_[c * bins_ + k]));
+      const double a = std::abs(h);
+      if (a > 0) p += (G[size_t(k)] * std::conj(h / a)).real();
+    }
+    if (p > best) best = p, arg = c;
+  }
+  return azimuth_deg_[arg];
+}
+
+double ClassicDoa::music(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR,
+                         int frames) const {
+  std::vector<double> score(azimuth_deg_.size(), 0.0);
+  std::vector<double> p(azimuth_deg_.size());
+  for (int k = bin_lo_; k <= bin_hi_; ++k) {
+    // R = sum_t x x^H with x = [X_L, X_R]: [[a, b], [conj b, d]].
+    double a = 0, d = 0;
+    std::complex<double> b = 0;
+    for (int t = 0; t < frames; ++t) {
+      const std::complex<double> l = XL[size_t(t) * bins_ + k], r = XR[size_t(t) * bins_ + k];
+      a += std::norm(l), d += std::norm(r), b += l * std::conj(r);
+    }
+    if (a + d <= 0) continue;
+    // Smallest eigenvalue of the 2x2 Hermitian matrix and its eigenvector (the noise subspace).
+    const double tr = a + d, det = a * d - std::norm(b);
+    const double lmin = 0.5 * (tr - std::sqrt(std::max(0.0, tr * tr - 4 * det)));
+    std::complex<double> e0, e1;
+    if (std::abs(b) > 1e-12 * tr) {
+      e0 = b, e1 = lmin - a;  // (R - lmin I) e = 0
+    } else {
+      e0 = a <= d ? 1.0 : 0.0, e1 = a <= d ? 0.0 : 1.0;
+    }
+    const double en = std::sqrt(std::norm(e0) + std::norm(e1));
+    e0 /= en, e1 /= en;
+    double pmax = 0;
+    for (size_t c = 0; c < azimuth_deg_.size(); ++c) {
+      const std::complex<double> hl = hl_[c * bins_ + k], hr = hr_[c * bins_ + k];
+      const double hn = std::norm(hl) + std::norm(hr);
+      const double proj = std::norm(std::conj(e0) * hl + std::conj(e1) * hr) / std::max(hn, 1e-30);
+      p[c] = 1.0 / std::max(proj, 1e-12);
+      pmax = std::max(pmax, p[c]);
+    }
+    for (size_t c = 0; c < azimuth_deg_.size(); ++c) score[c] += p[c] / pmax;  // each bin votes with weight 1
+  }
+  return azimuth_deg_[size_t(std::max_element(score.begin(), score.end()) - score.begin())];
+}
+
+}  // namespace bsim

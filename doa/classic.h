@@ -1,0 +1,44 @@
+// Classic binaural DoA estimators, steered with an HRTF set rather than free-field formulas:
+//   GCC-PHAT  - lag of the frame-averaged GCC-PHAT peak, mapped to azimuth through the set's own ITD table;
+//   SRP-PHAT  - steered response power of the PHAT-weighted cross-spectrum against each direction's
+//               interaural transfer function;
+//   MUSIC     - per-bin 2x2 spatial covariance, noise subspace against HRTF steering vectors, pseudo-spectra
+//               normalised per bin and summed over 200 Hz - 7 kHz.
+// All work on the horizontal plane (elevation 0) over the candidate azimuths of a frontal or full grid.
+#pragma once
+#include <complex>
+#include <string>
+#include <vector>
+
+#include "io/config.h"
+#include "io/hrtf.h"
+
+namespace bsim {
+
+enum class ClassicMethod { gcc_phat, srp_phat, music };
+ClassicMethod classic_method(const std::string& name);
+const char* classic_method_name(ClassicMethod m);
+
+class ClassicDoa {
+ public:
+  // candidates: azimuths in [-90, 90] (frontal) or [-180, 180) (full) every step_deg.
+  ClassicDoa(const HrirGrid& grid, const FeatureConfig& stft, bool full_circle, double step_deg = 1.0);
+  double estimate(ClassicMethod m, const float* left, const float* right, int n) const;  // azimuth, degrees
+
+  const std::vector<double>& candidates() const { return azimuth_deg_; }
+  const std::vector<double>& itd_table() const { return itd_samples_; }  // ITD per candidate (samples, + = left leads)
+
+ private:
+  double gcc_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;
+  double srp_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;
+  double music(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;
+
+  FeatureConfig stft_;
+  double fs_hz_;
+  int bins_, bin_lo_, bin_hi_;
+  std::vector<double> azimuth_deg_;
+  std::vector<std::complex<float>> hl_, hr_;  // [candidate][bin] HRTFs at the STFT resolution
+  std::vector<double> itd_samples_;
+};
+
+}  // namespace bsim
