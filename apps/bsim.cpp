@@ -3,16 +3,21 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <fstream>
 #include <sstream>
+#include <thread>
 
+#include "doa/classic.h"
 #include "io/audio.h"
 #include "io/config.h"
 #include "io/error.h"
+#include "io/progress.h"
 #include "io/shard.h"
 #include "kernels/device.h"
 #include "sim/brir.h"
@@ -129,6 +134,67 @@ void write_example_wavs(const Example& ex, const std::string& dir, double fs) {
   std::fclose(f);
 }
 
+// Classic DoA estimates for every example of a shard, one predictions_<method>.csv per method (same
+// columns as btrain eval's predictions.csv), steered with the shard's own HRTF set unless --sofa is given.
+void run_doa(const std::string& shard, const std::vector<std::string>& method_names, const std::string& sofa_flag,
+             bool full, const std::string& report, int threads) {
+  std::vector<ClassicMethod> methods;
+  for (const auto& m : method_names) methods.push_back(classic_method(m));
+  const ShardReader reader(shard);
+  Config cfg;
+  apply_config_text(cfg, reader.info().config_yaml, "shard '" + shard + "'");
+  const std::string sofa = sofa_flag.empty() ? cfg.hrtf.sofa.front() : sofa_flag;
+  const HrirGrid grid = load_hrir_grid(sofa, reader.info().fs_hz, 1.0, 5.0);
+  const ClassicDoa doa(grid, cfg.features, full, 1.0);
+  std::error_code ec;
+  std::filesystem::create_directories(report, ec);
+  if (ec) throw InputError("cannot create --report folder '" + report + "': " + ec.message());
+  const long long N = reader.info().n_examples;
+  const int T = reader.info().n_samples;
+  std::vector<float> az, snr, t60, anechoic, noise;
+  reader.read("scene/azimuth_deg", 0, int(N), az);
+  reader.read("scene/snr_db", 0, int(N), snr);
+  reader.read("scene/t60_s", 0, int(N), t60);
+  reader.read("scene/anechoic", 0, int(N), anechoic);
+  reader.read("scene/noise_type", 0, int(N), noise);
+  std::vector<std::vector<double>> est(methods.size(), std::vector<double>(size_t(N)));
+  const int block = 64;
+  std::vector<float> audio;
+  Progress progress(N, "examples", false);
+  for (long long start = 0; start < N; start += block) {
+    const int count = int(std::min<long long>(block, N - start));
+    reader.read("augmented", start, count, audio);
+    std::atomic<int> next{0};
+    auto work = [&] {
+      for (int i; (i = next.fetch_add(1)) < count;) {
+        const float* l = audio.data() + size_t(i) * 2 * T;
+        for (size_t m = 0; m < methods.size(); ++m) est[m][size_t(start + i)] = doa.estimate(methods[m], l, l + T, T);
+      }
+    };
+    std::vector<std::thread> pool;
+    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
+    work();
+    for (auto& th : pool) th.join();
+    progress.update(start + count);
+    if (g_stop_requested) throw Interrupted("interrupted; no predictions written");
+  }
+  progress.finish();
+  for (size_t m = 0; m < methods.size(); ++m) {
+    const std::string path = (std::filesystem::path(report) / ("predictions_" + method_names[m] + ".csv")).string();
+    std::ofstream csv(path);
+    if (!csv) throw InputError("cannot write '" + path + "'");
+    csv << "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type\n";
+    double sum = 0;
+    for (long long i = 0; i < N; ++i) {
+      const double err = std::fabs(std::fmod(est[m][size_t(i)] - az[size_t(i)] + 540.0, 360.0) - 180.0);
+      sum += err;
+      csv << az[size_t(i)] << "," << est[m][size_t(i)] << "," << err << "," << snr[size_t(i)] << ","
+          << (anechoic[size_t(i)] != 0 ? 0.0f : t60[size_t(i)]) << "," << int(noise[size_t(i)]) << "\n";
+    }
+    std::printf("%-9s MAE %.2f deg over %lld examples -> %s\n", method_names[m].c_str(), sum / double(N), N, path.c_str());
+  }
+}
+
 extern "C" void on_signal(int) { g_stop_requested = true; }
 
 }  // namespace
@@ -179,6 +245,18 @@ int main(int argc, char** argv) {
   rir->add_option("--absorption", rir_absorption, "eyring | sabine")->capture_default_str();
   rir->add_option("--frac-delay-half-width", rir_half_width, "windowed-sinc half width")->capture_default_str();
   rir->add_option("--out", rir_out, "output WAV (32-bit float)")->required();
+
+  std::string doa_shard, doa_sofa, doa_report;
+  std::vector<std::string> doa_methods{"gcc_phat", "srp_phat", "music"};
+  bool doa_full = false;
+  int doa_threads = 0;
+  auto* doa_cmd = app.add_subcommand("doa", "classic DoA estimates (GCC-PHAT, SRP-PHAT, MUSIC) for every example of a shard");
+  doa_cmd->add_option("--shards", doa_shard, "shard to evaluate")->required();
+  doa_cmd->add_option("--methods", doa_methods, "gcc_phat, srp_phat, music")->delimiter(',')->capture_default_str();
+  doa_cmd->add_option("--sofa", doa_sofa, "steering HRTF set (default: the shard's own)");
+  doa_cmd->add_flag("--full-circle", doa_full, "candidates over [-180, 180) instead of [-90, 90]");
+  doa_cmd->add_option("--report", doa_report, "folder for predictions_<method>.csv")->required();
+  doa_cmd->add_option("--threads", doa_threads, "threads (0 = all cores)");
 
   auto* cfg_cmd = app.add_subcommand("config", "print the resolved configuration as YAML");
   add_config_flags(cfg_cmd, show_cfg);
@@ -256,6 +334,9 @@ int main(int argc, char** argv) {
       write_wav(rir_out, ch, b.length, rir_fs);
       std::fprintf(stderr, "wrote %s: %d channel(s), %d samples, %d images, direct path %.3f ms at gain %.5f\n",
                    rir_out.c_str(), b.channels, b.length, b.n_images, b.direct_delay_s * 1e3, b.direct_gain);
+    } else if (*doa_cmd) {
+      const int threads = doa_threads > 0 ? doa_threads : int(std::max(1u, std::thread::hardware_concurrency()));
+      run_doa(doa_shard, doa_methods, doa_sofa, doa_full, doa_report, threads);
     } else if (*cfg_cmd) {
       std::printf("%s", to_yaml(resolve(show_cfg)).c_str());
     } else if (*help_cfg) {

@@ -239,6 +239,11 @@ const std::vector<Field>& schema() {
       field("shard.audio_dtype", "float16 | float32 storage of audio", &C::shard, &ShardConfig::audio_dtype),
       field("shard.compression", "gzip level 0..9 (0 = off)", &C::shard, &ShardConfig::compression),
       field("shard.chunk_examples", "examples per HDF5 chunk", &C::shard, &ShardConfig::chunk_examples),
+      field("test_grid.enabled", "evaluation grid: example i takes cell i of snr x t60 x noise", &C::test_grid,
+            &TestGridConfig::enabled),
+      field("test_grid.snr_db", "evaluation grid SNRs", &C::test_grid, &TestGridConfig::snr_db),
+      field("test_grid.t60_s", "evaluation grid T60s (0 = anechoic)", &C::test_grid, &TestGridConfig::t60_s),
+      field("test_grid.noise_types", "evaluation grid noise types", &C::test_grid, &TestGridConfig::noise_types),
       field("model.width", "btrain: projection and LSTM width", &C::model, &ModelConfig::width),
       field("model.layers", "btrain: causal LSTM layers", &C::model, &ModelConfig::layers),
       field("model.doa_grid", "btrain: frontal ([-90, 90)) or full ([-180, 180)) azimuth classes", &C::model,
@@ -316,6 +321,20 @@ void apply_config_file(Config& cfg, const std::string& path) {
     apply_node(cfg, "", root);
   } catch (const InputError& e) {
     throw InputError("config file '" + path + "': " + e.what());
+  }
+}
+
+void apply_config_text(Config& cfg, const std::string& yaml, const std::string& what) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    throw InputError(what + ": configuration is not valid YAML: " + e.msg);
+  }
+  try {
+    apply_node(cfg, "", root);
+  } catch (const InputError& e) {
+    throw InputError(what + ": " + e.what());
   }
 }
 
@@ -406,6 +425,15 @@ void validate(const Config& c) {
                "config key 'shard.compression' must be within 0..9");
   BSIM_EXPECTS(c.shard.chunk_examples >= 1 && c.shard.chunk_examples <= 1024,
                "config key 'shard.chunk_examples' must be within 1..1024");
+  if (c.test_grid.enabled) {
+    BSIM_EXPECTS(!c.test_grid.snr_db.empty() && !c.test_grid.t60_s.empty() && !c.test_grid.noise_types.empty(),
+                 "config keys 'test_grid.*' need at least one value each");
+    for (double t : c.test_grid.t60_s)
+      BSIM_EXPECTS(t >= 0 && t <= 10, "config key 'test_grid.t60_s' values must be within [0, 10] (0 = anechoic)");
+    for (const auto& n : c.test_grid.noise_types)
+      BSIM_EXPECTS(n == "diffuse" || n == "point" || n == "babble",
+                   "config key 'test_grid.noise_types': unknown noise type '" + n + "'");
+  }
   BSIM_EXPECTS(c.model.width >= 4 && c.model.width <= 4096, "config key 'model.width' must be within 4..4096");
   BSIM_EXPECTS(c.model.layers >= 1 && c.model.layers <= 16, "config key 'model.layers' must be within 1..16");
   BSIM_EXPECTS(c.model.doa_grid == "frontal" || c.model.doa_grid == "full",

@@ -84,6 +84,15 @@ struct ShardConfig {
   int chunk_examples = 16;               // examples per HDF5 chunk and per write
 };
 
+// A fixed evaluation grid: when enabled, example i gets cell i mod (|snr| x |t60| x |noise|) of these lists
+// (SNR fastest), whatever the ranges above say. T60 0 means anechoic.
+struct TestGridConfig {
+  bool enabled = false;
+  std::vector<double> snr_db{-5, 0, 5, 10, 15, 20};
+  std::vector<double> t60_s{0.0, 0.3, 0.6, 0.9};
+  std::vector<std::string> noise_types{"diffuse", "point", "babble"};
+};
+
 // btrain: the network (STFT front end -> projection -> causal LSTM encoder -> heads).
 struct ModelConfig {
   int width = 256;              // projection and LSTM width (the paper's authors: 256)
@@ -121,12 +130,15 @@ struct Config {
   RenderConfig render;
   FeatureConfig features;
   ShardConfig shard;
+  TestGridConfig test_grid;
   ModelConfig model;
   TrainConfig train;
 };
 
 // Loads a YAML file on top of `cfg`; throws InputError naming the file and key on any problem.
 void apply_config_file(Config& cfg, const std::string& path);
+// Applies YAML text (e.g. the config stored in a shard or run folder); `what` names its origin in errors.
+void apply_config_text(Config& cfg, const std::string& yaml, const std::string& what);
 // Applies one "dotted.key=yaml-value" override.
 void apply_override(Config& cfg, const std::string& assignment);
 // Checks cross-field consistency (ranges ordered, positive rates, known enums).

@@ -73,8 +73,16 @@ Scene sample_scene(const Config& cfg, int n_hrtf, uint64_t index) {
       s.room.size_m = L;
       s.t60_s = draw(rng, cfg.room.t60_s);
       s.anechoic = rng.uniform() < cfg.room.anechoic_prob;
-      const double beta = reflection_coefficient(L, s.t60_s, absorption_model(cfg), cfg.speed_of_sound_m_s);
-      for (double& b : s.room.beta) b = s.anechoic ? 0.0 : beta;
+      const auto& grid = cfg.test_grid;
+      const size_t n_snr = grid.snr_db.size(), n_t60 = grid.t60_s.size();
+      const size_t cell = grid.enabled ? size_t(index % (n_snr * n_t60 * grid.noise_types.size())) : 0;
+      if (grid.enabled) {
+        s.t60_s = grid.t60_s[(cell / n_snr) % n_t60];
+        s.anechoic = s.t60_s == 0.0;
+      }
+      const double beta =
+          s.anechoic ? 0.0 : reflection_coefficient(L, s.t60_s, absorption_model(cfg), cfg.speed_of_sound_m_s);
+      for (double& b : s.room.beta) b = beta;
       s.listener_m = lis;
       s.head_yaw_deg = yaw;
       s.source_m = src;
@@ -90,6 +98,11 @@ Scene sample_scene(const Config& cfg, int n_hrtf, uint64_t index) {
         if ((u -= kv.second) < 0) break;
       }
       s.snr_db = draw(rng, cfg.noise.snr_db);
+      if (grid.enabled) {
+        s.snr_db = grid.snr_db[cell % n_snr];
+        const std::string& t = grid.noise_types[cell / (n_snr * n_t60)];
+        s.noise_type = t == "point" ? NoiseType::point : t == "babble" ? NoiseType::babble : NoiseType::diffuse;
+      }
       s.babble_talkers = rng.uniform_int(int(cfg.noise.babble_talkers.lo), int(cfg.noise.babble_talkers.hi));
       // Point noise: anywhere in the room away from the walls and at least 0.5 m from the head.
       const double nm = std::min({cfg.source.wall_margin_m, 0.49 * L.x, 0.49 * L.y, 0.49 * L.z});

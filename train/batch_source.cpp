@@ -106,6 +106,7 @@ std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long
     b.azimuth_deg.resize(static_cast<size_t>(B));
     b.snr_db.resize(static_cast<size_t>(B));
     b.t60_s.resize(static_cast<size_t>(B));
+    b.noise_type.resize(static_cast<size_t>(B));
     std::atomic<int> next{0};
     std::exception_ptr error;
     std::mutex em;
@@ -120,6 +121,7 @@ std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long
           b.azimuth_deg[size_t(i)] = float(e.scene.azimuth_deg);
           b.snr_db[size_t(i)] = float(e.scene.snr_db);
           b.t60_s[size_t(i)] = float(e.scene.anechoic ? 0.0 : e.scene.t60_s);
+          b.noise_type[size_t(i)] = float(int(e.scene.noise_type));
         } catch (...) {
           std::lock_guard<std::mutex> lock(em);
           if (!error) error = std::current_exception();
@@ -175,6 +177,11 @@ std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::str
     reader->read("scene/azimuth_deg", start, B, b.azimuth_deg);
     reader->read("scene/snr_db", start, B, b.snr_db);
     reader->read("scene/t60_s", start, B, b.t60_s);
+    reader->read("scene/noise_type", start, B, b.noise_type);
+    std::vector<float> anechoic;
+    reader->read("scene/anechoic", start, B, anechoic);
+    for (int i = 0; i < B; ++i)
+      if (anechoic[size_t(i)] != 0) b.t60_s[size_t(i)] = 0;
     return b;
   };
   return std::make_unique<Prefetcher>(produce, first, cfg.train.prefetch_batches,

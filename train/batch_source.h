@@ -16,7 +16,8 @@ struct Batch {
   std::vector<float> augmented;     // [B][2][T]
   std::vector<float> teacher;       // [B][F][frames]
   std::vector<float> azimuth_deg;   // [B]
-  std::vector<float> snr_db, t60_s; // [B]
+  std::vector<float> snr_db, t60_s; // [B]; t60 0 = anechoic
+  std::vector<float> noise_type;    // [B]: 0 diffuse, 1 point, 2 babble
 };
 
 class BatchSource {

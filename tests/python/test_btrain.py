@@ -73,7 +73,7 @@ def test_finetune_and_eval_from_the_checkpoint(pretrained, tmp_path):
     p = btrain("eval", "--model", tmp_path / "doa", "--report", tmp_path / "rep", "--examples", 16, "--seed", 4242)
     assert "MAE (deg)" in p.stdout
     rows = (tmp_path / "rep" / "predictions.csv").read_text().splitlines()
-    assert rows[0] == "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s" and len(rows) == 17
+    assert rows[0] == "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type" and len(rows) == 17
     one_error_line(btrain("eval", "--model", tmp_path / "doa", "--report", tmp_path / "rep2", check=False),
                    "training seed")
 
