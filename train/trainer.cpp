@@ -272,6 +272,7 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
   if (!fs::exists(run / "checkpoint" / "model.pt"))
     throw InputError("--model '" + opt.model + "' is not a btrain run folder (no checkpoint/model.pt)");
   Config cfg = run_cfg;
+  cfg.train.labelled_examples = 0;  // a fine-tuning label budget must not shrink the test set
   SpatialNet net = make_net(cfg);
   try {
     torch::load(net, (run / "checkpoint" / "model.pt").string());

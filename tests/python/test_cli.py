@@ -178,3 +178,25 @@ def test_config_and_help(run):
     out = run("config", "--set", "room.t60_s=0.5").stdout
     assert "t60_s: [0.5, 0.5]" in out
     assert "room.t60_s" in run("help-config").stdout
+
+
+def test_doa_report_from_predictions(tmp_path):
+    import subprocess as sp
+    import sys
+    rng = np.random.default_rng(0)
+    for name, spread in [("a", 2.0), ("b", 20.0)]:
+        az = rng.uniform(-90, 90, 96)
+        est = np.clip(az + rng.normal(0, spread, 96), -90, 90)
+        with open(tmp_path / f"{name}.csv", "w") as f:
+            f.write("azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type\n")
+            for i in range(96):
+                f.write(f"{az[i]},{est[i]},{abs(est[i] - az[i])},{[-5, 0, 10][i % 3]},{[0, 0.6][i % 2]},{(i // 6) % 3}\n")
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "doa_report.py")
+    out = sp.run([sys.executable, script, "--pred", f"a={tmp_path / 'a.csv'}", "--pred", f"b={tmp_path / 'b.csv'}",
+                  "--pretrained", "a", "--scratch", "b", "--out", tmp_path / "rep"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    summary = (tmp_path / "rep" / "summary.md").read_text()
+    assert "| a | 96 |" in summary and "The paper's claim" in summary
+    assert (tmp_path / "rep" / "mae_vs_snr.png").stat().st_size > 10000
+    rows = (tmp_path / "rep" / "cells.csv").read_text().splitlines()
+    assert rows[0] == "method,snr_db,t60_s,noise,n,mae,ci95,within10,accuracy" and len(rows) == 1 + 2 * 18

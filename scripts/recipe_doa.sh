@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The experiment of the paper, end to end: a held-out test grid -> feature-distillation pretraining ->
+# DoA fine-tuning of the pretrained encoder and of the same network from scratch (same budget, limited
+# labels) -> evaluation of both and of GCC-PHAT / SRP-PHAT / MUSIC -> report (summary.md, cells.csv, plot).
+#   scripts/recipe_doa.sh small [OUT]   about 30 minutes on a 2-core CPU
+#   scripts/recipe_doa.sh full  [OUT]   sized for about 10 minutes on the GPU host (train.device=cuda)
+# Run from the repository root after scripts/build.sh (needs ../shared/hrtf for the held-out ARI head).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE=${1:-small}
+OUT=${2:-runs/recipe-$SIZE}
+BSIM=${BSIM:-build/apps/bsim}
+BTRAIN=${BTRAIN:-build/apps/btrain}
+PY=${PY:-.venv/bin/python}
+case "$SIZE" in
+  small)
+    PER_CELL=8; CLIP=2.0
+    MODEL=(--set model.width=128 --set model.layers=2)
+    PRE=(--set train.batch_size=16 --set train.steps=1200 --set train.lr=0.002)
+    FIN=(--set train.batch_size=16 --set train.steps=500 --set train.lr=0.002 --set train.labelled_examples=512)
+    ;;
+  full)
+    PER_CELL=40; CLIP=4.0
+    MODEL=()
+    PRE=(--set train.batch_size=32 --set train.steps=3000 --set train.device=cuda)
+    FIN=(--set train.batch_size=32 --set train.steps=1000 --set train.labelled_examples=2048 --set train.device=cuda)
+    ;;
+  *) echo "usage: $0 small|full [OUT]" >&2; exit 2 ;;
+esac
+mkdir -p "$OUT"
+TRAIN=(--set clip_s=$CLIP "${MODEL[@]}" --set train.log_every=50 --set train.checkpoint_every=250)
+
+echo "== test grid: 72 cells x $PER_CELL examples (English speech, ARI head: both unseen in training)"
+[ -f "$OUT/test_grid.h5" ] || "$BSIM" generate --rooms $((72 * PER_CELL)) --out "$OUT/test_grid.h5" \
+  --config configs/test_grid.yaml --quiet
+echo "== pretraining (feature distillation, on the fly)"
+[ -f "$OUT/pre/encoder.pt" ] && [ -f "$OUT/pre/.done" ] || { "$BTRAIN" pretrain --on-the-fly --out "$OUT/pre" \
+  "${TRAIN[@]}" "${PRE[@]}" --quiet $( [ -d "$OUT/pre/checkpoint" ] && echo --resume ) && touch "$OUT/pre/.done"; }
+for init in pretrained scratch; do
+  echo "== fine-tuning ($init)"
+  INIT=(); [ $init = pretrained ] && INIT=(--init "$OUT/pre")
+  [ -f "$OUT/doa-$init/.done" ] || { "$BTRAIN" finetune "${INIT[@]}" --on-the-fly --out "$OUT/doa-$init" \
+    "${TRAIN[@]}" "${FIN[@]}" --seed 4321 --quiet $( [ -d "$OUT/doa-$init/checkpoint" ] && echo --resume ) \
+    && touch "$OUT/doa-$init/.done"; }
+  "$BTRAIN" eval --model "$OUT/doa-$init" --shards "$OUT/test_grid.h5" --report "$OUT/eval-$init" > /dev/null
+done
+echo "== classic methods"
+"$BSIM" doa --shards "$OUT/test_grid.h5" --report "$OUT/eval-classic" 2>/dev/null
+echo "== report"
+"$PY" scripts/doa_report.py --out "$OUT/report" --pretrained pretrained --scratch scratch \
+  --pred pretrained="$OUT/eval-pretrained/predictions.csv" --pred scratch="$OUT/eval-scratch/predictions.csv" \
+  --pred gcc_phat="$OUT/eval-classic/predictions_gcc_phat.csv" --pred srp_phat="$OUT/eval-classic/predictions_srp_phat.csv" \
+  --pred music="$OUT/eval-classic/predictions_music.csv"
