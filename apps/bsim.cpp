@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "apps/cli_config.h"
 #include "doa/classic.h"
 #include "io/audio.h"
 #include "io/config.h"
@@ -22,35 +23,12 @@
 #include "kernels/device.h"
 #include "sim/brir.h"
 #include "sim/generate.h"
+#include "sim/parallel.h"
 #include "sim/pipeline.h"
 
 using namespace bsim;
 
 namespace {
-
-struct ConfigFlags {
-  std::string file;
-  std::vector<std::string> sets;
-  long long seed = -1;
-  int threads = -1;
-};
-
-void add_config_flags(CLI::App* app, ConfigFlags& f) {
-  app->add_option("--config", f.file, "YAML config file (keys: `bsim help-config`)");
-  app->add_option("--set", f.sets, "override one key, e.g. --set room.t60_s=[0.3,0.6] (repeatable)");
-  app->add_option("--seed", f.seed, "base seed (same as --set seed=N)");
-  app->add_option("--threads", f.threads, "worker threads, 0 = all cores");
-}
-
-Config resolve(const ConfigFlags& f) {
-  Config cfg;
-  if (!f.file.empty()) apply_config_file(cfg, f.file);
-  for (const auto& s : f.sets) apply_override(cfg, s);
-  if (f.seed >= 0) cfg.seed = (unsigned long long)f.seed;
-  if (f.threads >= 0) cfg.threads = f.threads;
-  validate(cfg);
-  return cfg;
-}
 
 void print_config(const Config& cfg, bool quiet) {
   if (quiet) return;
@@ -164,17 +142,10 @@ void run_doa(const std::string& shard, const std::vector<std::string>& method_na
   for (long long start = 0; start < N; start += block) {
     const int count = int(std::min<long long>(block, N - start));
     reader.read("augmented", start, count, audio);
-    std::atomic<int> next{0};
-    auto work = [&] {
-      for (int i; (i = next.fetch_add(1)) < count;) {
-        const float* l = audio.data() + size_t(i) * 2 * T;
-        for (size_t m = 0; m < methods.size(); ++m) est[m][size_t(start + i)] = doa.estimate(methods[m], l, l + T, T);
-      }
-    };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-    work();
-    for (auto& th : pool) th.join();
+    parallel_for(count, threads, [&](int i) {
+      const float* l = audio.data() + size_t(i) * 2 * T;
+      for (size_t m = 0; m < methods.size(); ++m) est[m][size_t(start + i)] = doa.estimate(methods[m], l, l + T, T);
+    });
     progress.update(start + count);
     if (g_stop_requested) throw Interrupted("interrupted; no predictions written");
   }
@@ -274,11 +245,11 @@ int main(int argc, char** argv) {
   try {
     if (*g) {
       require_device(device);
-      const Config cfg = resolve(gen_cfg);
+      const Config cfg = resolve_config(gen_cfg);
       print_config(cfg, gen.quiet);
       generate_shard(cfg, gen);
     } else if (*r) {
-      const Config cfg = resolve(render_cfg);
+      const Config cfg = resolve_config(render_cfg);
       if (render_count < 1) throw InputError("--count must be at least 1");
       std::error_code ec;
       std::filesystem::create_directories(render_dir, ec);
@@ -335,10 +306,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "wrote %s: %d channel(s), %d samples, %d images, direct path %.3f ms at gain %.5f\n",
                    rir_out.c_str(), b.channels, b.length, b.n_images, b.direct_delay_s * 1e3, b.direct_gain);
     } else if (*doa_cmd) {
-      const int threads = doa_threads > 0 ? doa_threads : int(std::max(1u, std::thread::hardware_concurrency()));
-      run_doa(doa_shard, doa_methods, doa_sofa, doa_full, doa_report, threads);
+      run_doa(doa_shard, doa_methods, doa_sofa, doa_full, doa_report, resolve_threads(doa_threads));
     } else if (*cfg_cmd) {
-      std::printf("%s", to_yaml(resolve(show_cfg)).c_str());
+      std::printf("%s", to_yaml(resolve_config(show_cfg)).c_str());
     } else if (*help_cfg) {
       std::printf("configuration keys (YAML file via --config, or --set key=value):\n%s", describe_keys().c_str());
     } else if (*devices) {

@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "apps/cli_config.h"
 #include "io/config.h"
 #include "io/error.h"
 #include "sim/generate.h"
@@ -18,31 +19,6 @@
 using namespace bsim;
 
 namespace {
-
-struct CommonFlags {
-  std::string config;
-  std::vector<std::string> sets;
-  long long seed = -1;
-  int threads = -1;
-};
-
-void add_common(CLI::App* app, CommonFlags& f) {
-  app->add_option("--config", f.config, "YAML config (simulation, model.*, train.*); keys: bsim help-config");
-  app->add_option("--set", f.sets, "override one key, e.g. --set train.steps=500 (repeatable)");
-  app->add_option("--seed", f.seed, "base seed");
-  app->add_option("--threads", f.threads, "simulator threads for on-the-fly data (0 = all cores)");
-}
-
-Config resolve(const CommonFlags& f, const std::string& base_file = "") {
-  Config cfg;
-  if (!base_file.empty()) apply_config_file(cfg, base_file);
-  if (!f.config.empty()) apply_config_file(cfg, f.config);
-  for (const auto& s : f.sets) apply_override(cfg, s);
-  if (f.seed >= 0) cfg.seed = (unsigned long long)f.seed;
-  if (f.threads >= 0) cfg.threads = f.threads;
-  validate(cfg);
-  return cfg;
-}
 
 extern "C" void on_signal(int) { g_stop_requested = true; }
 
@@ -53,16 +29,16 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("btrain ") + BSIM_VERSION);
 
   // Bare `btrain --on-the-fly` means pretraining with the default config.
-  CommonFlags top;
+  ConfigFlags top;
   TrainOptions top_opt;
   bool top_fly = false;
   app.add_flag("--on-the-fly", top_fly, "pretrain on data rendered while training (default config)");
   app.add_option("--out", top_opt.out, "run folder")->capture_default_str();
   app.add_flag("--resume", top_opt.resume, "continue from the run folder's checkpoint");
-  add_common(&app, top);
+  add_config_flags(&app, top);
   top_opt.out = "runs/pretrain";
 
-  CommonFlags pre_f, fin_f, eval_f;
+  ConfigFlags pre_f, fin_f, eval_f;
   TrainOptions pre, fin;
   bool pre_fly = false, fin_fly = false;
   auto* p = app.add_subcommand("pretrain", "feature-distillation pretraining (student predicts the teacher's features)");
@@ -71,7 +47,7 @@ int main(int argc, char** argv) {
   p->add_option("--out", pre.out, "run folder")->required();
   p->add_flag("--resume", pre.resume, "continue from the run folder's checkpoint");
   p->add_flag("--quiet", pre.quiet, "no progress lines");
-  add_common(p, pre_f);
+  add_config_flags(p, pre_f);
 
   auto* f = app.add_subcommand("finetune", "DoA fine-tuning (frame-wise cross-entropy)");
   f->add_option("--init", fin.init, "pretrained encoder: a pretraining run folder or its encoder.pt (omit: from scratch)");
@@ -80,7 +56,7 @@ int main(int argc, char** argv) {
   f->add_option("--out", fin.out, "run folder")->required();
   f->add_flag("--resume", fin.resume, "continue from the run folder's checkpoint");
   f->add_flag("--quiet", fin.quiet, "no progress lines");
-  add_common(f, fin_f);
+  add_config_flags(f, fin_f);
   fin.task = Task::finetune;
 
   EvalOptions ev;
@@ -89,7 +65,7 @@ int main(int argc, char** argv) {
   e->add_option("--shards", ev.shards, "test shard (omit: on the fly with --seed)");
   e->add_option("--report", ev.report, "report folder")->required();
   e->add_option("--examples", ev.examples, "examples when on the fly")->capture_default_str();
-  add_common(e, eval_f);
+  add_config_flags(e, eval_f);
 
   try {
     app.parse(argc, argv);
@@ -105,16 +81,16 @@ int main(int argc, char** argv) {
     };
     if (*p) {
       check_source(pre_fly, pre.shards);
-      train(resolve(pre_f), pre);
+      train(resolve_config(pre_f), pre);
     } else if (*f) {
       check_source(fin_fly, fin.shards);
-      train(resolve(fin_f), fin);
+      train(resolve_config(fin_f), fin);
     } else if (*e) {
       const std::string run_cfg = (std::filesystem::path(ev.model) / "config.yaml").string();
       if (!std::filesystem::exists(run_cfg)) throw InputError("--model '" + ev.model + "' has no config.yaml");
-      evaluate(resolve(eval_f, run_cfg), ev);
+      evaluate(resolve_config(eval_f, run_cfg), ev);
     } else if (top_fly) {
-      train(resolve(top), top_opt);
+      train(resolve_config(top), top_opt);
     } else {
       std::fprintf(stderr, "%s", app.help().c_str());
       return 2;

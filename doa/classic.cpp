@@ -31,6 +31,20 @@ double phat_peak_lag(const std::vector<std::complex<float>>& G, int n_fft, doubl
   }
   return best_lag;
 }
+// Frame-averaged PHAT-weighted cross-spectrum sum_t X_L conj(X_R) / |X_L conj(X_R)| over the analysis band
+// (averaging before the inverse transform equals averaging the per-frame GCC functions).
+std::vector<std::complex<float>> averaged_phat(const std::vector<std::complex<float>>& XL,
+                                               const std::vector<std::complex<float>>& XR, int frames, int bins,
+                                               int lo, int hi) {
+  std::vector<std::complex<double>> acc(static_cast<size_t>(bins), {0.0, 0.0});
+  for (int t = 0; t < frames; ++t)
+    for (int k = lo; k <= hi; ++k) {
+      const auto g = XL[size_t(t) * bins + k] * std::conj(XR[size_t(t) * bins + k]);
+      const float a = std::abs(g);
+      if (a > 0) acc[size_t(k)] += std::complex<double>(g / a);
+    }
+  return std::vector<std::complex<float>>(acc.begin(), acc.end());
+}
 }  // namespace
 
 ClassicMethod classic_method(const std::string& name) {
@@ -93,14 +107,7 @@ double ClassicDoa::estimate(ClassicMethod m, const float* left, const float* rig
 
 double ClassicDoa::gcc_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR,
                             int frames) const {
-  // Frame-averaged PHAT cross-spectrum (averaging before the transform = averaging the GCC functions).
-  std::vector<std::complex<float>> G(static_cast<size_t>(bins_), {0.0f, 0.0f});
-  for (int t = 0; t < frames; ++t)
-    for (int k = bin_lo_; k <= bin_hi_; ++k) {
-      const auto g = XL[size_t(t) * bins_ + k] * std::conj(XR[size_t(t) * bins_ + k]);
-      const float a = std::abs(g);
-      if (a > 0) G[size_t(k)] += g / a;
-    }
+  const auto G = averaged_phat(XL, XR, frames, bins_, bin_lo_, bin_hi_);
   const double lag = phat_peak_lag(G, stft_.n_fft, 0.0015 * fs_hz_);
   // Nearest ITD in the set's table (ties, e.g. front/back on a full grid, go to the first = frontmost).
   size_t best = 0;
@@ -111,13 +118,7 @@ double ClassicDoa::gcc_phat(const std::vector<std::complex<float>>& XL, const st
 
 double ClassicDoa::srp_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR,
                             int frames) const {
-  std::vector<std::complex<double>> G(static_cast<size_t>(bins_), {0.0, 0.0});
-  for (int t = 0; t < frames; ++t)
-    for (int k = bin_lo_; k <= bin_hi_; ++k) {
-      const auto g = XL[size_t(t) * bins_ + k] * std::conj(XR[size_t(t) * bins_ + k]);
-      const float a = std::abs(g);
-      if (a > 0) G[size_t(k)] += std::complex<double>(g / a);
-    }
+  const auto G = averaged_phat(XL, XR, frames, bins_, bin_lo_, bin_hi_);
   double best = -1e300;
   size_t arg = 0;
   for (size_t c = 0; c < azimuth_deg_.size(); ++c) {
@@ -125,7 +126,7 @@ double ClassicDoa::srp_phat(const std::vector<std::complex<float>>& XL, const st
     for (int k = bin_lo_; k <= bin_hi_; ++k) {
       const std::complex<double> h = std::complex<double>(hl_[c * bins_ + k] * std::conj(hr_[c * bins_ + k]));
       const double a = std::abs(h);
-      if (a > 0) p += (G[size_t(k)] * std::conj(h / a)).real();
+      if (a > 0) p += (std::complex<double>(G[size_t(k)]) * std::conj(h / a)).real();
     }
     if (p > best) best = p, arg = c;
   }

@@ -14,6 +14,7 @@
 #include "io/progress.h"
 #include "io/shard.h"
 #include "sim/features.h"
+#include "sim/parallel.h"
 #include "sim/pipeline.h"
 
 namespace bsim {
@@ -86,26 +87,9 @@ std::string now_iso8601() {
 // Renders examples [start, start+count) on `threads` workers into `out`.
 void render_block(const Renderer& r, long long start, int count, int threads, std::vector<Example>& out) {
   out.assign(static_cast<size_t>(count), Example{});
-  std::atomic<int> next{0};
-  std::exception_ptr error;
-  std::mutex error_mutex;
-  auto work = [&] {
-    for (int i; (i = next.fetch_add(1)) < count;) {
-      if (g_stop_requested) return;
-      try {
-        out[size_t(i)] = r.render(uint64_t(start + i));
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mutex);
-        if (!error) error = std::current_exception();
-        next = count;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-  work();
-  for (auto& th : pool) th.join();
-  if (error) std::rethrow_exception(error);
+  parallel_for(count, threads, [&](int i) {
+    if (!g_stop_requested) out[size_t(i)] = r.render(uint64_t(start + i));
+  });
 }
 
 }  // namespace
@@ -154,7 +138,7 @@ void generate_shard(const Config& cfg, const GenerateOptions& opt) {
                                           {"speech_files", renderer.speech_files()},
                                           {"noise_files", renderer.noise_files()}});
   try {
-    const int threads = cfg.threads > 0 ? cfg.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+    const int threads = resolve_threads(cfg.threads);
     const int block = std::max(cfg.shard.chunk_examples, threads);
     Progress progress(opt.rooms, "rooms", opt.quiet, writer.n_done());
     progress.update(writer.n_done());

@@ -13,6 +13,7 @@
 #include "io/error.h"
 #include "io/shard.h"
 #include "sim/features.h"
+#include "sim/parallel.h"
 #include "sim/pipeline.h"
 #include "sim/rng.h"
 
@@ -91,7 +92,7 @@ void check_teacher_shape(const Config& cfg, int n_samples, int n_features, int n
 std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long first, long long example_pool) {
   auto renderer = std::make_shared<const Renderer>(cfg);
   const int B = cfg.train.batch_size;
-  const int threads = cfg.threads > 0 ? cfg.threads : int(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = resolve_threads(cfg.threads);
   const FeatureShape shape = teacher_shape(cfg.features, renderer->n_samples());
   auto produce = [renderer, B, threads, shape, example_pool](long long k) {
     const int T = renderer->n_samples();
@@ -107,33 +108,17 @@ std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long
     b.snr_db.resize(static_cast<size_t>(B));
     b.t60_s.resize(static_cast<size_t>(B));
     b.noise_type.resize(static_cast<size_t>(B));
-    std::atomic<int> next{0};
-    std::exception_ptr error;
-    std::mutex em;
-    auto work = [&] {
-      for (int i; (i = next.fetch_add(1)) < B;) {
-        try {
-          long long idx = k * B + i;
-          if (example_pool > 0) idx %= example_pool;
-          const Example e = renderer->render(uint64_t(idx));
-          std::copy(e.augmented.begin(), e.augmented.end(), b.augmented.begin() + long(static_cast<size_t>(i) * 2 * T));
-          std::copy(e.teacher.begin(), e.teacher.end(), b.teacher.begin() + long(static_cast<size_t>(i) * e.teacher.size()));
-          b.azimuth_deg[size_t(i)] = float(e.scene.azimuth_deg);
-          b.snr_db[size_t(i)] = float(e.scene.snr_db);
-          b.t60_s[size_t(i)] = float(e.scene.anechoic ? 0.0 : e.scene.t60_s);
-          b.noise_type[size_t(i)] = float(int(e.scene.noise_type));
-        } catch (...) {
-          std::lock_guard<std::mutex> lock(em);
-          if (!error) error = std::current_exception();
-          next = B;
-        }
-      }
-    };
-    std::vector<std::thread> pool;
-    for (int t = 1; t < threads; ++t) pool.emplace_back(work);
-    work();
-    for (auto& th : pool) th.join();
-    if (error) std::rethrow_exception(error);
+    parallel_for(B, threads, [&](int i) {
+      long long idx = k * B + i;
+      if (example_pool > 0) idx %= example_pool;
+      const Example e = renderer->render(uint64_t(idx));
+      std::copy(e.augmented.begin(), e.augmented.end(), b.augmented.begin() + long(size_t(i) * 2 * T));
+      std::copy(e.teacher.begin(), e.teacher.end(), b.teacher.begin() + long(size_t(i) * e.teacher.size()));
+      b.azimuth_deg[size_t(i)] = float(e.scene.azimuth_deg);
+      b.snr_db[size_t(i)] = float(e.scene.snr_db);
+      b.t60_s[size_t(i)] = float(e.scene.anechoic ? 0.0 : e.scene.t60_s);
+      b.noise_type[size_t(i)] = float(int(e.scene.noise_type));
+    });
     return b;
   };
   const std::string what = "on the fly (CPU simulator, " + std::to_string(threads) + " threads" +
