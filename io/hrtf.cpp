@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "io/error.h"
+#include "io/grid_index.h"
 #include "sim/fracdelay.h"
 
 namespace bsim {
@@ -55,12 +56,7 @@ int onset_of(const float* h, int n) {
 }  // namespace
 
 int HrirGrid::index(double azimuth_deg, double elevation_deg) const {
-  double az = std::fmod(azimuth_deg, 360.0);
-  if (az < 0) az += 360.0;
-  int ia = int(std::lround(az / az_step_deg)) % n_az;
-  int ie = int(std::lround((std::clamp(elevation_deg, -90.0, 90.0) + 90.0) / el_step_deg));
-  ie = std::clamp(ie, 0, n_el - 1);
-  return ie * n_az + ia;
+  return grid_direction_index(azimuth_deg, elevation_deg, n_az, n_el, az_step_deg, el_step_deg);
 }
 
 HrirGrid load_hrir_grid(const std::string& path, double fs_hz, double az_step_deg, double el_step_deg) {

@@ -1,0 +1,181 @@
+// Early BRIRs of a batch of rooms: kernel 1 enumerates each room's image sources (one block per room),
+// kernel 2 scatters each image's delayed HRIR into its room's response (no dense gather over output
+// samples: work is images x (HRIR taps + sinc taps), as on the CPU).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "io/error.h"
+#include "io/grid_index.h"
+#include "kernels/check.cuh"
+#include "kernels/device_buffer.cuh"
+#include "kernels/early_brir.h"
+#include "sim/fracdelay.h"
+
+namespace bsim::cuda {
+namespace {
+
+constexpr int kImageThreads = 256;   // threads per room in the image kernel
+constexpr int kScatterThreads = 128; // threads per image block in the scatter kernel
+constexpr int kImagesPerBlock = 8;   // images handled by one scatter block (amortises the block launch)
+constexpr int kMaxHalfWidth = 64;
+
+struct DeviceImage {
+  double delay_samples;  // double: a float loses the fraction of long delays (48 kHz, 2 s) to 1e-3 samples
+  float gain;
+  int grid_index;
+};
+
+struct GridView {
+  const float* ir;  // [direction][ear][tap]
+  int n_taps, n_az, n_el;
+  double az_step_deg, el_step_deg;
+};
+
+__global__ void image_sources_kernel(const RoomGeometry* rooms, GridView grid, double fs_over_c, int capacity,
+                                     DeviceImage* images,  // [room][capacity]
+                                     int* counts) {        // [room]
+  const RoomGeometry& r = rooms[blockIdx.x];
+  const double L[3] = {r.size_m[0], r.size_m[1], r.size_m[2]};
+  const double s[3] = {r.source_m[0], r.source_m[1], r.source_m[2]};
+  const double p[3] = {r.listener_m[0], r.listener_m[1], r.listener_m[2]};
+  const double dmax = r.max_distance_m;
+  int nmax[3], span[3];
+  for (int a = 0; a < 3; ++a) nmax[a] = int(ceil(dmax / (2.0 * L[a]))) + 1, span[a] = 2 * (2 * nmax[a] + 1);
+  const long long total = (long long)span[0] * span[1] * span[2];
+  const double cy = cos((double)r.yaw_rad), sy = sin((double)r.yaw_rad);
+  const double pi = 3.14159265358979323846;
+  for (long long t = threadIdx.x; t < total; t += blockDim.x) {
+    long long rest = t;
+    int nq[3];
+    for (int a = 2; a >= 0; --a) nq[a] = int(rest % span[a]), rest /= span[a];
+    double pos[3], d2 = 0;
+    int order[6];
+    for (int a = 0; a < 3; ++a) {
+      const int n = nq[a] / 2 - nmax[a], q = nq[a] % 2;
+      pos[a] = (1 - 2 * q) * s[a] + 2.0 * n * L[a];
+      order[2 * a] = abs(n - q), order[2 * a + 1] = abs(n);
+      d2 += (pos[a] - p[a]) * (pos[a] - p[a]);
+    }
+    if (d2 > dmax * dmax) continue;
+    const double d = sqrt(d2);
+    double g = 1.0 / (4.0 * pi * fmax(d, 1e-3));
+    for (int w = 0; w < 6; ++w) g *= pow((double)r.beta[w], order[w]);
+    const double vx = pos[0] - p[0], vy = pos[1] - p[1], vz = pos[2] - p[2];
+    const double hx = cy * vx + sy * vy, hy = -sy * vx + cy * vy;
+    const double az = atan2(hy, hx) * 180.0 / pi, el = atan2(vz, hypot(hx, hy)) * 180.0 / pi;
+    const int slot = atomicAdd(&counts[blockIdx.x], 1);
+    if (slot < capacity)
+      images[(size_t)blockIdx.x * capacity + slot] = {d * fs_over_c, float(g),
+                                                       grid_direction_index(az, el, grid.n_az, grid.n_el,
+                                                                            grid.az_step_deg, grid.el_step_deg)};
+  }
+}
+
+// out[room][ear][length] += gain * (HRIR(direction) conv sinc(frac)) at floor(delay), per image.
+__global__ void scatter_kernel(const DeviceImage* images, const int* counts, int capacity, GridView grid,
+                               int half_width, int length, float* out) {
+  const int room = blockIdx.y;
+  const int n_images = min(counts[room], capacity);
+  __shared__ float taps[2 * kMaxHalfWidth + 1];
+  const int seg = grid.n_taps + 2 * half_width;
+  for (int k = 0; k < kImagesPerBlock; ++k) {
+    const int im = blockIdx.x * kImagesPerBlock + k;
+    if (im >= n_images) return;  // uniform across the block
+    const DeviceImage img = images[(size_t)room * capacity + im];
+    const double fl = floor(img.delay_samples);
+    const int n0 = int(fl);
+    const float frac = float(img.delay_samples - fl);
+    const float sin_pi_frac = sinf(3.14159265358979f * frac);
+    __syncthreads();
+    for (int j = threadIdx.x; j <= 2 * half_width; j += blockDim.x)
+      taps[j] = img.gain * frac_delay_tap(j - half_width, frac, half_width, sin_pi_frac);
+    __syncthreads();
+    for (int ear = 0; ear < 2; ++ear) {
+      const float* h = grid.ir + ((size_t)img.grid_index * 2 + ear) * grid.n_taps;
+      float* dst = out + ((size_t)room * 2 + ear) * length;
+      for (int j = threadIdx.x; j < seg; j += blockDim.x) {
+        const int pos = n0 - half_width + j;
+        if (pos < 0 || pos >= length) continue;
+        // value at offset m = j - hw: sum_k taps[k] h[m - k], k = -hw..hw
+        float acc = 0.0f;
+        const int k_lo = max(-half_width, j - half_width - (grid.n_taps - 1)), k_hi = min(half_width, j - half_width);
+        for (int kk = k_lo; kk <= k_hi; ++kk) acc += taps[kk + half_width] * h[j - half_width - kk];
+        atomicAdd(dst + pos, acc);
+      }
+    }
+  }
+}
+
+}  // namespace
+
+struct EarlyBrirRenderer::Impl {
+  GridView view{};
+  DeviceBuffer<float> ir;
+  DeviceBuffer<RoomGeometry> rooms;
+  DeviceBuffer<DeviceImage> images;
+  DeviceBuffer<int> counts;
+  DeviceBuffer<float> out;
+  Stream stream;
+  int max_rooms = 0, length = 0, capacity = 0, half_width = 0;
+  double fs_over_c = 0;
+};
+
+bool device_available() {
+  int n = 0;
+  const bool ok = cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+  cudaGetLastError();
+  return ok;
+}
+
+EarlyBrirRenderer::EarlyBrirRenderer(const HrirGrid& grid, int max_rooms, int length, int capacity, int half_width,
+                                     double c_m_s)
+    : impl_(std::make_unique<Impl>()) {
+  if (!device_available()) throw RuntimeError("no CUDA device is visible: the GPU renderer cannot start");
+  if (half_width > kMaxHalfWidth) throw InputError("GPU renderer: frac_delay_half_width must be <= 64");
+  Impl& m = *impl_;
+  m.max_rooms = max_rooms, m.length = length, m.capacity = capacity, m.half_width = half_width;
+  m.fs_over_c = grid.fs_hz / c_m_s;
+  m.ir = DeviceBuffer<float>(grid.ir.size());
+  BSIM_CUDA_TRY(cudaMemcpy(m.ir.get(), grid.ir.data(), grid.ir.size() * sizeof(float), cudaMemcpyHostToDevice));
+  m.view = {m.ir.get(), grid.n_taps, grid.n_az, grid.n_el, grid.az_step_deg, grid.el_step_deg};
+  m.rooms = DeviceBuffer<RoomGeometry>(size_t(max_rooms));
+  m.images = DeviceBuffer<DeviceImage>(size_t(max_rooms) * capacity);
+  m.counts = DeviceBuffer<int>(size_t(max_rooms));
+  m.out = DeviceBuffer<float>(size_t(max_rooms) * 2 * length);
+}
+
+EarlyBrirRenderer::~EarlyBrirRenderer() = default;
+
+int EarlyBrirRenderer::length() const { return impl_->length; }
+
+void EarlyBrirRenderer::render(const std::vector<RoomGeometry>& rooms, std::vector<float>& out,
+                               std::vector<int>& images_per_room) {
+  Impl& m = *impl_;
+  const int B = int(rooms.size());
+  if (B < 1 || B > m.max_rooms) throw InputError("GPU renderer: batch of " + std::to_string(B) + " rooms, capacity " +
+                                                 std::to_string(m.max_rooms));
+  cudaStream_t s = m.stream.get();
+  BSIM_CUDA_TRY(cudaMemcpyAsync(m.rooms.get(), rooms.data(), B * sizeof(RoomGeometry), cudaMemcpyHostToDevice, s));
+  BSIM_CUDA_TRY(cudaMemsetAsync(m.counts.get(), 0, B * sizeof(int), s));
+  BSIM_CUDA_TRY(cudaMemsetAsync(m.out.get(), 0, size_t(B) * 2 * m.length * sizeof(float), s));
+  image_sources_kernel<<<B, kImageThreads, 0, s>>>(m.rooms.get(), m.view, m.fs_over_c, m.capacity, m.images.get(),
+                                                   m.counts.get());
+  BSIM_CUDA_TRY(cudaGetLastError());
+  const dim3 grid((m.capacity + kImagesPerBlock - 1) / kImagesPerBlock, B);
+  scatter_kernel<<<grid, kScatterThreads, 0, s>>>(m.images.get(), m.counts.get(), m.capacity, m.view, m.half_width,
+                                                  m.length, m.out.get());
+  BSIM_CUDA_TRY(cudaGetLastError());
+  out.resize(size_t(B) * 2 * m.length);
+  images_per_room.resize(size_t(B));
+  BSIM_CUDA_TRY(cudaMemcpyAsync(out.data(), m.out.get(), out.size() * sizeof(float), cudaMemcpyDeviceToHost, s));
+  BSIM_CUDA_TRY(cudaMemcpyAsync(images_per_room.data(), m.counts.get(), B * sizeof(int), cudaMemcpyDeviceToHost, s));
+  BSIM_CUDA_TRY(cudaStreamSynchronize(s));
+  for (int r = 0; r < B; ++r)
+    if (images_per_room[size_t(r)] > m.capacity)
+      throw RuntimeError("GPU renderer: room " + std::to_string(r) + " has " + std::to_string(images_per_room[size_t(r)]) +
+                         " images, more than the capacity " + std::to_string(m.capacity) + " it was built for");
+}
+
+}  // namespace bsim::cuda
