@@ -4,6 +4,7 @@
 # the CPU benchmarks and a btrain timing (default model, on the fly vs shards), and prints a short table.
 # Full logs go to $OUT (or ./gpu-check-logs).
 set -uo pipefail
+export PATH=/usr/local/cuda/bin:$PATH
 cd "$(dirname "$0")/.."
 LOG=${OUT:-gpu-check-logs}
 mkdir -p "$LOG"
@@ -31,6 +32,9 @@ COMMON=(--set "hrtf.sofa=[$SOFA]" --set "speech.roots=[$SPEECH]" --set "speech.i
 ctest --test-dir build-gpu -L gpu --output-on-failure > "$LOG/ctest-gpu.log" 2>&1; gpu_tests_rc=$?
 build-gpu/apps/bsim devices > "$LOG/devices.txt" 2>&1
 build-gpu/bench/bench_cpu --benchmark_min_time=0.5 > "$LOG/bench_cpu.txt" 2>&1
+build-gpu/bench/bench_gpu --benchmark_min_time=1 > "$LOG/bench_gpu.txt" 2>&1
+compute-sanitizer --tool memcheck build-gpu/tests/test_gpu > "$LOG/memcheck.log" 2>&1; memcheck_rc=$?
+compute-sanitizer --tool racecheck build-gpu/tests/test_gpu > "$LOG/racecheck.log" 2>&1; racecheck_rc=$?
 
 # btrain with the default model (3 x 256 LSTM), 4 s clips, batch 32: data on the fly (CPU simulator on
 # 16 cores) and from a shard; the log's data_share column is the fraction of each step spent waiting.
@@ -46,9 +50,10 @@ echo
 echo "| check | result |"
 echo "|---|---|"
 echo "| build (CUDA + libtorch) | rc=$build_rc, ${build_s} s |"
-echo "| ctest -L gpu | rc=$gpu_tests_rc |"
+echo "| ctest -L gpu | rc=$gpu_tests_rc ($(grep -c ' Passed' "$LOG/ctest-gpu.log") passed) |"
+echo "| compute-sanitizer memcheck / racecheck on test_gpu | rc=$memcheck_rc / rc=$racecheck_rc |"
 echo "| devices | $(head -1 "$LOG/devices.txt") |"
-grep -E "^BM_" "$LOG/bench_cpu.txt" | awk '{printf "| %s | %s %s |\n", $1, $2, $3}'
+grep -hE "^BM_" "$LOG/bench_cpu.txt" "$LOG/bench_gpu.txt" | awk '{printf "| %s | %s %s  %s %s %s |\n", $1, $2, $3, $(NF-2), $(NF-1), $NF}'
 for src in fly shard; do
   last=$(tail -1 "$LOG/btrain-$src.csv" 2>/dev/null)
   echo "| btrain pretrain ($src): step,loss,data_ms,compute_ms,data_share,ex/s | ${last:-failed, see btrain-$src.log} |"
