@@ -3,7 +3,9 @@
 
 #include <cmath>
 
+#include "kernels/batch_dsp.h"
 #include "kernels/early_brir.h"
+#include "sim/rng.h"
 #include "sim/brir.h"
 #include "sim/scene.h"
 
@@ -50,5 +52,50 @@ static void BM_EarlyBrirBatch(benchmark::State& state) {
                                                   benchmark::Counter::kIsRate);
 }
 BENCHMARK(BM_EarlyBrirBatch)->Arg(256)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// 256 examples of 4 s speech, each through its own two-ear 0.5 s response (16 kHz), data already on the
+// device: the work torch's FFT convolution is compared against in bench/torch_baselines.py.
+static void BM_ConvolveBatch(benchmark::State& state) {
+  if (!cuda::device_available()) {
+    state.SkipWithError("no CUDA device");
+    return;
+  }
+  const int B = 256, F = 2, T = 64000, L = 8000;
+  std::vector<float> x(size_t(B) * T), h(size_t(B) * F * L), out;
+  Rng rng(1, 0, Stream::noise);
+  for (auto& v : x) v = float(rng.normal());
+  for (auto& v : h) v = float(rng.normal());
+  cuda::BatchConvolver conv(B, F, T, L);
+  conv.run(B, x, h, out);
+  for (auto _ : state) conv.recompute();
+  state.counters["us/example"] = benchmark::Counter(double(state.iterations()) * B, benchmark::Counter::kIsRate |
+                                                                                        benchmark::Counter::kInvert);
+  state.counters["fft_size"] = conv.fft_size();
+  state.counters["audio_s/s"] = benchmark::Counter(double(state.iterations()) * B * 4.0, benchmark::Counter::kIsRate);
+}
+BENCHMARK(BM_ConvolveBatch)->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// Teacher features of 256 binaural 4 s examples on the device (STFT 512/400/160); gcc_phat with 17 lags as
+// in the torch reference, and IPD+ILD.
+static void BM_TeacherBatch(benchmark::State& state) {
+  if (!cuda::device_available()) {
+    state.SkipWithError("no CUDA device");
+    return;
+  }
+  const int B = 256, T = 64000;
+  FeatureConfig fc;
+  fc.teacher = state.range(0) == 0 ? "gcc_phat" : "ipd_ild";
+  fc.gcc_max_lag = 8;
+  std::vector<float> audio(size_t(B) * 2 * T), out;
+  Rng rng(2, 0, Stream::noise);
+  for (auto& v : audio) v = float(rng.normal());
+  cuda::BatchTeacher teacher(fc, B, T);
+  teacher.run(B, audio, out);
+  for (auto _ : state) teacher.recompute();
+  state.SetLabel(fc.teacher);
+  state.counters["us/example"] = benchmark::Counter(double(state.iterations()) * B, benchmark::Counter::kIsRate |
+                                                                                        benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_TeacherBatch)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 BENCHMARK_MAIN();

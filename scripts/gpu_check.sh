@@ -33,6 +33,7 @@ ctest --test-dir build-gpu -L gpu --output-on-failure > "$LOG/ctest-gpu.log" 2>&
 build-gpu/apps/bsim devices > "$LOG/devices.txt" 2>&1
 build-gpu/bench/bench_cpu --benchmark_min_time=0.5 > "$LOG/bench_cpu.txt" 2>&1
 build-gpu/bench/bench_gpu --benchmark_min_time=1 > "$LOG/bench_gpu.txt" 2>&1
+$PY bench/torch_baselines.py build-gpu/bench/bench_gpu > "$LOG/torch_baselines.md" 2>&1
 compute-sanitizer --tool memcheck build-gpu/tests/test_gpu > "$LOG/memcheck.log" 2>&1; memcheck_rc=$?
 compute-sanitizer --tool racecheck build-gpu/tests/test_gpu > "$LOG/racecheck.log" 2>&1; racecheck_rc=$?
 
@@ -54,6 +55,7 @@ echo "| ctest -L gpu | rc=$gpu_tests_rc ($(grep -c ' Passed' "$LOG/ctest-gpu.log
 echo "| compute-sanitizer memcheck / racecheck on test_gpu | rc=$memcheck_rc / rc=$racecheck_rc |"
 echo "| devices | $(head -1 "$LOG/devices.txt") |"
 grep -hE "^BM_" "$LOG/bench_cpu.txt" "$LOG/bench_gpu.txt" | awk '{printf "| %s | %s %s  %s %s %s |\n", $1, $2, $3, $(NF-2), $(NF-1), $NF}'
+cat "$LOG/torch_baselines.md"
 for src in fly shard; do
   last=$(tail -1 "$LOG/btrain-$src.csv" 2>/dev/null)
   echo "| btrain pretrain ($src): step,loss,data_ms,compute_ms,data_share,ex/s | ${last:-failed, see btrain-$src.log} |"

@@ -3,7 +3,10 @@
 
 #include <cmath>
 
+#include "kernels/batch_dsp.h"
 #include "kernels/early_brir.h"
+#include "sim/features.h"
+#include "sim/fft.h"
 #include "sim/brir.h"
 #include "sim/room.h"
 #include "sim/rng.h"
@@ -93,4 +96,64 @@ TEST(GpuEarlyBrir, MatchesCpuForRoomsOfVerySizesAndT60s) {
 TEST(GpuEarlyBrir, LongResponsesAt48kHz) {
   const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 48000.0, 2.0, 5.0);
   compare(grid, {{{9, 8, 3.5}, {7, 6, 1.2}, {2, 3, 1.6}, 2.0, 10, 0.1}, {{4, 3, 2.6}, {3, 2.5, 2}, {1, 1, 1}, 1.5, 0, 0.1}});
+}
+
+TEST(GpuConvolution, MatchesCpuFftConvolution) {
+  if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
+  const int B = 8, F = 4, T = 64000, L = 8000;  // 4 s of speech, 0.5 s responses, BRIR L/R + direct L/R
+  Rng rng(11, 0, Stream::noise);
+  std::vector<float> x(size_t(B) * T), h(size_t(B) * F * L);
+  for (auto& v : x) v = float(rng.normal());
+  for (size_t i = 0; i < h.size(); ++i) h[i] = float(rng.normal() * std::exp(-double(i % L) / 2000.0));
+  cuda::BatchConvolver conv(B, F, T, L);
+  std::vector<float> out(size_t(B) * F * T, std::nanf(""));
+  conv.run(B, x, h, out);
+  for (int b = 0; b < B; ++b) {
+    std::vector<float> ref(size_t(F) * T);
+    std::vector<const float*> hs;
+    std::vector<float*> outs;
+    for (int f = 0; f < F; ++f) hs.push_back(h.data() + (size_t(b) * F + f) * L), outs.push_back(ref.data() + size_t(f) * T);
+    convolve_many(x.data() + size_t(b) * T, T, hs, L, T, outs);
+    for (int f = 0; f < F; ++f)  // tolerance: NMSE below -100 dB (float32 FFTs of the same size)
+      EXPECT_LT(nmse_db(out.data() + (size_t(b) * F + f) * T, ref.data() + size_t(f) * T, size_t(T)), -100.0)
+          << "example " << b << " filter " << f;
+  }
+}
+
+TEST(GpuTeacher, MatchesCpuFeaturesForEveryKind) {
+  if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
+  const int B = 6, T = 16000;
+  Rng rng(12, 0, Stream::noise);
+  std::vector<float> audio(size_t(B) * 2 * T);
+  for (int b = 0; b < B; ++b)  // correlated pairs with a per-example lag and a silent stretch
+    for (int i = 0; i < T; ++i) {
+      const float v = (i > 6000 && i < 7000) ? 0.0f : float(rng.normal());
+      audio[size_t(b) * 2 * T + i] = v;
+      audio[(size_t(b) * 2 + 1) * T + std::min(T - 1, i + b)] = 0.8f * v;
+    }
+  for (const char* kind : {"gcc_phat", "ipd", "ild", "ipd_ild"}) {
+    SCOPED_TRACE(kind);
+    FeatureConfig fc;
+    fc.teacher = kind;
+    cuda::BatchTeacher gpu(fc, B, T);
+    std::vector<float> out;
+    gpu.run(B, audio, out);
+    const size_t per = size_t(gpu.n_features()) * gpu.n_frames();
+    ASSERT_EQ(out.size(), per * B);
+    for (int b = 0; b < B; ++b) {
+      std::vector<float> ref;
+      teacher_features(audio.data() + size_t(b) * 2 * T, audio.data() + (size_t(b) * 2 + 1) * T, T, fc, ref);
+      ASSERT_EQ(ref.size(), per);
+      // Tolerance: mean absolute difference 1e-4 and at most 0.5% of values off by more than 1e-2 (phase of
+      // near-empty bins and PHAT of silent frames are ill-conditioned in float32 on either side).
+      double mad = 0;
+      size_t off = 0;
+      for (size_t i = 0; i < per; ++i) {
+        const double d = std::fabs(double(out[size_t(b) * per + i]) - ref[i]);
+        mad += d, off += d > 1e-2;
+      }
+      EXPECT_LT(mad / double(per), 1e-4 * (std::string(kind) == "ild" || std::string(kind) == "ipd_ild" ? 100 : 1));
+      EXPECT_LT(double(off) / double(per), 0.005);
+    }
+  }
 }

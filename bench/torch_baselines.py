@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""The same GPU work done with PyTorch, beside bsim's kernels (bench_gpu), with the ratios.
+
+Times (CUDA events, medians of 20 runs after warm-up), per example, B = 256:
+  * FFT convolution of 4 s speech (16 kHz) with a 0.5 s two-ear response: power-of-two size, 5-smooth size
+    72000, overlap-save with 16384- and 32768-point blocks;
+  * torch.stft (512/400/160, periodic Hann, center=False) + GCC-PHAT over 17 lags; torch.stft + IPD/ILD.
+usage: python3 bench/torch_baselines.py [build/bench/bench_gpu]
+"""
+import json
+import subprocess
+import sys
+
+import torch
+
+B, T, L = 256, 64000, 8000
+
+
+def timed(fn, reps=20):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b))
+    times.sort()
+    return times[len(times) // 2] * 1e3 / B  # us per example
+
+
+def conv_fft(x, h, n):
+    X = torch.fft.rfft(x, n)[:, None]
+    return torch.fft.irfft(X * torch.fft.rfft(h, n), n)[..., :T]
+
+
+def conv_ols(x, h, n):
+    step = n - L + 1
+    H = torch.fft.rfft(h, n)[:, :, None]
+    blocks = -(-T // step)
+    xp = torch.nn.functional.pad(x, (L - 1, blocks * step - T + n))
+    frames = xp.unfold(-1, n, step)[:, :blocks]
+    y = torch.fft.irfft(torch.fft.rfft(frames, n)[:, None] * H, n)[..., L - 1:]
+    return y.reshape(B, 2, -1)[..., :T]
+
+
+def main():
+    dev = "cuda"
+    x = torch.randn(B, T, device=dev)
+    h = torch.randn(B, 2, L, device=dev)
+    a = torch.randn(B, 2, T, device=dev)
+    win = torch.hann_window(400, device=dev)
+
+    def stft(sig):
+        fr = sig.unfold(-1, 400, 160) * win
+        return torch.fft.rfft(fr, 512)
+
+    def gcc():
+        X = stft(a)
+        G = X[:, 0] * X[:, 1].conj()
+        r = torch.fft.irfft(G / G.abs().clamp_min(1e-12), 512)
+        return torch.cat([r[..., -8:], r[..., :9]], -1)
+
+    def ipd_ild():
+        X = torch.stft(a.reshape(-1, T), 512, 160, 400, win, center=False, return_complex=True).reshape(B, 2, 257, -1)
+        c = X[:, 0] * X[:, 1].conj()
+        ph = torch.angle(c)
+        return torch.cat([torch.cos(ph), torch.sin(ph), 10 * torch.log10((X[:, 0].abs() ** 2 + 1e-10) / (X[:, 1].abs() ** 2 + 1e-10))], 1)
+
+    rows = {
+        "conv pow2 131072": timed(lambda: conv_fft(x, h, 131072)),
+        "conv 5-smooth 72000": timed(lambda: conv_fft(x, h, 72000)),
+        "conv overlap-save 16384": timed(lambda: conv_ols(x, h, 16384)),
+        "conv overlap-save 32768": timed(lambda: conv_ols(x, h, 32768)),
+        "stft + GCC-PHAT 17 lags": timed(gcc),
+        "stft + IPD/ILD": timed(ipd_ild),
+    }
+    ours = {}
+    if len(sys.argv) > 1:
+        out = subprocess.run([sys.argv[1], "--benchmark_filter=Convolve|Teacher", "--benchmark_format=json",
+                              "--benchmark_min_time=1"], capture_output=True, text=True, check=True)
+        for b in json.loads(out.stdout)["benchmarks"]:
+            ours[b["name"].split("/real_time")[0]] = b["us/example"]
+    print(f"GPU: {torch.cuda.get_device_name()}; torch {torch.__version__}; B = {B}")
+    print("| work | torch us/example | bsim us/example | speed-up |")
+    print("|---|---|---|---|")
+    best_conv = min(v for k, v in rows.items() if k.startswith("conv"))
+    for k, v in rows.items():
+        mine = ours.get("BM_ConvolveBatch") if k.startswith("conv") else ours.get(
+            "BM_TeacherBatch/0" if "GCC" in k else "BM_TeacherBatch/1")
+        ratio = f"{v / mine:.1f}x" if mine else "-"
+        print(f"| {k}{' (fastest torch)' if v == best_conv else ''} | {v:.2f} | {mine if mine else '-'} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()

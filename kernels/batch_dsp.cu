@@ -1,0 +1,283 @@
+// cuFFT convolution and teacher features for batches of examples.
+#include <cuda_runtime.h>
+#include <cufft.h>
+
+#include <string>
+
+#include "io/error.h"
+#include "kernels/batch_dsp.h"
+#include "kernels/check.cuh"
+#include "kernels/device_buffer.cuh"
+#include "sim/features.h"
+#include "sim/fft.h"
+
+#define BSIM_CUFFT_TRY(expr)                                                                                      \
+  do {                                                                                                            \
+    const cufftResult r_ = (expr);                                                                                \
+    if (r_ != CUFFT_SUCCESS)                                                                                      \
+      throw ::bsim::RuntimeError(std::string("cuFFT error ") + std::to_string(int(r_)) + " in " #expr " at " +    \
+                                 __FILE__ + ":" + std::to_string(__LINE__));                                      \
+  } while (0)
+
+namespace bsim::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+class FftPlan {
+ public:
+  FftPlan(int n, cufftType type, int batch, int idist, int odist) {
+    BSIM_CUFFT_TRY(cufftPlanMany(&plan_, 1, &n, nullptr, 1, idist, nullptr, 1, odist, type, batch));
+  }
+  ~FftPlan() {
+    if (plan_) cufftDestroy(plan_);
+  }
+  FftPlan(const FftPlan&) = delete;
+  FftPlan& operator=(const FftPlan&) = delete;
+  cufftHandle get() const { return plan_; }
+
+ private:
+  cufftHandle plan_ = 0;
+};
+
+int blocks_for(long long n) { return int((n + kThreads - 1) / kThreads); }
+
+// Y[b][f][k] = X[b][k] * H[b][f][k] / n  (bins k = 0..nb-1)
+__global__ void multiply_spectra(const cufftComplex* X, cufftComplex* H, int batch, int n_filters, int nb, float scale) {
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  const long long total = (long long)batch * n_filters * nb;
+  if (i >= total) return;
+  const int k = int(i % nb);
+  const long long bf = i / nb;
+  const int b = int(bf / n_filters);
+  const cufftComplex x = X[(long long)b * nb + k], h = H[i];
+  H[i] = make_cuFloatComplex((x.x * h.x - x.y * h.y) * scale, (x.x * h.y + x.y * h.x) * scale);
+}
+
+// frames[b][ch][t][0..n_fft) = window * audio[b][ch][t*hop + i] (zero-padded after win_length)
+__global__ void frame_signals(const float* audio, const float* window, float* frames, int bc, int T, int n_frames,
+                              int n_fft, int win, int hop) {
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  const long long total = (long long)bc * n_frames * n_fft;
+  if (i >= total) return;
+  const int s = int(i % n_fft);
+  const long long rest = i / n_fft;
+  const int t = int(rest % n_frames);
+  const long long c = rest / n_frames;
+  frames[i] = s < win ? audio[c * T + (long long)t * hop + s] * window[s] : 0.0f;
+}
+
+// PHAT cross-spectra G[b][t][k] = XL conj(XR) / max(|.|, eps); X layout [b][ch][t][k].
+__global__ void phat_cross(const cufftComplex* X, cufftComplex* G, int batch, int n_frames, int nb, const float* eps) {
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  const long long total = (long long)batch * n_frames * nb;
+  if (i >= total) return;
+  const int k = int(i % nb);
+  const long long bt = i / nb;
+  const int t = int(bt % n_frames), b = int(bt / n_frames);
+  const cufftComplex l = X[(((long long)b * 2 + 0) * n_frames + t) * nb + k];
+  const cufftComplex r = X[(((long long)b * 2 + 1) * n_frames + t) * nb + k];
+  const float gx = l.x * r.x + l.y * r.y, gy = l.y * r.x - l.x * r.y;
+  const float a = fmaxf(sqrtf(gx * gx + gy * gy), eps[b]);
+  G[i] = make_cuFloatComplex(gx / a, gy / a);
+}
+
+// out[b][lag + L][t] = r[b][t][(lag + n) % n] / n
+__global__ void gather_lags(const float* r, float* out, int batch, int n_frames, int n_fft, int max_lag) {
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  const int n_lags = 2 * max_lag + 1;
+  const long long total = (long long)batch * n_lags * n_frames;
+  if (i >= total) return;
+  const int t = int(i % n_frames);
+  const long long bl = i / n_frames;
+  const int lag = int(bl % n_lags) - max_lag, b = int(bl / n_lags);
+  out[i] = r[((long long)b * n_frames + t) * n_fft + (lag + n_fft) % n_fft] / float(n_fft);
+}
+
+// IPD (cos rows then sin rows) and/or ILD rows: out[b][row][t]
+__global__ void ipd_ild(const cufftComplex* X, float* out, int batch, int n_frames, int nb, const float* eps, int ipd,
+                        int ild, int n_features) {
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  const long long total = (long long)batch * n_frames * nb;
+  if (i >= total) return;
+  const int k = int(i % nb);
+  const long long bt = i / nb;
+  const int t = int(bt % n_frames), b = int(bt / n_frames);
+  const cufftComplex l = X[(((long long)b * 2 + 0) * n_frames + t) * nb + k];
+  const cufftComplex r = X[(((long long)b * 2 + 1) * n_frames + t) * nb + k];
+  float* o = out + (long long)b * n_features * n_frames;
+  if (ipd) {
+    const float phase = atan2f(l.y * r.x - l.x * r.y, l.x * r.x + l.y * r.y);
+    o[(long long)k * n_frames + t] = cosf(phase);
+    o[(long long)(nb + k) * n_frames + t] = sinf(phase);
+  }
+  if (ild) {
+    const int row0 = ipd ? 2 * nb : 0;
+    const float pl = l.x * l.x + l.y * l.y, pr = r.x * r.x + r.y * r.y;
+    o[(long long)(row0 + k) * n_frames + t] = 10.0f * log10f((pl + eps[b]) / (pr + eps[b]));
+  }
+}
+
+// eps[b] = 1e-10 * mean |X|^2 over both ears, frames and bins + 1e-30 (as on the CPU). One block per example.
+__global__ void power_eps(const cufftComplex* X, float* eps, long long per_example) {
+  __shared__ double part[kThreads];
+  const cufftComplex* x = X + blockIdx.x * per_example;
+  double s = 0;
+  for (long long i = threadIdx.x; i < per_example; i += blockDim.x) s += double(x[i].x) * x[i].x + double(x[i].y) * x[i].y;
+  part[threadIdx.x] = s;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) eps[blockIdx.x] = float(1e-10 * part[0] / double(per_example) + 1e-30);
+}
+
+}  // namespace
+
+struct BatchConvolver::Impl {
+  int max_batch, n_filters, T, L, n, nb;
+  DeviceBuffer<float> x, h, y;
+  DeviceBuffer<cufftComplex> X, H;
+  std::unique_ptr<FftPlan> fwd_x, fwd_h, inv;
+  Stream stream;
+};
+
+namespace {
+void compute(BatchConvolver::Impl& m);
+}
+
+BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.max_batch = max_batch, m.n_filters = n_filters, m.T = T, m.L = L;
+  m.n = good_fft_size(T + L - 1);
+  m.nb = m.n / 2 + 1;
+  m.x = DeviceBuffer<float>(size_t(max_batch) * m.n);
+  m.h = DeviceBuffer<float>(size_t(max_batch) * n_filters * m.n);
+  m.y = DeviceBuffer<float>(size_t(max_batch) * n_filters * m.n);
+  m.X = DeviceBuffer<cufftComplex>(size_t(max_batch) * m.nb);
+  m.H = DeviceBuffer<cufftComplex>(size_t(max_batch) * n_filters * m.nb);
+  m.fwd_x = std::make_unique<FftPlan>(m.n, CUFFT_R2C, max_batch, m.n, m.nb);
+  m.fwd_h = std::make_unique<FftPlan>(m.n, CUFFT_R2C, max_batch * n_filters, m.n, m.nb);
+  m.inv = std::make_unique<FftPlan>(m.n, CUFFT_C2R, max_batch * n_filters, m.nb, m.n);
+  for (auto* p : {m.fwd_x.get(), m.fwd_h.get(), m.inv.get()}) BSIM_CUFFT_TRY(cufftSetStream(p->get(), m.stream.get()));
+}
+BatchConvolver::~BatchConvolver() = default;
+int BatchConvolver::fft_size() const { return impl_->n; }
+
+void BatchConvolver::run(int B, const std::vector<float>& x, const std::vector<float>& h, std::vector<float>& out) {
+  Impl& m = *impl_;
+  if (B != m.max_batch) throw InputError("BatchConvolver: plans are made for batches of " + std::to_string(m.max_batch));
+  cudaStream_t s = m.stream.get();
+  // Zero-padded copies in: one 2-D copy per operand (rows of T or L samples into rows of n).
+  BSIM_CUDA_TRY(cudaMemsetAsync(m.x.get(), 0, size_t(B) * m.n * sizeof(float), s));
+  BSIM_CUDA_TRY(cudaMemsetAsync(m.h.get(), 0, size_t(B) * m.n_filters * m.n * sizeof(float), s));
+  BSIM_CUDA_TRY(cudaMemcpy2DAsync(m.x.get(), m.n * sizeof(float), x.data(), m.T * sizeof(float), m.T * sizeof(float), B,
+                                  cudaMemcpyHostToDevice, s));
+  BSIM_CUDA_TRY(cudaMemcpy2DAsync(m.h.get(), m.n * sizeof(float), h.data(), m.L * sizeof(float), m.L * sizeof(float),
+                                  size_t(B) * m.n_filters, cudaMemcpyHostToDevice, s));
+  compute(m);
+  out.resize(size_t(B) * m.n_filters * m.T);
+  BSIM_CUDA_TRY(cudaMemcpy2DAsync(out.data(), m.T * sizeof(float), m.y.get(), m.n * sizeof(float), m.T * sizeof(float),
+                                  size_t(B) * m.n_filters, cudaMemcpyDeviceToHost, s));
+  BSIM_CUDA_TRY(cudaStreamSynchronize(s));
+}
+
+namespace {
+void compute(BatchConvolver::Impl& m) {
+  cudaStream_t s = m.stream.get();
+  BSIM_CUFFT_TRY(cufftExecR2C(m.fwd_x->get(), m.x.get(), m.X.get()));
+  BSIM_CUFFT_TRY(cufftExecR2C(m.fwd_h->get(), m.h.get(), m.H.get()));
+  const long long total = (long long)m.max_batch * m.n_filters * m.nb;
+  multiply_spectra<<<blocks_for(total), kThreads, 0, s>>>(m.X.get(), m.H.get(), m.max_batch, m.n_filters, m.nb,
+                                                          1.0f / float(m.n));
+  BSIM_CUDA_TRY(cudaGetLastError());
+  BSIM_CUFFT_TRY(cufftExecC2R(m.inv->get(), m.H.get(), m.y.get()));
+}
+}  // namespace
+
+void BatchConvolver::recompute() {
+  compute(*impl_);
+  BSIM_CUDA_TRY(cudaStreamSynchronize(impl_->stream.get()));
+}
+
+struct BatchTeacher::Impl {
+  FeatureConfig cfg;
+  TeacherKind kind;
+  int max_batch, T, frames, nb, n_features;
+  DeviceBuffer<float> audio, window, frames_buf, r, out, eps;
+  DeviceBuffer<cufftComplex> X, G;
+  std::unique_ptr<FftPlan> fwd, inv;
+  Stream stream;
+};
+
+namespace {
+void compute(BatchTeacher::Impl& m) {
+  cudaStream_t s = m.stream.get();
+  const int B = m.max_batch;
+  const long long nframe_samples = (long long)B * 2 * m.frames * m.cfg.n_fft;
+  frame_signals<<<blocks_for(nframe_samples), kThreads, 0, s>>>(m.audio.get(), m.window.get(), m.frames_buf.get(), B * 2,
+                                                                 m.T, m.frames, m.cfg.n_fft, m.cfg.win_length,
+                                                                 m.cfg.hop_length);
+  BSIM_CUDA_TRY(cudaGetLastError());
+  BSIM_CUFFT_TRY(cufftExecR2C(m.fwd->get(), m.frames_buf.get(), m.X.get()));
+  power_eps<<<B, kThreads, 0, s>>>(m.X.get(), m.eps.get(), 2LL * m.frames * m.nb);
+  BSIM_CUDA_TRY(cudaGetLastError());
+  const long long cells = (long long)B * m.frames * m.nb;
+  if (m.kind == TeacherKind::gcc_phat) {
+    phat_cross<<<blocks_for(cells), kThreads, 0, s>>>(m.X.get(), m.G.get(), B, m.frames, m.nb, m.eps.get());
+    BSIM_CUDA_TRY(cudaGetLastError());
+    BSIM_CUFFT_TRY(cufftExecC2R(m.inv->get(), m.G.get(), m.r.get()));
+    const long long n_out = (long long)B * m.n_features * m.frames;
+    gather_lags<<<blocks_for(n_out), kThreads, 0, s>>>(m.r.get(), m.out.get(), B, m.frames, m.cfg.n_fft, m.cfg.gcc_max_lag);
+  } else {
+    const bool ipd = m.kind == TeacherKind::ipd || m.kind == TeacherKind::ipd_ild;
+    const bool ild = m.kind == TeacherKind::ild || m.kind == TeacherKind::ipd_ild;
+    ipd_ild<<<blocks_for(cells), kThreads, 0, s>>>(m.X.get(), m.out.get(), B, m.frames, m.nb, m.eps.get(), ipd, ild,
+                                                   m.n_features);
+  }
+  BSIM_CUDA_TRY(cudaGetLastError());
+}
+}  // namespace
+
+void BatchTeacher::recompute() {
+  compute(*impl_);
+  BSIM_CUDA_TRY(cudaStreamSynchronize(impl_->stream.get()));
+}
+
+BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.cfg = cfg, m.kind = teacher_kind(cfg.teacher), m.max_batch = max_batch, m.T = T;
+  const FeatureShape shape = teacher_shape(cfg, T);
+  m.frames = shape.n_frames, m.n_features = shape.n_features, m.nb = cfg.n_fft / 2 + 1;
+  std::vector<float> w(size_t(cfg.win_length));
+  for (int i = 0; i < cfg.win_length; ++i) w[size_t(i)] = float(0.5 - 0.5 * std::cos(2.0 * M_PI * i / cfg.win_length));
+  m.window = DeviceBuffer<float>(w.size());
+  BSIM_CUDA_TRY(cudaMemcpy(m.window.get(), w.data(), w.size() * sizeof(float), cudaMemcpyHostToDevice));
+  m.audio = DeviceBuffer<float>(size_t(max_batch) * 2 * T);
+  m.frames_buf = DeviceBuffer<float>(size_t(max_batch) * 2 * m.frames * cfg.n_fft);
+  m.X = DeviceBuffer<cufftComplex>(size_t(max_batch) * 2 * m.frames * m.nb);
+  m.G = DeviceBuffer<cufftComplex>(size_t(max_batch) * m.frames * m.nb);
+  m.r = DeviceBuffer<float>(size_t(max_batch) * m.frames * cfg.n_fft);
+  m.out = DeviceBuffer<float>(size_t(max_batch) * m.n_features * m.frames);
+  m.eps = DeviceBuffer<float>(size_t(max_batch));
+  m.fwd = std::make_unique<FftPlan>(cfg.n_fft, CUFFT_R2C, max_batch * 2 * m.frames, cfg.n_fft, m.nb);
+  m.inv = std::make_unique<FftPlan>(cfg.n_fft, CUFFT_C2R, max_batch * m.frames, m.nb, cfg.n_fft);
+  for (auto* p : {m.fwd.get(), m.inv.get()}) BSIM_CUFFT_TRY(cufftSetStream(p->get(), m.stream.get()));
+}
+BatchTeacher::~BatchTeacher() = default;
+int BatchTeacher::n_features() const { return impl_->n_features; }
+int BatchTeacher::n_frames() const { return impl_->frames; }
+
+void BatchTeacher::run(int B, const std::vector<float>& audio, std::vector<float>& out) {
+  Impl& m = *impl_;
+  if (B != m.max_batch) throw InputError("BatchTeacher: plans are made for batches of " + std::to_string(m.max_batch));
+  cudaStream_t s = m.stream.get();
+  BSIM_CUDA_TRY(cudaMemcpyAsync(m.audio.get(), audio.data(), size_t(B) * 2 * m.T * sizeof(float), cudaMemcpyHostToDevice, s));
+  compute(m);
+  out.resize(size_t(B) * m.n_features * m.frames);
+  BSIM_CUDA_TRY(cudaMemcpyAsync(out.data(), m.out.get(), out.size() * sizeof(float), cudaMemcpyDeviceToHost, s));
+  BSIM_CUDA_TRY(cudaStreamSynchronize(s));
+}
+
+}  // namespace bsim::cuda

@@ -1,0 +1,50 @@
+// Batched DSP on the GPU with cuFFT: FFT convolution of many examples' speech with their filters, and the
+// teacher features (STFT framing of sim/features.h, then GCC-PHAT / IPD / ILD). The CPU versions in
+// sim/fft.h and sim/features.h are the references (tests/test_gpu.cpp). Host header: no CUDA types; the
+// synchronous host-memory entry points here serve tests and benchmarks, the pipeline keeps data on device.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "io/config.h"
+
+namespace bsim::cuda {
+
+// out[b][f][0..T) = (x[b] * h[b][f])[0..T): B examples, F filters each (e.g. BRIR L/R + direct L/R).
+class BatchConvolver {
+ public:
+  BatchConvolver(int max_batch, int n_filters, int n_samples, int filter_length);
+  ~BatchConvolver();
+  BatchConvolver(const BatchConvolver&) = delete;
+  BatchConvolver& operator=(const BatchConvolver&) = delete;
+  // x: [B][T]; h: [B][F][L]; out: [B][F][T]. Synchronises before returning.
+  void run(int batch, const std::vector<float>& x, const std::vector<float>& h, std::vector<float>& out);
+  // The device part of run() alone, on the inputs of the last run() (for kernel benchmarks). Synchronises.
+  void recompute();
+  int fft_size() const;
+
+  struct Impl;  // public so that the file-local compute step can name it
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Teacher features of B binaural pairs [B][2][T] -> [B][features][frames], layout and values as
+// sim/features.h's teacher_features().
+class BatchTeacher {
+ public:
+  BatchTeacher(const FeatureConfig& cfg, int max_batch, int n_samples);
+  ~BatchTeacher();
+  BatchTeacher(const BatchTeacher&) = delete;
+  BatchTeacher& operator=(const BatchTeacher&) = delete;
+  void run(int batch, const std::vector<float>& audio, std::vector<float>& out);
+  void recompute();  // the device part of run() on the last run()'s audio (for kernel benchmarks)
+  int n_features() const;
+  int n_frames() const;
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace bsim::cuda
