@@ -2,6 +2,7 @@
 // kernel 2 scatters each image's delayed HRIR into its room's response (no dense gather over output
 // samples: work is images x (HRIR taps + sinc taps), as on the CPU).
 #include <cuda_runtime.h>
+#include <cufft.h>
 
 #include <algorithm>
 #include <cmath>
@@ -10,8 +11,10 @@
 #include "io/grid_index.h"
 #include "kernels/check.cuh"
 #include "kernels/device_buffer.cuh"
-#include "kernels/early_brir.h"
+#include "kernels/brir_gpu.h"
+#include "sim/fft.h"
 #include "sim/fracdelay.h"
+#include "sim/rng.h"
 
 namespace bsim::cuda {
 namespace {
@@ -108,9 +111,77 @@ __global__ void scatter_kernel(const DeviceImage* images, const int* counts, int
   }
 }
 
+// --- late tail -------------------------------------------------------------------------------------------
+constexpr int kTailThreads = 256;
+constexpr double kTailFadeS = 0.004;  // as sim/brir.cpp
+
+__device__ inline unsigned long long mix64(unsigned long long x) {  // splitmix64 finaliser
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+// Two independent standard normals from a counter (Box-Muller on two hashed uniforms).
+__device__ inline float2 normal2(unsigned long long seed, unsigned long long counter) {
+  const unsigned long long a = mix64(seed ^ mix64(counter * 2 + 1)), b = mix64(seed ^ mix64(counter * 2 + 2));
+  const double u1 = fmax(double(a >> 11) * 0x1.0p-53, 1e-300), u2 = double(b >> 11) * 0x1.0p-53;
+  const double r = sqrt(-2.0 * log(u1)), t = 6.283185307179586 * u2;
+  return make_float2(float(r * cos(t)), float(r * sin(t)));
+}
+
+// Z[room][ear][band][k] = w_band(f_k) * Y_ear[k] / n, where Y_L = M_L X1, Y_R = M_R (coh X1 + sqrt(1-coh^2) X2)
+// and X1, X2 are spectra of unit-variance white noise (E|X_k|^2 = n).
+__global__ void tail_spectra_kernel(const RoomGeometry* rooms, const float* mag_l, const float* mag_r,
+                                    const float* coh,     // diffuse field on the tail's own n/2+1 bins
+                                    const float* weights, // [band][bin]
+                                    int n, int nb, cufftComplex* Z) {
+  const int room = blockIdx.y;
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= nb) return;
+  const unsigned long long seed = rooms[room].tail_seed;
+  const float s = sqrtf(0.5f * float(n));  // each of re/im carries half of E|X|^2 = n (DC/Nyquist: real only)
+  const float2 a = normal2(seed, 2ull * k), b = normal2(seed, 2ull * k + 1);
+  const float2 x1 = make_float2(a.x * s, (k == 0 || 2 * k == n) ? 0.0f : a.y * s);
+  const float2 x2 = make_float2(b.x * s, (k == 0 || 2 * k == n) ? 0.0f : b.y * s);
+  const float c = coh[k], q = sqrtf(fmaxf(0.0f, 1.0f - c * c));
+  const float2 yl = make_float2(mag_l[k] * x1.x, mag_l[k] * x1.y);
+  const float2 yr = make_float2(mag_r[k] * (c * x1.x + q * x2.x), mag_r[k] * (c * x1.y + q * x2.y));
+  const float inv_n = 1.0f / float(n);
+  for (int band = 0; band < kTailBands; ++band) {
+    const float w = weights[band * nb + k] * inv_n;
+    Z[(((size_t)room * 2 + 0) * kTailBands + band) * nb + k] = make_cuFloatComplex(w * yl.x, w * yl.y);
+    Z[(((size_t)room * 2 + 1) * kTailBands + band) * nb + k] = make_cuFloatComplex(w * yr.x, w * yr.y);
+  }
+}
+
+// out[room][ear][t] += sum_b sqrt(c / (4 pi V fs)) exp(-3 ln10 t / T60_b) fade(t) z[room][ear][b][t], t >= start
+__global__ void tail_envelope_kernel(const RoomGeometry* rooms, const float* z, const float* band_ratio, int n,
+                                     int length, double fs, double c, float* out) {
+  const int room = blockIdx.y / 2, ear = blockIdx.y % 2;
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= length) return;
+  const RoomGeometry& r = rooms[room];
+  const double t0 = r.transition_s, ts = double(t) / fs;
+  if (ts < t0 - 0.5 * kTailFadeS) return;
+  const double pi = 3.14159265358979323846;
+  double fade = 1.0;
+  if (ts < t0 + 0.5 * kTailFadeS) {
+    const double u = fmin(fmax((ts - (t0 - 0.5 * kTailFadeS)) / kTailFadeS, 0.0), 1.0);
+    fade = sin(0.5 * pi * u) * sin(0.5 * pi * u);
+  }
+  const double volume = double(r.size_m[0]) * r.size_m[1] * r.size_m[2];
+  const double amp = sqrt(c / (4.0 * pi * volume * fs)) * fade;
+  double acc = 0;
+  for (int band = 0; band < kTailBands; ++band) {
+    const double decay = -3.0 * log(10.0) / (double(r.t60_s) * band_ratio[band] * fs);
+    acc += exp(decay * t) * z[(((size_t)room * 2 + ear) * kTailBands + band) * n + t];
+  }
+  out[((size_t)room * 2 + ear) * length + t] += float(amp * acc);
+}
+
 }  // namespace
 
-struct EarlyBrirRenderer::Impl {
+struct BrirRenderer::Impl {
   GridView view{};
   DeviceBuffer<float> ir;
   DeviceBuffer<RoomGeometry> rooms;
@@ -119,7 +190,16 @@ struct EarlyBrirRenderer::Impl {
   DeviceBuffer<float> out;
   Stream stream;
   int max_rooms = 0, length = 0, capacity = 0, half_width = 0;
-  double fs_over_c = 0;
+  double fs_over_c = 0, fs = 0, c = 0;
+  // late tail
+  bool has_tail = false;
+  int tail_n = 0, tail_nb = 0;
+  DeviceBuffer<float> mag_l, mag_r, coh, weights, band_ratio, tail_time;
+  DeviceBuffer<cufftComplex> tail_spec;
+  cufftHandle tail_plan = 0;
+  ~Impl() {
+    if (tail_plan) cufftDestroy(tail_plan);
+  }
 };
 
 bool device_available() {
@@ -129,8 +209,8 @@ bool device_available() {
   return ok;
 }
 
-EarlyBrirRenderer::EarlyBrirRenderer(const HrirGrid& grid, int max_rooms, int length, int capacity, int half_width,
-                                     double c_m_s)
+BrirRenderer::BrirRenderer(const HrirGrid& grid, int max_rooms, int length, int capacity, int half_width,
+                                     double c_m_s, const DiffuseField* diffuse, const std::vector<double>& band_ratio)
     : impl_(std::make_unique<Impl>()) {
   if (!device_available()) throw RuntimeError("no CUDA device is visible: the GPU renderer cannot start");
   if (half_width > kMaxHalfWidth) throw InputError("GPU renderer: frac_delay_half_width must be <= 64");
@@ -144,14 +224,41 @@ EarlyBrirRenderer::EarlyBrirRenderer(const HrirGrid& grid, int max_rooms, int le
   m.images = DeviceBuffer<DeviceImage>(size_t(max_rooms) * capacity);
   m.counts = DeviceBuffer<int>(size_t(max_rooms));
   m.out = DeviceBuffer<float>(size_t(max_rooms) * 2 * length);
+  m.fs = grid.fs_hz, m.c = c_m_s;
+  if (diffuse) {
+    if (band_ratio.size() != size_t(kTailBands)) throw InputError("GPU renderer: band_t60_ratio needs 7 values");
+    m.has_tail = true;
+    m.tail_n = good_fft_size(length);
+    m.tail_nb = m.tail_n / 2 + 1;
+    std::vector<float> ml(size_t(m.tail_nb)), mr(size_t(m.tail_nb)), co(size_t(m.tail_nb)),
+        w(size_t(kTailBands) * m.tail_nb), br(band_ratio.begin(), band_ratio.end());
+    for (int k = 0; k < m.tail_nb; ++k) {
+      const double f = double(k) * m.fs / m.tail_n;
+      ml[size_t(k)] = diffuse->magnitude_at(0, f), mr[size_t(k)] = diffuse->magnitude_at(1, f);
+      co[size_t(k)] = diffuse->coherence_at(f);
+      for (int b = 0; b < kTailBands; ++b) w[size_t(b) * m.tail_nb + k] = float(band_weight(b, f));
+    }
+    auto upload = [](DeviceBuffer<float>& dst, const std::vector<float>& src) {
+      dst = DeviceBuffer<float>(src.size());
+      BSIM_CUDA_TRY(cudaMemcpy(dst.get(), src.data(), src.size() * sizeof(float), cudaMemcpyHostToDevice));
+    };
+    upload(m.mag_l, ml), upload(m.mag_r, mr), upload(m.coh, co), upload(m.weights, w), upload(m.band_ratio, br);
+    m.tail_spec = DeviceBuffer<cufftComplex>(size_t(max_rooms) * 2 * kTailBands * m.tail_nb);
+    m.tail_time = DeviceBuffer<float>(size_t(max_rooms) * 2 * kTailBands * m.tail_n);
+    int n = m.tail_n;
+    if (cufftPlanMany(&m.tail_plan, 1, &n, nullptr, 1, m.tail_nb, nullptr, 1, m.tail_n, CUFFT_C2R,
+                      max_rooms * 2 * kTailBands) != CUFFT_SUCCESS)
+      throw RuntimeError("cuFFT: cannot plan the late-tail transforms");
+    if (cufftSetStream(m.tail_plan, m.stream.get()) != CUFFT_SUCCESS) throw RuntimeError("cuFFT: cufftSetStream failed");
+  }
 }
 
-EarlyBrirRenderer::~EarlyBrirRenderer() = default;
+BrirRenderer::~BrirRenderer() = default;
 
-int EarlyBrirRenderer::length() const { return impl_->length; }
+int BrirRenderer::length() const { return impl_->length; }
 
-void EarlyBrirRenderer::render(const std::vector<RoomGeometry>& rooms, std::vector<float>& out,
-                               std::vector<int>& images_per_room) {
+void BrirRenderer::render(const std::vector<RoomGeometry>& rooms, std::vector<float>& out,
+                               std::vector<int>& images_per_room, bool late_tail) {
   Impl& m = *impl_;
   const int B = int(rooms.size());
   if (B < 1 || B > m.max_rooms) throw InputError("GPU renderer: batch of " + std::to_string(B) + " rooms, capacity " +
@@ -167,6 +274,18 @@ void EarlyBrirRenderer::render(const std::vector<RoomGeometry>& rooms, std::vect
   scatter_kernel<<<grid, kScatterThreads, 0, s>>>(m.images.get(), m.counts.get(), m.capacity, m.view, m.half_width,
                                                   m.length, m.out.get());
   BSIM_CUDA_TRY(cudaGetLastError());
+  if (late_tail) {
+    if (!m.has_tail) throw InputError("GPU renderer: a late tail needs the diffuse field at construction");
+    // The plan is made for max_rooms; rooms past B hold stale spectra whose output is never read.
+    tail_spectra_kernel<<<dim3((m.tail_nb + kTailThreads - 1) / kTailThreads, B), kTailThreads, 0, s>>>(
+        m.rooms.get(), m.mag_l.get(), m.mag_r.get(), m.coh.get(), m.weights.get(), m.tail_n, m.tail_nb, m.tail_spec.get());
+    BSIM_CUDA_TRY(cudaGetLastError());
+    if (cufftExecC2R(m.tail_plan, m.tail_spec.get(), m.tail_time.get()) != CUFFT_SUCCESS)
+      throw RuntimeError("cuFFT: late-tail inverse transform failed");
+    tail_envelope_kernel<<<dim3((m.length + kTailThreads - 1) / kTailThreads, 2 * B), kTailThreads, 0, s>>>(
+        m.rooms.get(), m.tail_time.get(), m.band_ratio.get(), m.tail_n, m.length, m.fs, m.c, m.out.get());
+    BSIM_CUDA_TRY(cudaGetLastError());
+  }
   out.resize(size_t(B) * 2 * m.length);
   images_per_room.resize(size_t(B));
   BSIM_CUDA_TRY(cudaMemcpyAsync(out.data(), m.out.get(), out.size() * sizeof(float), cudaMemcpyDeviceToHost, s));
