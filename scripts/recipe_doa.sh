@@ -2,7 +2,8 @@
 # The experiment of the paper, end to end: a held-out test grid -> feature-distillation pretraining ->
 # DoA fine-tuning of the pretrained encoder and of the same network from scratch (same budget, limited
 # labels) -> evaluation of both and of GCC-PHAT / SRP-PHAT / MUSIC -> report (summary.md, cells.csv, plot).
-#   scripts/recipe_doa.sh small [OUT]   about 30 minutes on a 2-core CPU
+#   scripts/recipe_doa.sh small [OUT]   about 11 minutes on a 2-core CPU
+#   scripts/recipe_doa.sh medium [OUT]  about 35 minutes on a 2-core CPU (2.5x the training steps)
 #   scripts/recipe_doa.sh full  [OUT]   sized for about 10 minutes on the GPU host (train.device=cuda)
 # Run from the repository root after scripts/build.sh (needs ../shared/hrtf for the held-out ARI head).
 set -euo pipefail
@@ -19,13 +20,19 @@ case "$SIZE" in
     PRE=(--set train.batch_size=16 --set train.steps=1200 --set train.lr=0.002)
     FIN=(--set train.batch_size=16 --set train.steps=500 --set train.lr=0.002 --set train.labelled_examples=512)
     ;;
+  medium)
+    PER_CELL=8; CLIP=2.0
+    MODEL=(--set model.width=128 --set model.layers=2)
+    PRE=(--set train.batch_size=16 --set train.steps=3000 --set train.lr=0.002)
+    FIN=(--set train.batch_size=16 --set train.steps=1200 --set train.lr=0.002 --set train.labelled_examples=512)
+    ;;
   full)
     PER_CELL=40; CLIP=4.0
     MODEL=()
     PRE=(--set train.batch_size=32 --set train.steps=3000 --set train.device=cuda)
     FIN=(--set train.batch_size=32 --set train.steps=1000 --set train.labelled_examples=2048 --set train.device=cuda)
     ;;
-  *) echo "usage: $0 small|full [OUT]" >&2; exit 2 ;;
+  *) echo "usage: $0 small|medium|full [OUT]" >&2; exit 2 ;;
 esac
 mkdir -p "$OUT"
 TRAIN=(--set clip_s=$CLIP "${MODEL[@]}" --set train.log_every=50 --set train.checkpoint_every=250)
