@@ -67,18 +67,30 @@ __global__ void frame_signals(const float* audio, const float* window, float* fr
   frames[i] = s < win ? audio[c * T + (long long)t * hop + s] * window[s] : 0.0f;
 }
 
+// The two ears' STFT values of flat index i over [b][t][k] (X layout [b][ear][t][k]).
+struct BinPair {
+  cufftComplex l, r;
+  int b, t, k;
+};
+__device__ inline BinPair bin_pair(const cufftComplex* X, long long i, int n_frames, int nb) {
+  BinPair p;
+  p.k = int(i % nb);
+  const long long bt = i / nb;
+  p.t = int(bt % n_frames), p.b = int(bt / n_frames);
+  p.l = X[(((long long)p.b * 2 + 0) * n_frames + p.t) * nb + p.k];
+  p.r = X[(((long long)p.b * 2 + 1) * n_frames + p.t) * nb + p.k];
+  return p;
+}
+
 // PHAT cross-spectra G[b][t][k] = XL conj(XR) / max(|.|, eps); X layout [b][ch][t][k].
 __global__ void phat_cross(const cufftComplex* X, cufftComplex* G, int batch, int n_frames, int nb, const float* eps) {
   const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   const long long total = (long long)batch * n_frames * nb;
   if (i >= total) return;
-  const int k = int(i % nb);
-  const long long bt = i / nb;
-  const int t = int(bt % n_frames), b = int(bt / n_frames);
-  const cufftComplex l = X[(((long long)b * 2 + 0) * n_frames + t) * nb + k];
-  const cufftComplex r = X[(((long long)b * 2 + 1) * n_frames + t) * nb + k];
+  const BinPair p = bin_pair(X, i, n_frames, nb);
+  const cufftComplex l = p.l, r = p.r;
   const float gx = l.x * r.x + l.y * r.y, gy = l.y * r.x - l.x * r.y;
-  const float a = fmaxf(sqrtf(gx * gx + gy * gy), eps[b]);
+  const float a = fmaxf(sqrtf(gx * gx + gy * gy), eps[p.b]);
   G[i] = make_cuFloatComplex(gx / a, gy / a);
 }
 
@@ -100,11 +112,9 @@ __global__ void ipd_ild(const cufftComplex* X, float* out, int batch, int n_fram
   const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   const long long total = (long long)batch * n_frames * nb;
   if (i >= total) return;
-  const int k = int(i % nb);
-  const long long bt = i / nb;
-  const int t = int(bt % n_frames), b = int(bt / n_frames);
-  const cufftComplex l = X[(((long long)b * 2 + 0) * n_frames + t) * nb + k];
-  const cufftComplex r = X[(((long long)b * 2 + 1) * n_frames + t) * nb + k];
+  const BinPair p = bin_pair(X, i, n_frames, nb);
+  const cufftComplex l = p.l, r = p.r;
+  const int b = p.b, t = p.t, k = p.k;
   float* o = out + (long long)b * n_features * n_frames;
   if (ipd) {
     const float phase = atan2f(l.y * r.x - l.x * r.y, l.x * r.x + l.y * r.y);
