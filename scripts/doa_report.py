@@ -5,7 +5,9 @@ paper's claim checked cell by cell, and a plot of error against SNR per method (
 usage: doa_report.py --pred NAME=predictions.csv [--pred ...] --out DIR
                      [--pretrained NAME --scratch NAME]   # names of the two neural runs for the claim
 Inputs are the CSVs of `btrain eval` and `bsim doa` (azimuth_deg, predicted_deg, abs_error_deg, snr_db,
-t60_s, noise_type). Accuracy: the estimate falls in the true 5-degree class of [-90, 90).
+t60_s, noise_type). Accuracy: the estimate falls in the true 5-degree class of [-90, 90) (of [-180, 180)
+when the data cover the full circle). Front-back
+confusions (reported when any true azimuth lies behind the head): estimates nearer to 180 - az than to az.
 """
 import argparse
 import csv
@@ -34,7 +36,21 @@ def ci95(x):
     return 1.96 * np.std(x, ddof=1) / math.sqrt(len(x))
 
 
+def wrap(d):
+    return np.abs((d + 540.0) % 360.0 - 180.0)
+
+
+def front_back(d):
+    """Share of estimates nearer the truth mirrored about the interaural axis (180 - az) than the truth."""
+    return float(np.mean(wrap(d["predicted_deg"] - (180.0 - d["azimuth_deg"])) < wrap(d["predicted_deg"] - d["azimuth_deg"])))
+
+
+FULL = False  # set in main(): 72 classes over [-180, 180) when any true azimuth lies behind the head
+
+
 def cls(a):
+    if FULL:
+        return np.floor(((a + 180.0) % 360.0) / 5.0)
     return np.clip(np.floor((a + 90.0) / 5.0), 0, 35)
 
 
@@ -54,6 +70,8 @@ def main():
             raise SystemExit(f"doa_report: --pred {p!r}: expected NAME=path")
         data[name] = load(path)
 
+    global FULL
+    FULL = any(np.any(np.abs(d["azimuth_deg"]) > 90) for d in data.values())
     cells = []
     for name, d in data.items():
         for snr in np.unique(d["snr_db"]):
@@ -71,12 +89,14 @@ def main():
         w.writeheader()
         w.writerows(cells)
 
-    md = ["# DoA evaluation\n", "| method | examples | MAE (deg) | 95% CI | accuracy (5 deg class) | within 10 deg |",
-          "|---|---|---|---|---|---|"]
+    full = FULL
+    md = ["# DoA evaluation\n", "| method | examples | MAE (deg) | 95% CI | accuracy (5 deg class) | within 10 deg |"
+          + (" front-back confusions |" if full else ""), "|---|---|---|---|---|---|" + ("---|" if full else "")]
     for name, d in data.items():
         e = d["abs_error_deg"]
         acc = (cls(d["predicted_deg"]) == cls(d["azimuth_deg"])).mean()
-        md.append(f"| {name} | {len(e)} | {e.mean():.2f} | +-{ci95(e):.2f} | {acc:.3f} | {(e <= 10).mean():.3f} |")
+        md.append(f"| {name} | {len(e)} | {e.mean():.2f} | +-{ci95(e):.2f} | {acc:.3f} | {(e <= 10).mean():.3f} |"
+                  + (f" {front_back(d):.3f} |" if full else ""))
     t60s = sorted({c["t60_s"] for c in cells})
     snrs = sorted({c["snr_db"] for c in cells})
     for name, d in data.items():
