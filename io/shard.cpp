@@ -182,7 +182,7 @@ void ShardWriter::finish() {
   clean_.reset(), augmented_.reset(), teacher_.reset();
   file_.reset();
   std::error_code ec;
-  std::filesystem::rename(partial_path(), path_, ec);
+  std::filesystem::rename(partial_path(), path_, ec);  // atomic: replaces an old file (--force) in one step
   if (ec) throw RuntimeError("cannot rename '" + partial_path() + "' to '" + path_ + "': " + ec.message());
   closed_ = true;
 }

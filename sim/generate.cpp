@@ -175,7 +175,6 @@ void generate_shard(const Config& cfg, const GenerateOptions& opt) {
     if (g_stop_requested)
       throw Interrupted("interrupted after " + std::to_string(writer.n_done()) + "/" + std::to_string(opt.rooms) +
                         " examples; '" + writer.partial_path() + "' is kept: rerun the same command with --resume");
-    if (std::filesystem::exists(opt.out, ec)) std::filesystem::remove(opt.out, ec);  // --force
     writer.finish();
     const auto skipped = renderer.skipped_files();
     if (!skipped.empty()) {
