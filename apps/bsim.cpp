@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cmath>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -185,6 +186,9 @@ int main(int argc, char** argv) {
   g->add_flag("--resume", gen.resume, "continue an interrupted run from <out>.partial");
   g->add_flag("--force", gen.force, "overwrite an existing output file");
   g->add_flag("--quiet", gen.quiet, "no config table or progress");
+  long long first_index = -1;
+  g->add_option("--first-index", first_index,
+                "global index of the first example (default: RANK x rooms when RANK or SLURM_PROCID is set, else 0)");
   add_config_flags(g, gen_cfg);
 
   std::string render_dir;
@@ -247,6 +251,18 @@ int main(int argc, char** argv) {
       require_device(device);
       const Config cfg = resolve_config(gen_cfg);
       print_config(cfg, gen.quiet);
+      gen.first_index = first_index >= 0 ? first_index : 0;
+      if (first_index < 0)
+        for (const char* var : {"RANK", "SLURM_PROCID"})
+          if (const char* v = std::getenv(var)) {
+            try {
+              gen.first_index = std::stoll(v) * gen.rooms;
+            } catch (const std::exception&) {
+              throw InputError(std::string(var) + "='" + v + "' is not a rank number");
+            }
+            if (!gen.quiet) std::fprintf(stderr, "%s=%s: examples %lld..%lld\n", var, v, gen.first_index, gen.first_index + gen.rooms - 1);
+            break;
+          }
       generate_shard(cfg, gen);
     } else if (*r) {
       const Config cfg = resolve_config(render_cfg);

@@ -47,6 +47,7 @@ std::vector<ColumnSpec> scene_columns() {
       {"transition_s", 1, T::f64, "early/late split used for this BRIR"},
       {"n_images", 1, T::i32, "image sources rendered with their own HRIR"},
       {"output_gain", 1, T::f64, "gain applied to all signals to set the mixture level"},
+      {"example_index", 1, T::f64, "global example index: the example is a function of (seed, example_index)"},
   };
 }
 
@@ -75,6 +76,7 @@ void append_columns(const Example& e, std::map<std::string, std::vector<double>>
   c["transition_s"].push_back(e.transition_s);
   c["n_images"].push_back(e.n_images);
   c["output_gain"].push_back(e.output_gain);
+  c["example_index"].push_back(double(s.index));
 }
 
 std::string now_iso8601() {
@@ -122,7 +124,9 @@ void generate_shard(const Config& cfg, const GenerateOptions& opt) {
   layout.compression = cfg.shard.compression;
   layout.chunk_examples = cfg.shard.chunk_examples;
   layout.columns = scene_columns();
-  const std::string config_yaml = stored_config_yaml(cfg);
+  if (opt.first_index < 0) throw InputError("--first-index must be >= 0");
+  // The first index is part of what a resumed run must match, so it travels inside the stored config text.
+  const std::string config_yaml = stored_config_yaml(cfg) + "# first_index: " + std::to_string(opt.first_index) + "\n";
 
   ShardWriter writer = opt.resume
                            ? ShardWriter::resume(opt.out, layout, config_yaml)
@@ -132,6 +136,7 @@ void generate_shard(const Config& cfg, const GenerateOptions& opt) {
                                           {"created", now_iso8601()},
                                           {"teacher", cfg.features.teacher},
                                           {"noise_types", "0=diffuse,1=point,2=babble"},
+                                          {"first_index", std::to_string(opt.first_index)},
                                           {"layout", "clean/augmented [N][ear: 0 left, 1 right][sample]; "
                                                      "teacher [N][feature][frame]"}},
                                          {{"hrtf_files", cfg.hrtf.sofa},
@@ -163,7 +168,7 @@ void generate_shard(const Config& cfg, const GenerateOptions& opt) {
     };
     while (next < opt.rooms) {
       const int count = int(std::min<long long>(block, opt.rooms - next));
-      render_block(renderer, next, count, threads, rendering);
+      render_block(renderer, opt.first_index + next, count, threads, rendering);
       if (g_stop_requested) break;
       if (pending.valid()) pending.get(), progress.update(writer.n_done());
       std::swap(rendering, writing);

@@ -13,6 +13,9 @@ struct GenerateOptions {
   bool resume = false;  // continue "<out>.partial" from its last flushed block
   bool force = false;   // overwrite an existing <out>
   bool quiet = false;
+  // Global index of the first example: example j of this shard is example first_index + j of the seed, so
+  // ranks of a parallel job (RANK x rooms) write disjoint, reproducible parts of one dataset.
+  long long first_index = 0;
 };
 
 // Set by a signal handler: workers stop, the last complete block is flushed, Interrupted is thrown and

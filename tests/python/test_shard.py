@@ -1,6 +1,8 @@
 """Shards read with h5py match the documented schema (docs/shard-format.md), and the teacher features
 stored in them agree with an independent numpy/scipy computation from the stored clean audio."""
 import math
+import os
+import subprocess
 
 import h5py
 import numpy as np
@@ -178,3 +180,18 @@ def test_classic_doa_on_a_shard(run, tmp_path):
         err = np.array([float(r.split(",")[2]) for r in rows[1:]])
         assert np.median(err) < 5, (m, err)  # anechoic, 30 dB diffuse noise: near-perfect
         assert f"{m}" in p.stdout
+
+
+def test_ranks_write_disjoint_parts_of_one_dataset(run, bsim, tmp_path):
+    with generate(run, tmp_path / "all.h5", rooms=8) as f:
+        whole = f["augmented"][()]
+        assert list(f["scene/example_index"][()]) == list(range(8))
+    with generate(run, tmp_path / "part.h5", "--first-index", 4, rooms=4) as f:
+        np.testing.assert_array_equal(f["augmented"][()], whole[4:])
+        assert f.attrs["first_index"] == "4"
+    env = dict(os.environ, RANK="1")
+    p = subprocess.run([bsim, "generate", "--rooms", "4", "--out", str(tmp_path / "rank1.h5"), *SMALL], env=env,
+                       capture_output=True, text=True)
+    assert p.returncode == 0 and "RANK=1: examples 4..7" in p.stderr, p.stderr
+    with h5py.File(tmp_path / "rank1.h5") as f:
+        np.testing.assert_array_equal(f["augmented"][()], whole[4:])
