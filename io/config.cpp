@@ -244,8 +244,12 @@ const std::vector<Field>& schema() {
       field("test_grid.snr_db", "evaluation grid SNRs", &C::test_grid, &TestGridConfig::snr_db),
       field("test_grid.t60_s", "evaluation grid T60s (0 = anechoic)", &C::test_grid, &TestGridConfig::t60_s),
       field("test_grid.noise_types", "evaluation grid noise types", &C::test_grid, &TestGridConfig::noise_types),
-      field("model.width", "btrain: projection and LSTM width", &C::model, &ModelConfig::width),
-      field("model.layers", "btrain: causal LSTM layers", &C::model, &ModelConfig::layers),
+      field("model.encoder", "btrain: lstm | conformer (both causal)", &C::model, &ModelConfig::encoder),
+      field("model.width", "btrain: projection and encoder width", &C::model, &ModelConfig::width),
+      field("model.layers", "btrain: LSTM layers or Conformer blocks", &C::model, &ModelConfig::layers),
+      field("model.heads", "btrain conformer: attention heads", &C::model, &ModelConfig::heads),
+      field("model.conv_kernel", "btrain conformer: causal depthwise convolution length", &C::model,
+            &ModelConfig::conv_kernel),
       field("model.doa_grid", "btrain: frontal ([-90, 90)) or full ([-180, 180)) azimuth classes", &C::model,
             &ModelConfig::doa_grid),
       field("model.doa_resolution_deg", "btrain: width of one DoA class", &C::model, &ModelConfig::doa_resolution_deg),
@@ -435,6 +439,11 @@ void validate(const Config& c) {
                    "config key 'test_grid.noise_types': unknown noise type '" + n + "'");
   }
   BSIM_EXPECTS(c.model.width >= 4 && c.model.width <= 4096, "config key 'model.width' must be within 4..4096");
+  BSIM_EXPECTS(c.model.encoder == "lstm" || c.model.encoder == "conformer",
+               "config key 'model.encoder' must be lstm or conformer");
+  BSIM_EXPECTS(c.model.heads >= 1 && c.model.width % c.model.heads == 0,
+               "config key 'model.heads' must divide model.width");
+  BSIM_EXPECTS(c.model.conv_kernel >= 1 && c.model.conv_kernel <= 255, "config key 'model.conv_kernel' must be within 1..255");
   BSIM_EXPECTS(c.model.layers >= 1 && c.model.layers <= 16, "config key 'model.layers' must be within 1..16");
   BSIM_EXPECTS(c.model.doa_grid == "frontal" || c.model.doa_grid == "full",
                "config key 'model.doa_grid' must be frontal or full");

@@ -95,8 +95,11 @@ struct TestGridConfig {
 
 // btrain: the network (STFT front end -> projection -> causal LSTM encoder -> heads).
 struct ModelConfig {
-  int width = 256;              // projection and LSTM width (the paper's authors: 256)
-  int layers = 3;               // LSTM layers
+  std::string encoder = "lstm";  // lstm (causal LSTM, the paper's) | conformer (causal Conformer blocks)
+  int width = 256;              // projection and encoder width (the paper's authors: 256)
+  int layers = 3;               // LSTM layers or Conformer blocks
+  int heads = 4;                // conformer: attention heads
+  int conv_kernel = 15;         // conformer: causal depthwise convolution length (frames)
   std::string doa_grid = "frontal";  // frontal: [-90, 90) deg; full: [-180, 180) deg
   double doa_resolution_deg = 5.0;   // class width: frontal 5 deg = 36 classes (the paper's setting)
 };

@@ -7,6 +7,7 @@
 #include <torch/csrc/jit/serialization/pickler.h>
 
 #include <cmath>
+#include <limits>
 #include <fstream>
 #include <iterator>
 
@@ -29,13 +30,54 @@ int DoaGrid::class_of(double az) const {
 
 double DoaGrid::centre_deg(int c) const { return (full ? -180.0 : -90.0) + (c + 0.5) * resolution_deg; }
 
+ConformerBlockImpl::ConformerBlockImpl(int width, int heads, int kernel) : kernel_(kernel) {
+  auto ff = [&] {
+    return torch::nn::Sequential(torch::nn::LayerNorm(torch::nn::LayerNormOptions({width})),
+                                 torch::nn::Linear(width, 4 * width), torch::nn::SiLU(),
+                                 torch::nn::Linear(4 * width, width));
+  };
+  ff1 = register_module("ff1", ff());
+  ff2 = register_module("ff2", ff());
+  attn_norm = register_module("attn_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width})));
+  attn = register_module("attn", torch::nn::MultiheadAttention(torch::nn::MultiheadAttentionOptions(width, heads)));
+  conv_norm = register_module("conv_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width})));
+  pointwise_in = register_module("pointwise_in", torch::nn::Conv1d(torch::nn::Conv1dOptions(width, 2 * width, 1)));
+  depthwise = register_module("depthwise", torch::nn::Conv1d(torch::nn::Conv1dOptions(width, width, kernel).groups(width)));
+  conv_inner_norm = register_module("conv_inner_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width})));
+  pointwise_out = register_module("pointwise_out", torch::nn::Conv1d(torch::nn::Conv1dOptions(width, width, 1)));
+  out_norm = register_module("out_norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({width})));
+}
+
+torch::Tensor ConformerBlockImpl::forward(const torch::Tensor& x_in) {
+  auto x = x_in + 0.5 * ff1->forward(x_in);
+  // Self-attention over past frames only: -inf above the diagonal. MultiheadAttention wants [T, B, width].
+  const int64_t T = x.size(1);
+  auto mask = torch::full({T, T}, -std::numeric_limits<float>::infinity(), x.options()).triu(1);
+  auto h = attn_norm(x).transpose(0, 1);
+  auto a = std::get<0>(attn->forward(h, h, h, /*key_padding_mask=*/{}, /*need_weights=*/false, mask));
+  x = x + a.transpose(0, 1);
+  // Convolution module, causal: pad kernel-1 frames on the left only.
+  auto c = pointwise_in(conv_norm(x).transpose(1, 2));                  // [B, 2W, T]
+  c = torch::glu(c, 1);                                                 // [B, W, T]
+  c = depthwise(torch::constant_pad_nd(c, {kernel_ - 1, 0}));           // [B, W, T]
+  c = torch::silu(conv_inner_norm(c.transpose(1, 2))).transpose(1, 2);
+  x = x + pointwise_out(c).transpose(1, 2);
+  x = x + 0.5 * ff2->forward(x);
+  return out_norm(x);
+}
+
 SpatialNetImpl::SpatialNetImpl(const ModelConfig& m, const FeatureConfig& stft, int n_teacher, int n_classes)
     : stft_(stft) {
   const int bins = stft.n_fft / 2 + 1;
   proj = register_module("proj", torch::nn::Linear(4 * bins, m.width));
   norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({m.width})));
-  // Unidirectional: every output frame depends on the past only (causal).
-  lstm = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(m.width, m.width).num_layers(m.layers).batch_first(true)));
+  // Both encoders are causal: every output frame depends on the past only.
+  if (m.encoder == "conformer") {
+    conformer = register_module("conformer", torch::nn::ModuleList());
+    for (int i = 0; i < m.layers; ++i) conformer->push_back(ConformerBlock(m.width, m.heads, m.conv_kernel));
+  } else {
+    lstm = register_module("lstm", torch::nn::LSTM(torch::nn::LSTMOptions(m.width, m.width).num_layers(m.layers).batch_first(true)));
+  }
   predictor_hidden = register_module("predictor_hidden", torch::nn::Linear(m.width, m.width));
   predictor_out = register_module("predictor_out", torch::nn::Linear(m.width, std::max(1, n_teacher)));
   doa = register_module("doa", torch::nn::Linear(m.width, n_classes));
@@ -60,7 +102,9 @@ torch::Tensor SpatialNetImpl::front_end(const torch::Tensor& audio) {
 
 torch::Tensor SpatialNetImpl::encode(const torch::Tensor& audio) {
   auto h = torch::relu(norm(proj(front_end(audio))));
-  return std::get<0>(lstm(h));
+  if (lstm) return std::get<0>(lstm(h));
+  for (auto& block : *conformer) h = block->as<ConformerBlock>()->forward(h);
+  return h;
 }
 
 torch::Tensor SpatialNetImpl::predict_teacher(const torch::Tensor& e) { return predictor_out(torch::relu(predictor_hidden(e))); }
@@ -70,7 +114,8 @@ torch::Tensor SpatialNetImpl::doa_logits(const torch::Tensor& e) { return doa(e)
 std::vector<std::pair<std::string, torch::Tensor>> SpatialNetImpl::encoder_parameters() {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   for (const auto& p : named_parameters())
-    if (p.key().rfind("proj.", 0) == 0 || p.key().rfind("norm.", 0) == 0 || p.key().rfind("lstm.", 0) == 0)
+    if (p.key().rfind("proj.", 0) == 0 || p.key().rfind("norm.", 0) == 0 || p.key().rfind("lstm.", 0) == 0 ||
+        p.key().rfind("conformer.", 0) == 0)
       out.emplace_back(p.key(), p.value());
   return out;
 }

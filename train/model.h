@@ -20,6 +20,23 @@ struct DoaGrid {
   double centre_deg(int c) const;
 };
 
+// One causal Conformer block (Gulati et al. 2020) for streaming use: half-step feed-forward, self-attention
+// with a causal mask, causal depthwise convolution (left padding, LayerNorm instead of BatchNorm),
+// half-step feed-forward, LayerNorm.
+class ConformerBlockImpl : public torch::nn::Module {
+ public:
+  ConformerBlockImpl(int width, int heads, int kernel);
+  torch::Tensor forward(const torch::Tensor& x);  // [B, T, width]
+
+ private:
+  torch::nn::Sequential ff1{nullptr}, ff2{nullptr};
+  torch::nn::LayerNorm attn_norm{nullptr}, conv_norm{nullptr}, conv_inner_norm{nullptr}, out_norm{nullptr};
+  torch::nn::MultiheadAttention attn{nullptr};
+  torch::nn::Conv1d pointwise_in{nullptr}, depthwise{nullptr}, pointwise_out{nullptr};
+  int kernel_;
+};
+TORCH_MODULE(ConformerBlock);
+
 class SpatialNetImpl : public torch::nn::Module {
  public:
   SpatialNetImpl(const ModelConfig& model, const FeatureConfig& stft, int n_teacher_features, int n_doa_classes);
@@ -38,7 +55,8 @@ class SpatialNetImpl : public torch::nn::Module {
 
   torch::nn::Linear proj{nullptr};
   torch::nn::LayerNorm norm{nullptr};
-  torch::nn::LSTM lstm{nullptr};
+  torch::nn::LSTM lstm{nullptr};                // model.encoder = lstm
+  torch::nn::ModuleList conformer{nullptr};     // model.encoder = conformer
   torch::nn::Linear predictor_hidden{nullptr}, predictor_out{nullptr};
   torch::nn::Linear doa{nullptr};
 
