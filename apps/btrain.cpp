@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   auto* p = app.add_subcommand("pretrain", "feature-distillation pretraining (student predicts the teacher's features)");
   p->add_flag("--on-the-fly", pre_fly, "render data while training");
   p->add_option("--shards", pre.shards, "read data from an HDF5 shard");
+  p->add_flag("--preload", pre.preload, "with --shards: read the whole shard into memory first");
   p->add_option("--out", pre.out, "run folder")->required();
   p->add_flag("--resume", pre.resume, "continue from the run folder's checkpoint");
   p->add_flag("--quiet", pre.quiet, "no progress lines");
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
   f->add_option("--init", fin.init, "pretrained encoder: a pretraining run folder or its encoder.pt (omit: from scratch)");
   f->add_flag("--on-the-fly", fin_fly, "render data while training");
   f->add_option("--shards", fin.shards, "read data from an HDF5 shard");
+  f->add_flag("--preload", fin.preload, "with --shards: read the whole shard into memory first");
   f->add_option("--out", fin.out, "run folder")->required();
   f->add_flag("--resume", fin.resume, "continue from the run folder's checkpoint");
   f->add_flag("--quiet", fin.quiet, "no progress lines");
@@ -79,6 +81,8 @@ int main(int argc, char** argv) {
       if (fly == !shards.empty()) throw InputError("give exactly one data source: --on-the-fly or --shards FILE");
       if (!shards.empty() && !std::filesystem::exists(shards)) throw InputError("shard '" + shards + "' does not exist");
     };
+    if ((pre.preload && pre.shards.empty()) || (fin.preload && fin.shards.empty()))
+      throw InputError("--preload goes with --shards FILE");
     if (*p) {
       check_source(pre_fly, pre.shards);
       train(resolve_config(pre_f), pre);

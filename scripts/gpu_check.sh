@@ -38,10 +38,11 @@ compute-sanitizer --tool memcheck build-gpu/tests/test_gpu > "$LOG/memcheck.log"
 compute-sanitizer --tool racecheck build-gpu/tests/test_gpu > "$LOG/racecheck.log" 2>&1; racecheck_rc=$?
 
 # btrain with the default model (3 x 256 LSTM), 4 s clips, batch 32: data on the fly (CPU simulator on
-# 16 cores) and from a shard; the log's data_share column is the fraction of each step spent waiting.
+# 16 cores), streamed from a shard, and pre-loaded into memory (the upper bound); the log's data_share
+# column is the fraction of each step spent waiting.
 build-gpu/apps/bsim generate --rooms 1024 --out "$LOG/train.h5" --quiet "${COMMON[@]}" > "$LOG/generate.log" 2>&1
-for src in fly shard; do
-  data=(--on-the-fly); [ $src = shard ] && data=(--shards "$LOG/train.h5")
+for src in fly shard preload; do
+  data=(--on-the-fly); [ $src = shard ] && data=(--shards "$LOG/train.h5"); [ $src = preload ] && data=(--shards "$LOG/train.h5" --preload)
   timeout 240 build-gpu/apps/btrain pretrain "${data[@]}" --out "runs-gpu/$src" "${COMMON[@]}" \
     --set train.steps=60 --set train.log_every=10 --set train.device=cuda --quiet > "$LOG/btrain-$src.log" 2>&1
   cp "runs-gpu/$src/log.csv" "$LOG/btrain-$src.csv" 2>/dev/null
@@ -56,7 +57,7 @@ echo "| compute-sanitizer memcheck / racecheck on test_gpu | rc=$memcheck_rc / r
 echo "| devices | $(head -1 "$LOG/devices.txt") |"
 grep -hE "^BM_" "$LOG/bench_cpu.txt" "$LOG/bench_gpu.txt" | awk '{printf "| %s | %s %s  %s %s %s |\n", $1, $2, $3, $(NF-2), $(NF-1), $NF}'
 cat "$LOG/torch_baselines.md"
-for src in fly shard; do
+for src in fly shard preload; do
   last=$(tail -1 "$LOG/btrain-$src.csv" 2>/dev/null)
   echo "| btrain pretrain ($src): step,loss,data_ms,compute_ms,data_share,ex/s | ${last:-failed, see btrain-$src.log} |"
 done

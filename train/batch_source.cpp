@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <numeric>
 #include <thread>
@@ -127,7 +128,7 @@ std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long
 }
 
 std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::string& path, long long first,
-                                               bool need_teacher) {
+                                               bool need_teacher, bool preload) {
   auto reader = std::make_shared<ShardReader>(path);
   const ShardInfo& info = reader->info();
   const int B = cfg.train.batch_size;
@@ -142,7 +143,20 @@ std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::str
   long long blocks = info.n_examples / B;
   if (cfg.train.labelled_examples > 0) blocks = std::max<long long>(1, std::min(blocks, cfg.train.labelled_examples / B));
   const uint64_t seed = cfg.seed;
-  auto produce = [reader, B, blocks, seed, has_teacher](long long k) {
+  // Rows come from the file, or (preload) from memory holding every dataset the batches need.
+  std::vector<std::string> names{"augmented", "scene/azimuth_deg", "scene/snr_db", "scene/t60_s", "scene/noise_type",
+                                 "scene/anechoic"};
+  if (has_teacher) names.push_back("teacher");
+  auto memory = std::make_shared<std::map<std::string, std::vector<float>>>();
+  if (preload)
+    for (const auto& n : names) reader->read(n, 0, int(info.n_examples), (*memory)[n]);
+  auto fetch = [reader, memory, preload](const std::string& name, long long start, int count, std::vector<float>& out) {
+    if (!preload) return reader->read(name, start, count, out);
+    const std::vector<float>& all = memory->at(name);
+    const size_t row = all.size() / size_t(reader->info().n_examples);
+    out.assign(all.begin() + long(size_t(start) * row), all.begin() + long(size_t(start + count) * row));
+  };
+  auto produce = [reader, fetch, B, blocks, seed, has_teacher](long long k) {
     const ShardInfo& in = reader->info();
     // Block order of epoch e: a seeded permutation (Fisher-Yates), so shuffling never needs random row reads.
     const long long epoch = k / blocks, pos = k % blocks;
@@ -157,20 +171,21 @@ std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::str
     b.n_samples = in.n_samples;
     b.n_features = has_teacher ? in.n_features : 0;
     b.n_frames = has_teacher ? in.n_frames : 0;
-    reader->read("augmented", start, B, b.augmented);
-    if (has_teacher) reader->read("teacher", start, B, b.teacher);
-    reader->read("scene/azimuth_deg", start, B, b.azimuth_deg);
-    reader->read("scene/snr_db", start, B, b.snr_db);
-    reader->read("scene/t60_s", start, B, b.t60_s);
-    reader->read("scene/noise_type", start, B, b.noise_type);
+    fetch("augmented", start, B, b.augmented);
+    if (has_teacher) fetch("teacher", start, B, b.teacher);
+    fetch("scene/azimuth_deg", start, B, b.azimuth_deg);
+    fetch("scene/snr_db", start, B, b.snr_db);
+    fetch("scene/t60_s", start, B, b.t60_s);
+    fetch("scene/noise_type", start, B, b.noise_type);
     std::vector<float> anechoic;
-    reader->read("scene/anechoic", start, B, anechoic);
+    fetch("scene/anechoic", start, B, anechoic);
     for (int i = 0; i < B; ++i)
       if (anechoic[size_t(i)] != 0) b.t60_s[size_t(i)] = 0;
     return b;
   };
   return std::make_unique<Prefetcher>(produce, first, cfg.train.prefetch_batches,
-                                      "shard " + path + " (" + std::to_string(info.n_examples) + " examples)");
+                                      "shard " + path + " (" + std::to_string(info.n_examples) + " examples" +
+                                          (preload ? ", pre-loaded into memory)" : ", streamed)"));
 }
 
 }  // namespace bsim

@@ -33,8 +33,9 @@ class BatchSource {
 std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long first, long long example_pool);
 
 // Reads batches of consecutive rows of a shard; each epoch visits the row blocks in a seeded random order.
-// `need_teacher`: fail unless the shard has teacher features matching the config.
+// `need_teacher`: fail unless the shard has teacher features matching the config. `preload`: read the whole
+// shard into memory first (the no-I/O upper bound that streamed and on-the-fly data are measured against).
 std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::string& path, long long first,
-                                               bool need_teacher);
+                                               bool need_teacher, bool preload = false);
 
 }  // namespace bsim

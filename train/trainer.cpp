@@ -183,7 +183,7 @@ void train(const Config& cfg, const TrainOptions& opt) {
   const bool pretrain = opt.task == Task::pretrain;
   const long long pool = pretrain ? 0 : cfg.train.labelled_examples;
   std::unique_ptr<BatchSource> source = opt.shards.empty() ? make_on_the_fly_source(cfg, step, pool)
-                                                           : make_shard_source(cfg, opt.shards, step, pretrain);
+                                                           : make_shard_source(cfg, opt.shards, step, pretrain, opt.preload);
   const DoaGrid grid(cfg.model);
   long long n_params = 0;
   for (const auto& t : net->parameters()) n_params += t.numel();

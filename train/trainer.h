@@ -14,6 +14,7 @@ struct TrainOptions {
   Task task = Task::pretrain;
   std::string out;      // run folder
   std::string shards;   // HDF5 shard; empty = on the fly
+  bool preload = false; // read the whole shard into memory first
   std::string init;     // finetune: encoder.pt or a pretraining run folder; empty = from scratch
   bool resume = false;
   bool quiet = false;

@@ -140,3 +140,16 @@ def test_training_from_shards_and_bad_input(pretrained, tmp_path):
     one_error_line(btrain("pretrain", "--on-the-fly", *TINY, "--set", "model.layers=2", "--out", run, "--resume",
                           check=False), "another configuration")
     one_error_line(btrain("pretrain", *TINY, "--out", tmp_path / "w", check=False), "--on-the-fly or --shards")
+
+
+def test_preloaded_shard_gives_the_same_training_as_streaming(tmp_path):
+    shard = small_shard(tmp_path, "p.h5")
+    args = ["pretrain", "--shards", shard, *TINY, "--set", "train.steps=8", "--set", "train.log_every=1", "--quiet"]
+    btrain(*args, "--out", tmp_path / "streamed")
+    btrain(*args, "--preload", "--out", tmp_path / "preloaded")
+    a, b = losses(tmp_path / "streamed"), losses(tmp_path / "preloaded")
+    assert sorted(a) == list(range(1, 9))
+    for k in a:
+        assert b[k] == pytest.approx(a[k], rel=1e-6), k
+    one_error_line(btrain("pretrain", "--on-the-fly", "--preload", *TINY, "--out", tmp_path / "x", check=False),
+                   "--preload goes with --shards")
