@@ -35,7 +35,13 @@ case "$SIZE" in
   *) echo "usage: $0 small|medium|full [OUT]" >&2; exit 2 ;;
 esac
 mkdir -p "$OUT"
-TRAIN=(--set clip_s=$CLIP "${MODEL[@]}" --set train.log_every=50 --set train.checkpoint_every=250)
+# Training heads: HEADS=multi (default when ../shared/hrtf exists: five subjects, one drawn per example, as
+# the paper's authors drew a subject per utterance; configs/multi_subject.yaml) or HEADS=kemar (the embedded
+# set only). The ARI test head is never among them.
+HEADS=${HEADS:-$([ -d ../shared/hrtf ] && echo multi || echo kemar)}
+HEAD_CFG=(); [ "$HEADS" = multi ] && HEAD_CFG=(--config configs/multi_subject.yaml)
+echo "== training heads: $HEADS"
+TRAIN=("${HEAD_CFG[@]}" --set clip_s=$CLIP "${MODEL[@]}" --set train.log_every=50 --set train.checkpoint_every=250)
 
 echo "== test grid: 72 cells x $PER_CELL examples (English speech, ARI head: both unseen in training)"
 [ -f "$OUT/test_grid.h5" ] || "$BSIM" generate --rooms $((72 * PER_CELL)) --out "$OUT/test_grid.h5" \
