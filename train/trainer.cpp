@@ -288,9 +288,13 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
   long long n_batches = 0;
   std::unique_ptr<BatchSource> source;
   if (!opt.shards.empty()) {
+    // Every example once: the batch size becomes the largest divisor of N not above train.batch_size.
+    const long long n = ShardReader(opt.shards).info().n_examples;
+    int batch = int(std::min<long long>(cfg.train.batch_size, n));
+    while (n % batch != 0) --batch;
+    cfg.train.batch_size = batch;
     source = make_shard_source(cfg, opt.shards, 0, false);
-    ShardReader reader(opt.shards);
-    n_batches = reader.info().n_examples / cfg.train.batch_size;
+    n_batches = n / batch;
   } else {
     Config trained;
     apply_config_file(trained, (run / "config.yaml").string());

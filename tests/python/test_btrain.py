@@ -76,6 +76,11 @@ def test_finetune_and_eval_from_the_checkpoint(pretrained, tmp_path):
     assert rows[0] == "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type" and len(rows) == 17
     one_error_line(btrain("eval", "--model", tmp_path / "doa", "--report", tmp_path / "rep2", check=False),
                    "training seed")
+    shard = tmp_path / "thirteen.h5"  # 13 examples: not a multiple of the batch size; all must be scored
+    subprocess.run([os.environ.get("BSIM", str(ROOT / "build" / "apps" / "bsim")), "generate", "--rooms", "13",
+                    "--out", shard, *TINY, "--quiet"], check=True, capture_output=True)
+    btrain("eval", "--model", tmp_path / "doa", "--shards", shard, "--report", tmp_path / "rep3")
+    assert len((tmp_path / "rep3" / "predictions.csv").read_text().splitlines()) == 14
 
 
 def test_interrupted_run_resumes_to_identical_losses(tmp_path):
