@@ -200,3 +200,13 @@ def test_doa_report_from_predictions(tmp_path):
     assert (tmp_path / "rep" / "mae_vs_snr.png").stat().st_size > 10000
     rows = (tmp_path / "rep" / "cells.csv").read_text().splitlines()
     assert rows[0] == "method,snr_db,t60_s,noise,n,mae,ci95,within10,accuracy" and len(rows) == 1 + 2 * 18
+
+
+def test_configs_default_yaml_is_the_embedded_default(run):
+    root = os.path.join(os.path.dirname(__file__), "..", "..")
+    text = open(os.path.join(root, "configs", "default.yaml")).read()
+    body = "".join(l for l in text.splitlines(keepends=True) if not l.startswith("#"))
+    assert body == run("config").stdout, "regenerate configs/default.yaml with `bsim config`"
+    for name in os.listdir(os.path.join(root, "configs")):  # every shipped config parses and validates
+        if name.endswith(".yaml") and name not in ("heldout_test.yaml", "multi_subject.yaml", "test_grid.yaml"):
+            run("config", "--config", os.path.join(root, "configs", name))
