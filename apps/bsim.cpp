@@ -14,7 +14,7 @@
 #include <sstream>
 #include <thread>
 
-#include "apps/cli_config.h"
+#include "apps/cli.h"
 #include "doa/classic.h"
 #include "io/audio.h"
 #include "io/config.h"
@@ -186,9 +186,10 @@ int main(int argc, char** argv) {
   g->add_flag("--resume", gen.resume, "continue an interrupted run from <out>.partial");
   g->add_flag("--force", gen.force, "overwrite an existing output file");
   g->add_flag("--quiet", gen.quiet, "no config table or progress");
-  long long first_index = -1;
-  g->add_option("--first-index", first_index,
-                "global index of the first example (default: RANK x rooms when RANK or SLURM_PROCID is set, else 0)");
+  long long first_index = 0;
+  auto* first_index_opt =
+      g->add_option("--first-index", first_index,
+                    "global index of the first example (default: RANK x rooms when RANK or SLURM_PROCID is set, else 0)");
   add_config_flags(g, gen_cfg);
 
   std::string render_dir;
@@ -246,13 +247,13 @@ int main(int argc, char** argv) {
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
-  try {
+  return run_reporting_errors("bsim", [&]() -> int {
     if (*g) {
       require_device(device);
       const Config cfg = resolve_config(gen_cfg);
       print_config(cfg, gen.quiet);
-      gen.first_index = first_index >= 0 ? first_index : 0;
-      if (first_index < 0)
+      gen.first_index = first_index;
+      if (first_index_opt->count() == 0)
         for (const char* var : {"RANK", "SLURM_PROCID"})
           if (const char* v = std::getenv(var)) {
             try {
@@ -333,18 +334,6 @@ int main(int argc, char** argv) {
       if (list.empty()) std::printf("no CUDA devices: %s\n", why.c_str());
       for (const auto& d : list) std::printf("%s\n", d.c_str());
     }
-  } catch (const Interrupted& e) {
-    std::fprintf(stderr, "\nbsim: %s\n", e.what());
-    return 130;
-  } catch (const InputError& e) {
-    std::fprintf(stderr, "bsim: error: %s\n", e.what());
-    return 2;
-  } catch (const RuntimeError& e) {
-    std::fprintf(stderr, "bsim: error: %s\n", e.what());
-    return 3;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "bsim: internal error: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+    return 0;
+  });
 }

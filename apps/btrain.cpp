@@ -10,7 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 
-#include "apps/cli_config.h"
+#include "apps/cli.h"
 #include "io/config.h"
 #include "io/error.h"
 #include "sim/generate.h"
@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
   }
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  return run_reporting_errors("btrain", [&]() -> int {
   try {
     auto check_source = [](bool fly, const std::string& shards) {
       if (fly == !shards.empty()) throw InputError("give exactly one data source: --on-the-fly or --shards FILE");
@@ -99,22 +100,10 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "%s", app.help().c_str());
       return 2;
     }
-  } catch (const Interrupted& err) {
-    std::fprintf(stderr, "\nbtrain: %s\n", err.what());
-    return 130;
-  } catch (const InputError& err) {
-    std::fprintf(stderr, "btrain: error: %s\n", err.what());
-    return 2;
-  } catch (const RuntimeError& err) {
-    std::fprintf(stderr, "btrain: error: %s\n", err.what());
-    return 3;
-  } catch (const c10::Error& err) {
-    std::string what = err.what_without_backtrace();
-    std::fprintf(stderr, "btrain: error: libtorch: %s\n", what.substr(0, what.find('\n')).c_str());
-    return 3;
-  } catch (const std::exception& err) {
-    std::fprintf(stderr, "btrain: internal error: %s\n", err.what());
-    return 1;
+    return 0;
+  } catch (const c10::Error& err) {  // libtorch's own errors, first line only
+    const std::string what = err.what_without_backtrace();
+    throw RuntimeError("libtorch: " + what.substr(0, what.find('\n')));
   }
-  return 0;
+  });
 }

@@ -1,12 +1,15 @@
-// Configuration flags shared by bsim and btrain: --config FILE, --set key=value (repeatable), --seed,
-// --threads, resolved in that order on top of the embedded defaults (or of a run's stored config).
+// What bsim and btrain share on the command line: the configuration flags (--config FILE, --set key=value,
+// --seed, --threads, resolved in that order on top of the embedded defaults or a run's stored config) and
+// the one place where exceptions become a one-line message and an exit code.
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "io/config.h"
+#include "io/error.h"
 
 namespace bsim {
 
@@ -34,6 +37,27 @@ inline Config resolve_config(const ConfigFlags& f, const std::string& base_file 
   if (f.threads >= 0) cfg.threads = f.threads;
   validate(cfg);
   return cfg;
+}
+
+// Runs a command's body and returns its exit code; errors become one line on stderr: 2 bad input,
+// 3 runtime/I-O failure, 130 interrupted (Ctrl-C), 1 anything unexpected.
+template <typename Body>
+int run_reporting_errors(const char* prog, Body&& body) {
+  try {
+    return body();
+  } catch (const Interrupted& e) {
+    std::fprintf(stderr, "\n%s: %s\n", prog, e.what());
+    return 130;
+  } catch (const InputError& e) {
+    std::fprintf(stderr, "%s: error: %s\n", prog, e.what());
+    return 2;
+  } catch (const RuntimeError& e) {
+    std::fprintf(stderr, "%s: error: %s\n", prog, e.what());
+    return 3;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: internal error: %s\n", prog, e.what());
+    return 1;
+  }
 }
 
 }  // namespace bsim
