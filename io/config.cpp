@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <functional>
 #include <sstream>
 
@@ -15,6 +16,14 @@ namespace {
 
 template <typename T>
 struct Codec;
+
+// Numbers print with 15 significant digits (0.2, not 0.20000000000000001): what a person typed reads back
+// as typed, and the text stays stable for the resume comparisons that use it.
+YAML::Node number_node(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  return YAML::Node(std::string(buf));
+}
 
 [[noreturn]] void bad_type(const std::string& key, const char* want, const YAML::Node& n) {
   std::string got;
@@ -38,7 +47,7 @@ struct Codec<double> {
       bad_type(key, "a number", n);
     }
   }
-  static YAML::Node emit(double v) { return YAML::Node(v); }
+  static YAML::Node emit(double v) { return number_node(v); }
 };
 template <>
 struct Codec<int> {
@@ -113,8 +122,8 @@ struct Codec<Range> {
   }
   static YAML::Node emit(const Range& r) {
     YAML::Node n;
-    n.push_back(r.lo);
-    n.push_back(r.hi);
+    n.push_back(number_node(r.lo));
+    n.push_back(number_node(r.hi));
     n.SetStyle(YAML::EmitterStyle::Flow);
     return n;
   }
@@ -147,7 +156,7 @@ struct Codec<std::map<std::string, double>> {
   }
   static YAML::Node emit(const std::map<std::string, double>& m) {
     YAML::Node n(YAML::NodeType::Map);
-    for (const auto& kv : m) n[kv.first] = kv.second;
+    for (const auto& kv : m) n[kv.first] = number_node(kv.second);
     n.SetStyle(YAML::EmitterStyle::Flow);
     return n;
   }
