@@ -11,8 +11,8 @@
 
 using namespace bsim;
 
-// B new rooms from the default config per iteration (geometry upload, the kernels and the copy back of the
-// responses included): per-image HRIRs up to each room's transition time and (arg 1 = 1) the late tail to
+// B new rooms from the default config per iteration (geometry upload and the kernels; with arg 2 = 1 also the
+// copy of the responses to pageable host memory): per-image HRIRs up to each room's transition time and (arg 1 = 1) the late tail to
 // -60 dB, 16 kHz, rooms 3-10 m, T60 0.2-1.0 s: the 50,000 rooms/s target.
 static void BM_BrirBatch(benchmark::State& state) {
   if (!cuda::device_available()) {
@@ -48,16 +48,29 @@ static void BM_BrirBatch(benchmark::State& state) {
   std::vector<int> counts;
   size_t k = 0;
   long images = 0;
+  const bool to_host = state.range(2) != 0;
   for (auto _ : state) {
-    gpu.render(batches[k++ % batches.size()], out, counts, tail);
+    if (to_host) {
+      gpu.render(batches[k++ % batches.size()], out, counts, tail);
+      for (int c : counts) images += c;
+    } else {
+      benchmark::DoNotOptimize(gpu.render_device(batches[k++ % batches.size()], tail));
+    }
+  }
+  if (!to_host) {  // image counts once, outside the timed loop
+    gpu.render(batches[0], out, counts, tail);
     for (int c : counts) images += c;
+    images = long(double(images) * double(state.iterations()));
   }
   state.counters["rooms/s"] = benchmark::Counter(double(state.iterations()) * B, benchmark::Counter::kIsRate);
   state.counters["images/room"] = double(images) / (double(state.iterations()) * B);
   state.counters["GB/s_out"] = benchmark::Counter(double(state.iterations()) * B * 2 * length * 4 / 1e9,
                                                   benchmark::Counter::kIsRate);
 }
-BENCHMARK(BM_BrirBatch)->Args({256, 0})->Args({256, 1})->Args({2048, 1})->Unit(benchmark::kMillisecond)->UseRealTime();
+// Args: rooms per launch, late tail, copy to host (0 = responses stay on the device, as in the pipeline).
+BENCHMARK(BM_BrirBatch)
+    ->Args({256, 0, 0})->Args({256, 1, 0})->Args({2048, 1, 0})->Args({8192, 1, 0})->Args({2048, 1, 1})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // 256 examples of 4 s speech, each through its own two-ear 0.5 s response (16 kHz), data already on the
 // device: the work torch's FFT convolution is compared against in bench/torch_baselines.py.

@@ -21,7 +21,7 @@ namespace {
 
 constexpr int kImageThreads = 256;   // threads per room in the image kernel
 constexpr int kScatterThreads = 128; // threads per image block in the scatter kernel
-constexpr int kImagesPerBlock = 8;   // images handled by one scatter block (amortises the block launch)
+constexpr int kScatterBlocksPerRoom = 32;  // blocks per room in the scatter grid (each strides over images)
 constexpr int kMaxHalfWidth = 64;
 
 struct DeviceImage {
@@ -83,9 +83,8 @@ __global__ void scatter_kernel(const DeviceImage* images, const int* counts, int
   const int n_images = min(counts[room], capacity);
   __shared__ float taps[2 * kMaxHalfWidth + 1];
   const int seg = grid.n_taps + 2 * half_width;
-  for (int k = 0; k < kImagesPerBlock; ++k) {
-    const int im = blockIdx.x * kImagesPerBlock + k;
-    if (im >= n_images) return;  // uniform across the block
+  // Grid-stride over the room's images: the launch does not depend on the (device-side) image count.
+  for (int im = blockIdx.x; im < n_images; im += gridDim.x) {
     const DeviceImage img = images[(size_t)room * capacity + im];
     const double fl = floor(img.delay_samples);
     const int n0 = int(fl);
@@ -189,7 +188,7 @@ struct BrirRenderer::Impl {
   DeviceBuffer<int> counts;
   DeviceBuffer<float> out;
   Stream stream;
-  int max_rooms = 0, length = 0, capacity = 0, half_width = 0;
+  int max_rooms = 0, length = 0, capacity = 0, half_width = 0, last_batch = 0;
   double fs_over_c = 0, fs = 0, c = 0;
   // late tail
   bool has_tail = false;
@@ -257,8 +256,7 @@ BrirRenderer::~BrirRenderer() = default;
 
 int BrirRenderer::length() const { return impl_->length; }
 
-void BrirRenderer::render(const std::vector<RoomGeometry>& rooms, std::vector<float>& out,
-                               std::vector<int>& images_per_room, bool late_tail) {
+void BrirRenderer::enqueue(const std::vector<RoomGeometry>& rooms, bool late_tail) {
   Impl& m = *impl_;
   const int B = int(rooms.size());
   if (B < 1 || B > m.max_rooms) throw InputError("GPU renderer: batch of " + std::to_string(B) + " rooms, capacity " +
@@ -270,7 +268,7 @@ void BrirRenderer::render(const std::vector<RoomGeometry>& rooms, std::vector<fl
   image_sources_kernel<<<B, kImageThreads, 0, s>>>(m.rooms.get(), m.view, m.fs_over_c, m.capacity, m.images.get(),
                                                    m.counts.get());
   BSIM_CUDA_TRY(cudaGetLastError());
-  const dim3 grid((m.capacity + kImagesPerBlock - 1) / kImagesPerBlock, B);
+  const dim3 grid(std::min(kScatterBlocksPerRoom, m.capacity), B);
   scatter_kernel<<<grid, kScatterThreads, 0, s>>>(m.images.get(), m.counts.get(), m.capacity, m.view, m.half_width,
                                                   m.length, m.out.get());
   BSIM_CUDA_TRY(cudaGetLastError());
@@ -286,6 +284,21 @@ void BrirRenderer::render(const std::vector<RoomGeometry>& rooms, std::vector<fl
         m.rooms.get(), m.tail_time.get(), m.band_ratio.get(), m.tail_n, m.length, m.fs, m.c, m.out.get());
     BSIM_CUDA_TRY(cudaGetLastError());
   }
+  m.last_batch = B;
+}
+
+const float* BrirRenderer::render_device(const std::vector<RoomGeometry>& rooms, bool late_tail) {
+  enqueue(rooms, late_tail);
+  BSIM_CUDA_TRY(cudaStreamSynchronize(impl_->stream.get()));
+  return impl_->out.get();
+}
+
+void BrirRenderer::render(const std::vector<RoomGeometry>& rooms, std::vector<float>& out,
+                          std::vector<int>& images_per_room, bool late_tail) {
+  enqueue(rooms, late_tail);
+  Impl& m = *impl_;
+  const int B = m.last_batch;
+  cudaStream_t s = m.stream.get();
   out.resize(size_t(B) * 2 * m.length);
   images_per_room.resize(size_t(B));
   BSIM_CUDA_TRY(cudaMemcpyAsync(out.data(), m.out.get(), out.size() * sizeof(float), cudaMemcpyDeviceToHost, s));

@@ -43,9 +43,14 @@ class BrirRenderer {
   void render(const std::vector<RoomGeometry>& rooms, std::vector<float>& out, std::vector<int>& images_per_room,
               bool late_tail = false);
 
+  // The same work left on the device: returns [room][ear][length] in device memory (valid until the next call).
+  // Synchronises. Used by the benchmark to separate rendering from the copy to the host.
+  const float* render_device(const std::vector<RoomGeometry>& rooms, bool late_tail = false);
+
   int length() const;
 
  private:
+  void enqueue(const std::vector<RoomGeometry>& rooms, bool late_tail);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
