@@ -93,7 +93,8 @@ std::vector<std::string> Renderer::skipped_files() const {
   return v;
 }
 
-std::vector<float> Renderer::speech_clip(Rng& rng, int n, int* first_index) const {
+ClipPlan Renderer::plan_speech_clip(Rng& rng, int n, int* first_index, std::vector<float>* assembled) const {
+  ClipPlan plan;
   std::vector<float> out(static_cast<size_t>(n), 0.0f);
   const double min_rms = std::pow(10.0, cfg_.speech.min_rms_dbfs / 20.0);
   int pos = 0, silent = 0;
@@ -121,11 +122,82 @@ std::vector<float> Renderer::speech_clip(Rng& rng, int n, int* first_index) cons
     first = false;
     const size_t take = std::min(x.size() - offset, size_t(n - pos));
     std::copy(x.begin() + long(offset), x.begin() + long(offset + take), out.begin() + pos);
+    plan.segments.push_back({idx, (long long)offset, int(take), pos});
     pos += int(take) + int(rng.uniform(0.1, 0.3) * cfg_.sample_rate_hz);  // short pause between utterances
   }
   const double rms = std::sqrt(energy(out.data(), out.size()) / double(n));
-  for (float& v : out) v = float(v * kSpeechRms / rms);
+  plan.gain = kSpeechRms / rms;
+  if (assembled) {
+    for (float& v : out) v = float(v * plan.gain);
+    *assembled = std::move(out);
+  }
+  return plan;
+}
+
+std::vector<float> Renderer::noise_file(int idx) const {
+  return read_audio_mono(noise_files_.at(size_t(idx)), cfg_.sample_rate_hz);
+}
+
+std::vector<float> Renderer::assemble(const ClipPlan& clip, int n) const {
+  std::vector<float> out(static_cast<size_t>(n), 0.0f);
+  std::vector<float> noise_audio;
+  for (const ClipSegment& sg : clip.segments) {
+    const float* src;
+    std::shared_ptr<const std::vector<float>> utt;
+    if (clip.from_noise_files) {
+      if (noise_audio.empty()) noise_audio = noise_file(sg.file);
+      src = noise_audio.data();
+    } else {
+      utt = utterance(sg.file);
+      if (!utt) throw RuntimeError("speech file '" + speech_[size_t(sg.file)] + "' became unreadable");
+      src = utt->data();
+    }
+    for (int i = 0; i < sg.take; ++i) out[size_t(sg.pos + i)] = float(src[sg.offset + i] * clip.gain);
+  }
   return out;
+}
+
+ExamplePlan Renderer::plan(uint64_t index) const {
+  ExamplePlan p;
+  p.scene = sample_scene(cfg_, int(grids_.size()), index);
+  const Scene& s = p.scene;
+  const int T = n_samples_;
+  Rng speech_rng(cfg_.seed, index, Stream::speech);
+  p.speech = plan_speech_clip(speech_rng, T, &p.speech_index);
+  if (s.noise_type == NoiseType::point) {
+    NoiseEmitter e;
+    e.position_m = s.noise_source_m;
+    e.tail_substream = 1;
+    if (!noise_files_.empty()) {
+      Rng noise_rng(cfg_.seed, index, Stream::noise);
+      p.noise_index = noise_rng.uniform_int(0, int(noise_files_.size()) - 1);
+      const long long len = (long long)noise_file(p.noise_index).size();
+      if (len < 1) throw InputError("noise file '" + noise_files_[size_t(p.noise_index)] + "' is empty");
+      e.clip.from_noise_files = true;
+      for (int pos = 0; pos < T; pos += int(std::min<long long>(len, T - pos)))  // loop short recordings
+        e.clip.segments.push_back({p.noise_index, 0, int(std::min<long long>(len, T - pos)), pos});
+    } else {
+      e.synthetic = true;
+    }
+    p.emitters.push_back(std::move(e));
+  } else if (s.noise_type == NoiseType::babble) {
+    for (int k = 0; k < s.babble_talkers; ++k) {
+      Rng pos_rng(cfg_.seed, index, Stream::babble, uint64_t(2 * k));
+      Rng clip_rng(cfg_.seed, index, Stream::babble, uint64_t(2 * k + 1));
+      const Vec3& L = s.room.size_m;
+      const double m = std::min({cfg_.source.wall_margin_m, 0.49 * L.x, 0.49 * L.y, 0.49 * L.z});
+      Vec3 q{pos_rng.uniform(m, L.x - m), pos_rng.uniform(m, L.y - m), pos_rng.uniform(m, L.z - m)};
+      for (int j = 0; j < 50 && std::hypot(q.x - s.listener_m.x, q.y - s.listener_m.y, q.z - s.listener_m.z) < 0.5; ++j)
+        q = {pos_rng.uniform(m, L.x - m), pos_rng.uniform(m, L.y - m), pos_rng.uniform(m, L.z - m)};
+      NoiseEmitter e;
+      e.position_m = q;
+      e.clip = plan_speech_clip(clip_rng, T, nullptr);
+      e.equal_level = true;
+      e.tail_substream = uint64_t(2 + k);
+      p.emitters.push_back(std::move(e));
+    }
+  }
+  return p;
 }
 
 BrirRequest Renderer::brir_request(const Scene& s, const Vec3& source) const {
@@ -146,7 +218,10 @@ BrirRequest Renderer::brir_request(const Scene& s, const Vec3& source) const {
 
 Example Renderer::render(uint64_t index) const {
   Example ex;
-  ex.scene = sample_scene(cfg_, int(grids_.size()), index);
+  const ExamplePlan plan = this->plan(index);
+  ex.scene = plan.scene;
+  ex.speech_index = plan.speech_index;
+  ex.noise_index = plan.noise_index;
   const Scene& s = ex.scene;
   const int T = n_samples_;
   ex.n_samples = T;
@@ -155,8 +230,7 @@ Example Renderer::render(uint64_t index) const {
   const double fs = cfg_.sample_rate_hz;
 
   // Target speech through its BRIR; the clean rendering is the same speech through the direct path only.
-  Rng speech_rng(cfg_.seed, index, Stream::speech);
-  const std::vector<float> speech = speech_clip(speech_rng, T, &ex.speech_index);
+  const std::vector<float> speech = assemble(plan.speech, T);
   Rng tail_rng(cfg_.seed, index, Stream::tail, 0);
   Brir brir;
   render_brir(brir_request(s, s.source_m), &grid, &df, tail_rng, brir);
@@ -170,50 +244,32 @@ Example Renderer::render(uint64_t index) const {
                 brir.length, T,
                 {ex.reverberant.data(), ex.reverberant.data() + T, ex.clean.data(), ex.clean.data() + T});
 
-  // Noise, before scaling.
+  // Noise, before scaling: diffuse noise directly at the ears, or each emitter through its own BRIR.
   ex.noise.assign(static_cast<size_t>(2 * T), 0.0f);
-  Rng noise_rng(cfg_.seed, index, Stream::noise);
   const double color = noise_color_exponent(cfg_.noise.color);
-  switch (s.noise_type) {
-    case NoiseType::diffuse:
-      diffuse_noise(noise_rng, T, fs, &df, color, ex.noise.data(), ex.noise.data() + T);
-      break;
-    case NoiseType::point: {
-      std::vector<float> mono(static_cast<size_t>(T));
-      if (!noise_files_.empty()) {
-        ex.noise_index = noise_rng.uniform_int(0, int(noise_files_.size()) - 1);
-        std::vector<float> x = read_audio_mono(noise_files_[size_t(ex.noise_index)], fs);
-        for (int i = 0; i < T; ++i) mono[size_t(i)] = x[size_t(i) % x.size()];  // loop short recordings
-      } else {
-        diffuse_noise(noise_rng, T, fs, nullptr, color, mono.data(), nullptr);
-      }
-      Rng r(cfg_.seed, index, Stream::tail, 1);
-      Brir nb;
-      render_brir(brir_request(s, s.noise_source_m), &grid, &df, r, nb);
-      render_through(nb, mono, T, ex.noise, false);
-      break;
+  if (s.noise_type == NoiseType::diffuse) {
+    Rng noise_rng(cfg_.seed, index, Stream::noise);
+    diffuse_noise(noise_rng, T, fs, &df, color, ex.noise.data(), ex.noise.data() + T);
+  }
+  std::vector<float> rendered(static_cast<size_t>(2 * T));
+  for (const NoiseEmitter& e : plan.emitters) {
+    std::vector<float> mono(static_cast<size_t>(T));
+    if (e.synthetic) {
+      Rng noise_rng(cfg_.seed, index, Stream::noise);
+      diffuse_noise(noise_rng, T, fs, nullptr, color, mono.data(), nullptr);
+    } else {
+      mono = assemble(e.clip, T);
     }
-    case NoiseType::babble: {
-      std::vector<float> talker(static_cast<size_t>(2 * T));
-      for (int k = 0; k < s.babble_talkers; ++k) {
-        Rng pos_rng(cfg_.seed, index, Stream::babble, uint64_t(2 * k));
-        Rng clip_rng(cfg_.seed, index, Stream::babble, uint64_t(2 * k + 1));
-        const Vec3& L = s.room.size_m;
-        const double m = std::min({cfg_.source.wall_margin_m, 0.49 * L.x, 0.49 * L.y, 0.49 * L.z});
-        Vec3 p{pos_rng.uniform(m, L.x - m), pos_rng.uniform(m, L.y - m), pos_rng.uniform(m, L.z - m)};
-        for (int j = 0; j < 50 && std::hypot(p.x - s.listener_m.x, p.y - s.listener_m.y, p.z - s.listener_m.z) < 0.5; ++j)
-          p = {pos_rng.uniform(m, L.x - m), pos_rng.uniform(m, L.y - m), pos_rng.uniform(m, L.z - m)};
-        const std::vector<float> clip = speech_clip(clip_rng, T, nullptr);
-        Rng r(cfg_.seed, index, Stream::tail, uint64_t(2 + k));
-        Brir tb;
-        render_brir(brir_request(s, p), &grid, &df, r, tb);
-        render_through(tb, clip, T, talker, false);
-        const double e = energy(talker.data(), talker.size());  // equal level per talker
-        const float g = e > 0 ? float(1.0 / std::sqrt(e)) : 0.0f;
-        for (size_t i = 0; i < talker.size(); ++i) ex.noise[i] += g * talker[i];
-      }
-      break;
+    Rng r(cfg_.seed, index, Stream::tail, e.tail_substream);
+    Brir nb;
+    render_brir(brir_request(s, e.position_m), &grid, &df, r, nb);
+    render_through(nb, mono, T, rendered, false);
+    float g = 1.0f;
+    if (e.equal_level) {  // equal level per talker
+      const double en = energy(rendered.data(), rendered.size());
+      g = en > 0 ? float(1.0 / std::sqrt(en)) : 0.0f;
     }
+    for (size_t i = 0; i < rendered.size(); ++i) ex.noise[i] += g * rendered[i];
   }
 
   // SNR: reverberant speech energy over noise energy, both summed over the two ears and the whole clip.

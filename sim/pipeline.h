@@ -29,11 +29,51 @@ struct Example {
   double output_gain = 1;          // applied to all four signals to bring the mixture to -26 dBFS RMS
 };
 
+// Where a dry (unrendered) signal comes from: pieces of corpus files laid into a clip of n samples, then
+// scaled by `gain`. The CPU assembles it from the utterance cache; the GPU gathers it from device memory, so
+// both render the same signal from one plan.
+struct ClipSegment {
+  int file = -1;        // index into speech_files() (or noise_files() for recorded point noise)
+  long long offset = 0; // first sample taken from the file
+  int take = 0;         // samples taken
+  int pos = 0;          // where they land in the clip
+};
+struct ClipPlan {
+  bool from_noise_files = false;
+  std::vector<ClipSegment> segments;
+  double gain = 1.0;
+};
+
+// A noise emitter in the room (point noise, or one babble talker): its position and dry signal; a synthetic
+// point noise has no segments and is drawn from Stream::noise.
+struct NoiseEmitter {
+  Vec3 position_m;
+  bool synthetic = false;
+  ClipPlan clip;
+  bool equal_level = false;    // babble: each talker's rendering is scaled to unit energy before summing
+  uint64_t tail_substream = 0; // the emitter's BRIR tail uses Rng(seed, index, Stream::tail, substream)
+};
+
+// Every random draw of one example except the noise samples and the late-tail noise, which come from
+// counter streams (Stream::noise, Stream::tail) that the CPU and the GPU each draw in their own way.
+struct ExamplePlan {
+  Scene scene;
+  ClipPlan speech;
+  int speech_index = -1;
+  int noise_index = -1;
+  std::vector<NoiseEmitter> emitters;  // none for diffuse noise
+};
+
 // Everything loaded once and shared by all threads: HRIR grids and their diffuse fields, corpora.
 class Renderer {
  public:
   explicit Renderer(const Config& cfg);  // loads SOFA files, scans corpora; throws InputError on bad input
   Example render(uint64_t index) const;
+  ExamplePlan plan(uint64_t index) const;
+  // The dry signal of a plan (n samples).
+  std::vector<float> assemble(const ClipPlan& clip, int n) const;
+  // A recorded noise file at the simulation rate (read on every use, as recordings are few and long).
+  std::vector<float> noise_file(int idx) const;
   const Config& config() const { return cfg_; }
   const std::vector<HrirGrid>& grids() const { return grids_; }
   const std::vector<DiffuseField>& diffuse_fields() const { return diffuse_; }
@@ -41,8 +81,9 @@ class Renderer {
   const std::vector<std::string>& noise_files() const { return noise_files_; }
   int n_samples() const { return n_samples_; }
 
-  // Assembles a clip of n samples from utterances of the speech corpus (RMS-normalised).
-  std::vector<float> speech_clip(Rng& rng, int n, int* first_index) const;
+  // Plans a clip of n samples from utterances of the speech corpus (RMS-normalised: the gain is computed from
+  // the assembled clip, which is also returned when `assembled` is given).
+  ClipPlan plan_speech_clip(Rng& rng, int n, int* first_index, std::vector<float>* assembled = nullptr) const;
   BrirRequest brir_request(const Scene& s, const Vec3& source) const;
 
   // Decoded, resampled utterance `idx` of the speech corpus. Decoding an OGG and resampling it costs more
