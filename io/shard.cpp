@@ -151,8 +151,10 @@ void ShardWriter::write(const ShardBlock& b) {
   if (b.start != n_done_) throw RuntimeError("shard blocks must be written in order");
   const hsize_t T = hsize_t(layout_.n_samples);
   const size_t n_audio = size_t(b.count) * 2 * T;
-  auto write_audio = [&](hid_t dset, const float* src) {
-    if (layout_.audio_dtype == "float16") {
+  auto write_audio = [&](hid_t dset, const float* src, const uint16_t* src_half) {
+    if (layout_.audio_dtype == "float16" && src_half) {  // converted by the producer (the GPU) already
+      h5::write_rows(dset, h5::float16_type(), hsize_t(b.start), hsize_t(b.count), src_half);
+    } else if (layout_.audio_dtype == "float16") {
       std::vector<uint16_t> half(n_audio);
       for (size_t i = 0; i < n_audio; ++i) half[i] = float_to_half(src[i]);
       h5::write_rows(dset, h5::float16_type(), hsize_t(b.start), hsize_t(b.count), half.data());
@@ -160,8 +162,8 @@ void ShardWriter::write(const ShardBlock& b) {
       h5::write_rows(dset, H5T_NATIVE_FLOAT, hsize_t(b.start), hsize_t(b.count), src);
     }
   };
-  write_audio(clean_.get(), b.clean);
-  write_audio(augmented_.get(), b.augmented);
+  write_audio(clean_.get(), b.clean, b.clean_half);
+  write_audio(augmented_.get(), b.augmented, b.augmented_half);
   h5::write_rows(teacher_.get(), H5T_NATIVE_FLOAT, hsize_t(b.start), hsize_t(b.count), b.teacher);
   for (const auto& col : layout_.columns) {
     auto it = b.columns.find(col.name);

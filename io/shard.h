@@ -2,6 +2,7 @@
 // blocks; the final name appears only when every example is in and the file is marked complete, so an
 // interrupted run leaves nothing that looks finished and can be resumed from its last flushed block.
 #pragma once
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -38,6 +39,10 @@ struct ShardBlock {
   int count = 0;
   const float* clean = nullptr;      // [count][2][T]
   const float* augmented = nullptr;  // [count][2][T]
+  // Optional: the same audio already in IEEE float16 (round to nearest even), written as is when the shard
+  // stores float16 (the GPU converts on the device); float32 shards use the float arrays.
+  const uint16_t* clean_half = nullptr;
+  const uint16_t* augmented_half = nullptr;
   const float* teacher = nullptr;    // [count][F][frames]
   std::map<std::string, std::vector<double>> columns;  // name -> [count * width]
 };

@@ -7,38 +7,15 @@
 #include "io/error.h"
 #include "kernels/batch_dsp.h"
 #include "kernels/check.cuh"
+#include "kernels/cufft_plan.cuh"
 #include "kernels/device_buffer.cuh"
 #include "sim/features.h"
 #include "sim/fft.h"
-
-#define BSIM_CUFFT_TRY(expr)                                                                                      \
-  do {                                                                                                            \
-    const cufftResult r_ = (expr);                                                                                \
-    if (r_ != CUFFT_SUCCESS)                                                                                      \
-      throw ::bsim::RuntimeError(std::string("cuFFT error ") + std::to_string(int(r_)) + " in " #expr " at " +    \
-                                 __FILE__ + ":" + std::to_string(__LINE__));                                      \
-  } while (0)
 
 namespace bsim::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-
-class FftPlan {
- public:
-  FftPlan(int n, cufftType type, int batch, int idist, int odist) {
-    BSIM_CUFFT_TRY(cufftPlanMany(&plan_, 1, &n, nullptr, 1, idist, nullptr, 1, odist, type, batch));
-  }
-  ~FftPlan() {
-    if (plan_) cufftDestroy(plan_);
-  }
-  FftPlan(const FftPlan&) = delete;
-  FftPlan& operator=(const FftPlan&) = delete;
-  cufftHandle get() const { return plan_; }
-
- private:
-  cufftHandle plan_ = 0;
-};
 
 int blocks_for(long long n) { return int((n + kThreads - 1) / kThreads); }
 
@@ -222,11 +199,11 @@ struct BatchTeacher::Impl {
 };
 
 namespace {
-void compute(BatchTeacher::Impl& m) {
-  cudaStream_t s = m.stream.get();
+void compute(BatchTeacher::Impl& m, const float* audio, float* out, cudaStream_t s) {
+  for (auto* p : {m.fwd.get(), m.inv.get()}) BSIM_CUFFT_TRY(cufftSetStream(p->get(), s));
   const int B = m.max_batch;
   const long long nframe_samples = (long long)B * 2 * m.frames * m.cfg.n_fft;
-  frame_signals<<<blocks_for(nframe_samples), kThreads, 0, s>>>(m.audio.get(), m.window.get(), m.frames_buf.get(), B * 2,
+  frame_signals<<<blocks_for(nframe_samples), kThreads, 0, s>>>(audio, m.window.get(), m.frames_buf.get(), B * 2,
                                                                  m.T, m.frames, m.cfg.n_fft, m.cfg.win_length,
                                                                  m.cfg.hop_length);
   BSIM_CUDA_TRY(cudaGetLastError());
@@ -239,11 +216,11 @@ void compute(BatchTeacher::Impl& m) {
     BSIM_CUDA_TRY(cudaGetLastError());
     BSIM_CUFFT_TRY(cufftExecC2R(m.inv->get(), m.G.get(), m.r.get()));
     const long long n_out = (long long)B * m.n_features * m.frames;
-    gather_lags<<<blocks_for(n_out), kThreads, 0, s>>>(m.r.get(), m.out.get(), B, m.frames, m.cfg.n_fft, m.cfg.gcc_max_lag);
+    gather_lags<<<blocks_for(n_out), kThreads, 0, s>>>(m.r.get(), out, B, m.frames, m.cfg.n_fft, m.cfg.gcc_max_lag);
   } else {
     const bool ipd = m.kind == TeacherKind::ipd || m.kind == TeacherKind::ipd_ild;
     const bool ild = m.kind == TeacherKind::ild || m.kind == TeacherKind::ipd_ild;
-    ipd_ild<<<blocks_for(cells), kThreads, 0, s>>>(m.X.get(), m.out.get(), B, m.frames, m.nb, m.eps.get(), ipd, ild,
+    ipd_ild<<<blocks_for(cells), kThreads, 0, s>>>(m.X.get(), out, B, m.frames, m.nb, m.eps.get(), ipd, ild,
                                                    m.n_features);
   }
   BSIM_CUDA_TRY(cudaGetLastError());
@@ -251,7 +228,7 @@ void compute(BatchTeacher::Impl& m) {
 }  // namespace
 
 void BatchTeacher::recompute() {
-  compute(*impl_);
+  compute(*impl_, impl_->audio.get(), impl_->out.get(), impl_->stream.get());
   BSIM_CUDA_TRY(cudaStreamSynchronize(impl_->stream.get()));
 }
 
@@ -273,9 +250,11 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T) : imp
   m.eps = DeviceBuffer<float>(size_t(max_batch));
   m.fwd = std::make_unique<FftPlan>(cfg.n_fft, CUFFT_R2C, max_batch * 2 * m.frames, cfg.n_fft, m.nb);
   m.inv = std::make_unique<FftPlan>(cfg.n_fft, CUFFT_C2R, max_batch * m.frames, m.nb, cfg.n_fft);
-  for (auto* p : {m.fwd.get(), m.inv.get()}) BSIM_CUFFT_TRY(cufftSetStream(p->get(), m.stream.get()));
 }
 BatchTeacher::~BatchTeacher() = default;
+void BatchTeacher::enqueue_device(const float* audio, float* out, void* stream) {
+  compute(*impl_, audio, out, static_cast<cudaStream_t>(stream));
+}
 int BatchTeacher::n_features() const { return impl_->n_features; }
 int BatchTeacher::n_frames() const { return impl_->frames; }
 
@@ -284,7 +263,7 @@ void BatchTeacher::run(int B, const std::vector<float>& audio, std::vector<float
   if (B != m.max_batch) throw InputError("BatchTeacher: plans are made for batches of " + std::to_string(m.max_batch));
   cudaStream_t s = m.stream.get();
   BSIM_CUDA_TRY(cudaMemcpyAsync(m.audio.get(), audio.data(), size_t(B) * 2 * m.T * sizeof(float), cudaMemcpyHostToDevice, s));
-  compute(m);
+  compute(m, m.audio.get(), m.out.get(), s);
   out.resize(size_t(B) * m.n_features * m.frames);
   BSIM_CUDA_TRY(cudaMemcpyAsync(out.data(), m.out.get(), out.size() * sizeof(float), cudaMemcpyDeviceToHost, s));
   BSIM_CUDA_TRY(cudaStreamSynchronize(s));

@@ -39,6 +39,10 @@ class BatchTeacher {
   BatchTeacher& operator=(const BatchTeacher&) = delete;
   void run(int batch, const std::vector<float>& audio, std::vector<float>& out);
   void recompute();  // the device part of run() on the last run()'s audio (for kernel benchmarks)
+  // Device-side use (the pipeline): features of device_audio [max_batch][2][T] into device_out
+  // [max_batch][F][frames], enqueued on `stream` (a cudaStream_t). Rows past the batch in use are computed on
+  // whatever they hold and never read.
+  void enqueue_device(const float* device_audio, float* device_out, void* stream);
   int n_features() const;
   int n_frames() const;
   struct Impl;

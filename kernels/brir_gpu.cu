@@ -10,6 +10,7 @@
 #include "io/error.h"
 #include "io/grid_index.h"
 #include "kernels/check.cuh"
+#include "kernels/counter_rng.cuh"
 #include "kernels/device_buffer.cuh"
 #include "kernels/brir_gpu.h"
 #include "sim/fft.h"
@@ -28,6 +29,7 @@ struct DeviceImage {
   double delay_samples;  // double: a float loses the fraction of long delays (48 kHz, 2 s) to 1e-3 samples
   float gain;
   int grid_index;
+  int direct;            // 1 for the order-0 image
 };
 
 struct GridView {
@@ -36,10 +38,16 @@ struct GridView {
   double az_step_deg, el_step_deg;
 };
 
-__global__ void image_sources_kernel(const RoomGeometry* rooms, GridView grid, double fs_over_c, int capacity,
+constexpr int kMaxGrids = 16;
+struct GridSet {
+  GridView g[kMaxGrids];
+};
+
+__global__ void image_sources_kernel(const RoomGeometry* rooms, GridSet grids, double fs_over_c, int capacity,
                                      DeviceImage* images,  // [room][capacity]
                                      int* counts) {        // [room]
   const RoomGeometry& r = rooms[blockIdx.x];
+  const GridView& grid = grids.g[r.grid_id];
   const double L[3] = {r.size_m[0], r.size_m[1], r.size_m[2]};
   const double s[3] = {r.source_m[0], r.source_m[1], r.source_m[2]};
   const double p[3] = {r.listener_m[0], r.listener_m[1], r.listener_m[2]};
@@ -69,17 +77,22 @@ __global__ void image_sources_kernel(const RoomGeometry* rooms, GridView grid, d
     const double hx = cy * vx + sy * vy, hy = -sy * vx + cy * vy;
     const double az = atan2(hy, hx) * 180.0 / pi, el = atan2(vz, hypot(hx, hy)) * 180.0 / pi;
     const int slot = atomicAdd(&counts[blockIdx.x], 1);
+    const int is_direct = nq[0] / 2 == nmax[0] && nq[1] / 2 == nmax[1] && nq[2] / 2 == nmax[2] && nq[0] % 2 == 0 &&
+                          nq[1] % 2 == 0 && nq[2] % 2 == 0;
     if (slot < capacity)
       images[(size_t)blockIdx.x * capacity + slot] = {d * fs_over_c, float(g),
                                                        grid_direction_index(az, el, grid.n_az, grid.n_el,
-                                                                            grid.az_step_deg, grid.el_step_deg)};
+                                                                            grid.az_step_deg, grid.el_step_deg),
+                                                       is_direct};
   }
 }
 
 // out[room][ear][length] += gain * (HRIR(direction) conv sinc(frac)) at floor(delay), per image.
-__global__ void scatter_kernel(const DeviceImage* images, const int* counts, int capacity, GridView grid,
-                               int half_width, int length, float* out) {
+__global__ void scatter_kernel(const RoomGeometry* rooms, const DeviceImage* images, const int* counts, int capacity,
+                               GridSet grids, int half_width, int length, long long stride, float* out, float* direct,
+                               int n_direct) {
   const int room = blockIdx.y;
+  const GridView& grid = grids.g[rooms[room].grid_id];
   const int n_images = min(counts[room], capacity);
   __shared__ float taps[2 * kMaxHalfWidth + 1];
   const int seg = grid.n_taps + 2 * half_width;
@@ -96,7 +109,8 @@ __global__ void scatter_kernel(const DeviceImage* images, const int* counts, int
     __syncthreads();
     for (int ear = 0; ear < 2; ++ear) {
       const float* h = grid.ir + ((size_t)img.grid_index * 2 + ear) * grid.n_taps;
-      float* dst = out + ((size_t)room * 2 + ear) * length;
+      float* dst = out + ((size_t)room * 2 + ear) * stride;
+      float* dst_direct = (img.direct && direct && room < n_direct) ? direct + ((size_t)room * 2 + ear) * stride : nullptr;
       for (int j = threadIdx.x; j < seg; j += blockDim.x) {
         const int pos = n0 - half_width + j;
         if (pos < 0 || pos >= length) continue;
@@ -105,6 +119,7 @@ __global__ void scatter_kernel(const DeviceImage* images, const int* counts, int
         const int k_lo = max(-half_width, j - half_width - (grid.n_taps - 1)), k_hi = min(half_width, j - half_width);
         for (int kk = k_lo; kk <= k_hi; ++kk) acc += taps[kk + half_width] * h[j - half_width - kk];
         atomicAdd(dst + pos, acc);
+        if (dst_direct) dst_direct[pos] += acc;  // one direct image per room: no other writer
       }
     }
   }
@@ -114,29 +129,17 @@ __global__ void scatter_kernel(const DeviceImage* images, const int* counts, int
 constexpr int kTailThreads = 256;
 constexpr double kTailFadeS = 0.004;  // as sim/brir.cpp
 
-__device__ inline unsigned long long mix64(unsigned long long x) {  // splitmix64 finaliser
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-// Two independent standard normals from a counter (Box-Muller on two hashed uniforms).
-__device__ inline float2 normal2(unsigned long long seed, unsigned long long counter) {
-  const unsigned long long a = mix64(seed ^ mix64(counter * 2 + 1)), b = mix64(seed ^ mix64(counter * 2 + 2));
-  const double u1 = fmax(double(a >> 11) * 0x1.0p-53, 1e-300), u2 = double(b >> 11) * 0x1.0p-53;
-  const double r = sqrt(-2.0 * log(u1)), t = 6.283185307179586 * u2;
-  return make_float2(float(r * cos(t)), float(r * sin(t)));
-}
-
 // Z[room][ear][band][k] = w_band(f_k) * Y_ear[k] / n, where Y_L = M_L X1, Y_R = M_R (coh X1 + sqrt(1-coh^2) X2)
 // and X1, X2 are spectra of unit-variance white noise (E|X_k|^2 = n).
-__global__ void tail_spectra_kernel(const RoomGeometry* rooms, const float* mag_l, const float* mag_r,
-                                    const float* coh,     // diffuse field on the tail's own n/2+1 bins
-                                    const float* weights, // [band][bin]
+__global__ void tail_spectra_kernel(const RoomGeometry* rooms, const float* mag_l_all, const float* mag_r_all,
+                                    const float* coh_all,  // [grid][bin]: diffuse fields on the tail's n/2+1 bins
+                                    const float* weights,  // [band][bin]
                                     int n, int nb, cufftComplex* Z) {
   const int room = blockIdx.y;
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
-  if (k >= nb) return;
+  if (k >= nb || rooms[room].t60_s <= 0.0f) return;
+  const size_t gofs = (size_t)rooms[room].grid_id * nb;
+  const float *mag_l = mag_l_all + gofs, *mag_r = mag_r_all + gofs, *coh = coh_all + gofs;
   const unsigned long long seed = rooms[room].tail_seed;
   const float s = sqrtf(0.5f * float(n));  // each of re/im carries half of E|X|^2 = n (DC/Nyquist: real only)
   const float2 a = normal2(seed, 2ull * k), b = normal2(seed, 2ull * k + 1);
@@ -155,11 +158,12 @@ __global__ void tail_spectra_kernel(const RoomGeometry* rooms, const float* mag_
 
 // out[room][ear][t] += sum_b sqrt(c / (4 pi V fs)) exp(-3 ln10 t / T60_b) fade(t) z[room][ear][b][t], t >= start
 __global__ void tail_envelope_kernel(const RoomGeometry* rooms, const float* z, const float* band_ratio, int n,
-                                     int length, double fs, double c, float* out) {
+                                     int length, double fs, double c, long long stride, float* out) {
   const int room = blockIdx.y / 2, ear = blockIdx.y % 2;
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
   if (t >= length) return;
   const RoomGeometry& r = rooms[room];
+  if (r.t60_s <= 0.0f) return;
   const double t0 = r.transition_s, ts = double(t) / fs;
   if (ts < t0 - 0.5 * kTailFadeS) return;
   const double pi = 3.14159265358979323846;
@@ -175,13 +179,14 @@ __global__ void tail_envelope_kernel(const RoomGeometry* rooms, const float* z, 
     const double decay = -3.0 * log(10.0) / (double(r.t60_s) * band_ratio[band] * fs);
     acc += exp(decay * t) * z[(((size_t)room * 2 + ear) * kTailBands + band) * n + t];
   }
-  out[((size_t)room * 2 + ear) * length + t] += float(amp * acc);
+  out[((size_t)room * 2 + ear) * stride + t] += float(amp * acc);
 }
 
 }  // namespace
 
 struct BrirRenderer::Impl {
-  GridView view{};
+  GridSet grids{};
+  int n_grids = 0;
   DeviceBuffer<float> ir;
   DeviceBuffer<RoomGeometry> rooms;
   DeviceBuffer<DeviceImage> images;
@@ -209,33 +214,58 @@ bool device_available() {
 }
 
 BrirRenderer::BrirRenderer(const HrirGrid& grid, int max_rooms, int length, int capacity, int half_width,
-                                     double c_m_s, const DiffuseField* diffuse, const std::vector<double>& band_ratio)
+                           double c_m_s, const DiffuseField* diffuse, const std::vector<double>& band_ratio)
+    : BrirRenderer(std::vector<const HrirGrid*>{&grid}, max_rooms, length, capacity, half_width, c_m_s,
+                   diffuse ? std::vector<const DiffuseField*>{diffuse} : std::vector<const DiffuseField*>{},
+                   band_ratio) {}
+
+BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_rooms, int length, int capacity,
+                           int half_width, double c_m_s, const std::vector<const DiffuseField*>& diffuse,
+                           const std::vector<double>& band_ratio)
     : impl_(std::make_unique<Impl>()) {
   if (!device_available()) throw RuntimeError("no CUDA device is visible: the GPU renderer cannot start");
   if (half_width > kMaxHalfWidth) throw InputError("GPU renderer: frac_delay_half_width must be <= 64");
+  if (grids.empty() || int(grids.size()) > kMaxGrids)
+    throw InputError("GPU renderer: between 1 and " + std::to_string(kMaxGrids) + " HRTF sets (hrtf.sofa)");
+  if (!diffuse.empty() && diffuse.size() != grids.size())
+    throw InputError("GPU renderer: one diffuse field per HRTF set");
   Impl& m = *impl_;
   m.max_rooms = max_rooms, m.length = length, m.capacity = capacity, m.half_width = half_width;
-  m.fs_over_c = grid.fs_hz / c_m_s;
-  m.ir = DeviceBuffer<float>(grid.ir.size());
-  BSIM_CUDA_TRY(cudaMemcpy(m.ir.get(), grid.ir.data(), grid.ir.size() * sizeof(float), cudaMemcpyHostToDevice));
-  m.view = {m.ir.get(), grid.n_taps, grid.n_az, grid.n_el, grid.az_step_deg, grid.el_step_deg};
+  m.n_grids = int(grids.size());
+  const double fs = grids[0]->fs_hz;
+  size_t total = 0;
+  for (const HrirGrid* g : grids) {
+    if (g->fs_hz != fs) throw InputError("GPU renderer: every HRTF set must be at the same sample rate");
+    total += g->ir.size();
+  }
+  m.fs_over_c = fs / c_m_s;
+  m.ir = DeviceBuffer<float>(total);
+  size_t at = 0;
+  for (int i = 0; i < m.n_grids; ++i) {
+    const HrirGrid& g = *grids[size_t(i)];
+    BSIM_CUDA_TRY(cudaMemcpy(m.ir.get() + at, g.ir.data(), g.ir.size() * sizeof(float), cudaMemcpyHostToDevice));
+    m.grids.g[i] = {m.ir.get() + at, g.n_taps, g.n_az, g.n_el, g.az_step_deg, g.el_step_deg};
+    at += g.ir.size();
+  }
   m.rooms = DeviceBuffer<RoomGeometry>(size_t(max_rooms));
   m.images = DeviceBuffer<DeviceImage>(size_t(max_rooms) * capacity);
   m.counts = DeviceBuffer<int>(size_t(max_rooms));
-  m.out = DeviceBuffer<float>(size_t(max_rooms) * 2 * length);
-  m.fs = grid.fs_hz, m.c = c_m_s;
-  if (diffuse) {
+  m.fs = fs, m.c = c_m_s;
+  if (!diffuse.empty()) {
     if (band_ratio.size() != size_t(kTailBands)) throw InputError("GPU renderer: band_t60_ratio needs 7 values");
     m.has_tail = true;
     m.tail_n = good_fft_size(length);
     m.tail_nb = m.tail_n / 2 + 1;
-    std::vector<float> ml(size_t(m.tail_nb)), mr(size_t(m.tail_nb)), co(size_t(m.tail_nb)),
-        w(size_t(kTailBands) * m.tail_nb), br(band_ratio.begin(), band_ratio.end());
+    const size_t nb = size_t(m.tail_nb);
+    std::vector<float> ml(nb * m.n_grids), mr(nb * m.n_grids), co(nb * m.n_grids), w(size_t(kTailBands) * nb),
+        br(band_ratio.begin(), band_ratio.end());
     for (int k = 0; k < m.tail_nb; ++k) {
       const double f = double(k) * m.fs / m.tail_n;
-      ml[size_t(k)] = diffuse->magnitude_at(0, f), mr[size_t(k)] = diffuse->magnitude_at(1, f);
-      co[size_t(k)] = diffuse->coherence_at(f);
-      for (int b = 0; b < kTailBands; ++b) w[size_t(b) * m.tail_nb + k] = float(band_weight(b, f));
+      for (int i = 0; i < m.n_grids; ++i) {
+        const DiffuseField& d = *diffuse[size_t(i)];
+        ml[i * nb + k] = d.magnitude_at(0, f), mr[i * nb + k] = d.magnitude_at(1, f), co[i * nb + k] = d.coherence_at(f);
+      }
+      for (int b = 0; b < kTailBands; ++b) w[size_t(b) * nb + k] = float(band_weight(b, f));
     }
     auto upload = [](DeviceBuffer<float>& dst, const std::vector<float>& src) {
       dst = DeviceBuffer<float>(src.size());
@@ -248,42 +278,54 @@ BrirRenderer::BrirRenderer(const HrirGrid& grid, int max_rooms, int length, int 
     if (cufftPlanMany(&m.tail_plan, 1, &n, nullptr, 1, m.tail_nb, nullptr, 1, m.tail_n, CUFFT_C2R,
                       max_rooms * 2 * kTailBands) != CUFFT_SUCCESS)
       throw RuntimeError("cuFFT: cannot plan the late-tail transforms");
-    if (cufftSetStream(m.tail_plan, m.stream.get()) != CUFFT_SUCCESS) throw RuntimeError("cuFFT: cufftSetStream failed");
   }
 }
 
 BrirRenderer::~BrirRenderer() = default;
 
 int BrirRenderer::length() const { return impl_->length; }
+int BrirRenderer::capacity() const { return impl_->capacity; }
+
+void BrirRenderer::enqueue_device(const RoomGeometry* rooms, int B, bool late_tail, float* out, float* direct,
+                                  int n_direct, long long stride, int* counts, void* stream_ptr) {
+  Impl& m = *impl_;
+  if (B < 1 || B > m.max_rooms) throw InputError("GPU renderer: batch of " + std::to_string(B) + " rooms, capacity " +
+                                                 std::to_string(m.max_rooms));
+  if (late_tail && !m.has_tail) throw InputError("GPU renderer: a late tail needs the diffuse field at construction");
+  cudaStream_t s = static_cast<cudaStream_t>(stream_ptr);
+  const size_t pitch = size_t(stride) * sizeof(float), width = size_t(m.length) * sizeof(float);
+  BSIM_CUDA_TRY(cudaMemsetAsync(counts, 0, B * sizeof(int), s));
+  BSIM_CUDA_TRY(cudaMemset2DAsync(out, pitch, 0, width, size_t(B) * 2, s));
+  if (direct && n_direct > 0) BSIM_CUDA_TRY(cudaMemset2DAsync(direct, pitch, 0, width, size_t(n_direct) * 2, s));
+  image_sources_kernel<<<B, kImageThreads, 0, s>>>(rooms, m.grids, m.fs_over_c, m.capacity, m.images.get(), counts);
+  BSIM_CUDA_TRY(cudaGetLastError());
+  const dim3 grid(std::min(kScatterBlocksPerRoom, m.capacity), B);
+  scatter_kernel<<<grid, kScatterThreads, 0, s>>>(rooms, m.images.get(), counts, m.capacity, m.grids, m.half_width,
+                                                  m.length, stride, out, direct, n_direct);
+  BSIM_CUDA_TRY(cudaGetLastError());
+  if (late_tail) {
+    // The plan is made for max_rooms; rooms past B hold stale spectra whose output is never read.
+    tail_spectra_kernel<<<dim3((m.tail_nb + kTailThreads - 1) / kTailThreads, B), kTailThreads, 0, s>>>(
+        rooms, m.mag_l.get(), m.mag_r.get(), m.coh.get(), m.weights.get(), m.tail_n, m.tail_nb, m.tail_spec.get());
+    BSIM_CUDA_TRY(cudaGetLastError());
+    if (cufftSetStream(m.tail_plan, s) != CUFFT_SUCCESS) throw RuntimeError("cuFFT: cufftSetStream failed");
+    if (cufftExecC2R(m.tail_plan, m.tail_spec.get(), m.tail_time.get()) != CUFFT_SUCCESS)
+      throw RuntimeError("cuFFT: late-tail inverse transform failed");
+    tail_envelope_kernel<<<dim3((m.length + kTailThreads - 1) / kTailThreads, 2 * B), kTailThreads, 0, s>>>(
+        rooms, m.tail_time.get(), m.band_ratio.get(), m.tail_n, m.length, m.fs, m.c, stride, out);
+    BSIM_CUDA_TRY(cudaGetLastError());
+  }
+}
 
 void BrirRenderer::enqueue(const std::vector<RoomGeometry>& rooms, bool late_tail) {
   Impl& m = *impl_;
   const int B = int(rooms.size());
   if (B < 1 || B > m.max_rooms) throw InputError("GPU renderer: batch of " + std::to_string(B) + " rooms, capacity " +
                                                  std::to_string(m.max_rooms));
+  if (m.out.size() == 0) m.out = DeviceBuffer<float>(size_t(m.max_rooms) * 2 * m.length);
   cudaStream_t s = m.stream.get();
   BSIM_CUDA_TRY(cudaMemcpyAsync(m.rooms.get(), rooms.data(), B * sizeof(RoomGeometry), cudaMemcpyHostToDevice, s));
-  BSIM_CUDA_TRY(cudaMemsetAsync(m.counts.get(), 0, B * sizeof(int), s));
-  BSIM_CUDA_TRY(cudaMemsetAsync(m.out.get(), 0, size_t(B) * 2 * m.length * sizeof(float), s));
-  image_sources_kernel<<<B, kImageThreads, 0, s>>>(m.rooms.get(), m.view, m.fs_over_c, m.capacity, m.images.get(),
-                                                   m.counts.get());
-  BSIM_CUDA_TRY(cudaGetLastError());
-  const dim3 grid(std::min(kScatterBlocksPerRoom, m.capacity), B);
-  scatter_kernel<<<grid, kScatterThreads, 0, s>>>(m.images.get(), m.counts.get(), m.capacity, m.view, m.half_width,
-                                                  m.length, m.out.get());
-  BSIM_CUDA_TRY(cudaGetLastError());
-  if (late_tail) {
-    if (!m.has_tail) throw InputError("GPU renderer: a late tail needs the diffuse field at construction");
-    // The plan is made for max_rooms; rooms past B hold stale spectra whose output is never read.
-    tail_spectra_kernel<<<dim3((m.tail_nb + kTailThreads - 1) / kTailThreads, B), kTailThreads, 0, s>>>(
-        m.rooms.get(), m.mag_l.get(), m.mag_r.get(), m.coh.get(), m.weights.get(), m.tail_n, m.tail_nb, m.tail_spec.get());
-    BSIM_CUDA_TRY(cudaGetLastError());
-    if (cufftExecC2R(m.tail_plan, m.tail_spec.get(), m.tail_time.get()) != CUFFT_SUCCESS)
-      throw RuntimeError("cuFFT: late-tail inverse transform failed");
-    tail_envelope_kernel<<<dim3((m.length + kTailThreads - 1) / kTailThreads, 2 * B), kTailThreads, 0, s>>>(
-        m.rooms.get(), m.tail_time.get(), m.band_ratio.get(), m.tail_n, m.length, m.fs, m.c, m.out.get());
-    BSIM_CUDA_TRY(cudaGetLastError());
-  }
+  enqueue_device(m.rooms.get(), B, late_tail, m.out.get(), nullptr, 0, m.length, m.counts.get(), s);
   m.last_batch = B;
 }
 

@@ -22,9 +22,10 @@ struct RoomGeometry {
   float listener_m[3];
   float yaw_rad;        // head yaw, CCW from +x
   float max_distance_m; // images farther than this are left to the late tail (transition time x c)
-  float t60_s;          // tail decay (band ratios apply on top); ignored without a tail
+  float t60_s;          // tail decay (band ratios apply on top); <= 0: no tail for this room (anechoic)
   float transition_s;   // where the tail fades in (normally max_distance_m / c)
   unsigned long long tail_seed;  // the tail's random numbers are a pure function of this seed
+  int grid_id;          // which HRTF set (index into the grids given at construction)
 };
 
 class BrirRenderer {
@@ -34,6 +35,11 @@ class BrirRenderer {
   BrirRenderer(const HrirGrid& grid, int max_rooms, int length, int max_images_per_room, int frac_half_width,
                double c_m_s, const DiffuseField* diffuse = nullptr,
                const std::vector<double>& band_t60_ratio = std::vector<double>(kTailBands, 1.0));
+  // Several HRTF sets (RoomGeometry::grid_id picks one); all at the same sample rate. `diffuse` is empty
+  // (no tail) or one field per grid.
+  BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_rooms, int length, int max_images_per_room,
+               int frac_half_width, double c_m_s, const std::vector<const DiffuseField*>& diffuse,
+               const std::vector<double>& band_t60_ratio);
   ~BrirRenderer();
   BrirRenderer(const BrirRenderer&) = delete;
   BrirRenderer& operator=(const BrirRenderer&) = delete;
@@ -47,7 +53,16 @@ class BrirRenderer {
   // Synchronises. Used by the benchmark to separate rendering from the copy to the host.
   const float* render_device(const std::vector<RoomGeometry>& rooms, bool late_tail = false);
 
+  // Device-side use (the pipeline): `device_rooms` already on the device; responses go to rows of `stride`
+  // floats: out + (room * 2 + ear) * stride, and the direct path alone of rooms < n_direct to
+  // direct + (room * 2 + ear) * stride (direct may be null). Samples [0, length) of each row are
+  // overwritten, the rest of the row is left alone. Image counts go to device_counts[room]. Everything is
+  // enqueued on `stream` (a cudaStream_t); nothing synchronises.
+  void enqueue_device(const RoomGeometry* device_rooms, int n_rooms, bool late_tail, float* out, float* direct,
+                      int n_direct, long long stride, int* device_counts, void* stream);
+
   int length() const;
+  int capacity() const;  // images per room
 
  private:
   void enqueue(const std::vector<RoomGeometry>& rooms, bool late_tail);

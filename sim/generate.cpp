@@ -86,15 +86,59 @@ std::string now_iso8601() {
   return buf;
 }
 
-// Renders examples [start, start+count) on `threads` workers into `out`.
-void render_block(const Renderer& r, long long start, int count, int threads, std::vector<Example>& out) {
-  out.assign(static_cast<size_t>(count), Example{});
-  parallel_for(count, threads, [&](int i) {
-    if (!g_stop_requested) out[size_t(i)] = r.render(uint64_t(start + i));
-  });
-}
+// The CPU renderer as a backend: a block is rendered on all worker threads when it is submitted, straight
+// into contiguous arrays (three sets: one being filled, one collected, one still being written).
+class CpuBackend : public BlockBackend {
+ public:
+  explicit CpuBackend(const Renderer& r) : r_(r), threads_(resolve_threads(r.config().threads)) {}
+  int block_size() const override { return std::max(r_.config().shard.chunk_examples, threads_); }
+  std::string describe() const override { return "CPU, " + std::to_string(threads_) + " threads"; }
+  void submit(long long first, int count) override {
+    Slot& s = slots_[size_t(submitted_++ % 3)];
+    const int T = r_.n_samples();
+    const FeatureShape fs = teacher_shape(r_.config().features, T);
+    const size_t audio = size_t(2) * T, feat = size_t(fs.n_features) * fs.n_frames;
+    s.clean.assign(size_t(count) * audio, 0.0f);
+    s.augmented.assign(size_t(count) * audio, 0.0f);
+    s.teacher.assign(size_t(count) * feat, 0.0f);
+    s.examples.assign(size_t(count), Example{});
+    parallel_for(count, threads_, [&](int i) {
+      if (g_stop_requested) return;
+      Example e = r_.render(uint64_t(first + i));
+      std::copy(e.clean.begin(), e.clean.end(), s.clean.begin() + long(i * audio));
+      std::copy(e.augmented.begin(), e.augmented.end(), s.augmented.begin() + long(i * audio));
+      std::copy(e.teacher.begin(), e.teacher.end(), s.teacher.begin() + long(i * feat));
+      e.clean = e.augmented = e.reverberant = e.noise = e.teacher = {};
+      s.examples[size_t(i)] = std::move(e);
+    });
+    s.count = count;
+  }
+  BlockView collect() override {
+    Slot& s = slots_[size_t(collected_++ % 3)];
+    BlockView v;
+    v.count = s.count;
+    v.clean = s.clean.data(), v.augmented = s.augmented.data(), v.teacher = s.teacher.data();
+    v.examples = &s.examples;
+    return v;
+  }
+
+ private:
+  struct Slot {
+    int count = 0;
+    std::vector<float> clean, augmented, teacher;
+    std::vector<Example> examples;
+  };
+  const Renderer& r_;
+  int threads_;
+  Slot slots_[3];
+  long long submitted_ = 0, collected_ = 0;
+};
 
 }  // namespace
+
+std::unique_ptr<BlockBackend> make_cpu_backend(const Renderer& renderer) {
+  return std::make_unique<CpuBackend>(renderer);
+}
 
 std::string stored_config_yaml(const Config& cfg) {
   Config c = cfg;
@@ -103,7 +147,8 @@ std::string stored_config_yaml(const Config& cfg) {
   return to_yaml(c);
 }
 
-void generate_shard(const Config& cfg, const GenerateOptions& opt) {
+void generate_shard(const Config& cfg, const GenerateOptions& opt,
+                    const std::function<std::unique_ptr<BlockBackend>(const Renderer&)>& make_backend) {
   if (opt.rooms < 1) throw InputError("--rooms must be at least 1");
   if (opt.out.empty()) throw InputError("--out needs a file name, for example --out shards.h5");
   std::error_code ec;
@@ -143,37 +188,37 @@ void generate_shard(const Config& cfg, const GenerateOptions& opt) {
                                           {"speech_files", renderer.speech_files()},
                                           {"noise_files", renderer.noise_files()}});
   try {
-    const int threads = resolve_threads(cfg.threads);
-    const int block = std::max(cfg.shard.chunk_examples, threads);
+    std::unique_ptr<BlockBackend> backend = make_backend ? make_backend(renderer) : make_cpu_backend(renderer);
+    const int block = backend->block_size();
     Progress progress(opt.rooms, "rooms", opt.quiet, writer.n_done());
     progress.update(writer.n_done());
-    std::vector<Example> rendering, writing;
+    // Block k+1 renders (CPU threads or GPU) while block k is written to disk by one writer thread.
     std::future<void> pending;
-    long long next = writer.n_done();
-    auto write_async = [&](long long start, int count) {
-      return std::async(std::launch::async, [&writer, &writing, start, count] {
-        std::vector<float> clean, aug, teacher;
+    auto write_async = [&writer](long long start, BlockView v) {
+      return std::async(std::launch::async, [&writer, start, v] {
         ShardBlock b;
         b.start = start;
-        b.count = count;
-        for (const Example& e : writing) {
-          clean.insert(clean.end(), e.clean.begin(), e.clean.end());
-          aug.insert(aug.end(), e.augmented.begin(), e.augmented.end());
-          teacher.insert(teacher.end(), e.teacher.begin(), e.teacher.end());
-          append_columns(e, b.columns);
-        }
-        b.clean = clean.data(), b.augmented = aug.data(), b.teacher = teacher.data();
+        b.count = v.count;
+        b.clean = v.clean, b.augmented = v.augmented, b.teacher = v.teacher;
+        b.clean_half = v.clean_half, b.augmented_half = v.augmented_half;
+        for (const Example& e : *v.examples) append_columns(e, b.columns);
         writer.write(b);
       });
     };
-    while (next < opt.rooms) {
-      const int count = int(std::min<long long>(block, opt.rooms - next));
-      render_block(renderer, opt.first_index + next, count, threads, rendering);
+    long long submitted = writer.n_done(), collected = writer.n_done();
+    auto submit_next = [&] {
+      const int count = int(std::min<long long>(block, opt.rooms - submitted));
+      backend->submit(opt.first_index + submitted, count);
+      submitted += count;
+    };
+    if (submitted < opt.rooms) submit_next();
+    while (collected < opt.rooms && !g_stop_requested) {
+      if (submitted < opt.rooms) submit_next();
+      const BlockView v = backend->collect();
       if (g_stop_requested) break;
       if (pending.valid()) pending.get(), progress.update(writer.n_done());
-      std::swap(rendering, writing);
-      pending = write_async(next, count);
-      next += count;
+      pending = write_async(collected, v);
+      collected += v.count;
     }
     if (pending.valid()) pending.get(), progress.update(writer.n_done());
     progress.finish();
@@ -186,8 +231,16 @@ void generate_shard(const Config& cfg, const GenerateOptions& opt) {
       std::fprintf(stderr, "bsim: warning: skipped %zu unusable speech file(s):\n", skipped.size());
       for (const auto& s : skipped) std::fprintf(stderr, "  %s\n", s.c_str());
     }
-    if (!opt.quiet)
-      std::fprintf(stderr, "wrote %lld examples to %s in %.1f s\n", opt.rooms, opt.out.c_str(), progress.elapsed_s());
+    if (!opt.quiet) {
+      std::string how = backend->describe();
+      if (backend->device_seconds() > 0) {
+        char busy[64];
+        std::snprintf(busy, sizeof busy, ", GPU busy %.3f s", backend->device_seconds());
+        how += busy;
+      }
+      std::fprintf(stderr, "wrote %lld examples to %s in %.1f s (%s)\n", opt.rooms, opt.out.c_str(),
+                   progress.elapsed_s(), how.c_str());
+    }
   } catch (const Interrupted&) {
     throw;
   } catch (...) {
