@@ -1,5 +1,7 @@
-// Stand-in used when the build has no CUDA compiler: reports that no device can be used.
+// Used when the build has no CUDA compiler: reports that no device can be used, and refuses the CUDA backend.
+#include "io/error.h"
 #include "kernels/device.h"
+#include "kernels/pipeline_gpu.h"
 
 namespace bsim::cuda {
 
@@ -8,6 +10,10 @@ bool built_with_cuda() { return false; }
 std::vector<std::string> list_devices(std::string* why_none) {
   if (why_none) *why_none = "this bsim was built without CUDA (no nvcc at configure time)";
   return {};
+}
+
+std::unique_ptr<BlockBackend> make_cuda_backend(const Renderer&, int) {
+  throw InputError("--device cuda: this bsim was built without CUDA (no nvcc at configure time); use --device cpu");
 }
 
 }  // namespace bsim::cuda

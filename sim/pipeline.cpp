@@ -12,8 +12,6 @@
 
 namespace bsim {
 namespace {
-constexpr double kTargetRms = 0.05;        // -26 dBFS mixture level
-constexpr double kSpeechRms = 0.05;        // source speech level before rendering
 constexpr int kMaxUnusableDraws = 50;  // consecutive unusable draws before the corpus is declared broken
 
 double energy(const float* x, size_t n) {
@@ -282,11 +280,11 @@ Example Renderer::render(uint64_t index) const {
 
   // One gain for all four signals: mixture at -26 dBFS RMS, no sample of the mixture or clean above 0.99.
   const double rms = std::sqrt(energy(ex.augmented.data(), ex.augmented.size()) / double(2 * T));
-  double g = rms > 0 ? kTargetRms / rms : 1.0;
+  double g = rms > 0 ? kMixtureRms / rms : 1.0;
   float peak = 0;
   for (float v : ex.augmented) peak = std::max(peak, std::fabs(v));
   for (float v : ex.clean) peak = std::max(peak, std::fabs(v));
-  if (peak * g > 0.99) g = 0.99 / peak;
+  if (peak * g > kMaxPeak) g = kMaxPeak / peak;
   ex.output_gain = g;
   for (auto* sig : {&ex.clean, &ex.reverberant, &ex.noise, &ex.augmented})
     for (float& v : *sig) v = float(v * g);

@@ -14,6 +14,10 @@
 
 namespace bsim {
 
+constexpr double kMixtureRms = 0.05;  // -26 dBFS: the level the output gain sets the mixture to
+constexpr double kSpeechRms = 0.05;   // dry speech level before rendering
+constexpr double kMaxPeak = 0.99;     // no sample of the mixture or the clean rendering above this
+
 struct Example {
   Scene scene;
   int n_samples = 0;

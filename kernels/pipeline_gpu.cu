@@ -1,0 +1,763 @@
+// Batch rendering on one CUDA stream; see pipeline_gpu.h for what is rendered and how it relates to the CPU.
+//
+// Row layout (every real row N = good_fft_size(T + L - 1) floats, spectra rows N/2 + 1 bins):
+//   inputs  [E rows]            dry signal of emitter e: rows 0..B-1 are the examples' target speech,
+//                               rows B..E-1 the noise emitters (point noise, babble talkers)
+//   filters [2 E rows]          BRIR of emitter e, ear: row 2e + ear
+//           [2 B rows @ kDirect] direct path of example b: row kDirect + 2b + ear
+// The filter rows turn into the convolution results in place (spectra multiplied, inverse into the rows).
+// Batched cuFFT plans cover a fixed chunk of rows and are executed chunk by chunk over the rows in use, so
+// a batch with few babble talkers pays for few transforms; each region has one chunk of slack rows.
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#include <cufft.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "io/error.h"
+#include "kernels/batch_dsp.h"
+#include "kernels/brir_gpu.h"
+#include "kernels/check.cuh"
+#include "kernels/counter_rng.cuh"
+#include "kernels/cufft_plan.cuh"
+#include "kernels/device_buffer.cuh"
+#include "kernels/pipeline_gpu.h"
+#include "sim/features.h"
+#include "sim/fft.h"
+#include "sim/parallel.h"
+#include "sim/rng.h"
+
+namespace bsim::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+struct ExampleParams {
+  double snr_db;
+  unsigned long long noise_seed;
+  int noise_type;       // 0 diffuse, 1 point, 2 babble
+  int synthetic_point;  // point noise drawn on the device
+  int first_emitter, n_emitters;  // its noise emitters among the emitter rows
+  int grid_id;
+  int pad;
+};
+
+struct Segment {
+  const float* src;  // device memory: corpus arena or synthetic noise
+  int take, pos, row, pad;
+  double gain;
+};
+
+struct EmitterParams {
+  int example;
+  int equal_level;
+};
+
+struct Gains {
+  float noise;   // SNR scaling of the noise
+  float pad;
+  double output; // the one gain applied to every output signal
+};
+
+template <typename T>
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  explicit PinnedBuffer(size_t n) : n_(n) {
+    if (n) BSIM_CUDA_TRY(cudaMallocHost(reinterpret_cast<void**>(&p_), n * sizeof(T)));
+  }
+  ~PinnedBuffer() {
+    if (p_) cudaFreeHost(p_);
+  }
+  PinnedBuffer(PinnedBuffer&& o) noexcept : p_(o.p_), n_(o.n_) { o.p_ = nullptr, o.n_ = 0; }
+  PinnedBuffer& operator=(PinnedBuffer&& o) noexcept {
+    std::swap(p_, o.p_), std::swap(n_, o.n_);
+    return *this;
+  }
+  T* get() const { return p_; }
+  size_t size() const { return n_; }
+
+ private:
+  T* p_ = nullptr;
+  size_t n_ = 0;
+};
+
+class Event {
+ public:
+  explicit Event(bool timing = false) {
+    BSIM_CUDA_TRY(cudaEventCreateWithFlags(&e_, timing ? cudaEventDefault : cudaEventDisableTiming));
+  }
+  ~Event() {
+    if (e_) cudaEventDestroy(e_);
+  }
+  Event(const Event&) = delete;
+  Event& operator=(const Event&) = delete;
+  cudaEvent_t get() const { return e_; }
+
+ private:
+  cudaEvent_t e_ = nullptr;
+};
+
+int blocks_for(long long n) { return int((n + kThreads - 1) / kThreads); }
+
+__device__ double block_sum(double v, double* scratch) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) scratch[threadIdx.x] += scratch[threadIdx.x + w];
+    __syncthreads();
+  }
+  const double r = scratch[0];
+  __syncthreads();
+  return r;
+}
+
+__device__ float block_max(float v, float* scratch) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) scratch[threadIdx.x] = fmaxf(scratch[threadIdx.x], scratch[threadIdx.x + w]);
+    __syncthreads();
+  }
+  const float r = scratch[0];
+  __syncthreads();
+  return r;
+}
+
+// Spectra of the synthetic noise (as sim/brir.cpp's diffuse_noise): white normals shaped by the colour tilt,
+// and for diffuse noise by the HRTF set's diffuse-field magnitudes and interaural coherence. Z[b][ch][k].
+__global__ void synthetic_spectra(const ExampleParams* ex, const float* shape, const float* mag_l, const float* mag_r,
+                                  const float* coh, int ns, int nbs, cufftComplex* Z) {
+  const int b = blockIdx.y;
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= nbs) return;
+  const ExampleParams& p = ex[b];
+  const bool diffuse = p.noise_type == 0;
+  if (!diffuse && !p.synthetic_point) return;
+  const float s = shape[k] / float(ns) * sqrtf(0.5f * float(ns));  // E|X_k|^2 = ns, then / ns as the CPU
+  const bool real_bin = k == 0 || 2 * k == ns;
+  const float2 a = normal2(p.noise_seed, 2ull * k), c = normal2(p.noise_seed, 2ull * k + 1);
+  const float2 x1 = make_float2(a.x * s, real_bin ? 0.0f : a.y * s);
+  cufftComplex* z = Z + (size_t)b * 2 * nbs;
+  if (!diffuse) {
+    z[k] = make_cuFloatComplex(x1.x, x1.y);
+    return;
+  }
+  const float2 x2 = make_float2(c.x * s, real_bin ? 0.0f : c.y * s);
+  const size_t g = (size_t)p.grid_id * nbs + k;
+  const float ml = mag_l[g], mr = mag_r[g], co = coh[g], q = sqrtf(fmaxf(0.0f, 1.0f - co * co));
+  z[k] = make_cuFloatComplex(ml * x1.x, ml * x1.y);
+  z[nbs + k] = make_cuFloatComplex(mr * (co * x1.x + q * x2.x), mr * (co * x1.y + q * x2.y));
+}
+
+// rows[seg.row][seg.pos + i] = src[i] * gain: the dry signals, exactly as Renderer::assemble.
+__global__ void gather_segments(const Segment* segs, int n_segs, long long stride, float* rows) {
+  for (int s = blockIdx.y; s < n_segs; s += gridDim.y) {
+    const Segment sg = segs[s];
+    float* dst = rows + (size_t)sg.row * stride + sg.pos;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < sg.take; i += gridDim.x * blockDim.x)
+      dst[i] = float(double(sg.src[i]) * sg.gain);
+  }
+}
+
+// H[h_row0 + j][k] *= X[j / 2][k] * scale for j < n_rows (two ears per input row).
+__global__ void multiply_rows(const cufftComplex* X, cufftComplex* H, long long n_rows, long long h_row0, int nb,
+                              float scale) {
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n_rows * nb) return;
+  const long long j = i / nb;
+  const int k = int(i % nb);
+  const cufftComplex x = X[(j / 2) * nb + k];
+  cufftComplex& h = H[(h_row0 + j) * nb + k];
+  const cufftComplex y = h;
+  h = make_cuFloatComplex((x.x * y.x - x.y * y.y) * scale, (x.x * y.y + x.y * y.x) * scale);
+}
+
+// energy[e] = both ears' energy over [0, T) of emitter e's rendering (babble levelling). One block each.
+__global__ void emitter_energy(const float* Y, long long stride, int T, int first, double* energy) {
+  __shared__ double scratch[kThreads];
+  const int e = first + blockIdx.x;
+  double acc = 0;
+  for (int ear = 0; ear < 2; ++ear) {
+    const float* y = Y + ((size_t)e * 2 + ear) * stride;
+    for (int t = threadIdx.x; t < T; t += blockDim.x) acc += double(y[t]) * y[t];
+  }
+  const double s = block_sum(acc, scratch);
+  if (threadIdx.x == 0) energy[e] = s;
+}
+
+// noise[b][ear][t] before SNR scaling: diffuse noise, or the sum of the example's emitters (babble talkers
+// each at unit energy), in the CPU's order of summation.
+__global__ void mix_noise(const ExampleParams* ex, const EmitterParams* em, const double* energy, const float* syn,
+                          int ns, const float* Y, long long stride, int T, float* noise) {
+  const int b = blockIdx.y, ear = blockIdx.z;
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= T) return;
+  const ExampleParams& p = ex[b];
+  float n = p.noise_type == 0 ? syn[((size_t)b * 2 + ear) * ns + t] : 0.0f;
+  for (int e = p.first_emitter; e < p.first_emitter + p.n_emitters; ++e) {
+    float g = 1.0f;
+    if (em[e].equal_level) g = energy[e] > 0 ? float(1.0 / sqrt(energy[e])) : 0.0f;
+    n = __fadd_rn(n, __fmul_rn(g, Y[((size_t)e * 2 + ear) * stride + t]));
+  }
+  noise[((size_t)b * 2 + ear) * T + t] = n;
+}
+
+// Per example: the noise gain for the SNR (reverberant speech over noise energy, both ears), then the output
+// gain (mixture at kMixtureRms, no peak of mixture or clean above kMaxPeak). One block per example.
+__global__ void example_gains(const ExampleParams* ex, const float* Y, const float* direct, long long stride,
+                              const float* noise, int T, Gains* gains) {
+  __shared__ double scratch[kThreads];
+  __shared__ float fscratch[kThreads];
+  const int b = blockIdx.x;
+  const float* rev[2] = {Y + ((size_t)b * 2) * stride, Y + ((size_t)b * 2 + 1) * stride};
+  const float* cl[2] = {direct + ((size_t)b * 2) * stride, direct + ((size_t)b * 2 + 1) * stride};
+  const float* nz = noise + (size_t)b * 2 * T;
+  double es = 0, en = 0;
+  for (int ear = 0; ear < 2; ++ear)
+    for (int t = threadIdx.x; t < T; t += blockDim.x) {
+      const float r = rev[ear][t], n = nz[(size_t)ear * T + t];
+      es += double(r) * r, en += double(n) * n;
+    }
+  const double e_speech = block_sum(es, scratch), e_noise = block_sum(en, scratch);
+  const float ng = e_noise > 0 ? float(sqrt(e_speech / (e_noise * pow(10.0, ex[b].snr_db / 10.0)))) : 0.0f;
+  double ea = 0;
+  float peak = 0;
+  for (int ear = 0; ear < 2; ++ear)
+    for (int t = threadIdx.x; t < T; t += blockDim.x) {
+      const float a = __fadd_rn(rev[ear][t], __fmul_rn(nz[(size_t)ear * T + t], ng));
+      ea += double(a) * a;
+      peak = fmaxf(peak, fmaxf(fabsf(a), fabsf(cl[ear][t])));
+    }
+  const double e_aug = block_sum(ea, scratch);
+  const float pk = block_max(peak, fscratch);
+  if (threadIdx.x == 0) {
+    const double rms = sqrt(e_aug / double(2 * T));
+    double g = rms > 0 ? kMixtureRms / rms : 1.0;
+    if (pk * g > kMaxPeak) g = kMaxPeak / pk;
+    gains[b] = {ng, 0.0f, g};
+  }
+}
+
+// The four output signals at the output gain, and float16 copies of clean and augmented.
+__global__ void finalise(const float* Y, const float* direct, long long stride, const float* noise_raw,
+                         const Gains* gains, int B, int T, float* clean, float* reverberant, float* noise,
+                         float* augmented, __half* clean_half, __half* augmented_half) {
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= (long long)B * 2 * T) return;
+  const int t = int(i % T);
+  const long long row = i / T;  // b * 2 + ear
+  const int b = int(row / 2);
+  const Gains g = gains[b];
+  const float r = Y[row * stride + t], c = direct[row * stride + t];
+  const float n = __fmul_rn(noise_raw[i], g.noise);
+  const float a = __fadd_rn(r, n);
+  const float ca = float(c * g.output), aa = float(a * g.output);
+  clean[i] = ca, reverberant[i] = float(r * g.output), noise[i] = float(n * g.output), augmented[i] = aa;
+  if (clean_half) clean_half[i] = __float2half_rn(ca), augmented_half[i] = __float2half_rn(aa);
+}
+
+// Everything the host decides about one example before the device renders it.
+struct HostExample {
+  ExamplePlan plan;
+  std::vector<RoomGeometry> rooms;  // target first, then the noise emitters
+  Example meta;
+};
+
+RoomGeometry room_geometry(const Config& cfg, const Scene& s, const Vec3& p, uint64_t tail_sub) {
+  RoomGeometry g{};
+  const Vec3& L = s.room.size_m;
+  g.size_m[0] = float(L.x), g.size_m[1] = float(L.y), g.size_m[2] = float(L.z);
+  for (int w = 0; w < 6; ++w) g.beta[w] = float(s.room.beta[w]);
+  g.source_m[0] = float(p.x), g.source_m[1] = float(p.y), g.source_m[2] = float(p.z);
+  g.listener_m[0] = float(s.listener_m.x), g.listener_m[1] = float(s.listener_m.y), g.listener_m[2] = float(s.listener_m.z);
+  g.yaw_rad = float(s.head_yaw_deg * M_PI / 180.0);
+  const double c = cfg.speed_of_sound_m_s;
+  const double transition = cfg.render.transition_s > 0 ? cfg.render.transition_s
+                                                         : auto_transition_s(L.x * L.y * L.z, cfg.sample_rate_hz, c);
+  g.transition_s = float(transition);
+  if (s.anechoic) {  // the direct path alone: images no farther than it, no tail
+    const double d = std::hypot(p.x - s.listener_m.x, p.y - s.listener_m.y, p.z - s.listener_m.z);
+    g.max_distance_m = float(d * (1 + 1e-6) + 1e-4);
+    g.t60_s = 0;
+  } else {
+    g.max_distance_m = float(transition * c);
+    g.t60_s = float(s.t60_s);
+  }
+  g.tail_seed = Rng(cfg.seed, s.index, ::bsim::Stream::tail, tail_sub).next();
+  g.grid_id = s.hrtf_index;
+  return g;
+}
+
+}  // namespace
+
+struct DevicePipeline::Impl {
+  const Renderer* renderer = nullptr;
+  Config cfg;
+  int max_batch = 0, n_slots = 0, T = 0, L = 0, N = 0, nb = 0, ns = 0, nbs = 0, E_max = 0, chunk = 0;
+  long long direct_row0 = 0;  // first direct-path row of the filter rows
+  int n_features = 0, n_frames = 0, threads = 1;
+  bool half = false;
+  Stream stream, copy_stream;
+
+  std::unique_ptr<BrirRenderer> brirs;
+  std::unique_ptr<BatchTeacher> teacher;
+  std::unique_ptr<FftPlan> r2c, c2r, syn_c2r;
+
+  // constants
+  DeviceBuffer<float> syn_shape, syn_mag_l, syn_mag_r, syn_coh;
+  // working buffers (one set: the stream orders batches)
+  DeviceBuffer<float> inputs, filters, syn, noise_raw;
+  DeviceBuffer<cufftComplex> X, H, syn_spec;
+  DeviceBuffer<double> energy;
+  DeviceBuffer<int> counts;
+  DeviceBuffer<Gains> gains;
+  DeviceBuffer<RoomGeometry> d_rooms;
+  DeviceBuffer<ExampleParams> d_examples;
+  DeviceBuffer<EmitterParams> d_emitters;
+  DeviceBuffer<Segment> d_segments;
+  size_t segment_capacity = 0;
+
+  // the speech corpus (and recorded noise) in device memory: file key -> offset in the arena
+  DeviceBuffer<float> arena;
+  size_t arena_used = 0;
+  std::map<int, size_t> arena_index;  // key: speech file i -> i, noise file i -> -(i + 1)
+
+  struct Slot {
+    int B = 0;
+    DeviceBuffer<float> clean, reverberant, noise, augmented, teacher;
+    DeviceBuffer<__half> clean_half, augmented_half;
+    PinnedBuffer<RoomGeometry> h_rooms;
+    PinnedBuffer<ExampleParams> h_examples;
+    PinnedBuffer<EmitterParams> h_emitters;
+    PinnedBuffer<Segment> h_segments;
+    PinnedBuffer<int> h_counts;
+    PinnedBuffer<Gains> h_gains;
+    PinnedBuffer<uint16_t> host_clean_half, host_aug_half;
+    PinnedBuffer<float> host_teacher;
+    std::unique_ptr<Event> start, done, uploaded, free;
+    bool free_recorded = false, uploaded_recorded = false, timed = true, pending = false;
+    std::vector<Example> examples;
+  };
+  std::vector<Slot> slots;
+  double busy_s = 0;
+
+  void exec_r2c(float* in, cufftComplex* out, long long row_begin, long long row_end) {
+    for (long long r = row_begin; r < row_end; r += chunk)
+      BSIM_CUFFT_TRY(cufftExecR2C(r2c->get(), in + r * N, out + r * nb));
+  }
+  void exec_c2r(cufftComplex* in, float* out, long long row_begin, long long row_end) {
+    for (long long r = row_begin; r < row_end; r += chunk)
+      BSIM_CUFFT_TRY(cufftExecC2R(c2r->get(), in + r * nb, out + r * N));
+  }
+  const float* corpus_pointer(int key);
+  void upload_corpus(const std::set<int>& keys);
+};
+
+void DevicePipeline::Impl::upload_corpus(const std::set<int>& keys) {
+  std::vector<std::pair<int, std::shared_ptr<const std::vector<float>>>> missing;
+  size_t need = 0;
+  for (int key : keys) {
+    if (arena_index.count(key)) continue;
+    std::shared_ptr<const std::vector<float>> x =
+        key >= 0 ? renderer->utterance(key) : std::make_shared<const std::vector<float>>(renderer->noise_file(-key - 1));
+    if (!x) throw RuntimeError("speech file '" + renderer->speech_files()[size_t(key)] + "' became unreadable");
+    need += x->size();
+    missing.emplace_back(key, std::move(x));
+  }
+  if (arena_used + need > arena.size()) {  // start the arena over (after the device is done with it)
+    if (need > arena.size())
+      throw InputError("one batch needs " + std::to_string(need * 4 / (1024 * 1024)) +
+                       " MB of dry audio on the device, more than speech.cache_mb: raise speech.cache_mb");
+    BSIM_CUDA_TRY(cudaStreamSynchronize(stream.get()));
+    arena_index.clear();
+    arena_used = 0;
+    missing.clear();
+    need = 0;
+    for (int key : keys) {
+      auto x = key >= 0 ? renderer->utterance(key)
+                        : std::make_shared<const std::vector<float>>(renderer->noise_file(-key - 1));
+      missing.emplace_back(key, std::move(x));
+    }
+  }
+  for (auto& [key, x] : missing) {
+    BSIM_CUDA_TRY(cudaMemcpy(arena.get() + arena_used, x->data(), x->size() * sizeof(float), cudaMemcpyHostToDevice));
+    arena_index[key] = arena_used;
+    arena_used += x->size();
+  }
+}
+
+const float* DevicePipeline::Impl::corpus_pointer(int key) { return arena.get() + arena_index.at(key); }
+
+DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_slots, bool half_outputs)
+    : impl_(std::make_unique<Impl>()) {
+  if (!device_available()) throw RuntimeError("no CUDA device is visible: the GPU pipeline cannot start");
+  Impl& m = *impl_;
+  const Config& cfg = renderer.config();
+  m.renderer = &renderer, m.cfg = cfg, m.max_batch = max_batch, m.n_slots = n_slots, m.half = half_outputs;
+  m.T = renderer.n_samples();
+  m.threads = resolve_threads(cfg.threads);
+  const double fs = cfg.sample_rate_hz;
+  const auto& grids = renderer.grids();
+  int max_taps = 0;
+  for (const auto& g : grids) max_taps = std::max(max_taps, g.n_taps);
+  const double max_ratio = *std::max_element(cfg.render.band_t60_ratio.begin(), cfg.render.band_t60_ratio.end());
+  const double span_s = std::max({cfg.room.t60_s.hi * max_ratio, cfg.render.transition_s, 0.1});
+  m.L = int(std::ceil(span_s * fs)) + max_taps + 2 * cfg.render.frac_delay_half_width + 1;
+  m.N = good_fft_size(m.T + m.L - 1);
+  m.nb = m.N / 2 + 1;
+  int max_emitters = 0;
+  auto weight = [&](const char* k) { auto it = cfg.noise.type_weights.find(k); return it == cfg.noise.type_weights.end() ? 0.0 : it->second; };
+  if (weight("point") > 0) max_emitters = 1;
+  if (weight("babble") > 0) max_emitters = std::max(max_emitters, int(std::ceil(cfg.noise.babble_talkers.hi)));
+  m.E_max = max_batch * (1 + max_emitters);
+  m.chunk = std::min(max_batch, 256);
+  m.direct_row0 = 2LL * m.E_max + m.chunk;
+  const long long filter_rows = m.direct_row0 + 2LL * max_batch + m.chunk;
+
+  std::vector<const HrirGrid*> gp;
+  std::vector<const DiffuseField*> dp;
+  for (size_t i = 0; i < grids.size(); ++i) gp.push_back(&grids[i]), dp.push_back(&renderer.diffuse_fields()[i]);
+  m.brirs = std::make_unique<BrirRenderer>(gp, m.E_max, m.L, 16384, cfg.render.frac_delay_half_width,
+                                           cfg.speed_of_sound_m_s, dp, cfg.render.band_t60_ratio);
+  m.teacher = std::make_unique<BatchTeacher>(cfg.features, max_batch, m.T);
+  const FeatureShape fshape = teacher_shape(cfg.features, m.T);
+  m.n_features = fshape.n_features, m.n_frames = fshape.n_frames;
+
+  m.inputs = DeviceBuffer<float>(size_t(m.E_max + m.chunk) * m.N);
+  m.X = DeviceBuffer<cufftComplex>(size_t(m.E_max + m.chunk) * m.nb);
+  m.filters = DeviceBuffer<float>(size_t(filter_rows) * m.N);
+  m.H = DeviceBuffer<cufftComplex>(size_t(filter_rows) * m.nb);
+  m.r2c = std::make_unique<FftPlan>(m.N, CUFFT_R2C, m.chunk, m.N, m.nb);
+  m.c2r = std::make_unique<FftPlan>(m.N, CUFFT_C2R, m.chunk, m.nb, m.N);
+  BSIM_CUFFT_TRY(cufftSetStream(m.r2c->get(), m.stream.get()));
+  BSIM_CUFFT_TRY(cufftSetStream(m.c2r->get(), m.stream.get()));
+  BSIM_CUDA_TRY(cudaMemset(m.inputs.get(), 0, m.inputs.size() * sizeof(float)));
+  BSIM_CUDA_TRY(cudaMemset(m.filters.get(), 0, m.filters.size() * sizeof(float)));
+
+  // Synthetic noise: ns-point spectra per example and ear, shaped as sim/brir.cpp's diffuse_noise.
+  m.ns = good_fft_size(m.T);
+  m.nbs = m.ns / 2 + 1;
+  {
+    const double color = noise_color_exponent(cfg.noise.color);
+    std::vector<float> shape(size_t(m.nbs));
+    double mean_pow = 0;
+    for (int k = 0; k < m.nbs; ++k) {
+      const double f = std::max(double(k) * fs / m.ns, 50.0);
+      shape[size_t(k)] = float(std::pow(f / 1000.0, -0.5 * color));
+      mean_pow += double(shape[size_t(k)]) * shape[size_t(k)];
+    }
+    const float norm = float(1.0 / std::sqrt(mean_pow / m.nbs));
+    for (float& v : shape) v *= norm;
+    std::vector<float> ml(grids.size() * m.nbs), mr(ml.size()), co(ml.size());
+    for (size_t i = 0; i < grids.size(); ++i)
+      for (int k = 0; k < m.nbs; ++k) {
+        const double f = double(k) * fs / m.ns;
+        const DiffuseField& d = renderer.diffuse_fields()[i];
+        ml[i * m.nbs + k] = d.magnitude_at(0, f), mr[i * m.nbs + k] = d.magnitude_at(1, f), co[i * m.nbs + k] = d.coherence_at(f);
+      }
+    auto upload = [](DeviceBuffer<float>& dst, const std::vector<float>& src) {
+      dst = DeviceBuffer<float>(src.size());
+      BSIM_CUDA_TRY(cudaMemcpy(dst.get(), src.data(), src.size() * sizeof(float), cudaMemcpyHostToDevice));
+    };
+    upload(m.syn_shape, shape), upload(m.syn_mag_l, ml), upload(m.syn_mag_r, mr), upload(m.syn_coh, co);
+  }
+  m.syn_spec = DeviceBuffer<cufftComplex>(size_t(max_batch) * 2 * m.nbs);
+  m.syn = DeviceBuffer<float>(size_t(max_batch) * 2 * m.ns);
+  m.syn_c2r = std::make_unique<FftPlan>(m.ns, CUFFT_C2R, max_batch * 2, m.nbs, m.ns);
+  BSIM_CUFFT_TRY(cufftSetStream(m.syn_c2r->get(), m.stream.get()));
+  BSIM_CUDA_TRY(cudaMemset(m.syn_spec.get(), 0, m.syn_spec.size() * sizeof(cufftComplex)));
+
+  m.noise_raw = DeviceBuffer<float>(size_t(max_batch) * 2 * m.T);
+  m.energy = DeviceBuffer<double>(size_t(m.E_max));
+  m.counts = DeviceBuffer<int>(size_t(m.E_max));
+  m.gains = DeviceBuffer<Gains>(size_t(max_batch));
+  m.d_rooms = DeviceBuffer<RoomGeometry>(size_t(m.E_max));
+  m.d_examples = DeviceBuffer<ExampleParams>(size_t(max_batch));
+  m.d_emitters = DeviceBuffer<EmitterParams>(size_t(m.E_max));
+  m.segment_capacity = size_t(m.E_max) * 16;
+  m.d_segments = DeviceBuffer<Segment>(m.segment_capacity);
+  m.arena = DeviceBuffer<float>(size_t(std::max(cfg.speech.cache_mb, 64)) * 1024 * 1024 / sizeof(float));
+
+  const size_t audio = size_t(max_batch) * 2 * m.T, feats = size_t(max_batch) * m.n_features * m.n_frames;
+  m.slots.resize(size_t(n_slots));
+  for (auto& s : m.slots) {
+    s.clean = DeviceBuffer<float>(audio), s.reverberant = DeviceBuffer<float>(audio);
+    s.noise = DeviceBuffer<float>(audio), s.augmented = DeviceBuffer<float>(audio);
+    s.teacher = DeviceBuffer<float>(feats);
+    BSIM_CUDA_TRY(cudaMemset(s.clean.get(), 0, audio * sizeof(float)));
+    if (half_outputs) {
+      s.clean_half = DeviceBuffer<__half>(audio), s.augmented_half = DeviceBuffer<__half>(audio);
+      s.host_clean_half = PinnedBuffer<uint16_t>(audio), s.host_aug_half = PinnedBuffer<uint16_t>(audio);
+    }
+    s.host_teacher = PinnedBuffer<float>(feats);
+    s.h_rooms = PinnedBuffer<RoomGeometry>(size_t(m.E_max));
+    s.h_examples = PinnedBuffer<ExampleParams>(size_t(max_batch));
+    s.h_emitters = PinnedBuffer<EmitterParams>(size_t(m.E_max));
+    s.h_segments = PinnedBuffer<Segment>(m.segment_capacity);
+    s.h_counts = PinnedBuffer<int>(size_t(max_batch));
+    s.h_gains = PinnedBuffer<Gains>(size_t(max_batch));
+    s.start = std::make_unique<Event>(true), s.done = std::make_unique<Event>(true);
+    s.uploaded = std::make_unique<Event>(), s.free = std::make_unique<Event>();
+  }
+}
+
+DevicePipeline::~DevicePipeline() {
+  if (impl_) cudaStreamSynchronize(impl_->stream.get()), cudaStreamSynchronize(impl_->copy_stream.get());
+}
+
+int DevicePipeline::max_batch() const { return impl_->max_batch; }
+int DevicePipeline::n_slots() const { return impl_->n_slots; }
+const float* DevicePipeline::clean(int s) const { return impl_->slots.at(size_t(s)).clean.get(); }
+const float* DevicePipeline::reverberant(int s) const { return impl_->slots.at(size_t(s)).reverberant.get(); }
+const float* DevicePipeline::noise(int s) const { return impl_->slots.at(size_t(s)).noise.get(); }
+const float* DevicePipeline::augmented(int s) const { return impl_->slots.at(size_t(s)).augmented.get(); }
+const float* DevicePipeline::teacher(int s) const { return impl_->slots.at(size_t(s)).teacher.get(); }
+double DevicePipeline::busy_seconds() const { return impl_->busy_s; }
+
+void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_index) {
+  Impl& m = *impl_;
+  Impl::Slot& slot = m.slots.at(size_t(slot_index));
+  const int B = int(indices.size());
+  if (B < 1 || B > m.max_batch)
+    throw InputError("GPU pipeline: batch of " + std::to_string(B) + " examples, built for at most " +
+                     std::to_string(m.max_batch));
+  if (slot.pending) wait(slot_index);  // its metadata must be read before the slot is reused
+  if (slot.uploaded_recorded) BSIM_CUDA_TRY(cudaEventSynchronize(slot.uploaded->get()));  // staging reuse
+
+  // 1. Host: plan every example (same plan as the CPU renderer), on all cores.
+  std::vector<HostExample> hx(static_cast<size_t>(B));
+  const Config& cfg = m.cfg;
+  parallel_for(B, m.threads, [&](int i) {
+    HostExample& h = hx[size_t(i)];
+    h.plan = m.renderer->plan(indices[size_t(i)]);
+    const Scene& s = h.plan.scene;
+    h.rooms.push_back(room_geometry(cfg, s, s.source_m, 0));
+    for (const NoiseEmitter& e : h.plan.emitters) h.rooms.push_back(room_geometry(cfg, s, e.position_m, e.tail_substream));
+    Example& ex = h.meta;
+    ex.scene = s;
+    ex.n_samples = m.T;
+    ex.speech_index = h.plan.speech_index;
+    ex.noise_index = h.plan.noise_index;
+    ex.transition_s = h.rooms[0].transition_s;
+    ex.direct_delay_s = std::hypot(s.source_m.x - s.listener_m.x, s.source_m.y - s.listener_m.y,
+                                   s.source_m.z - s.listener_m.z) / cfg.speed_of_sound_m_s;
+  });
+
+  // 2. Host: flatten into the upload arrays; the dry audio the batch needs goes to the device arena.
+  std::set<int> keys;
+  for (const HostExample& h : hx) {
+    for (const ClipSegment& sg : h.plan.speech.segments) keys.insert(sg.file);
+    for (const NoiseEmitter& e : h.plan.emitters)
+      for (const ClipSegment& sg : e.clip.segments) keys.insert(e.clip.from_noise_files ? -sg.file - 1 : sg.file);
+  }
+  m.upload_corpus(keys);
+  RoomGeometry* rooms = slot.h_rooms.get();
+  ExampleParams* exs = slot.h_examples.get();
+  EmitterParams* ems = slot.h_emitters.get();
+  std::vector<Segment> segs;
+  int E = B;
+  for (int b = 0; b < B; ++b) {
+    const HostExample& h = hx[size_t(b)];
+    rooms[b] = h.rooms[0];
+    ems[b] = {b, 0};
+    for (const ClipSegment& sg : h.plan.speech.segments)
+      segs.push_back({m.corpus_pointer(sg.file) + sg.offset, sg.take, sg.pos, b, 0, h.plan.speech.gain});
+    ExampleParams& p = exs[b];
+    p = {};
+    p.snr_db = h.plan.scene.snr_db;
+    p.noise_seed = Rng(cfg.seed, h.plan.scene.index, ::bsim::Stream::noise).next();
+    p.noise_type = int(h.plan.scene.noise_type);
+    p.grid_id = h.plan.scene.hrtf_index;
+    p.first_emitter = E;
+    p.n_emitters = int(h.plan.emitters.size());
+    for (size_t k = 0; k < h.plan.emitters.size(); ++k, ++E) {
+      const NoiseEmitter& e = h.plan.emitters[k];
+      rooms[E] = h.rooms[k + 1];
+      ems[E] = {b, e.equal_level ? 1 : 0};
+      if (e.synthetic) {
+        p.synthetic_point = 1;
+        segs.push_back({m.syn.get() + size_t(b) * 2 * m.ns, m.T, 0, E, 0, 1.0});
+      }
+      for (const ClipSegment& sg : e.clip.segments)
+        segs.push_back({m.corpus_pointer(e.clip.from_noise_files ? -sg.file - 1 : sg.file) + sg.offset, sg.take, sg.pos,
+                        E, 0, e.clip.gain});
+    }
+  }
+  if (segs.size() > m.segment_capacity) {  // rare (very short recorded noise): grow once, outside the steady state
+    BSIM_CUDA_TRY(cudaStreamSynchronize(m.stream.get()));
+    m.segment_capacity = segs.size() * 2;
+    m.d_segments = DeviceBuffer<Segment>(m.segment_capacity);
+    for (auto& s : m.slots) s.h_segments = PinnedBuffer<Segment>(m.segment_capacity);
+  }
+  std::copy(segs.begin(), segs.end(), slot.h_segments.get());
+  const int S = int(segs.size());
+
+  // 3. Device, in stream order.
+  cudaStream_t st = m.stream.get();
+  if (slot.free_recorded) BSIM_CUDA_TRY(cudaStreamWaitEvent(st, slot.free->get(), 0));
+  BSIM_CUDA_TRY(cudaEventRecord(slot.start->get(), st));
+  BSIM_CUDA_TRY(cudaMemcpyAsync(m.d_rooms.get(), rooms, size_t(E) * sizeof(RoomGeometry), cudaMemcpyHostToDevice, st));
+  BSIM_CUDA_TRY(cudaMemcpyAsync(m.d_examples.get(), exs, size_t(B) * sizeof(ExampleParams), cudaMemcpyHostToDevice, st));
+  BSIM_CUDA_TRY(cudaMemcpyAsync(m.d_emitters.get(), ems, size_t(E) * sizeof(EmitterParams), cudaMemcpyHostToDevice, st));
+  BSIM_CUDA_TRY(cudaMemcpyAsync(m.d_segments.get(), slot.h_segments.get(), size_t(S) * sizeof(Segment),
+                                cudaMemcpyHostToDevice, st));
+  BSIM_CUDA_TRY(cudaEventRecord(slot.uploaded->get(), st));
+  slot.uploaded_recorded = true;
+
+  // Synthetic noise (diffuse at the ears; dry point noise).
+  synthetic_spectra<<<dim3(blocks_for(m.nbs), B), kThreads, 0, st>>>(m.d_examples.get(), m.syn_shape.get(),
+                                                                       m.syn_mag_l.get(), m.syn_mag_r.get(),
+                                                                       m.syn_coh.get(), m.ns, m.nbs, m.syn_spec.get());
+  BSIM_CUDA_TRY(cudaGetLastError());
+  BSIM_CUFFT_TRY(cufftExecC2R(m.syn_c2r->get(), m.syn_spec.get(), m.syn.get()));
+
+  // Dry signals into zeroed input rows, then their spectra.
+  BSIM_CUDA_TRY(cudaMemsetAsync(m.inputs.get(), 0, size_t(E) * m.N * sizeof(float), st));
+  gather_segments<<<dim3(32, std::min(S, 65535)), kThreads, 0, st>>>(m.d_segments.get(), S, m.N, m.inputs.get());
+  BSIM_CUDA_TRY(cudaGetLastError());
+  m.exec_r2c(m.inputs.get(), m.X.get(), 0, E);
+
+  // BRIRs of every emitter (and the direct paths of the targets) straight into zeroed filter rows.
+  BSIM_CUDA_TRY(cudaMemsetAsync(m.filters.get(), 0, size_t(2 * E) * m.N * sizeof(float), st));
+  float* direct = m.filters.get() + m.direct_row0 * m.N;
+  BSIM_CUDA_TRY(cudaMemsetAsync(direct, 0, size_t(2 * B) * m.N * sizeof(float), st));
+  m.brirs->enqueue_device(m.d_rooms.get(), E, true, m.filters.get(), direct, B, m.N, m.counts.get(), st);
+  m.exec_r2c(m.filters.get(), m.H.get(), 0, 2LL * E);
+  m.exec_r2c(m.filters.get(), m.H.get(), m.direct_row0, m.direct_row0 + 2LL * B);
+  const float scale = 1.0f / float(m.N);
+  multiply_rows<<<blocks_for(2LL * E * m.nb), kThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * E, 0, m.nb, scale);
+  multiply_rows<<<blocks_for(2LL * B * m.nb), kThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * B, m.direct_row0, m.nb, scale);
+  BSIM_CUDA_TRY(cudaGetLastError());
+  m.exec_c2r(m.H.get(), m.filters.get(), 0, 2LL * E);
+  m.exec_c2r(m.H.get(), m.filters.get(), m.direct_row0, m.direct_row0 + 2LL * B);
+
+  // Noise, SNR, output gain, outputs, teacher.
+  if (E > B) {
+    emitter_energy<<<E - B, kThreads, 0, st>>>(m.filters.get(), m.N, m.T, B, m.energy.get());
+    BSIM_CUDA_TRY(cudaGetLastError());
+  }
+  mix_noise<<<dim3(blocks_for(m.T), B, 2), kThreads, 0, st>>>(m.d_examples.get(), m.d_emitters.get(), m.energy.get(),
+                                                               m.syn.get(), m.ns, m.filters.get(), m.N, m.T,
+                                                               m.noise_raw.get());
+  BSIM_CUDA_TRY(cudaGetLastError());
+  example_gains<<<B, kThreads, 0, st>>>(m.d_examples.get(), m.filters.get(), direct, m.N, m.noise_raw.get(), m.T,
+                                        m.gains.get());
+  BSIM_CUDA_TRY(cudaGetLastError());
+  finalise<<<blocks_for(2LL * B * m.T), kThreads, 0, st>>>(
+      m.filters.get(), direct, m.N, m.noise_raw.get(), m.gains.get(), B, m.T, slot.clean.get(), slot.reverberant.get(),
+      slot.noise.get(), slot.augmented.get(), m.half ? slot.clean_half.get() : nullptr,
+      m.half ? slot.augmented_half.get() : nullptr);
+  BSIM_CUDA_TRY(cudaGetLastError());
+  m.teacher->enqueue_device(slot.clean.get(), slot.teacher.get(), st);
+  BSIM_CUDA_TRY(cudaMemcpyAsync(slot.h_counts.get(), m.counts.get(), size_t(B) * sizeof(int), cudaMemcpyDeviceToHost, st));
+  BSIM_CUDA_TRY(cudaMemcpyAsync(slot.h_gains.get(), m.gains.get(), size_t(B) * sizeof(Gains), cudaMemcpyDeviceToHost, st));
+  BSIM_CUDA_TRY(cudaEventRecord(slot.done->get(), st));
+
+  slot.B = B;
+  slot.examples.resize(size_t(B));
+  for (int b = 0; b < B; ++b) slot.examples[size_t(b)] = std::move(hx[size_t(b)].meta);
+  slot.pending = true;
+  slot.free_recorded = false;
+}
+
+const std::vector<Example>& DevicePipeline::wait(int slot_index) {
+  Impl& m = *impl_;
+  Impl::Slot& slot = m.slots.at(size_t(slot_index));
+  if (!slot.pending) return slot.examples;
+  BSIM_CUDA_TRY(cudaEventSynchronize(slot.done->get()));
+  float ms = 0;
+  BSIM_CUDA_TRY(cudaEventElapsedTime(&ms, slot.start->get(), slot.done->get()));
+  m.busy_s += ms * 1e-3;
+  for (int b = 0; b < slot.B; ++b) {
+    Example& e = slot.examples[size_t(b)];
+    e.n_images = slot.h_counts.get()[b];
+    e.output_gain = slot.h_gains.get()[b].output;
+    if (e.n_images > m.brirs->capacity())
+      throw RuntimeError("GPU pipeline: example " + std::to_string(e.scene.index) + " has " + std::to_string(e.n_images) +
+                         " image sources, more than the renderer's capacity " + std::to_string(m.brirs->capacity()));
+  }
+  slot.pending = false;
+  return slot.examples;
+}
+
+void DevicePipeline::consumer_wait(int slot, void* stream) {
+  BSIM_CUDA_TRY(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), impl_->slots.at(size_t(slot)).done->get(), 0));
+}
+
+void DevicePipeline::release(int slot_index, void* stream) {
+  Impl::Slot& slot = impl_->slots.at(size_t(slot_index));
+  BSIM_CUDA_TRY(cudaEventRecord(slot.free->get(), static_cast<cudaStream_t>(stream)));
+  slot.free_recorded = true;
+}
+
+DevicePipeline::HostCopy DevicePipeline::download(int slot_index) {
+  Impl& m = *impl_;
+  Impl::Slot& slot = m.slots.at(size_t(slot_index));
+  wait(slot_index);
+  cudaStream_t cs = m.copy_stream.get();
+  const size_t audio = size_t(slot.B) * 2 * m.T, feats = size_t(slot.B) * m.n_features * m.n_frames;
+  BSIM_CUDA_TRY(cudaStreamWaitEvent(cs, slot.done->get(), 0));
+  if (m.half) {
+    BSIM_CUDA_TRY(cudaMemcpyAsync(slot.host_clean_half.get(), slot.clean_half.get(), audio * 2, cudaMemcpyDeviceToHost, cs));
+    BSIM_CUDA_TRY(cudaMemcpyAsync(slot.host_aug_half.get(), slot.augmented_half.get(), audio * 2, cudaMemcpyDeviceToHost, cs));
+  }
+  BSIM_CUDA_TRY(cudaMemcpyAsync(slot.host_teacher.get(), slot.teacher.get(), feats * sizeof(float), cudaMemcpyDeviceToHost, cs));
+  release(slot_index, cs);
+  BSIM_CUDA_TRY(cudaStreamSynchronize(cs));
+  return {slot.host_clean_half.get(), slot.host_aug_half.get(), slot.host_teacher.get()};
+}
+
+namespace {
+
+// `bsim generate --device cuda`: two slots in flight; float16 shards get the device's conversion, float32
+// shards copy the float outputs (pageable; the uncommon case).
+class CudaBackend : public BlockBackend {
+ public:
+  CudaBackend(const Renderer& r, int block)
+      : half_(r.config().shard.audio_dtype == "float16"), pipe_(r, block, 2, half_), block_(block), T_(r.n_samples()) {}
+  int block_size() const override { return block_; }
+  std::string describe() const override { return "CUDA, batches of " + std::to_string(block_); }
+  double device_seconds() const override { return pipe_.busy_seconds(); }
+  void submit(long long first, int count) override {
+    std::vector<uint64_t> idx(static_cast<size_t>(count));
+    for (int i = 0; i < count; ++i) idx[size_t(i)] = uint64_t(first + i);
+    pipe_.enqueue(idx, int(submitted_++ % 2));
+  }
+  BlockView collect() override {
+    const int slot = int(collected_++ % 2);
+    BlockView v;
+    v.examples = &pipe_.wait(slot);
+    v.count = int(v.examples->size());
+    const DevicePipeline::HostCopy h = pipe_.download(slot);
+    v.teacher = h.teacher;
+    if (half_) {
+      v.clean_half = h.clean_half, v.augmented_half = h.augmented_half;
+    } else {
+      const size_t n = size_t(v.count) * 2 * T_;
+      f32_[slot][0].resize(n), f32_[slot][1].resize(n);
+      BSIM_CUDA_TRY(cudaMemcpy(f32_[slot][0].data(), pipe_.clean(slot), n * 4, cudaMemcpyDeviceToHost));
+      BSIM_CUDA_TRY(cudaMemcpy(f32_[slot][1].data(), pipe_.augmented(slot), n * 4, cudaMemcpyDeviceToHost));
+      v.clean = f32_[slot][0].data(), v.augmented = f32_[slot][1].data();
+    }
+    return v;
+  }
+
+ private:
+  bool half_;
+  DevicePipeline pipe_;
+  int block_, T_;
+  long long submitted_ = 0, collected_ = 0;
+  std::vector<float> f32_[2][2];
+};
+
+}  // namespace
+
+std::unique_ptr<BlockBackend> make_cuda_backend(const Renderer& renderer, int block) {
+  return std::make_unique<CudaBackend>(renderer, block);
+}
+
+}  // namespace bsim::cuda
