@@ -338,7 +338,7 @@ struct DevicePipeline::Impl {
     PinnedBuffer<Gains> h_gains;
     PinnedBuffer<uint16_t> host_clean_half, host_aug_half;
     PinnedBuffer<float> host_teacher;
-    std::unique_ptr<Event> start, done, uploaded, free;
+    std::unique_ptr<Event> start, done, uploaded, free, wait_begin, wait_end;
     bool free_recorded = false, uploaded_recorded = false, timed = true, pending = false;
     std::vector<Example> examples;
   };
@@ -502,6 +502,7 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
     s.h_gains = PinnedBuffer<Gains>(size_t(max_batch));
     s.start = std::make_unique<Event>(true), s.done = std::make_unique<Event>(true);
     s.uploaded = std::make_unique<Event>(), s.free = std::make_unique<Event>();
+    s.wait_begin = std::make_unique<Event>(true), s.wait_end = std::make_unique<Event>(true);
   }
 }
 
@@ -684,8 +685,21 @@ const std::vector<Example>& DevicePipeline::wait(int slot_index) {
   return slot.examples;
 }
 
-void DevicePipeline::consumer_wait(int slot, void* stream) {
-  BSIM_CUDA_TRY(cudaStreamWaitEvent(static_cast<cudaStream_t>(stream), impl_->slots.at(size_t(slot)).done->get(), 0));
+const std::vector<Example>& DevicePipeline::planned(int slot) const { return impl_->slots.at(size_t(slot)).examples; }
+
+void DevicePipeline::consumer_wait(int slot_index, void* stream) {
+  Impl::Slot& slot = impl_->slots.at(size_t(slot_index));
+  cudaStream_t s = static_cast<cudaStream_t>(stream);
+  BSIM_CUDA_TRY(cudaEventRecord(slot.wait_begin->get(), s));
+  BSIM_CUDA_TRY(cudaStreamWaitEvent(s, slot.done->get(), 0));
+  BSIM_CUDA_TRY(cudaEventRecord(slot.wait_end->get(), s));
+}
+
+double DevicePipeline::consumer_stall_ms(int slot_index) const {
+  const Impl::Slot& slot = impl_->slots.at(size_t(slot_index));
+  float ms = 0;
+  BSIM_CUDA_TRY(cudaEventElapsedTime(&ms, slot.wait_begin->get(), slot.wait_end->get()));
+  return ms;
 }
 
 void DevicePipeline::release(int slot_index, void* stream) {
@@ -709,6 +723,27 @@ DevicePipeline::HostCopy DevicePipeline::download(int slot_index) {
   release(slot_index, cs);
   BSIM_CUDA_TRY(cudaStreamSynchronize(cs));
   return {slot.host_clean_half.get(), slot.host_aug_half.get(), slot.host_teacher.get()};
+}
+
+DevicePipeline::HostOutputs DevicePipeline::copy_outputs(int slot_index) {
+  Impl& m = *impl_;
+  Impl::Slot& slot = m.slots.at(size_t(slot_index));
+  wait(slot_index);
+  const size_t audio = size_t(slot.B) * 2 * m.T, feats = size_t(slot.B) * m.n_features * m.n_frames;
+  HostOutputs h;
+  auto get = [](std::vector<float>& v, const float* d, size_t n) {
+    v.resize(n);
+    BSIM_CUDA_TRY(cudaMemcpy(v.data(), d, n * sizeof(float), cudaMemcpyDeviceToHost));
+  };
+  get(h.clean, slot.clean.get(), audio), get(h.reverberant, slot.reverberant.get(), audio);
+  get(h.noise, slot.noise.get(), audio), get(h.augmented, slot.augmented.get(), audio);
+  get(h.teacher, slot.teacher.get(), feats);
+  if (m.half) {
+    h.clean_half.resize(audio), h.augmented_half.resize(audio);
+    BSIM_CUDA_TRY(cudaMemcpy(h.clean_half.data(), slot.clean_half.get(), audio * 2, cudaMemcpyDeviceToHost));
+    BSIM_CUDA_TRY(cudaMemcpy(h.augmented_half.data(), slot.augmented_half.get(), audio * 2, cudaMemcpyDeviceToHost));
+  }
+  return h;
 }
 
 namespace {

@@ -46,10 +46,17 @@ class DevicePipeline {
   // gain ...; audio vectors empty). Rethrows nothing: CUDA errors surface as RuntimeError.
   const std::vector<Example>& wait(int slot);
 
+  // The slot's examples as planned (scene and labels; n_images and output_gain only after wait()), without
+  // waiting for the device.
+  const std::vector<Example>& planned(int slot) const;
+
   // For a consumer on another CUDA stream (btrain): `stream` (a cudaStream_t) waits for the slot without
   // blocking the host; release() records on `stream` the point after which the slot may be overwritten.
+  // consumer_stall_ms(): how long `stream` stood waiting for the slot at its last consumer_wait (events;
+  // valid once the consumer's stream has passed that point).
   void consumer_wait(int slot, void* stream);
   void release(int slot, void* stream);
+  double consumer_stall_ms(int slot) const;
 
   struct HostCopy {
     const uint16_t* clean_half = nullptr;
@@ -59,6 +66,13 @@ class DevicePipeline {
   // Copies the slot's float16 audio and teacher into pinned host memory of that slot (a second stream, so
   // it overlaps the rendering of the next slot), waits for the copy and releases the slot.
   HostCopy download(int slot);
+
+  // The slot's four float32 signals [B][2][T] and teacher [B][F][frames] in host vectors (tests, tools).
+  struct HostOutputs {
+    std::vector<float> clean, reverberant, noise, augmented, teacher;
+    std::vector<uint16_t> clean_half, augmented_half;  // when built with half_outputs
+  };
+  HostOutputs copy_outputs(int slot);
 
   double busy_seconds() const;  // sum of the GPU time of every rendered batch (CUDA events)
 

@@ -2,6 +2,7 @@
 // simulator or read from an HDF5 shard. Batch k is a pure function of (config, k), which is what makes
 // a resumed run see exactly the data an uninterrupted run would have seen. No libtorch here.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -9,6 +10,16 @@
 #include "io/config.h"
 
 namespace bsim {
+
+// A batch that lives in device memory (the CUDA on-the-fly source): the consumer wraps the pointers as
+// tensors without a copy, orders its stream after the batch with wait(), and calls release() once every
+// kernel that reads the batch has been enqueued; stall_ms() then tells how long its stream waited.
+struct DeviceBatch {
+  const float* augmented = nullptr;  // [B][2][T] on the device
+  const float* teacher = nullptr;    // [B][F][frames]
+  std::function<void(void* cuda_stream)> wait, release;
+  std::function<double()> stall_ms;
+};
 
 struct Batch {
   long long index = 0;  // batch number = data position
@@ -18,6 +29,7 @@ struct Batch {
   std::vector<float> azimuth_deg;   // [B]
   std::vector<float> snr_db, t60_s; // [B]; t60 0 = anechoic
   std::vector<float> noise_type;    // [B]: 0 diffuse, 1 point, 2 babble
+  std::shared_ptr<DeviceBatch> device;  // set: augmented/teacher are on the device instead of in the vectors
 };
 
 class BatchSource {
@@ -31,6 +43,11 @@ class BatchSource {
 // Renders batch k from examples k*B .. k*B+B-1 of the config's seed (modulo `example_pool` when > 0, the
 // labelled-data limit of fine-tuning), starting at batch `first`.
 std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long first, long long example_pool);
+
+// The same batches rendered by the CUDA pipeline into a ring of device slots (train.prefetch_batches + 1),
+// planned on a background thread; batches are handed out as DeviceBatch. Throws InputError in builds
+// without CUDA or without a device.
+std::unique_ptr<BatchSource> make_device_source(const Config& cfg, long long first, long long example_pool);
 
 // Reads batches of consecutive rows of a shard; each epoch visits the row blocks in a seeded random order.
 // `need_teacher`: fail unless the shard has teacher features matching the config. `preload`: read the whole

@@ -21,6 +21,10 @@
 #include "train/batch_source.h"
 #include "train/model.h"
 
+#if BSIM_HAVE_CUDA
+#include <c10/cuda/CUDAStream.h>
+#endif
+
 namespace fs = std::filesystem;
 
 namespace bsim {
@@ -36,6 +40,31 @@ torch::Device pick_device(const std::string& want) {
     return torch::kCUDA;
   }
   return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+// The stream the step's kernels are queued on (device batches order themselves against it).
+void* cuda_stream(const torch::Device& d) {
+#if BSIM_HAVE_CUDA
+  return c10::cuda::getCurrentCUDAStream(d.has_index() ? d.index() : -1).stream();
+#else
+  (void)d;
+  throw RuntimeError("device batches need a build with CUDA");
+#endif
+}
+
+// A tensor over a batch in device memory: no copy (the batch stays valid until it is released).
+torch::Tensor device_tensor(const float* p, c10::IntArrayRef sizes, const torch::Device& d) {
+  const torch::Device at(torch::kCUDA, d.has_index() ? d.index() : 0);
+  return torch::from_blob(const_cast<float*>(p), sizes, torch::TensorOptions().dtype(torch::kFloat32).device(at));
+}
+
+// On-the-fly batches: the CUDA pipeline when training on a GPU (train.simulator auto|cuda), else the CPU.
+std::unique_ptr<BatchSource> on_the_fly(const Config& cfg, const torch::Device& device, long long first, long long pool) {
+  const std::string& sim = cfg.train.simulator;
+  if (sim == "cuda" && !device.is_cuda())
+    throw InputError("train.simulator=cuda needs train.device=cuda (the batches stay in GPU memory)");
+  const bool gpu = sim == "cuda" || (sim == "auto" && device.is_cuda() && BSIM_HAVE_CUDA);
+  return gpu ? make_device_source(cfg, first, pool) : make_on_the_fly_source(cfg, first, pool);
 }
 
 std::string read_text(const fs::path& p) {
@@ -171,6 +200,11 @@ void train(const Config& cfg, const TrainOptions& opt) {
 
   long long step = 0;
   if (opt.resume) step = load_checkpoint(run, net, optimizer);
+  // The data source is opened before anything is written, so that bad data leaves no run folder behind.
+  const bool pretrain = opt.task == Task::pretrain;
+  const long long pool = pretrain ? 0 : cfg.train.labelled_examples;
+  std::unique_ptr<BatchSource> source = opt.shards.empty() ? on_the_fly(cfg, device, step, pool)
+                                                           : make_shard_source(cfg, opt.shards, step, pretrain, opt.preload);
   std::error_code ec;
   fs::create_directories(run, ec);
   if (ec) throw InputError("cannot create run folder '" + opt.out + "': " + ec.message());
@@ -180,10 +214,6 @@ void train(const Config& cfg, const TrainOptions& opt) {
   std::ofstream log(log_path, std::ios::app);
   if (!opt.resume) log << "step,loss,data_ms,compute_ms,data_share,examples_per_s\n";
 
-  const bool pretrain = opt.task == Task::pretrain;
-  const long long pool = pretrain ? 0 : cfg.train.labelled_examples;
-  std::unique_ptr<BatchSource> source = opt.shards.empty() ? make_on_the_fly_source(cfg, step, pool)
-                                                           : make_shard_source(cfg, opt.shards, step, pretrain, opt.preload);
   const DoaGrid grid(cfg.model);
   long long n_params = 0;
   for (const auto& t : net->parameters()) n_params += t.numel();
@@ -205,14 +235,18 @@ void train(const Config& cfg, const TrainOptions& opt) {
     const auto t1 = Clock::now();
     torch::manual_seed(cfg.seed * 1000003ULL + uint64_t(step));  // per-step seed: resumable randomness
     const int B = b.size;
-    auto audio = torch::from_blob(b.augmented.data(), {B, 2, b.n_samples}, torch::kFloat32).to(device);
+    double stall_ms = 0;
+    if (b.device) b.device->wait(cuda_stream(device));  // the step's kernels queue behind the batch
+    auto audio = b.device ? device_tensor(b.device->augmented, {B, 2, b.n_samples}, device)
+                          : torch::from_blob(b.augmented.data(), {B, 2, b.n_samples}, torch::kFloat32).to(device);
     torch::Tensor loss, encoded;
     std::optional<Bf16Autocast> autocast;
     autocast.emplace(device);
     encoded = net->encode(audio);
     if (pretrain) {
-      auto target = torch::from_blob(b.teacher.data(), {B, b.n_features, b.n_frames}, torch::kFloat32)
-                        .to(device)
+      auto target = (b.device ? device_tensor(b.device->teacher, {B, b.n_features, b.n_frames}, device)
+                              : torch::from_blob(b.teacher.data(), {B, b.n_features, b.n_frames}, torch::kFloat32)
+                                    .to(device))
                         .transpose(1, 2);
       // Per-utterance normalisation of the teacher's features (zero mean, unit variance).
       auto mean = target.mean({1, 2}, true);
@@ -238,8 +272,13 @@ void train(const Config& cfg, const TrainOptions& opt) {
     loss.backward();
     if (cfg.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), cfg.train.grad_clip);
     optimizer.step();
-    const double compute_ms = ms_since(t1);
-    data_ms_acc += data_ms, compute_ms_acc += compute_ms, loss_acc += loss_value, ++acc_n;
+    if (b.device) {
+      b.device->release(cuda_stream(device));  // nothing after this point reads the batch
+      stall_ms = b.device->stall_ms();         // loss.item() synchronised past the wait already
+    }
+    // Data time = host wait for the batch + GPU time the step's stream stood waiting for it.
+    const double compute_ms = ms_since(t1) - stall_ms;
+    data_ms_acc += data_ms + stall_ms, compute_ms_acc += compute_ms, loss_acc += loss_value, ++acc_n;
     if ((step + 1) % cfg.train.log_every == 0 || step + 1 == cfg.train.steps) {
       const double total = data_ms_acc + compute_ms_acc;
       char row[256];
@@ -301,7 +340,7 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
     if (trained.seed == cfg.seed)
       throw InputError("on-the-fly evaluation with the training seed (" + std::to_string(cfg.seed) +
                        ") would test on training examples: pass another --seed, or --shards with a test shard");
-    source = make_on_the_fly_source(cfg, 0, 0);
+    source = on_the_fly(cfg, device, 0, 0);
     n_batches = std::max<long long>(1, opt.examples / cfg.train.batch_size);
   }
   std::error_code ec;
@@ -313,8 +352,11 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
   long long n = 0, exact = 0, within10 = 0, front_back = 0;
   for (long long k = 0; k < n_batches; ++k) {
     Batch b = source->next();
-    auto audio = torch::from_blob(b.augmented.data(), {b.size, 2, b.n_samples}, torch::kFloat32).to(device);
+    if (b.device) b.device->wait(cuda_stream(device));
+    auto audio = b.device ? device_tensor(b.device->augmented, {b.size, 2, b.n_samples}, device)
+                          : torch::from_blob(b.augmented.data(), {b.size, 2, b.n_samples}, torch::kFloat32).to(device);
     auto pred = net->doa_logits(net->encode(audio)).mean(1).argmax(1).to(torch::kCPU);
+    if (b.device) b.device->release(cuda_stream(device));
     for (int i = 0; i < b.size; ++i) {
       const int c = int(pred[i].item<int64_t>());
       const double truth = b.azimuth_deg[size_t(i)], est = grid.centre_deg(c);

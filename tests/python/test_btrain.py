@@ -134,7 +134,7 @@ def test_training_from_shards_and_bad_input(pretrained, tmp_path):
     no_teacher.write_bytes(shard.read_bytes())
     with h5py.File(no_teacher, "r+") as f:
         del f["teacher"]
-    one_error_line(btrain("pretrain", "--shards", no_teacher, *TINY, "--out", tmp_path / "x", check=False),
+    one_error_line(btrain("pretrain", "--shards", no_teacher, *TINY, "--out", tmp_path / "noteacher_run", check=False),
                    "no teacher features")
 
     one_error_line(btrain("finetune", "--init", tmp_path / "missing", "--on-the-fly", *TINY, "--out", tmp_path / "y",
@@ -145,6 +145,11 @@ def test_training_from_shards_and_bad_input(pretrained, tmp_path):
     one_error_line(btrain("pretrain", "--on-the-fly", *TINY, "--set", "model.layers=2", "--out", run, "--resume",
                           check=False), "another configuration")
     one_error_line(btrain("pretrain", *TINY, "--out", tmp_path / "w", check=False), "--on-the-fly or --shards")
+    # GPU batches without GPU training: refused before a run folder appears.
+    one_error_line(btrain("pretrain", "--on-the-fly", *TINY, "--set", "train.simulator=cuda", "--set", "train.device=cpu",
+                          "--out", tmp_path / "v", check=False), "train.simulator=cuda")
+    assert not (tmp_path / "v").exists()
+    assert not (tmp_path / "noteacher_run").exists()
 
 
 def test_preloaded_shard_gives_the_same_training_as_streaming(tmp_path):
