@@ -83,7 +83,7 @@ def main():
         out = subprocess.run([sys.argv[1], "--benchmark_filter=Convolve|Teacher", "--benchmark_format=json",
                               "--benchmark_min_time=1"], capture_output=True, text=True, check=True)
         for b in json.loads(out.stdout)["benchmarks"]:
-            ours[b["name"].split("/real_time")[0]] = b["us/example"]
+            ours[b["name"].split("/real_time")[0]] = b["us/example"] * 1e6  # JSON holds the inverted rate in seconds
     print(f"GPU: {torch.cuda.get_device_name()}; torch {torch.__version__}; B = {B}")
     print("| work | torch us/example | bsim us/example | speed-up |")
     print("|---|---|---|---|")
@@ -92,7 +92,7 @@ def main():
         mine = ours.get("BM_ConvolveBatch") if k.startswith("conv") else ours.get(
             "BM_TeacherBatch/0" if "GCC" in k else "BM_TeacherBatch/1")
         ratio = f"{v / mine:.1f}x" if mine else "-"
-        print(f"| {k}{' (fastest torch)' if v == best_conv else ''} | {v:.2f} | {mine if mine else '-'} | {ratio} |")
+        print(f"| {k}{' (fastest torch)' if v == best_conv else ''} | {v:.2f} | {f'{mine:.2f}' if mine else '-'} | {ratio} |")
 
 
 if __name__ == "__main__":
