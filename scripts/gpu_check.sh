@@ -24,6 +24,8 @@ stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 mkdir -p /opt/deps
 for f in .gpu-deps/*.deb; do dpkg -x "$f" /opt/deps; done
 for pc in /opt/deps/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc; do sed -i 's#^prefix=/usr#prefix=/opt/deps/usr#' "$pc"; done
+# sndfile.pc names the codecs' .pc files (Requires.private), which only their -dev packages ship: not needed here.
+sed -i "/^Requires.private/d" /opt/deps/usr/lib/x86_64-linux-gnu/pkgconfig/sndfile.pc
 [ -e /usr/share/libmysofa ] || ln -s /opt/deps/usr/share/libmysofa /usr/share/libmysofa
 mkdir -p /usr/share/games
 [ -e /usr/share/games/fillets-ng ] || ln -s /opt/deps/usr/share/games/fillets-ng /usr/share/games/fillets-ng
