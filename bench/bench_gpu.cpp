@@ -96,9 +96,9 @@ static void BM_ConvolveBatch(benchmark::State& state) {
 }
 BENCHMARK(BM_ConvolveBatch)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Teacher features of 256 binaural 4 s examples on the device (STFT 512/400/160); gcc_phat with 17 lags as
+// Teacher features of 256 binaural 4 s examples (one-pass fused kernel; the framing + cuFFT path beside it) on the device (STFT 512/400/160); gcc_phat with 17 lags as
 // in the torch reference, and IPD+ILD.
-static void BM_TeacherBatch(benchmark::State& state) {
+static void teacher_batch(benchmark::State& state, const char* impl) {
   if (!cuda::device_available()) {
     state.SkipWithError("no CUDA device");
     return;
@@ -110,13 +110,18 @@ static void BM_TeacherBatch(benchmark::State& state) {
   std::vector<float> audio(size_t(B) * 2 * T), out;
   Rng rng(2, 0, Stream::noise);
   for (auto& v : audio) v = float(rng.normal());
+  setenv("BSIM_TEACHER_KERNEL", impl, 1);
   cuda::BatchTeacher teacher(fc, B, T);
+  unsetenv("BSIM_TEACHER_KERNEL");
   teacher.run(B, audio, out);
   for (auto _ : state) teacher.recompute();
   state.SetLabel(fc.teacher);
   state.counters["us/example"] = benchmark::Counter(double(state.iterations()) * B, benchmark::Counter::kIsRate |
                                                                                         benchmark::Counter::kInvert);
 }
+static void BM_TeacherBatch(benchmark::State& state) { teacher_batch(state, "fused"); }
+static void BM_TeacherBatchCufft(benchmark::State& state) { teacher_batch(state, "cufft"); }
+BENCHMARK(BM_TeacherBatchCufft)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_TeacherBatch)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // The whole batch (issue target: 256 examples of 4 s in under 10 ms): host planning of new scenes, uploads,

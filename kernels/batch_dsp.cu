@@ -2,12 +2,15 @@
 #include <cuda_runtime.h>
 #include <cufft.h>
 
+#include <cmath>
+#include <cstdlib>
 #include <string>
 
 #include "io/error.h"
 #include "kernels/batch_dsp.h"
 #include "kernels/check.cuh"
 #include "kernels/cufft_plan.cuh"
+#include "kernels/teacher_fused.cuh"
 #include "kernels/device_buffer.cuh"
 #include "sim/features.h"
 #include "sim/fft.h"
@@ -192,6 +195,11 @@ struct BatchTeacher::Impl {
   FeatureConfig cfg;
   TeacherKind kind;
   int max_batch, T, frames, nb, n_features;
+  bool fused = false;  // kernels/teacher_fused.cuh; else framing + cuFFT + feature kernels
+  FusedTeacherParams fp{};
+  int fused_smem = 0;
+  DeviceBuffer<float2> twiddle;
+  DeviceBuffer<double> power;
   DeviceBuffer<float> audio, window, frames_buf, r, out, eps;
   DeviceBuffer<cufftComplex> X, G;
   std::unique_ptr<FftPlan> fwd, inv;
@@ -200,6 +208,15 @@ struct BatchTeacher::Impl {
 
 namespace {
 void compute(BatchTeacher::Impl& m, const float* audio, float* out, cudaStream_t s) {
+  if (m.fused) {
+    const dim3 grid((m.frames + m.fp.frames_per_block - 1) / m.fp.frames_per_block, m.max_batch);
+    BSIM_CUDA_TRY(cudaMemsetAsync(m.power.get(), 0, size_t(m.max_batch) * sizeof(double), s));
+    fused_teacher_power<<<grid, 32, 0, s>>>(audio, m.window.get(), m.fp, m.power.get());
+    BSIM_CUDA_TRY(cudaGetLastError());
+    fused_teacher<<<grid, kThreads, m.fused_smem, s>>>(audio, m.window.get(), m.twiddle.get(), m.power.get(), m.fp, out);
+    BSIM_CUDA_TRY(cudaGetLastError());
+    return;
+  }
   for (auto* p : {m.fwd.get(), m.inv.get()}) BSIM_CUFFT_TRY(cufftSetStream(p->get(), s));
   const int B = m.max_batch;
   const long long nframe_samples = (long long)B * 2 * m.frames * m.cfg.n_fft;
@@ -242,6 +259,27 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T) : imp
   m.window = DeviceBuffer<float>(w.size());
   BSIM_CUDA_TRY(cudaMemcpy(m.window.get(), w.data(), w.size() * sizeof(float), cudaMemcpyHostToDevice));
   m.audio = DeviceBuffer<float>(size_t(max_batch) * 2 * T);
+  // The fused kernel: power-of-two n_fft up to 1024 with the window inside it. BSIM_TEACHER_KERNEL=cufft
+  // selects the framing + cuFFT path instead (a diagnostic switch; both are tested against the CPU).
+  const char* choice = std::getenv("BSIM_TEACHER_KERNEL");
+  const int n = cfg.n_fft;
+  m.fused = (n & (n - 1)) == 0 && n >= 16 && n <= 1024 && cfg.win_length <= n &&
+            !(choice && std::string(choice) == "cufft");
+  if (m.fused) {
+    m.fp.T = T, m.fp.n_frames = m.frames, m.fp.n_fft = n, m.fp.win = cfg.win_length, m.fp.hop = cfg.hop_length;
+    m.fp.log2_n = int(std::lround(std::log2(double(n))));
+    m.fp.kind = int(m.kind), m.fp.max_lag = cfg.gcc_max_lag, m.fp.n_features = m.n_features;
+    m.fp.frames_per_block = n <= 512 ? 8 : 4;
+    m.fused_smem = fused_teacher_shared_bytes(m.fp);
+    BSIM_CUDA_TRY(cudaFuncSetAttribute(fused_teacher, cudaFuncAttributeMaxDynamicSharedMemorySize, m.fused_smem));
+    std::vector<float2> tw(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) tw[size_t(i)] = make_float2(float(std::cos(2.0 * M_PI * i / n)), float(-std::sin(2.0 * M_PI * i / n)));
+    m.twiddle = DeviceBuffer<float2>(tw.size());
+    BSIM_CUDA_TRY(cudaMemcpy(m.twiddle.get(), tw.data(), tw.size() * sizeof(float2), cudaMemcpyHostToDevice));
+    m.power = DeviceBuffer<double>(size_t(max_batch));
+    m.out = DeviceBuffer<float>(size_t(max_batch) * m.n_features * m.frames);
+    return;
+  }
   m.frames_buf = DeviceBuffer<float>(size_t(max_batch) * 2 * m.frames * cfg.n_fft);
   m.X = DeviceBuffer<cufftComplex>(size_t(max_batch) * 2 * m.frames * m.nb);
   m.G = DeviceBuffer<cufftComplex>(size_t(max_batch) * m.frames * m.nb);
@@ -257,6 +295,7 @@ void BatchTeacher::enqueue_device(const float* audio, float* out, void* stream) 
 }
 int BatchTeacher::n_features() const { return impl_->n_features; }
 int BatchTeacher::n_frames() const { return impl_->frames; }
+bool BatchTeacher::fused() const { return impl_->fused; }
 
 void BatchTeacher::run(int B, const std::vector<float>& audio, std::vector<float>& out) {
   Impl& m = *impl_;

@@ -45,6 +45,7 @@ class BatchTeacher {
   void enqueue_device(const float* device_audio, float* device_out, void* stream);
   int n_features() const;
   int n_frames() const;
+  bool fused() const;  // true: the one-pass kernel (kernels/teacher_fused.cuh); false: framing + cuFFT
   struct Impl;
 
  private:

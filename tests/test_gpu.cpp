@@ -136,11 +136,15 @@ TEST(GpuTeacher, MatchesCpuFeaturesForEveryKind) {
       audio[size_t(b) * 2 * T + i] = v;
       audio[(size_t(b) * 2 + 1) * T + std::min(T - 1, i + b)] = 0.8f * v;
     }
+  for (const char* impl : {"fused", "cufft"})
   for (const char* kind : {"gcc_phat", "ipd", "ild", "ipd_ild"}) {
-    SCOPED_TRACE(kind);
+    SCOPED_TRACE(std::string(kind) + " " + impl);
     FeatureConfig fc;
     fc.teacher = kind;
+    setenv("BSIM_TEACHER_KERNEL", impl, 1);
     cuda::BatchTeacher gpu(fc, B, T);
+    unsetenv("BSIM_TEACHER_KERNEL");
+    EXPECT_EQ(gpu.fused(), std::string(impl) == "fused");
     std::vector<float> out;
     gpu.run(B, audio, out);
     const size_t per = size_t(gpu.n_features()) * gpu.n_frames();

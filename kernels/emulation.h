@@ -1,0 +1,63 @@
+// Lets kernel headers (kernels/*.cuh that hold device code only) compile as plain C++, so that CPU tests run
+// the kernel bodies sequentially: the launch loops over blocks with one thread per block. Kernels written in
+// the strided-loop style (for i = threadIdx.x; i < n; i += blockDim.x, phases separated by __syncthreads)
+// then compute exactly what the GPU computes, up to float rounding; races and occupancy are not modelled
+// (compute-sanitizer's racecheck covers those on the device). Under nvcc this header is empty.
+#pragma once
+#if !defined(__CUDACC__)
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __restrict__
+
+struct float2 {
+  float x, y;
+};
+inline float2 make_float2(float x, float y) { return {x, y}; }
+struct EmuDim3 {
+  unsigned x = 0, y = 0, z = 0;
+};
+
+namespace bsim::emu {
+inline EmuDim3 blockIdx, threadIdx, blockDim{1, 1, 1}, gridDim{1, 1, 1};
+inline std::vector<unsigned char> dynamic_shared(1 << 20);
+
+// Runs kernel(args...) over a (gx, gy) grid, one thread per block, blocks in order.
+template <typename Kernel, typename... Args>
+void launch(unsigned gx, unsigned gy, Kernel kernel, Args... args) {
+  gridDim = {gx, gy, 1};
+  blockDim = {1, 1, 1};
+  threadIdx = {0, 0, 0};
+  for (unsigned y = 0; y < gy; ++y)
+    for (unsigned x = 0; x < gx; ++x) {
+      blockIdx = {x, y, 0};
+      kernel(args...);
+    }
+}
+}  // namespace bsim::emu
+
+using bsim::emu::blockDim;
+using bsim::emu::blockIdx;
+using bsim::emu::gridDim;
+using bsim::emu::threadIdx;
+inline void __syncthreads() {}
+inline unsigned __brev(unsigned x) {
+  unsigned r = 0;
+  for (int i = 0; i < 32; ++i) r = (r << 1) | ((x >> i) & 1u);
+  return r;
+}
+inline double atomicAdd(double* p, double v) {
+  const double old = *p;
+  *p += v;
+  return old;
+}
+#define BSIM_DYNAMIC_SHARED(type, name) type* name = reinterpret_cast<type*>(bsim::emu::dynamic_shared.data())
+#else
+#define BSIM_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif

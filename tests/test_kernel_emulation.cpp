@@ -1,0 +1,88 @@
+// GPU kernel bodies run on the CPU (kernels/emulation.h: one thread per block, blocks in order) against the
+// CPU reference, so that the kernels' arithmetic and indexing are checked in CI, where no GPU exists. The
+// same kernels are checked on the device by tests/test_gpu.cpp.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "kernels/teacher_fused.cuh"
+#include "sim/features.h"
+#include "sim/rng.h"
+
+using namespace bsim;
+
+namespace {
+
+// Correlated pairs with a per-example lag, uncorrelated noise in the right ear, and a stretch of digital
+// silence in both ears (one ear silent while the other is not has no defined phase: the fused kernel, which
+// transforms both ears as one complex signal, sees rounding cross-talk there where the CPU sees exact zeros).
+std::vector<float> test_audio(int B, int T) {
+  Rng rng(12, 0, Stream::noise);
+  std::vector<float> audio(size_t(B) * 2 * T, 0.0f);
+  for (int b = 0; b < B; ++b)
+    for (int i = 0; i < T; ++i) {
+      const bool silent = i > 3000 && i < 3700;
+      const float v = silent ? 0.0f : float(rng.normal());
+      const float u = float(rng.normal());
+      audio[size_t(b) * 2 * T + i] = v;
+      const int j = std::max(0, std::min(T - 1, i + 3 * b - 4));
+      if (!(j > 3000 && j < 3700)) audio[(size_t(b) * 2 + 1) * T + j] += 0.6f * v + 0.1f * u;
+    }
+  return audio;
+}
+
+void run_fused(const FeatureConfig& fc, int B, int T, const std::vector<float>& audio, std::vector<float>& out) {
+  const FeatureShape shape = teacher_shape(fc, T);
+  cuda::FusedTeacherParams p{};
+  p.T = T, p.n_frames = shape.n_frames, p.n_fft = fc.n_fft, p.win = fc.win_length, p.hop = fc.hop_length;
+  p.log2_n = int(std::lround(std::log2(fc.n_fft)));
+  p.kind = int(teacher_kind(fc.teacher));
+  p.max_lag = fc.gcc_max_lag, p.n_features = shape.n_features, p.frames_per_block = 8;
+  std::vector<float> window(size_t(fc.win_length));
+  for (int i = 0; i < fc.win_length; ++i) window[size_t(i)] = float(0.5 - 0.5 * std::cos(2.0 * M_PI * i / fc.win_length));
+  std::vector<float2> tw(size_t(fc.n_fft));
+  for (int m = 0; m < fc.n_fft; ++m)
+    tw[size_t(m)] = make_float2(float(std::cos(2.0 * M_PI * m / fc.n_fft)), float(-std::sin(2.0 * M_PI * m / fc.n_fft)));
+  std::vector<double> power(size_t(B), 0.0);
+  out.assign(size_t(B) * shape.n_features * shape.n_frames, std::nanf(""));
+  const unsigned gx = unsigned((shape.n_frames + p.frames_per_block - 1) / p.frames_per_block);
+  ASSERT_LE(size_t(cuda::fused_teacher_shared_bytes(p)), emu::dynamic_shared.size());
+  emu::launch(gx, unsigned(B), cuda::fused_teacher_power, audio.data(), window.data(), p, power.data());
+  emu::launch(gx, unsigned(B), cuda::fused_teacher, audio.data(), window.data(), tw.data(), power.data(), p, out.data());
+}
+
+}  // namespace
+
+// Every kind, a frame count that is not a multiple of the block's frames, and n_fft 512 and 256.
+TEST(EmulatedFusedTeacher, MatchesTheCpuFeatures) {
+  const int B = 3, T = 8000 + 77;
+  const std::vector<float> audio = test_audio(B, T);
+  for (int n_fft : {512, 256})
+    for (const char* kind : {"gcc_phat", "ipd", "ild", "ipd_ild"}) {
+      SCOPED_TRACE(std::string(kind) + " n_fft " + std::to_string(n_fft));
+      FeatureConfig fc;
+      fc.teacher = kind;
+      fc.n_fft = n_fft;
+      fc.win_length = n_fft == 512 ? 400 : 240;
+      fc.hop_length = n_fft == 512 ? 160 : 100;
+      std::vector<float> out;
+      run_fused(fc, B, T, audio, out);
+      const size_t per = out.size() / B;
+      for (int b = 0; b < B; ++b) {
+        std::vector<float> ref;
+        teacher_features(audio.data() + size_t(b) * 2 * T, audio.data() + (size_t(b) * 2 + 1) * T, T, fc, ref);
+        ASSERT_EQ(ref.size(), per);
+        // Same tolerance as the GPU test: float FFTs in another order; phase in near-empty bins and PHAT of
+        // silent frames are ill-conditioned on either side.
+        double mad = 0;
+        size_t off = 0;
+        for (size_t i = 0; i < per; ++i) {
+          ASSERT_TRUE(std::isfinite(out[size_t(b) * per + i])) << i;
+          const double d = std::fabs(double(out[size_t(b) * per + i]) - ref[i]);
+          mad += d, off += d > 1e-2;
+        }
+        EXPECT_LT(mad / double(per), 1e-4 * (std::string(kind) == "ild" || std::string(kind) == "ipd_ild" ? 100 : 1));
+        EXPECT_LT(double(off) / double(per), 0.005);
+      }
+    }
+}
