@@ -75,8 +75,9 @@ BENCHMARK(BM_BrirBatch)
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // 256 examples of 4 s speech, each through its own two-ear 0.5 s response (16 kHz), data already on the
-// device: the work torch's FFT convolution is compared against in bench/torch_baselines.py.
-static void BM_ConvolveBatch(benchmark::State& state) {
+// device: the work torch's FFT convolution is compared against in bench/torch_baselines.py. Partitioned
+// overlap-save in shared memory (default) and the full-length cuFFT version beside it.
+static void convolve_batch(benchmark::State& state, const char* impl) {
   if (!cuda::device_available()) {
     state.SkipWithError("no CUDA device");
     return;
@@ -86,7 +87,9 @@ static void BM_ConvolveBatch(benchmark::State& state) {
   Rng rng(1, 0, Stream::noise);
   for (auto& v : x) v = float(rng.normal());
   for (auto& v : h) v = float(rng.normal());
+  setenv("BSIM_CONV_KERNEL", impl, 1);
   cuda::BatchConvolver conv(B, F, T, L);
+  unsetenv("BSIM_CONV_KERNEL");
   conv.run(B, x, h, out);
   for (auto _ : state) conv.recompute();
   state.counters["us/example"] = benchmark::Counter(double(state.iterations()) * B, benchmark::Counter::kIsRate |
@@ -94,6 +97,9 @@ static void BM_ConvolveBatch(benchmark::State& state) {
   state.counters["fft_size"] = conv.fft_size();
   state.counters["audio_s/s"] = benchmark::Counter(double(state.iterations()) * B * 4.0, benchmark::Counter::kIsRate);
 }
+static void BM_ConvolveBatch(benchmark::State& state) { convolve_batch(state, "fused"); }
+static void BM_ConvolveBatchCufft(benchmark::State& state) { convolve_batch(state, "cufft"); }
+BENCHMARK(BM_ConvolveBatchCufft)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ConvolveBatch)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Teacher features of 256 binaural 4 s examples (one-pass fused kernel; the framing + cuFFT path beside it) on the device (STFT 512/400/160); gcc_phat with 17 lags as

@@ -11,6 +11,7 @@
 #include "kernels/check.cuh"
 #include "kernels/cufft_plan.cuh"
 #include "kernels/teacher_fused.cuh"
+#include "kernels/conv_fused.cuh"
 #include "kernels/device_buffer.cuh"
 #include "sim/features.h"
 #include "sim/fft.h"
@@ -127,6 +128,10 @@ __global__ void power_eps(const cufftComplex* X, float* eps, long long per_examp
 
 struct BatchConvolver::Impl {
   int max_batch, n_filters, T, L, n, nb;
+  bool fused = false;  // partitioned overlap-save in shared memory (kernels/conv_fused.cuh)
+  FusedConvParams cp{};
+  int conv_smem = 0;
+  DeviceBuffer<float2> conv_twiddle, conv_X, conv_H;
   DeviceBuffer<float> x, h, y;
   DeviceBuffer<cufftComplex> X, H;
   std::unique_ptr<FftPlan> fwd_x, fwd_h, inv;
@@ -140,6 +145,29 @@ void compute(BatchConvolver::Impl& m);
 BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.max_batch = max_batch, m.n_filters = n_filters, m.T = T, m.L = L;
+  // Partitioned overlap-save (blocks of 2048, 4096-point transforms in shared memory) for filters in pairs;
+  // BSIM_CONV_KERNEL=cufft selects one full-length cuFFT transform per signal instead.
+  const char* choice = std::getenv("BSIM_CONV_KERNEL");
+  m.fused = n_filters % 2 == 0 && !(choice && std::string(choice) == "cufft");
+  if (m.fused) {
+    m.cp = fused_conv_params(T, L, n_filters, 2048);
+    m.conv_smem = fused_conv_shared_bytes(m.cp);
+    for (const void* k : {(const void*)conv_input_spectra, (const void*)conv_filter_spectra, (const void*)conv_output_blocks})
+      BSIM_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, m.conv_smem));
+    std::vector<float2> tw(size_t(m.cp.N / 2));
+    for (int i = 0; i < m.cp.N / 2; ++i)
+      tw[size_t(i)] = make_float2(float(std::cos(2.0 * M_PI * i / m.cp.N)), float(-std::sin(2.0 * M_PI * i / m.cp.N)));
+    m.conv_twiddle = DeviceBuffer<float2>(tw.size());
+    BSIM_CUDA_TRY(cudaMemcpy(m.conv_twiddle.get(), tw.data(), tw.size() * sizeof(float2), cudaMemcpyHostToDevice));
+    const size_t nb = size_t(m.cp.K + 1);
+    m.conv_X = DeviceBuffer<float2>(size_t(max_batch) * m.cp.J2 * nb);
+    m.conv_H = DeviceBuffer<float2>(size_t(max_batch) * (n_filters / 2) * m.cp.Q * 2 * nb);
+    m.x = DeviceBuffer<float>(size_t(max_batch) * T);
+    m.h = DeviceBuffer<float>(size_t(max_batch) * n_filters * L);
+    m.y = DeviceBuffer<float>(size_t(max_batch) * n_filters * T);
+    m.n = m.cp.N;
+    return;
+  }
   m.n = good_fft_size(T + L - 1);
   m.nb = m.n / 2 + 1;
   m.x = DeviceBuffer<float>(size_t(max_batch) * m.n);
@@ -154,11 +182,21 @@ BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L) : imp
 }
 BatchConvolver::~BatchConvolver() = default;
 int BatchConvolver::fft_size() const { return impl_->n; }
+bool BatchConvolver::fused() const { return impl_->fused; }
 
 void BatchConvolver::run(int B, const std::vector<float>& x, const std::vector<float>& h, std::vector<float>& out) {
   Impl& m = *impl_;
   if (B != m.max_batch) throw InputError("BatchConvolver: plans are made for batches of " + std::to_string(m.max_batch));
   cudaStream_t s = m.stream.get();
+  if (m.fused) {
+    BSIM_CUDA_TRY(cudaMemcpyAsync(m.x.get(), x.data(), size_t(B) * m.T * sizeof(float), cudaMemcpyHostToDevice, s));
+    BSIM_CUDA_TRY(cudaMemcpyAsync(m.h.get(), h.data(), size_t(B) * m.n_filters * m.L * sizeof(float), cudaMemcpyHostToDevice, s));
+    compute(m);
+    out.resize(size_t(B) * m.n_filters * m.T);
+    BSIM_CUDA_TRY(cudaMemcpyAsync(out.data(), m.y.get(), out.size() * sizeof(float), cudaMemcpyDeviceToHost, s));
+    BSIM_CUDA_TRY(cudaStreamSynchronize(s));
+    return;
+  }
   // Zero-padded copies in: one 2-D copy per operand (rows of T or L samples into rows of n).
   BSIM_CUDA_TRY(cudaMemsetAsync(m.x.get(), 0, size_t(B) * m.n * sizeof(float), s));
   BSIM_CUDA_TRY(cudaMemsetAsync(m.h.get(), 0, size_t(B) * m.n_filters * m.n * sizeof(float), s));
@@ -176,6 +214,16 @@ void BatchConvolver::run(int B, const std::vector<float>& x, const std::vector<f
 namespace {
 void compute(BatchConvolver::Impl& m) {
   cudaStream_t s = m.stream.get();
+  if (m.fused) {
+    const FusedConvParams& p = m.cp;
+    const int B = m.max_batch, pairs = m.n_filters / 2, threads = 512;
+    conv_input_spectra<<<dim3(p.J2 / 2, B), threads, m.conv_smem, s>>>(m.x.get(), m.conv_twiddle.get(), p, m.conv_X.get());
+    conv_filter_spectra<<<dim3(p.Q, B * pairs), threads, m.conv_smem, s>>>(m.h.get(), m.conv_twiddle.get(), p, m.conv_H.get());
+    conv_output_blocks<<<dim3(p.J, B * pairs), threads, m.conv_smem, s>>>(m.conv_X.get(), m.conv_H.get(),
+                                                                           m.conv_twiddle.get(), p, m.y.get());
+    BSIM_CUDA_TRY(cudaGetLastError());
+    return;
+  }
   BSIM_CUFFT_TRY(cufftExecR2C(m.fwd_x->get(), m.x.get(), m.X.get()));
   BSIM_CUFFT_TRY(cufftExecR2C(m.fwd_h->get(), m.h.get(), m.H.get()));
   const long long total = (long long)m.max_batch * m.n_filters * m.nb;

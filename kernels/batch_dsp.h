@@ -11,6 +11,8 @@
 namespace bsim::cuda {
 
 // out[b][f][0..T) = (x[b] * h[b][f])[0..T): B examples, F filters each (e.g. BRIR L/R + direct L/R).
+// An even F uses partitioned overlap-save with the transforms in shared memory (BSIM_CONV_KERNEL=cufft:
+// one full-length cuFFT transform per operand, the first implementation, kept for comparison).
 class BatchConvolver {
  public:
   BatchConvolver(int max_batch, int n_filters, int n_samples, int filter_length);
@@ -21,7 +23,9 @@ class BatchConvolver {
   void run(int batch, const std::vector<float>& x, const std::vector<float>& h, std::vector<float>& out);
   // The device part of run() alone, on the inputs of the last run() (for kernel benchmarks). Synchronises.
   void recompute();
-  int fft_size() const;
+  int fft_size() const;  // transform size: 4096 (partitioned) or the full-length size
+  bool fused() const;    // partitioned overlap-save in shared memory (kernels/conv_fused.cuh), else one cuFFT
+                         // transform of the whole signal per operand
 
   struct Impl;  // public so that the file-local compute step can name it
 

@@ -9,6 +9,7 @@
 // Device code only; compiles as plain C++ under kernels/emulation.h for the CPU tests.
 #pragma once
 #include "kernels/emulation.h"
+#include "kernels/smem_fft.cuh"
 
 namespace bsim::cuda {
 
@@ -44,10 +45,6 @@ __global__ void fused_teacher_power(const float* audio, const float* window, Fus
   atomicAdd(power + b, acc);  // a few hundred adds per example: no block reduction needed
 }
 
-__device__ __forceinline__ float2 cmul(float2 a, float2 b) {
-  return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
-}
-
 // twiddle[m] = exp(-2 pi i m / n_fft), m < n_fft (computed in double on the host).
 // Grid (ceil(n_frames / frames_per_block), B); dynamic shared memory fused_teacher_shared_bytes(p).
 __global__ void fused_teacher(const float* audio, const float* window, const float2* twiddle, const double* power,
@@ -69,28 +66,16 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
       const float w = window[i];
       v = make_float2(left[(size_t)t * p.hop + i] * w, right[(size_t)t * p.hop + i] * w);
     }
-    z[f * n + int(__brev(unsigned(i)) >> (32 - p.log2_n))] = v;
+    z[f * n + bit_reversed(i, p.log2_n)] = v;
   }
-  __syncthreads();
-  for (int half = 1; half < n; half *= 2) {
-    const int stride = n / (2 * half);
-    for (int j = threadIdx.x; j < F * half_n; j += blockDim.x) {
-      const int f = j / half_n, q = j % half_n, pos = q % half, grp = q / half;
-      const int i0 = f * n + grp * 2 * half + pos, i1 = i0 + half;
-      const float2 a = z[i0], c = cmul(z[i1], tw[pos * stride]);
-      z[i0] = make_float2(a.x + c.x, a.y + c.y);
-      z[i1] = make_float2(a.x - c.x, a.y - c.y);
-    }
-    __syncthreads();
-  }
+  smem_fft(z, tw, n, F, false);
   const double eps_d = 1e-10 * power[b] / (2.0 * double(p.n_frames) * nb) + 1e-30;
   const float eps = float(eps_d);
   // Z_k = L_k + i R_k  =>  L_k = (Z_k + conj Z_{n-k}) / 2,  R_k = (Z_k - conj Z_{n-k}) / (2i).
   for (int idx = threadIdx.x; idx < F * nb; idx += blockDim.x) {
     const int f = idx / nb, k = idx % nb, t = t0 + f;
-    const float2 zk = z[f * n + k], zc = z[f * n + (n - k) % n];
-    const float2 l = make_float2(0.5f * (zk.x + zc.x), 0.5f * (zk.y - zc.y));
-    const float2 r = make_float2(0.5f * (zk.y + zc.y), -0.5f * (zk.x - zc.x));
+    float2 l, r;
+    split_two_real(z + f * n, n, k, l, r);
     const float gx = l.x * r.x + l.y * r.y, gy = l.y * r.x - l.x * r.y;  // L conj(R)
     if (p.kind == 0) {
       const float a = float(fmax(double(sqrtf(gx * gx + gy * gy)), eps_d));

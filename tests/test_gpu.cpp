@@ -110,7 +110,12 @@ TEST(GpuConvolution, MatchesCpuFftConvolution) {
   std::vector<float> x(size_t(B) * T), h(size_t(B) * F * L);
   for (auto& v : x) v = float(rng.normal());
   for (size_t i = 0; i < h.size(); ++i) h[i] = float(rng.normal() * std::exp(-double(i % L) / 2000.0));
+  for (const char* impl : {"fused", "cufft"}) {
+  SCOPED_TRACE(impl);
+  setenv("BSIM_CONV_KERNEL", impl, 1);
   cuda::BatchConvolver conv(B, F, T, L);
+  unsetenv("BSIM_CONV_KERNEL");
+  EXPECT_EQ(conv.fused(), std::string(impl) == "fused");
   std::vector<float> out(size_t(B) * F * T, std::nanf(""));
   conv.run(B, x, h, out);
   for (int b = 0; b < B; ++b) {
@@ -123,6 +128,7 @@ TEST(GpuConvolution, MatchesCpuFftConvolution) {
       EXPECT_LT(nmse_db(out.data() + (size_t(b) * F + f) * T, ref.data() + size_t(f) * T, size_t(T)), -100.0)
           << "example " << b << " filter " << f;
   }
+}
 }
 
 TEST(GpuTeacher, MatchesCpuFeaturesForEveryKind) {

@@ -86,3 +86,46 @@ TEST(EmulatedFusedTeacher, MatchesTheCpuFeatures) {
       }
     }
 }
+
+// --- partitioned overlap-save convolution ---------------------------------------------------------------
+#include "kernels/conv_fused.cuh"
+#include "sim/fft.h"
+
+namespace {
+
+double nmse_db(const float* a, const float* ref, size_t n) {
+  double e = 0, r = 0;
+  for (size_t i = 0; i < n; ++i) e += double(a[i] - ref[i]) * (a[i] - ref[i]), r += double(ref[i]) * ref[i];
+  return 10 * std::log10(e / std::max(r, 1e-300));
+}
+
+}  // namespace
+
+// Lengths that are not multiples of the block, a filter longer than several blocks, two pairs of filters.
+TEST(EmulatedFusedConvolution, MatchesCpuFftConvolution) {
+  const int B = 2, F = 4, T = 5000 + 13, L = 1500 + 7, K = 256;
+  Rng rng(31, 0, Stream::noise);
+  std::vector<float> x(size_t(B) * T), h(size_t(B) * F * L);
+  for (auto& v : x) v = float(rng.normal());
+  for (size_t i = 0; i < h.size(); ++i) h[i] = float(rng.normal() * std::exp(-double(i % L) / 400.0));
+  const cuda::FusedConvParams p = cuda::fused_conv_params(T, L, F, K);
+  std::vector<float2> tw(size_t(p.N / 2));
+  for (int m = 0; m < p.N / 2; ++m)
+    tw[size_t(m)] = make_float2(float(std::cos(2.0 * M_PI * m / p.N)), float(-std::sin(2.0 * M_PI * m / p.N)));
+  std::vector<float2> X(size_t(B) * p.J2 * (K + 1)), H(size_t(B) * (F / 2) * p.Q * 2 * (K + 1));
+  std::vector<float> out(size_t(B) * F * T, std::nanf(""));
+  ASSERT_LE(size_t(cuda::fused_conv_shared_bytes(p)), emu::dynamic_shared.size());
+  emu::launch(unsigned(p.J2 / 2), unsigned(B), cuda::conv_input_spectra, x.data(), tw.data(), p, X.data());
+  emu::launch(unsigned(p.Q), unsigned(B * F / 2), cuda::conv_filter_spectra, h.data(), tw.data(), p, H.data());
+  emu::launch(unsigned(p.J), unsigned(B * F / 2), cuda::conv_output_blocks, X.data(), H.data(), tw.data(), p, out.data());
+  for (int b = 0; b < B; ++b) {
+    std::vector<float> ref(size_t(F) * T);
+    std::vector<const float*> hs;
+    std::vector<float*> outs;
+    for (int f = 0; f < F; ++f) hs.push_back(h.data() + (size_t(b) * F + f) * L), outs.push_back(ref.data() + size_t(f) * T);
+    convolve_many(x.data() + size_t(b) * T, T, hs, L, T, outs);
+    for (int f = 0; f < F; ++f)
+      EXPECT_LT(nmse_db(out.data() + (size_t(b) * F + f) * T, ref.data() + size_t(f) * T, size_t(T)), -100.0)
+          << "example " << b << " filter " << f;
+  }
+}

@@ -1,0 +1,111 @@
+// Uniformly partitioned overlap-save convolution with the FFTs in shared memory: out[b][f] = x[b] * h[b][f]
+// for filters taken in pairs (f0, f1). Block length K, transforms of N = 2K points; output block j uses the
+// input frame x[(j-1)K, (j+1)K) and filter partitions h_q = h[qK, (q+1)K):
+//   Y_j = sum_q X_{j-q} H_q,  out[jK + n] = IFFT(Y_j)[K + n] / N,  n < K.
+// Three kernels, each reading and writing global memory once: input frame spectra (two real frames per
+// complex FFT), filter partition spectra (the pair's two filters per complex FFT), and multiply-accumulate
+// + inverse FFT of the pair (Y_f0 + i Y_f1, whose real and imaginary parts are the two outputs) straight to
+// the output. Device code only; runs on the CPU under kernels/emulation.h for the tests.
+#pragma once
+#include "kernels/emulation.h"
+#include "kernels/smem_fft.cuh"
+
+namespace bsim::cuda {
+
+struct FusedConvParams {
+  int T, L, F;        // samples per input, taps per filter, filters per example (even)
+  int K, N, log2_N;   // block, transform size 2K
+  int J, J2, Q;       // output blocks ceil(T/K), J rounded up to even, partitions ceil(L/K)
+};
+
+inline FusedConvParams fused_conv_params(int T, int L, int F, int K) {
+  FusedConvParams p{};
+  p.T = T, p.L = L, p.F = F, p.K = K, p.N = 2 * K;
+  int lg = 0;
+  while ((1 << lg) < p.N) ++lg;
+  p.log2_N = lg;
+  p.J = (T + K - 1) / K, p.J2 = p.J + (p.J & 1), p.Q = (L + K - 1) / K;
+  return p;
+}
+// Shared memory per block: one N-point transform and the twiddles.
+inline int fused_conv_shared_bytes(const FusedConvParams& p) { return int(sizeof(float2)) * (p.N + p.N / 2); }
+
+// X[b][j][k], k <= K: spectra of input frames j and j+1 (j even). Grid (J2 / 2, B).
+__global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedConvParams p, float2* X) {
+  BSIM_DYNAMIC_SHARED(float2, shared);
+  float2* z = shared;
+  float2* tw = z + p.N;
+  const int b = blockIdx.y, j0 = 2 * blockIdx.x, nb = p.K + 1;
+  const float* xb = x + (size_t)b * p.T;
+  for (int i = threadIdx.x; i < p.N / 2; i += blockDim.x) tw[i] = twiddle[i];
+  for (int i = threadIdx.x; i < p.N; i += blockDim.x) {
+    const int s0 = (j0 - 1) * p.K + i, s1 = s0 + p.K;
+    z[bit_reversed(i, p.log2_N)] = make_float2(s0 >= 0 && s0 < p.T ? xb[s0] : 0.0f, s1 >= 0 && s1 < p.T ? xb[s1] : 0.0f);
+  }
+  smem_fft(z, tw, p.N, 1, false);
+  float2* out0 = X + ((size_t)b * p.J2 + j0) * nb;
+  for (int k = threadIdx.x; k < nb; k += blockDim.x) {
+    float2 a, c;
+    split_two_real(z, p.N, k, a, c);
+    out0[k] = a, out0[nb + k] = c;
+  }
+}
+
+// H[b][pair][q][ear][k]: spectra of partition q of the pair's two filters. Grid (Q, B * F / 2).
+__global__ void conv_filter_spectra(const float* h, const float2* twiddle, FusedConvParams p, float2* H) {
+  BSIM_DYNAMIC_SHARED(float2, shared);
+  float2* z = shared;
+  float2* tw = z + p.N;
+  const int q = blockIdx.x, bp = blockIdx.y, nb = p.K + 1;  // bp = b * F/2 + pair
+  const float* h0 = h + (size_t)bp * 2 * p.L;               // filters 2 pair and 2 pair + 1 of example b
+  const float* h1 = h0 + p.L;
+  for (int i = threadIdx.x; i < p.N / 2; i += blockDim.x) tw[i] = twiddle[i];
+  for (int i = threadIdx.x; i < p.N; i += blockDim.x) {
+    const int s = q * p.K + i;
+    const bool in = i < p.K && s < p.L;
+    z[bit_reversed(i, p.log2_N)] = make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
+  }
+  smem_fft(z, tw, p.N, 1, false);
+  float2* out = H + ((size_t)bp * p.Q + q) * 2 * nb;
+  for (int k = threadIdx.x; k < nb; k += blockDim.x) {
+    float2 a, c;
+    split_two_real(z, p.N, k, a, c);
+    out[k] = a, out[nb + k] = c;
+  }
+}
+
+// out[b][f][jK + n] for the pair's two filters: multiply-accumulate over partitions, one inverse FFT of
+// Y_f0 + i Y_f1, real part -> filter f0, imaginary part -> f1. Grid (J, B * F / 2).
+__global__ void conv_output_blocks(const float2* X, const float2* H, const float2* twiddle, FusedConvParams p,
+                                   float* out) {
+  BSIM_DYNAMIC_SHARED(float2, shared);
+  float2* z = shared;
+  float2* tw = z + p.N;
+  const int j = blockIdx.x, bp = blockIdx.y, b = bp / (p.F / 2), nb = p.K + 1;
+  for (int i = threadIdx.x; i < p.N / 2; i += blockDim.x) tw[i] = twiddle[i];
+  const float2* Hb = H + (size_t)bp * p.Q * 2 * nb;
+  const float2* Xb = X + (size_t)b * p.J2 * nb;
+  for (int k = threadIdx.x; k < nb; k += blockDim.x) {
+    float2 y0 = make_float2(0.0f, 0.0f), y1 = y0;
+    for (int q = 0; q < p.Q && q <= j; ++q) {
+      const float2 xv = Xb[(size_t)(j - q) * nb + k];
+      const float2 a = cmul(xv, Hb[((size_t)q * 2 + 0) * nb + k]), c = cmul(xv, Hb[((size_t)q * 2 + 1) * nb + k]);
+      y0.x += a.x, y0.y += a.y, y1.x += c.x, y1.y += c.y;
+    }
+    // Z_k = Y0_k + i Y1_k, and for the mirrored bin N-k: conj(Y0_k) + i conj(Y1_k).
+    z[bit_reversed(k, p.log2_N)] = make_float2(y0.x - y1.y, y0.y + y1.x);
+    if (k > 0 && k < p.K) z[bit_reversed(p.N - k, p.log2_N)] = make_float2(y0.x + y1.y, -y0.y + y1.x);
+  }
+  smem_fft(z, tw, p.N, 1, true);
+  const float scale = 1.0f / float(p.N);
+  float* o0 = out + ((size_t)bp * 2) * p.T;  // filters 2 pair, 2 pair + 1 of example b
+  float* o1 = o0 + p.T;
+  for (int n = threadIdx.x; n < p.K; n += blockDim.x) {
+    const int t = j * p.K + n;
+    if (t >= p.T) continue;
+    const float2 v = z[p.K + n];
+    o0[t] = v.x * scale, o1[t] = v.y * scale;
+  }
+}
+
+}  // namespace bsim::cuda

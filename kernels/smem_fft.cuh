@@ -1,0 +1,43 @@
+// Radix-2 FFTs in shared memory, done by all threads of a block (strided loops and barriers, so the code
+// also runs sequentially under kernels/emulation.h). Device code only.
+#pragma once
+#include "kernels/emulation.h"
+
+namespace bsim::cuda {
+
+__device__ __forceinline__ float2 cmul(float2 a, float2 b) {
+  return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
+}
+
+// Index i of an n-point transform (n = 2^log2_n) in bit-reversed order: where input sample i is stored.
+__device__ __forceinline__ int bit_reversed(int i, int log2_n) { return int(__brev(unsigned(i)) >> (32 - log2_n)); }
+
+// `count` transforms of n points, z[c * n + i], stored in bit-reversed order, are transformed in place:
+// forward X_k = sum x_m exp(-2 pi i k m / n), or with `inverse` the unnormalised sum with exp(+...).
+// tw[m] = exp(-2 pi i m / n) for m < n/2. Starts and ends with a barrier.
+__device__ inline void smem_fft(float2* z, const float2* tw, int n, int count, bool inverse) {
+  __syncthreads();
+  const int half_n = n / 2;
+  for (int half = 1; half < n; half *= 2) {
+    const int stride = n / (2 * half);
+    for (int j = threadIdx.x; j < count * half_n; j += blockDim.x) {
+      const int c = j / half_n, q = j % half_n, pos = q % half, grp = q / half;
+      const int i0 = c * n + grp * 2 * half + pos, i1 = i0 + half;
+      float2 w = tw[pos * stride];
+      if (inverse) w.y = -w.y;
+      const float2 a = z[i0], b = cmul(z[i1], w);
+      z[i0] = make_float2(a.x + b.x, a.y + b.y);
+      z[i1] = make_float2(a.x - b.x, a.y - b.y);
+    }
+    __syncthreads();
+  }
+}
+
+// Two real signals a, b transformed as one complex signal z = a + i b: their spectra at bin k (0..n/2).
+__device__ __forceinline__ void split_two_real(const float2* z, int n, int k, float2& a, float2& b) {
+  const float2 zk = z[k], zc = z[(n - k) % n];
+  a = make_float2(0.5f * (zk.x + zc.x), 0.5f * (zk.y - zc.y));
+  b = make_float2(0.5f * (zk.y + zc.y), -0.5f * (zk.x - zc.x));
+}
+
+}  // namespace bsim::cuda
