@@ -4,7 +4,10 @@
 #   scripts/gpu_check.sh quick   kernels only (no libtorch): build, gpu tests, memcheck, kernel benchmarks,
 #                                torch ratios (~4 min)
 #   scripts/gpu_check.sh full    + racecheck, end-to-end generate timing, btrain timings (on the fly on the
-#                                device, streamed shards, pre-loaded) (~8 min)
+#                                device, streamed shards, pre-loaded) (~4 min)
+#   scripts/gpu_check.sh recipe  build, gpu tests, kernel benchmarks + torch ratios, then the DoA recipe at the
+#                                paper's model size (scripts/recipe_doa.sh gpu, ~4 min; needs the English
+#                                voices and the shared HRTF sets from fetch_gpu_deps.sh)
 # Every stage has its own time limit so that one hang cannot eat the lease; full logs are packed into
 # $OUT/logs.tgz (the device tool returns at most 8 files) and a short table is printed last and kept in
 # $OUT/summary.md.
@@ -29,13 +32,16 @@ sed -i "/^Requires.private/d" /opt/deps/usr/lib/x86_64-linux-gnu/pkgconfig/sndfi
 [ -e /usr/share/libmysofa ] || ln -s /opt/deps/usr/share/libmysofa /usr/share/libmysofa
 mkdir -p /usr/share/games
 [ -e /usr/share/games/fillets-ng ] || ln -s /opt/deps/usr/share/games/fillets-ng /usr/share/games/fillets-ng
+# English voices (held-out test speech) into the corpus; the shared HRTF sets where the configs expect them.
+[ -d .gpu-deps/sound-en ] && cp -r .gpu-deps/sound-en/. /opt/deps/usr/share/games/fillets-ng/sound/
+[ -d .gpu-deps/hrtf ] && [ ! -d ../shared/hrtf ] && mkdir -p ../shared/hrtf && cp .gpu-deps/hrtf/*.sofa ../shared/hrtf/
 export PKG_CONFIG_PATH=/opt/deps/usr/lib/x86_64-linux-gnu/pkgconfig
 export LD_LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 PY=$(command -v python3)
 TORCH_PREFIX=$($PY -c 'import torch; print(torch.utils.cmake_prefix_path)')
 
 TRAINER=OFF; TARGETS=(--target bsim test_gpu bench_gpu)
-[ "$MODE" = full ] && TRAINER=ON && TARGETS=()
+if [ "$MODE" = full ] || [ "$MODE" = recipe ]; then TRAINER=ON; TARGETS=(--target bsim btrain test_gpu bench_gpu); fi
 t=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;/opt/deps/usr" -DBSIM_PYTHON="$PY" -DBSIM_ENABLE_CUDA=ON \
@@ -48,11 +54,15 @@ stamp "build rc=$build_rc"
 timeout 180 build-gpu/tests/test_gpu > "$LOG/test_gpu.log" 2>&1; gpu_tests_rc=$?
 stamp "test_gpu rc=$gpu_tests_rc"; grep -E "FAILED|Failure|error|Expected|Which is|actual|example|ms\)" "$LOG/test_gpu.log" | head -60
 build-gpu/apps/bsim devices > "$LOG/devices.txt" 2>&1
-timeout 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s > "$LOG/bench_gpu.txt" 2>&1; stamp "bench_gpu rc=$?"
+BENCH_FILTER=.; [ "$MODE" = recipe ] && BENCH_FILTER='Convolve|Teacher|Pipeline'
+timeout 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filter="$BENCH_FILTER" > "$LOG/bench_gpu.txt" 2>&1
+stamp "bench_gpu rc=$?"
 timeout 120 $PY bench/torch_baselines.py build-gpu/bench/bench_gpu > "$LOG/torch_baselines.md" 2>&1; stamp "torch rc=$?"
 # Sanitizers: the heavy end-to-end generate test is left out (minutes under instrumentation).
+MEMCHECK_FILTER=-GpuPipeline.GenerateWritesTheCpuScenes:GpuBrir.LongResponsesAt48kHz
+[ "$MODE" = recipe ] && MEMCHECK_FILTER='GpuConvolution.*:GpuTeacher.*'
 timeout 100 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests/test_gpu \
-  --gtest_filter=-GpuPipeline.GenerateWritesTheCpuScenes:GpuBrir.LongResponsesAt48kHz > "$LOG/memcheck.log" 2>&1
+  --gtest_filter="$MEMCHECK_FILTER" > "$LOG/memcheck.log" 2>&1
 memcheck_rc=$?; stamp "memcheck rc=$memcheck_rc"
 racecheck_rc=skipped
 if [ "$MODE" = full ]; then
@@ -60,6 +70,25 @@ if [ "$MODE" = full ]; then
   timeout 90 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
     --gtest_filter=GpuTeacher.*:GpuBrir.MatchesCpu*:GpuPipeline.Deterministic* > "$LOG/racecheck.log" 2>&1
   racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc"
+fi
+if [ "$MODE" = recipe ]; then
+  timeout 60 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
+    --gtest_filter='GpuConvolution.*:GpuTeacher.*' > "$LOG/racecheck.log" 2>&1
+  racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc"
+  # The DoA experiment at the paper's model size; the report comes back in $DEST. Should the fused teacher
+  # kernel have failed its test, the recipe uses the framing + cuFFT teacher instead (said in the table).
+  teacher_impl=fused
+  if grep -q "FAILED  \] GpuTeacher" "$LOG/test_gpu.log"; then export BSIM_TEACHER_KERNEL=cufft; teacher_impl=cufft; fi
+  BSIM=build-gpu/apps/bsim BTRAIN=build-gpu/apps/btrain PY=python3 timeout 330 bash scripts/recipe_doa.sh gpu /tmp/recipe-gpu \
+    > "$LOG/recipe.log" 2>&1
+  recipe_rc=$?; stamp "recipe rc=$recipe_rc"; tail -5 "$LOG/recipe.log"
+  cp -r /tmp/recipe-gpu/report "$LOG/recipe-report" 2>/dev/null
+  for r in pre doa-pretrained doa-scratch; do cp "/tmp/recipe-gpu/$r/log.csv" "$LOG/recipe-$r.csv" 2>/dev/null; done
+  cp /tmp/recipe-gpu/report/summary.md "$DEST/recipe-summary.md" 2>/dev/null
+  cp /tmp/recipe-gpu/report/mae_vs_snr.png "$DEST/recipe-mae_vs_snr.png" 2>/dev/null
+  cp /tmp/recipe-gpu/report/cells.csv "$DEST/recipe-cells.csv" 2>/dev/null
+fi
+if [ "$MODE" = full ]; then
   # End to end: 10,000 rooms to HDF5 on the device, beside the time to write the same bytes to this disk.
   timeout 150 build-gpu/apps/bsim generate --rooms 10000 --out /tmp/gen.h5 --device cuda > "$LOG/generate.log" 2>&1
   gen_rc=$?; stamp "generate rc=$gen_rc"; tail -3 "$LOG/generate.log"
@@ -89,6 +118,7 @@ echo "| test_gpu | rc=$gpu_tests_rc; $(grep -E '^\[  PASSED|^\[  FAILED|^\[  SKI
 echo "| compute-sanitizer memcheck / racecheck | rc=$memcheck_rc / $racecheck_rc; $(grep -E 'ERROR SUMMARY' "$LOG/memcheck.log" | tail -1) |"
 grep -hE "^BM_" "$LOG/bench_gpu.txt" | awk '{printf "| %s | %s %s |", $1, $2, $3; for (i = 6; i <= NF; ++i) printf " %s", $i; print " |"}'
 cat "$LOG/torch_baselines.md"
+[ "$MODE" = recipe ] && echo "| DoA recipe (gpu size, teacher kernel $teacher_impl) | rc=$recipe_rc; see recipe-summary.md |"
 if [ "$MODE" = full ]; then
   echo "| generate --rooms 10000 --device cuda | rc=$gen_rc; $(grep -E 'wrote' "$LOG/generate.log" | tail -1); disk write of the same $bytes bytes ${disk_s} s |"
   for src in fly cpufly shard preload; do

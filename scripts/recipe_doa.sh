@@ -4,6 +4,7 @@
 # labels) -> evaluation of both and of GCC-PHAT / SRP-PHAT / MUSIC -> report (summary.md, cells.csv, plot).
 #   scripts/recipe_doa.sh small [OUT]   about 11 minutes on a 2-core CPU
 #   scripts/recipe_doa.sh medium [OUT]  about 35 minutes on a 2-core CPU (2.5x the training steps)
+#   scripts/recipe_doa.sh gpu   [OUT]   the paper's model size in about 4 minutes on an H100/H200 (one device check)
 #   scripts/recipe_doa.sh full  [OUT]   sized for about 10 minutes on the GPU host (train.device=cuda)
 # Run from the repository root after scripts/build.sh (needs ../shared/hrtf for the held-out ARI head).
 set -euo pipefail
@@ -26,14 +27,23 @@ case "$SIZE" in
     PRE=(--set train.batch_size=16 --set train.steps=3000 --set train.lr=0.002)
     FIN=(--set train.batch_size=16 --set train.steps=1200 --set train.lr=0.002 --set train.labelled_examples=512)
     ;;
+  gpu)
+    PER_CELL=20; CLIP=4.0
+    MODEL=()
+    PRE=(--set train.batch_size=32 --set train.steps=1500 --set train.device=cuda)
+    FIN=(--set train.batch_size=32 --set train.steps=600 --set train.labelled_examples=2048 --set train.device=cuda)
+    ;;
   full)
     PER_CELL=40; CLIP=4.0
     MODEL=()
     PRE=(--set train.batch_size=32 --set train.steps=3000 --set train.device=cuda)
     FIN=(--set train.batch_size=32 --set train.steps=1000 --set train.labelled_examples=2048 --set train.device=cuda)
     ;;
-  *) echo "usage: $0 small|medium|full [OUT]" >&2; exit 2 ;;
+  *) echo "usage: $0 small|medium|gpu|full [OUT]" >&2; exit 2 ;;
 esac
+# The test grid is rendered on the GPU for the GPU sizes (same scenes and labels as the CPU would render).
+GEN_DEVICE=()
+if [ "$SIZE" = gpu ] || [ "$SIZE" = full ]; then GEN_DEVICE=(--device cuda); fi
 mkdir -p "$OUT"
 # Training heads: HEADS=multi (default when ../shared/hrtf exists: five subjects, one drawn per example, as
 # the paper's authors drew a subject per utterance; configs/multi_subject.yaml) or HEADS=kemar (the embedded
@@ -45,7 +55,7 @@ TRAIN=("${HEAD_CFG[@]}" --set clip_s=$CLIP "${MODEL[@]}" --set train.log_every=5
 
 echo "== test grid: 72 cells x $PER_CELL examples (English speech, ARI head: both unseen in training)"
 [ -f "$OUT/test_grid.h5" ] || "$BSIM" generate --rooms $((72 * PER_CELL)) --out "$OUT/test_grid.h5" \
-  --config configs/test_grid.yaml --quiet
+  --config configs/test_grid.yaml --quiet "${GEN_DEVICE[@]}"
 echo "== pretraining (feature distillation, on the fly)"
 [ -f "$OUT/pre/encoder.pt" ] && [ -f "$OUT/pre/.done" ] || { "$BTRAIN" pretrain --on-the-fly --out "$OUT/pre" \
   "${TRAIN[@]}" "${PRE[@]}" --quiet $( [ -d "$OUT/pre/checkpoint" ] && echo --resume ) && touch "$OUT/pre/.done"; }
