@@ -75,9 +75,9 @@ BENCHMARK(BM_BrirBatch)
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // 256 examples of 4 s speech, each through its own two-ear 0.5 s response (16 kHz), data already on the
-// device: the work torch's FFT convolution is compared against in bench/torch_baselines.py. Partitioned
-// overlap-save in shared memory (default) and the full-length cuFFT version beside it.
-static void convolve_batch(benchmark::State& state, const char* impl) {
+// device: the work torch's FFT convolution is compared against in bench/torch_baselines.py. The default
+// (full-length cuFFT) and the partitioned overlap-save kernel in shared memory beside it.
+static void convolve_batch(benchmark::State& state, const char* impl) {  // impl null: the default
   if (!cuda::device_available()) {
     state.SkipWithError("no CUDA device");
     return;
@@ -87,7 +87,7 @@ static void convolve_batch(benchmark::State& state, const char* impl) {
   Rng rng(1, 0, Stream::noise);
   for (auto& v : x) v = float(rng.normal());
   for (auto& v : h) v = float(rng.normal());
-  setenv("BSIM_CONV_KERNEL", impl, 1);
+  if (impl) setenv("BSIM_CONV_KERNEL", impl, 1);
   cuda::BatchConvolver conv(B, F, T, L);
   unsetenv("BSIM_CONV_KERNEL");
   conv.run(B, x, h, out);
@@ -97,12 +97,12 @@ static void convolve_batch(benchmark::State& state, const char* impl) {
   state.counters["fft_size"] = conv.fft_size();
   state.counters["audio_s/s"] = benchmark::Counter(double(state.iterations()) * B * 4.0, benchmark::Counter::kIsRate);
 }
-static void BM_ConvolveBatch(benchmark::State& state) { convolve_batch(state, "fused"); }
-static void BM_ConvolveBatchCufft(benchmark::State& state) { convolve_batch(state, "cufft"); }
-BENCHMARK(BM_ConvolveBatchCufft)->Unit(benchmark::kMillisecond)->UseRealTime();
+static void BM_ConvolveBatch(benchmark::State& state) { convolve_batch(state, nullptr); }  // the default
+static void BM_ConvolveBatchFused(benchmark::State& state) { convolve_batch(state, "fused"); }
+BENCHMARK(BM_ConvolveBatchFused)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ConvolveBatch)->Unit(benchmark::kMillisecond)->UseRealTime();
 
-// Teacher features of 256 binaural 4 s examples (one-pass fused kernel; the framing + cuFFT path beside it) on the device (STFT 512/400/160); gcc_phat with 17 lags as
+// Teacher features of 256 binaural 4 s examples (the default implementation per kind; both beside it) on the device (STFT 512/400/160); gcc_phat with 17 lags as
 // in the torch reference, and IPD+ILD.
 static void teacher_batch(benchmark::State& state, const char* impl) {
   if (!cuda::device_available()) {
@@ -116,7 +116,7 @@ static void teacher_batch(benchmark::State& state, const char* impl) {
   std::vector<float> audio(size_t(B) * 2 * T), out;
   Rng rng(2, 0, Stream::noise);
   for (auto& v : audio) v = float(rng.normal());
-  setenv("BSIM_TEACHER_KERNEL", impl, 1);
+  if (impl) setenv("BSIM_TEACHER_KERNEL", impl, 1);
   cuda::BatchTeacher teacher(fc, B, T);
   unsetenv("BSIM_TEACHER_KERNEL");
   teacher.run(B, audio, out);
@@ -125,8 +125,10 @@ static void teacher_batch(benchmark::State& state, const char* impl) {
   state.counters["us/example"] = benchmark::Counter(double(state.iterations()) * B, benchmark::Counter::kIsRate |
                                                                                         benchmark::Counter::kInvert);
 }
-static void BM_TeacherBatch(benchmark::State& state) { teacher_batch(state, "fused"); }
+static void BM_TeacherBatch(benchmark::State& state) { teacher_batch(state, nullptr); }  // the default per kind
+static void BM_TeacherBatchFused(benchmark::State& state) { teacher_batch(state, "fused"); }
 static void BM_TeacherBatchCufft(benchmark::State& state) { teacher_batch(state, "cufft"); }
+BENCHMARK(BM_TeacherBatchFused)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_TeacherBatchCufft)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_TeacherBatch)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 

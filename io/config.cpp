@@ -273,6 +273,7 @@ const std::vector<Field>& schema() {
             &TrainConfig::labelled_examples),
       field("train.prefetch_batches", "btrain: batches prepared ahead", &C::train, &TrainConfig::prefetch_batches),
       field("train.device", "btrain: auto | cpu | cuda", &C::train, &TrainConfig::device),
+      field("train.precision", "btrain on CUDA: bf16 (autocast forward pass) | fp32", &C::train, &TrainConfig::precision),
       field("train.simulator", "btrain --on-the-fly: where batches are rendered: auto | cpu | cuda", &C::train,
             &TrainConfig::simulator),
   };
@@ -472,6 +473,8 @@ void validate(const Config& c) {
                "config key 'train.prefetch_batches' must be within 1..64");
   BSIM_EXPECTS(c.train.device == "auto" || c.train.device == "cpu" || c.train.device == "cuda",
                "config key 'train.device' must be auto, cpu or cuda");
+  BSIM_EXPECTS(c.train.precision == "bf16" || c.train.precision == "fp32",
+               "config key 'train.precision' must be bf16 or fp32");
   BSIM_EXPECTS(c.train.simulator == "auto" || c.train.simulator == "cpu" || c.train.simulator == "cuda",
                "config key 'train.simulator' must be auto, cpu or cuda");
 }

@@ -145,10 +145,11 @@ void compute(BatchConvolver::Impl& m);
 BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.max_batch = max_batch, m.n_filters = n_filters, m.T = T, m.L = L;
-  // Partitioned overlap-save (blocks of 2048, 4096-point transforms in shared memory) for filters in pairs;
-  // BSIM_CONV_KERNEL=cufft selects one full-length cuFFT transform per signal instead.
+  // By measurement (H200, bench/RESULTS.md) one full-length cuFFT transform per operand (3.6 us per example)
+  // beats the partitioned overlap-save kernel in shared memory (6.5 us: its radix-2 passes are bound by
+  // shared memory, not by the global traffic they save). BSIM_CONV_KERNEL=fused selects the latter (tested).
   const char* choice = std::getenv("BSIM_CONV_KERNEL");
-  m.fused = n_filters % 2 == 0 && !(choice && std::string(choice) == "cufft");
+  m.fused = n_filters % 2 == 0 && choice && std::string(choice) == "fused";
   if (m.fused) {
     m.cp = fused_conv_params(T, L, n_filters, 2048);
     m.conv_smem = fused_conv_shared_bytes(m.cp);
@@ -307,12 +308,15 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T) : imp
   m.window = DeviceBuffer<float>(w.size());
   BSIM_CUDA_TRY(cudaMemcpy(m.window.get(), w.data(), w.size() * sizeof(float), cudaMemcpyHostToDevice));
   m.audio = DeviceBuffer<float>(size_t(max_batch) * 2 * T);
-  // The fused kernel: power-of-two n_fft up to 1024 with the window inside it. BSIM_TEACHER_KERNEL=cufft
-  // selects the framing + cuFFT path instead (a diagnostic switch; both are tested against the CPU).
+  // Which implementation, by measurement (H200, bench/RESULTS.md): the fused one-pass kernel is faster for
+  // IPD/ILD (6.8 vs 8.2 us per 4 s example) but slower for GCC-PHAT (9.6 vs 5.5 us: its lag sums and
+  // radix-2 passes cost more than the traffic they save), so GCC-PHAT takes the framing + cuFFT path.
+  // BSIM_TEACHER_KERNEL=fused|cufft overrides (both are tested against the CPU).
   const char* choice = std::getenv("BSIM_TEACHER_KERNEL");
   const int n = cfg.n_fft;
-  m.fused = (n & (n - 1)) == 0 && n >= 16 && n <= 1024 && cfg.win_length <= n &&
-            !(choice && std::string(choice) == "cufft");
+  const bool fusable = (n & (n - 1)) == 0 && n >= 16 && n <= 1024 && cfg.win_length <= n;
+  const std::string want = choice ? choice : (m.kind == TeacherKind::gcc_phat ? "cufft" : "fused");
+  m.fused = fusable && want == "fused";
   if (m.fused) {
     m.fp.T = T, m.fp.n_frames = m.frames, m.fp.n_fft = n, m.fp.win = cfg.win_length, m.fp.hop = cfg.hop_length;
     m.fp.log2_n = int(std::lround(std::log2(double(n))));

@@ -11,8 +11,8 @@
 namespace bsim::cuda {
 
 // out[b][f][0..T) = (x[b] * h[b][f])[0..T): B examples, F filters each (e.g. BRIR L/R + direct L/R).
-// An even F uses partitioned overlap-save with the transforms in shared memory (BSIM_CONV_KERNEL=cufft:
-// one full-length cuFFT transform per operand, the first implementation, kept for comparison).
+// One full-length cuFFT transform per operand; BSIM_CONV_KERNEL=fused selects partitioned overlap-save with
+// the transforms in shared memory (for an even F; measured slower, kept tested for the next attempt).
 class BatchConvolver {
  public:
   BatchConvolver(int max_batch, int n_filters, int n_samples, int filter_length);

@@ -79,6 +79,16 @@ if [ "$MODE" = recipe ]; then
   # kernel have failed its test, the recipe uses the framing + cuFFT teacher instead (said in the table).
   teacher_impl=fused
   if grep -q "FAILED  \] GpuTeacher" "$LOG/test_gpu.log"; then export BSIM_TEACHER_KERNEL=cufft; teacher_impl=cufft; fi
+  # Why did pretraining stall in the first GPU recipe (loss 0.991 -> 0.989, bench/RESULTS.md)? 300-step probes
+  # of the default model: bf16 vs fp32 at 4 s, and fp32 at 2 s; the losses go into the table.
+  for probe in "bf16 4" "fp32 4" "fp32 2"; do
+    set -- $probe
+    timeout 60 build-gpu/apps/btrain pretrain --on-the-fly --out "/tmp/probe-$1-$2" --config configs/multi_subject.yaml \
+      --set clip_s=$2 --set train.precision=$1 --set train.steps=300 --set train.log_every=50 --set train.device=cuda \
+      --quiet > "$LOG/probe-$1-$2.log" 2>&1
+    cp "/tmp/probe-$1-$2/log.csv" "$LOG/probe-$1-$2.csv" 2>/dev/null
+    stamp "probe $1 $2 s: $(tail -1 "$LOG/probe-$1-$2.csv" 2>/dev/null)"
+  done
   BSIM=build-gpu/apps/bsim BTRAIN=build-gpu/apps/btrain PY=python3 timeout 330 bash scripts/recipe_doa.sh gpu /tmp/recipe-gpu \
     > "$LOG/recipe.log" 2>&1
   recipe_rc=$?; stamp "recipe rc=$recipe_rc"; tail -5 "$LOG/recipe.log"
@@ -118,7 +128,12 @@ echo "| test_gpu | rc=$gpu_tests_rc; $(grep -E '^\[  PASSED|^\[  FAILED|^\[  SKI
 echo "| compute-sanitizer memcheck / racecheck | rc=$memcheck_rc / $racecheck_rc; $(grep -E 'ERROR SUMMARY' "$LOG/memcheck.log" | tail -1) |"
 grep -hE "^BM_" "$LOG/bench_gpu.txt" | awk '{printf "| %s | %s %s |", $1, $2, $3; for (i = 6; i <= NF; ++i) printf " %s", $i; print " |"}'
 cat "$LOG/torch_baselines.md"
-[ "$MODE" = recipe ] && echo "| DoA recipe (gpu size, teacher kernel $teacher_impl) | rc=$recipe_rc; see recipe-summary.md |"
+if [ "$MODE" = recipe ]; then
+  for probe in bf16-4 fp32-4 fp32-2; do
+    echo "| pretraining probe $probe (precision, clip s): step,loss,... at 300 | $(tail -1 "$LOG/probe-$probe.csv" 2>/dev/null) |"
+  done
+  echo "| DoA recipe (gpu size, teacher kernel $teacher_impl) | rc=$recipe_rc; see recipe-summary.md |"
+fi
 if [ "$MODE" = full ]; then
   echo "| generate --rooms 10000 --device cuda | rc=$gen_rc; $(grep -E 'wrote' "$LOG/generate.log" | tail -1); disk write of the same $bytes bytes ${disk_s} s |"
   for src in fly cpufly shard preload; do

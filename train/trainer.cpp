@@ -241,7 +241,7 @@ void train(const Config& cfg, const TrainOptions& opt) {
                           : torch::from_blob(b.augmented.data(), {B, 2, b.n_samples}, torch::kFloat32).to(device);
     torch::Tensor loss, encoded;
     std::optional<Bf16Autocast> autocast;
-    autocast.emplace(device);
+    if (cfg.train.precision == "bf16") autocast.emplace(device);
     encoded = net->encode(audio);
     if (pretrain) {
       auto target = (b.device ? device_tensor(b.device->teacher, {B, b.n_features, b.n_frames}, device)
