@@ -22,6 +22,7 @@
 #include "io/progress.h"
 #include "io/shard.h"
 #include "kernels/device.h"
+#include "kernels/doa_gpu.h"
 #include "kernels/pipeline_gpu.h"
 #include "sim/brir.h"
 #include "sim/generate.h"
@@ -116,7 +117,7 @@ void write_example_wavs(const Example& ex, const std::string& dir, double fs) {
 // Classic DoA estimates for every example of a shard, one predictions_<method>.csv per method (same
 // columns as btrain eval's predictions.csv), steered with the shard's own HRTF set unless --sofa is given.
 void run_doa(const std::string& shard, const std::vector<std::string>& method_names, const std::string& sofa_flag,
-             bool full, const std::string& report, int threads) {
+             bool full, const std::string& report, int threads, const std::string& device) {
   std::vector<ClassicMethod> methods;
   for (const auto& m : method_names) methods.push_back(classic_method(m));
   const ShardReader reader(shard);
@@ -137,12 +138,23 @@ void run_doa(const std::string& shard, const std::vector<std::string>& method_na
   reader.read("scene/anechoic", 0, int(N), anechoic);
   reader.read("scene/noise_type", 0, int(N), noise);
   std::vector<std::vector<double>> est(methods.size(), std::vector<double>(size_t(N)));
-  const int block = 64;
+  // On the GPU all three methods come out of one pass (kernels/doa_gpu.h); the CPU runs the requested ones.
+  const int block = device == "cuda" ? 256 : 64;
+  const cuda::DoaBatchFn gpu = device == "cuda" ? cuda::make_gpu_doa(doa, block, T) : cuda::DoaBatchFn{};
   std::vector<float> audio;
   Progress progress(N, "examples", false);
   for (long long start = 0; start < N; start += block) {
     const int count = int(std::min<long long>(block, N - start));
     reader.read("augmented", start, count, audio);
+    if (gpu) {
+      const auto choice = gpu(audio.data(), count);
+      for (int i = 0; i < count; ++i)
+        for (size_t m = 0; m < methods.size(); ++m)
+          est[m][size_t(start + i)] = doa.candidates()[size_t(choice[size_t(i)][size_t(int(methods[m]))])];
+      progress.update(start + count);
+      if (g_stop_requested) throw Interrupted("interrupted; no predictions written");
+      continue;
+    }
     parallel_for(count, threads, [&](int i) {
       const float* l = audio.data() + size_t(i) * 2 * T;
       for (size_t m = 0; m < methods.size(); ++m) est[m][size_t(start + i)] = doa.estimate(methods[m], l, l + T, T);
@@ -235,6 +247,8 @@ int main(int argc, char** argv) {
   doa_cmd->add_flag("--full-circle", doa_full, "candidates over [-180, 180) instead of [-90, 90]");
   doa_cmd->add_option("--report", doa_report, "folder for predictions_<method>.csv")->required();
   doa_cmd->add_option("--threads", doa_threads, "threads (0 = all cores)");
+  std::string doa_device = "cpu";
+  doa_cmd->add_option("--device", doa_device, "cpu | cuda")->capture_default_str();
 
   auto* cfg_cmd = app.add_subcommand("config", "print the resolved configuration as YAML");
   add_config_flags(cfg_cmd, show_cfg);
@@ -330,7 +344,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "wrote %s: %d channel(s), %d samples, %d images, direct path %.3f ms at gain %.5f\n",
                    rir_out.c_str(), b.channels, b.length, b.n_images, b.direct_delay_s * 1e3, b.direct_gain);
     } else if (*doa_cmd) {
-      run_doa(doa_shard, doa_methods, doa_sofa, doa_full, doa_report, resolve_threads(doa_threads));
+      require_device(doa_device);
+      run_doa(doa_shard, doa_methods, doa_sofa, doa_full, doa_report, resolve_threads(doa_threads), doa_device);
     } else if (*cfg_cmd) {
       std::printf("%s", to_yaml(resolve_config(show_cfg)).c_str());
     } else if (*help_cfg) {

@@ -92,6 +92,8 @@ ClassicDoa::ClassicDoa(const HrirGrid& grid, const FeatureConfig& stft, bool ful
   }
 }
 
+int ClassicDoa::max_lag_eighths() const { return int(std::ceil(0.0015 * fs_hz_ * kLagUpsample)); }
+
 double ClassicDoa::estimate(ClassicMethod m, const float* left, const float* right, int n) const {
   int frames = 0;
   const auto XL = stft(left, n, stft_, frames);

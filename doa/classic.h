@@ -27,6 +27,13 @@ class ClassicDoa {
 
   const std::vector<double>& candidates() const { return azimuth_deg_; }
   const std::vector<double>& itd_table() const { return itd_samples_; }  // ITD per candidate (samples, + = left leads)
+  // What another implementation (kernels/doa_gpu.h) needs to decide exactly as this one does.
+  const std::vector<std::complex<float>>& hrtf_left() const { return hl_; }   // [candidate][bin]
+  const std::vector<std::complex<float>>& hrtf_right() const { return hr_; }  // [candidate][bin]
+  int bin_lo() const { return bin_lo_; }
+  int bin_hi() const { return bin_hi_; }
+  int max_lag_eighths() const;  // GCC peak search range on the 1/8-sample grid
+  const FeatureConfig& stft_config() const { return stft_; }
 
  private:
   double gcc_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;

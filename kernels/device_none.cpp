@@ -1,6 +1,7 @@
 // Used when the build has no CUDA compiler: reports that no device can be used, and refuses the CUDA backend.
 #include "io/error.h"
 #include "kernels/device.h"
+#include "kernels/doa_gpu.h"
 #include "kernels/pipeline_gpu.h"
 
 namespace bsim::cuda {
@@ -13,6 +14,10 @@ std::vector<std::string> list_devices(std::string* why_none) {
 }
 
 std::unique_ptr<BlockBackend> make_cuda_backend(const Renderer&, int) {
+  throw InputError("--device cuda: this bsim was built without CUDA (no nvcc at configure time); use --device cpu");
+}
+
+DoaBatchFn make_gpu_doa(const ClassicDoa&, int, int) {
   throw InputError("--device cuda: this bsim was built without CUDA (no nvcc at configure time); use --device cpu");
 }
 

@@ -40,4 +40,21 @@ __device__ __forceinline__ void split_two_real(const float2* z, int n, int k, fl
   b = make_float2(0.5f * (zk.y + zc.y), -0.5f * (zk.x - zc.x));
 }
 
+// Frames t0 .. t0+F-1 of a binaural pair as the STFT of sim/features.h takes them (samples [t hop, t hop + win)
+// times the window, zero-padded to n), both ears as one complex signal (left + i right) per frame, into z[F][n]
+// and transformed: z then holds Z_k = L_k + i R_k (split_two_real gives the ears). Frames past n_frames are zero.
+__device__ inline void stft_pair_frames(const float* left, const float* right, const float* window, const float2* tw,
+                                        int n, int log2_n, int win, int hop, int n_frames, int t0, int F, float2* z) {
+  for (int idx = threadIdx.x; idx < F * n; idx += blockDim.x) {
+    const int f = idx / n, i = idx % n, t = t0 + f;
+    float2 v = make_float2(0.0f, 0.0f);
+    if (t < n_frames && i < win) {
+      const float w = window[i];
+      v = make_float2(left[(size_t)t * hop + i] * w, right[(size_t)t * hop + i] * w);
+    }
+    z[f * n + bit_reversed(i, log2_n)] = v;
+  }
+  smem_fft(z, tw, n, F, false);
+}
+
 }  // namespace bsim::cuda

@@ -58,17 +58,7 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
   const float* left = audio + (size_t)b * 2 * p.T;
   const float* right = left + p.T;
   for (int i = threadIdx.x; i < n; i += blockDim.x) tw[i] = twiddle[i];
-  // Windowed frames, left + i right, stored in bit-reversed order for the in-place radix-2 passes.
-  for (int idx = threadIdx.x; idx < F * n; idx += blockDim.x) {
-    const int f = idx / n, i = idx % n, t = t0 + f;
-    float2 v = make_float2(0.0f, 0.0f);
-    if (t < p.n_frames && i < p.win) {
-      const float w = window[i];
-      v = make_float2(left[(size_t)t * p.hop + i] * w, right[(size_t)t * p.hop + i] * w);
-    }
-    z[f * n + bit_reversed(i, p.log2_n)] = v;
-  }
-  smem_fft(z, tw, n, F, false);
+  stft_pair_frames(left, right, window, tw, n, p.log2_n, p.win, p.hop, p.n_frames, t0, F, z);
   const double eps_d = 1e-10 * power[b] / (2.0 * double(p.n_frames) * nb) + 1e-30;
   const float eps = float(eps_d);
   // Z_k = L_k + i R_k  =>  L_k = (Z_k + conj Z_{n-k}) / 2,  R_k = (Z_k - conj Z_{n-k}) / (2i).

@@ -43,7 +43,8 @@ case "$SIZE" in
     ;;
   *) echo "usage: $0 small|medium|gpu|full [OUT]" >&2; exit 2 ;;
 esac
-# The test grid is rendered on the GPU for the GPU sizes (same scenes and labels as the CPU would render).
+# The test grid is rendered, and the classic methods run, on the GPU for the GPU sizes (same scenes, labels
+# and decisions as on the CPU: tests/test_gpu.cpp).
 GEN_DEVICE=()
 if [ "$SIZE" = gpu ] || [ "$SIZE" = full ]; then GEN_DEVICE=(--device cuda); fi
 mkdir -p "$OUT"
@@ -70,7 +71,7 @@ for init in pretrained scratch; do
   "$BTRAIN" eval --model "$OUT/doa-$init" --shards "$OUT/test_grid.h5" --report "$OUT/eval-$init" > /dev/null
 done
 echo "== classic methods"
-"$BSIM" doa --shards "$OUT/test_grid.h5" --report "$OUT/eval-classic" 2>/dev/null
+"$BSIM" doa --shards "$OUT/test_grid.h5" --report "$OUT/eval-classic" "${GEN_DEVICE[@]}" 2>/dev/null
 echo "== report"
 "$PY" scripts/doa_report.py --out "$OUT/report" --pretrained pretrained --scratch scratch \
   --pred pretrained="$OUT/eval-pretrained/predictions.csv" --pred scratch="$OUT/eval-scratch/predictions.csv" \

@@ -403,3 +403,31 @@ TEST(GpuPipeline, GenerateWritesTheCpuScenes) {
     EXPECT_LT(nmse_db(x.data(), y.data(), per), -50.0) << "clean of example " << 60 + i << " (float16 storage)";
   }
 }
+
+// --- classic DoA estimators on the device ------------------------------------------------------------------
+#include "doa/classic.h"
+#include "kernels/doa_gpu.h"
+#include "tests/doa_scenes.h"
+
+// The GPU chooses the CPU's candidate for every method (frontal and full circle) on scenes of known direction.
+TEST(GpuClassicDoa, ChoosesAsTheCpu) {
+  if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
+  const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 16000.0, 2.0, 5.0);
+  FeatureConfig fc;
+  const int T = 12000;
+  const std::vector<double> azimuths{-75, -40, -10, 0, 25, 60, 85};
+  const std::vector<float> audio = test::directional_scenes(grid, azimuths, T);
+  for (bool full : {false, true}) {
+    SCOPED_TRACE(full ? "full circle" : "frontal");
+    const ClassicDoa cpu(grid, fc, full, 1.0);
+    cuda::BatchClassicDoa gpu(cpu, 16, T);
+    const auto choice = gpu.estimate(audio.data(), int(azimuths.size()));
+    for (size_t b = 0; b < azimuths.size(); ++b) {
+      const float* l = audio.data() + b * 2 * T;
+      int m = 0;
+      for (ClassicMethod method : {ClassicMethod::gcc_phat, ClassicMethod::srp_phat, ClassicMethod::music})
+        EXPECT_EQ(cpu.candidates()[size_t(choice[b][size_t(m++)])], cpu.estimate(method, l, l + T, T))
+            << classic_method_name(method) << " at " << azimuths[b] << " deg";
+    }
+  }
+}

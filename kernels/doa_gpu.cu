@@ -1,0 +1,105 @@
+// Host side of the batched classic DoA estimators: tables uploaded once, three launches per batch.
+#include <cuda_runtime.h>
+
+#include <cmath>
+
+#include "io/error.h"
+#include "kernels/brir_gpu.h"
+#include "kernels/check.cuh"
+#include "kernels/device_buffer.cuh"
+#include "kernels/doa_gpu.h"
+#include "kernels/doa_kernels.cuh"
+#include "sim/features.h"
+
+namespace bsim::cuda {
+
+namespace {
+constexpr int kThreads = 256;
+}
+
+struct BatchClassicDoa::Impl {
+  DoaParams p{};
+  int max_batch = 0;
+  DeviceBuffer<float> audio, window;
+  DeviceBuffer<float2> twiddle, X;
+  DeviceBuffer<DoaStats> stats;
+  DeviceBuffer<DoaSteering> steer;
+  DeviceBuffer<double> itd;
+  DeviceBuffer<int> choice;
+  int stft_smem = 0, decide_smem = 0;
+  Stream stream;
+};
+
+BatchClassicDoa::BatchClassicDoa(const ClassicDoa& cpu, int max_batch, int T) : impl_(std::make_unique<Impl>()) {
+  if (!device_available()) throw RuntimeError("no CUDA device is visible: the GPU DoA estimators cannot start");
+  Impl& m = *impl_;
+  const FeatureConfig& fc = cpu.stft_config();
+  const int n = fc.n_fft;
+  if ((n & (n - 1)) != 0 || n < 16 || n > 1024 || fc.win_length > n)
+    throw InputError("GPU DoA: features.n_fft must be a power of two in 16..1024 and features.win_length <= n_fft");
+  m.max_batch = max_batch;
+  DoaParams& p = m.p;
+  p.T = T, p.n_frames = teacher_shape(fc, T).n_frames, p.n_fft = n, p.win = fc.win_length, p.hop = fc.hop_length;
+  p.log2_n = int(std::lround(std::log2(double(n))));
+  p.frames_per_block = 8, p.bins = n / 2 + 1, p.bin_lo = cpu.bin_lo(), p.bin_hi = cpu.bin_hi();
+  p.n_candidates = int(cpu.candidates().size()), p.max_lag8 = cpu.max_lag_eighths();
+  if (p.n_frames < 1) throw InputError("GPU DoA: examples shorter than one STFT frame");
+  std::vector<float> w(size_t(fc.win_length));
+  for (int i = 0; i < fc.win_length; ++i) w[size_t(i)] = float(0.5 - 0.5 * std::cos(2.0 * M_PI * i / fc.win_length));
+  std::vector<float2> tw(size_t(n / 2));
+  for (int i = 0; i < n / 2; ++i) tw[size_t(i)] = make_float2(float(std::cos(2.0 * M_PI * i / n)), float(-std::sin(2.0 * M_PI * i / n)));
+  std::vector<DoaSteering> steer(size_t(p.n_candidates) * p.bins);
+  for (int c = 0; c < p.n_candidates; ++c)
+    for (int k = 0; k < p.bins; ++k) {
+      const std::complex<float> hl = cpu.hrtf_left()[size_t(c) * p.bins + k], hr = cpu.hrtf_right()[size_t(c) * p.bins + k];
+      const std::complex<double> h = std::complex<double>(hl * std::conj(hr));  // as doa/classic.cpp
+      const double a = std::abs(h);
+      const std::complex<double> u = a > 0 ? h / a : std::complex<double>(0.0, 0.0);
+      steer[size_t(c) * p.bins + k] = {hl.real(), hl.imag(), hr.real(), hr.imag(), u.real(), u.imag()};
+    }
+  auto upload = [](auto& dst, const auto& src) {
+    using T_ = typename std::decay_t<decltype(src)>::value_type;
+    dst = DeviceBuffer<T_>(src.size());
+    BSIM_CUDA_TRY(cudaMemcpy(dst.get(), src.data(), src.size() * sizeof(T_), cudaMemcpyHostToDevice));
+  };
+  upload(m.window, w), upload(m.twiddle, tw), upload(m.steer, steer), upload(m.itd, cpu.itd_table());
+  m.audio = DeviceBuffer<float>(size_t(max_batch) * 2 * T);
+  m.X = DeviceBuffer<float2>(size_t(max_batch) * 2 * p.n_frames * p.bins);
+  m.stats = DeviceBuffer<DoaStats>(size_t(max_batch) * p.bins);
+  m.choice = DeviceBuffer<int>(size_t(max_batch) * 3);
+  m.stft_smem = doa_stft_shared_bytes(p);
+  m.decide_smem = int(sizeof(double)) * (2 * kThreads + p.n_candidates);
+  BSIM_CUDA_TRY(cudaFuncSetAttribute(doa_stft, cudaFuncAttributeMaxDynamicSharedMemorySize, m.stft_smem));
+  BSIM_CUDA_TRY(cudaFuncSetAttribute(doa_decide, cudaFuncAttributeMaxDynamicSharedMemorySize, m.decide_smem));
+}
+
+BatchClassicDoa::~BatchClassicDoa() = default;
+
+std::vector<std::array<int, 3>> BatchClassicDoa::estimate(const float* audio, int count) {
+  Impl& m = *impl_;
+  if (count < 1 || count > m.max_batch)
+    throw InputError("GPU DoA: batch of " + std::to_string(count) + ", built for at most " + std::to_string(m.max_batch));
+  const DoaParams& p = m.p;
+  cudaStream_t s = m.stream.get();
+  BSIM_CUDA_TRY(cudaMemcpyAsync(m.audio.get(), audio, size_t(count) * 2 * p.T * sizeof(float), cudaMemcpyHostToDevice, s));
+  const dim3 grid((p.n_frames + p.frames_per_block - 1) / p.frames_per_block, count);
+  doa_stft<<<grid, kThreads, m.stft_smem, s>>>(m.audio.get(), m.window.get(), m.twiddle.get(), p, m.X.get());
+  BSIM_CUDA_TRY(cudaGetLastError());
+  doa_statistics<<<count, kThreads, 0, s>>>(m.X.get(), p, m.stats.get());
+  BSIM_CUDA_TRY(cudaGetLastError());
+  doa_decide<<<count, kThreads, m.decide_smem, s>>>(m.stats.get(), m.steer.get(), m.itd.get(), p, m.choice.get());
+  BSIM_CUDA_TRY(cudaGetLastError());
+  std::vector<int> flat(size_t(count) * 3);
+  BSIM_CUDA_TRY(cudaMemcpyAsync(flat.data(), m.choice.get(), flat.size() * sizeof(int), cudaMemcpyDeviceToHost, s));
+  BSIM_CUDA_TRY(cudaStreamSynchronize(s));
+  std::vector<std::array<int, 3>> out(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i) out[size_t(i)] = {flat[size_t(i) * 3], flat[size_t(i) * 3 + 1], flat[size_t(i) * 3 + 2]};
+  return out;
+}
+
+DoaBatchFn make_gpu_doa(const ClassicDoa& cpu, int max_batch, int n_samples) {
+  auto gpu = std::make_shared<BatchClassicDoa>(cpu, max_batch, n_samples);
+  return [gpu](const float* audio, int count) { return gpu->estimate(audio, count); };
+}
+
+}  // namespace bsim::cuda
