@@ -38,8 +38,9 @@ case "$SIZE" in
   full)
     PER_CELL=40; CLIP=4.0
     MODEL=()
-    PRE=(--set train.batch_size=32 --set train.steps=3000 --set train.device=cuda)
-    FIN=(--set train.batch_size=32 --set train.steps=1000 --set train.labelled_examples=2048 --set train.device=cuda)
+    PRE=(--set train.batch_size=32 --set train.steps=3000 --set train.device=cuda --set train.precision=fp32)
+    FIN=(--set train.batch_size=32 --set train.steps=1000 --set train.labelled_examples=2048 --set train.device=cuda
+         --set train.precision=fp32)
     ;;
   *) echo "usage: $0 small|medium|gpu|full [OUT]" >&2; exit 2 ;;
 esac
