@@ -54,13 +54,13 @@ stamp "build rc=$build_rc"
 timeout 180 build-gpu/tests/test_gpu > "$LOG/test_gpu.log" 2>&1; gpu_tests_rc=$?
 stamp "test_gpu rc=$gpu_tests_rc"; grep -E "FAILED|Failure|error|Expected|Which is|actual|example|ms\)" "$LOG/test_gpu.log" | head -60
 build-gpu/apps/bsim devices > "$LOG/devices.txt" 2>&1
-BENCH_FILTER=.; [ "$MODE" = recipe ] && BENCH_FILTER='Convolve|Teacher|Pipeline'
+BENCH_FILTER=.; [ "$MODE" = recipe ] && BENCH_FILTER='Convolve|Teacher|Pipeline|ClassicDoa'
 timeout 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filter="$BENCH_FILTER" > "$LOG/bench_gpu.txt" 2>&1
 stamp "bench_gpu rc=$?"
 timeout 120 $PY bench/torch_baselines.py build-gpu/bench/bench_gpu > "$LOG/torch_baselines.md" 2>&1; stamp "torch rc=$?"
 # Sanitizers: the heavy end-to-end generate test is left out (minutes under instrumentation).
 MEMCHECK_FILTER=-GpuPipeline.GenerateWritesTheCpuScenes:GpuBrir.LongResponsesAt48kHz
-[ "$MODE" = recipe ] && MEMCHECK_FILTER='GpuConvolution.*:GpuTeacher.*'
+[ "$MODE" = recipe ] && MEMCHECK_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*'
 timeout 100 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests/test_gpu \
   --gtest_filter="$MEMCHECK_FILTER" > "$LOG/memcheck.log" 2>&1
 memcheck_rc=$?; stamp "memcheck rc=$memcheck_rc"
@@ -73,7 +73,7 @@ if [ "$MODE" = full ]; then
 fi
 if [ "$MODE" = recipe ]; then
   timeout 60 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
-    --gtest_filter='GpuConvolution.*:GpuTeacher.*' > "$LOG/racecheck.log" 2>&1
+    --gtest_filter='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*' > "$LOG/racecheck.log" 2>&1
   racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc"
   # The DoA experiment at the paper's model size; the report comes back in $DEST. Should the fused teacher
   # kernel have failed its test, the recipe uses the framing + cuFFT teacher instead (said in the table).
