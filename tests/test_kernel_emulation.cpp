@@ -8,6 +8,7 @@
 #include "kernels/teacher_fused.cuh"
 #include "sim/features.h"
 #include "sim/rng.h"
+#include "tests/teacher_check.h"
 
 using namespace bsim;
 
@@ -67,23 +68,7 @@ TEST(EmulatedFusedTeacher, MatchesTheCpuFeatures) {
       fc.hop_length = n_fft == 512 ? 160 : 100;
       std::vector<float> out;
       run_fused(fc, B, T, audio, out);
-      const size_t per = out.size() / B;
-      for (int b = 0; b < B; ++b) {
-        std::vector<float> ref;
-        teacher_features(audio.data() + size_t(b) * 2 * T, audio.data() + (size_t(b) * 2 + 1) * T, T, fc, ref);
-        ASSERT_EQ(ref.size(), per);
-        // Same tolerance as the GPU test: float FFTs in another order; phase in near-empty bins and PHAT of
-        // silent frames are ill-conditioned on either side.
-        double mad = 0;
-        size_t off = 0;
-        for (size_t i = 0; i < per; ++i) {
-          ASSERT_TRUE(std::isfinite(out[size_t(b) * per + i])) << i;
-          const double d = std::fabs(double(out[size_t(b) * per + i]) - ref[i]);
-          mad += d, off += d > 1e-2;
-        }
-        EXPECT_LT(mad / double(per), 1e-4 * (std::string(kind) == "ild" || std::string(kind) == "ipd_ild" ? 100 : 1));
-        EXPECT_LT(double(off) / double(per), 0.005);
-      }
+      test::expect_teacher_matches_cpu(out, audio, B, T, fc);
     }
 }
 
