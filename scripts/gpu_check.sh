@@ -80,14 +80,16 @@ if [ "$MODE" = recipe ]; then
   teacher_impl=fused
   if grep -q "FAILED  \] GpuTeacher" "$LOG/test_gpu.log"; then export BSIM_TEACHER_KERNEL=cufft; teacher_impl=cufft; fi
   # Why did pretraining stall in the first GPU recipe (loss 0.991 -> 0.989, bench/RESULTS.md)? 300-step probes
-  # of the default model: bf16 vs fp32 at 4 s, and fp32 at 2 s; the losses go into the table.
-  for probe in "bf16 4" "fp32 4" "fp32 2"; do
+  # of the default model: bf16 vs fp32 at 4 s, fp32 at 2 s, and fp32 on CPU-simulated batches (the data path);
+  # the CPU learns in all of these settings (0.95 by step 200).
+  for probe in "bf16 4 cuda" "fp32 4 cuda" "fp32 2 cuda" "fp32 4 cpu"; do
     set -- $probe
-    timeout 60 build-gpu/apps/btrain pretrain --on-the-fly --out "/tmp/probe-$1-$2" --config configs/multi_subject.yaml \
-      --set clip_s=$2 --set train.precision=$1 --set train.steps=300 --set train.log_every=50 --set train.device=cuda \
-      --quiet > "$LOG/probe-$1-$2.log" 2>&1
-    cp "/tmp/probe-$1-$2/log.csv" "$LOG/probe-$1-$2.csv" 2>/dev/null
-    stamp "probe $1 $2 s: $(tail -1 "$LOG/probe-$1-$2.csv" 2>/dev/null)"
+    name="$1-$2-$3"
+    timeout 60 build-gpu/apps/btrain pretrain --on-the-fly --out "/tmp/probe-$name" --config configs/multi_subject.yaml \
+      --set clip_s=$2 --set train.precision=$1 --set train.simulator=$3 --set train.steps=300 --set train.log_every=50 \
+      --set train.device=cuda --quiet > "$LOG/probe-$name.log" 2>&1
+    cp "/tmp/probe-$name/log.csv" "$LOG/probe-$name.csv" 2>/dev/null
+    stamp "probe $name: $(tail -1 "$LOG/probe-$name.csv" 2>/dev/null)"
   done
   BSIM=build-gpu/apps/bsim BTRAIN=build-gpu/apps/btrain PY=python3 timeout 330 bash scripts/recipe_doa.sh gpu /tmp/recipe-gpu \
     > "$LOG/recipe.log" 2>&1
@@ -129,8 +131,8 @@ echo "| compute-sanitizer memcheck / racecheck | rc=$memcheck_rc / $racecheck_rc
 grep -hE "^BM_" "$LOG/bench_gpu.txt" | awk '{printf "| %s | %s %s |", $1, $2, $3; for (i = 6; i <= NF; ++i) printf " %s", $i; print " |"}'
 cat "$LOG/torch_baselines.md"
 if [ "$MODE" = recipe ]; then
-  for probe in bf16-4 fp32-4 fp32-2; do
-    echo "| pretraining probe $probe (precision, clip s): step,loss,... at 300 | $(tail -1 "$LOG/probe-$probe.csv" 2>/dev/null) |"
+  for probe in bf16-4-cuda fp32-4-cuda fp32-2-cuda fp32-4-cpu; do
+    echo "| pretraining probe $probe (precision, clip s, simulator): step,loss,... at 300 | $(tail -1 "$LOG/probe-$probe.csv" 2>/dev/null) |"
   done
   echo "| DoA recipe (gpu size, teacher kernel $teacher_impl) | rc=$recipe_rc; see recipe-summary.md |"
 fi
