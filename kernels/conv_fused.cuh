@@ -42,7 +42,7 @@ __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedC
     const int s0 = (j0 - 1) * p.K + i, s1 = s0 + p.K;
     z[bit_reversed(i, p.log2_N)] = make_float2(s0 >= 0 && s0 < p.T ? xb[s0] : 0.0f, s1 >= 0 && s1 < p.T ? xb[s1] : 0.0f);
   }
-  smem_fft(z, tw, p.N, 1, false);
+  smem_fft(z, tw, p.log2_N, 1, false);
   float2* out0 = X + ((size_t)b * p.J2 + j0) * nb;
   for (int k = threadIdx.x; k < nb; k += blockDim.x) {
     float2 a, c;
@@ -65,7 +65,7 @@ __global__ void conv_filter_spectra(const float* h, const float2* twiddle, Fused
     const bool in = i < p.K && s < p.L;
     z[bit_reversed(i, p.log2_N)] = make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
   }
-  smem_fft(z, tw, p.N, 1, false);
+  smem_fft(z, tw, p.log2_N, 1, false);
   float2* out = H + ((size_t)bp * p.Q + q) * 2 * nb;
   for (int k = threadIdx.x; k < nb; k += blockDim.x) {
     float2 a, c;
@@ -96,7 +96,7 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
     z[bit_reversed(k, p.log2_N)] = make_float2(y0.x - y1.y, y0.y + y1.x);
     if (k > 0 && k < p.K) z[bit_reversed(p.N - k, p.log2_N)] = make_float2(y0.x + y1.y, -y0.y + y1.x);
   }
-  smem_fft(z, tw, p.N, 1, true);
+  smem_fft(z, tw, p.log2_N, 1, true);
   const float scale = 1.0f / float(p.N);
   float* o0 = out + ((size_t)bp * 2) * p.T;  // filters 2 pair, 2 pair + 1 of example b
   float* o1 = o0 + p.T;

@@ -12,18 +12,19 @@ __device__ __forceinline__ float2 cmul(float2 a, float2 b) {
 // Index i of an n-point transform (n = 2^log2_n) in bit-reversed order: where input sample i is stored.
 __device__ __forceinline__ int bit_reversed(int i, int log2_n) { return int(__brev(unsigned(i)) >> (32 - log2_n)); }
 
-// `count` transforms of n points, z[c * n + i], stored in bit-reversed order, are transformed in place:
-// forward X_k = sum x_m exp(-2 pi i k m / n), or with `inverse` the unnormalised sum with exp(+...).
-// tw[m] = exp(-2 pi i m / n) for m < n/2. Starts and ends with a barrier.
-__device__ inline void smem_fft(float2* z, const float2* tw, int n, int count, bool inverse) {
+// `count` transforms of n = 2^log2_n points, z[c * n + i], stored in bit-reversed order, are transformed in
+// place: forward X_k = sum x_m exp(-2 pi i k m / n), or with `inverse` the unnormalised sum with exp(+...).
+// tw[m] = exp(-2 pi i m / n) for m < n/2. Index maps use shifts and masks (every size is a power of two).
+// Starts and ends with a barrier.
+__device__ inline void smem_fft(float2* z, const float2* tw, int log2_n, int count, bool inverse) {
   __syncthreads();
-  const int half_n = n / 2;
-  for (int half = 1; half < n; half *= 2) {
-    const int stride = n / (2 * half);
-    for (int j = threadIdx.x; j < count * half_n; j += blockDim.x) {
-      const int c = j / half_n, q = j % half_n, pos = q % half, grp = q / half;
-      const int i0 = c * n + grp * 2 * half + pos, i1 = i0 + half;
-      float2 w = tw[pos * stride];
+  const int lh = log2_n - 1, half_mask = (1 << lh) - 1;  // butterflies per transform: 2^lh
+  for (int s = 0; s < log2_n; ++s) {
+    const int half = 1 << s, tw_shift = lh - s;  // twiddle stride n / (2 half)
+    for (int j = threadIdx.x; j < (count << lh); j += blockDim.x) {
+      const int c = j >> lh, q = j & half_mask, pos = q & (half - 1), grp = q >> s;
+      const int i0 = (c << log2_n) + (grp << (s + 1)) + pos, i1 = i0 + half;
+      float2 w = tw[pos << tw_shift];
       if (inverse) w.y = -w.y;
       const float2 a = z[i0], b = cmul(z[i1], w);
       z[i0] = make_float2(a.x + b.x, a.y + b.y);
@@ -54,7 +55,7 @@ __device__ inline void stft_pair_frames(const float* left, const float* right, c
     }
     z[f * n + bit_reversed(i, log2_n)] = v;
   }
-  smem_fft(z, tw, n, F, false);
+  smem_fft(z, tw, log2_n, F, false);
 }
 
 }  // namespace bsim::cuda

@@ -94,7 +94,7 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
     const float2* G = g + f * nb;
     float s = 0.0f;
     for (int k = 1; k < half_n; ++k) {
-      const int m = ((k * lag) % n + n) % n;
+      const int m = (k * lag) & (n - 1);  // k lag mod n (n a power of two; also for negative lags)
       const float2 e = tw[m];  // exp(-2 pi i m / n): cos = e.x, sin(+angle) = -e.y
       s += G[k].x * e.x + G[k].y * e.y;
     }
