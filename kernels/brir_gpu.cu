@@ -201,6 +201,7 @@ struct BrirRenderer::Impl {
   DeviceBuffer<float> mag_l, mag_r, coh, weights, band_ratio, tail_time;
   DeviceBuffer<cufftComplex> tail_spec;
   cufftHandle tail_plan = 0;
+  int tail_chunk = 0;  // rooms per execution of tail_plan (a launch pays for the rooms it renders)
   ~Impl() {
     if (tail_plan) cufftDestroy(tail_plan);
   }
@@ -272,11 +273,15 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
       BSIM_CUDA_TRY(cudaMemcpy(dst.get(), src.data(), src.size() * sizeof(float), cudaMemcpyHostToDevice));
     };
     upload(m.mag_l, ml), upload(m.mag_r, mr), upload(m.coh, co), upload(m.weights, w), upload(m.band_ratio, br);
-    m.tail_spec = DeviceBuffer<cufftComplex>(size_t(max_rooms) * 2 * kTailBands * m.tail_nb);
-    m.tail_time = DeviceBuffer<float>(size_t(max_rooms) * 2 * kTailBands * m.tail_n);
+    // One plan for a chunk of rooms, executed chunk by chunk over the rooms of a launch; one chunk of slack
+    // rooms lets the last execution run past the rooms in use.
+    m.tail_chunk = std::min(max_rooms, 256);
+    const size_t rooms_alloc = size_t(max_rooms) + size_t(m.tail_chunk);
+    m.tail_spec = DeviceBuffer<cufftComplex>(rooms_alloc * 2 * kTailBands * m.tail_nb);
+    m.tail_time = DeviceBuffer<float>(rooms_alloc * 2 * kTailBands * m.tail_n);
     int n = m.tail_n;
     if (cufftPlanMany(&m.tail_plan, 1, &n, nullptr, 1, m.tail_nb, nullptr, 1, m.tail_n, CUFFT_C2R,
-                      max_rooms * 2 * kTailBands) != CUFFT_SUCCESS)
+                      m.tail_chunk * 2 * kTailBands) != CUFFT_SUCCESS)
       throw RuntimeError("cuFFT: cannot plan the late-tail transforms");
   }
 }
@@ -304,13 +309,16 @@ void BrirRenderer::enqueue_device(const RoomGeometry* rooms, int B, bool late_ta
                                                   m.length, stride, out, direct, n_direct);
   BSIM_CUDA_TRY(cudaGetLastError());
   if (late_tail) {
-    // The plan is made for max_rooms; rooms past B hold stale spectra whose output is never read.
+    // Executions cover whole chunks of rooms; rooms past B hold stale spectra whose output is never read.
     tail_spectra_kernel<<<dim3((m.tail_nb + kTailThreads - 1) / kTailThreads, B), kTailThreads, 0, s>>>(
         rooms, m.mag_l.get(), m.mag_r.get(), m.coh.get(), m.weights.get(), m.tail_n, m.tail_nb, m.tail_spec.get());
     BSIM_CUDA_TRY(cudaGetLastError());
     if (cufftSetStream(m.tail_plan, s) != CUFFT_SUCCESS) throw RuntimeError("cuFFT: cufftSetStream failed");
-    if (cufftExecC2R(m.tail_plan, m.tail_spec.get(), m.tail_time.get()) != CUFFT_SUCCESS)
-      throw RuntimeError("cuFFT: late-tail inverse transform failed");
+    const size_t per_room_spec = size_t(2) * kTailBands * m.tail_nb, per_room_time = size_t(2) * kTailBands * m.tail_n;
+    for (int r0 = 0; r0 < B; r0 += m.tail_chunk)
+      if (cufftExecC2R(m.tail_plan, m.tail_spec.get() + r0 * per_room_spec, m.tail_time.get() + r0 * per_room_time) !=
+          CUFFT_SUCCESS)
+        throw RuntimeError("cuFFT: late-tail inverse transform failed");
     tail_envelope_kernel<<<dim3((m.length + kTailThreads - 1) / kTailThreads, 2 * B), kTailThreads, 0, s>>>(
         rooms, m.tail_time.get(), m.band_ratio.get(), m.tail_n, m.length, m.fs, m.c, stride, out);
     BSIM_CUDA_TRY(cudaGetLastError());
