@@ -265,6 +265,7 @@ int main(int argc, char** argv) {
   std::signal(SIGTERM, on_signal);
   return run_reporting_errors("bsim", [&]() -> int {
     if (*g) {
+      if (gpu_batch < 1) throw InputError("--batch must be at least 1 (examples per GPU batch)");
       require_device(device);
       const Config cfg = resolve_config(gen_cfg);
       print_config(cfg, gen.quiet);
@@ -281,7 +282,6 @@ int main(int argc, char** argv) {
             break;
           }
       if (device == "cuda") {
-        if (gpu_batch < 1) throw InputError("--batch must be at least 1");
         generate_shard(cfg, gen, [&](const Renderer& r) { return cuda::make_cuda_backend(r, gpu_batch); });
       } else {
         generate_shard(cfg, gen);

@@ -149,15 +149,15 @@ BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L) : imp
   // beats the partitioned overlap-save kernel in shared memory (6.5 us: its radix-2 passes are bound by
   // shared memory, not by the global traffic they save). BSIM_CONV_KERNEL=fused selects the latter (tested).
   const char* choice = std::getenv("BSIM_CONV_KERNEL");
+  if (choice && std::string(choice) != "fused" && std::string(choice) != "cufft")
+    throw InputError(std::string("BSIM_CONV_KERNEL='") + choice + "': use fused or cufft (or leave it unset)");
   m.fused = n_filters % 2 == 0 && choice && std::string(choice) == "fused";
   if (m.fused) {
     m.cp = fused_conv_params(T, L, n_filters, 2048);
     m.conv_smem = fused_conv_shared_bytes(m.cp);
     for (const void* k : {(const void*)conv_input_spectra, (const void*)conv_filter_spectra, (const void*)conv_output_blocks})
       BSIM_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, m.conv_smem));
-    std::vector<float2> tw(size_t(m.cp.N / 2));
-    for (int i = 0; i < m.cp.N / 2; ++i)
-      tw[size_t(i)] = make_float2(float(std::cos(2.0 * M_PI * i / m.cp.N)), float(-std::sin(2.0 * M_PI * i / m.cp.N)));
+    const std::vector<float2> tw = fft_twiddles(m.cp.N, m.cp.N / 2);
     m.conv_twiddle = DeviceBuffer<float2>(tw.size());
     BSIM_CUDA_TRY(cudaMemcpy(m.conv_twiddle.get(), tw.data(), tw.size() * sizeof(float2), cudaMemcpyHostToDevice));
     const size_t nb = size_t(m.cp.K + 1);
@@ -303,8 +303,7 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T) : imp
   m.cfg = cfg, m.kind = teacher_kind(cfg.teacher), m.max_batch = max_batch, m.T = T;
   const FeatureShape shape = teacher_shape(cfg, T);
   m.frames = shape.n_frames, m.n_features = shape.n_features, m.nb = cfg.n_fft / 2 + 1;
-  std::vector<float> w(size_t(cfg.win_length));
-  for (int i = 0; i < cfg.win_length; ++i) w[size_t(i)] = float(0.5 - 0.5 * std::cos(2.0 * M_PI * i / cfg.win_length));
+  const std::vector<float> w = stft_window(cfg);
   m.window = DeviceBuffer<float>(w.size());
   BSIM_CUDA_TRY(cudaMemcpy(m.window.get(), w.data(), w.size() * sizeof(float), cudaMemcpyHostToDevice));
   m.audio = DeviceBuffer<float>(size_t(max_batch) * 2 * T);
@@ -316,6 +315,8 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T) : imp
   const int n = cfg.n_fft;
   const bool fusable = (n & (n - 1)) == 0 && n >= 16 && n <= 1024 && cfg.win_length <= n;
   const std::string want = choice ? choice : (m.kind == TeacherKind::gcc_phat ? "cufft" : "fused");
+  if (want != "fused" && want != "cufft")
+    throw InputError("BSIM_TEACHER_KERNEL='" + want + "': use fused or cufft (or leave it unset)");
   m.fused = fusable && want == "fused";
   if (m.fused) {
     m.fp.T = T, m.fp.n_frames = m.frames, m.fp.n_fft = n, m.fp.win = cfg.win_length, m.fp.hop = cfg.hop_length;
@@ -324,8 +325,7 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T) : imp
     m.fp.frames_per_block = n <= 512 ? 8 : 4;
     m.fused_smem = fused_teacher_shared_bytes(m.fp);
     BSIM_CUDA_TRY(cudaFuncSetAttribute(fused_teacher, cudaFuncAttributeMaxDynamicSharedMemorySize, m.fused_smem));
-    std::vector<float2> tw(static_cast<size_t>(n));
-    for (int i = 0; i < n; ++i) tw[size_t(i)] = make_float2(float(std::cos(2.0 * M_PI * i / n)), float(-std::sin(2.0 * M_PI * i / n)));
+    const std::vector<float2> tw = fft_twiddles(n, n);  // the GCC lag sums index the whole circle
     m.twiddle = DeviceBuffer<float2>(tw.size());
     BSIM_CUDA_TRY(cudaMemcpy(m.twiddle.get(), tw.data(), tw.size() * sizeof(float2), cudaMemcpyHostToDevice));
     m.power = DeviceBuffer<double>(size_t(max_batch));

@@ -38,25 +38,12 @@ BatchClassicDoa::BatchClassicDoa(const ClassicDoa& cpu, int max_batch, int T) : 
   if ((n & (n - 1)) != 0 || n < 16 || n > 1024 || fc.win_length > n)
     throw InputError("GPU DoA: features.n_fft must be a power of two in 16..1024 and features.win_length <= n_fft");
   m.max_batch = max_batch;
-  DoaParams& p = m.p;
-  p.T = T, p.n_frames = teacher_shape(fc, T).n_frames, p.n_fft = n, p.win = fc.win_length, p.hop = fc.hop_length;
-  p.log2_n = int(std::lround(std::log2(double(n))));
-  p.frames_per_block = 8, p.bins = n / 2 + 1, p.bin_lo = cpu.bin_lo(), p.bin_hi = cpu.bin_hi();
-  p.n_candidates = int(cpu.candidates().size()), p.max_lag8 = cpu.max_lag_eighths();
+  m.p = doa_params(cpu, T);
+  const DoaParams& p = m.p;
   if (p.n_frames < 1) throw InputError("GPU DoA: examples shorter than one STFT frame");
-  std::vector<float> w(size_t(fc.win_length));
-  for (int i = 0; i < fc.win_length; ++i) w[size_t(i)] = float(0.5 - 0.5 * std::cos(2.0 * M_PI * i / fc.win_length));
-  std::vector<float2> tw(size_t(n / 2));
-  for (int i = 0; i < n / 2; ++i) tw[size_t(i)] = make_float2(float(std::cos(2.0 * M_PI * i / n)), float(-std::sin(2.0 * M_PI * i / n)));
-  std::vector<DoaSteering> steer(size_t(p.n_candidates) * p.bins);
-  for (int c = 0; c < p.n_candidates; ++c)
-    for (int k = 0; k < p.bins; ++k) {
-      const std::complex<float> hl = cpu.hrtf_left()[size_t(c) * p.bins + k], hr = cpu.hrtf_right()[size_t(c) * p.bins + k];
-      const std::complex<double> h = std::complex<double>(hl * std::conj(hr));  // as doa/classic.cpp
-      const double a = std::abs(h);
-      const std::complex<double> u = a > 0 ? h / a : std::complex<double>(0.0, 0.0);
-      steer[size_t(c) * p.bins + k] = {hl.real(), hl.imag(), hr.real(), hr.imag(), u.real(), u.imag()};
-    }
+  const std::vector<float> w = stft_window(fc);
+  const std::vector<float2> tw = fft_twiddles(n, n / 2);
+  const std::vector<DoaSteering> steer = doa_steering(cpu);
   auto upload = [](auto& dst, const auto& src) {
     using T_ = typename std::decay_t<decltype(src)>::value_type;
     dst = DeviceBuffer<T_>(src.size());

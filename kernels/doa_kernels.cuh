@@ -5,8 +5,14 @@
 // memory, statistics per example (a thread per bin, looping over frames), decisions per example.
 // Device code only; runs on the CPU under kernels/emulation.h for the tests.
 #pragma once
+#include <cmath>
+#include <complex>
+#include <vector>
+
+#include "doa/classic.h"
 #include "kernels/emulation.h"
 #include "kernels/smem_fft.cuh"
+#include "sim/features.h"
 
 namespace bsim::cuda {
 
@@ -27,6 +33,29 @@ struct DoaSteering {  // per candidate and bin
   double lx, ly, rx, ry;  // HRTFs at the STFT resolution (from float, as the CPU)
   double ux, uy;          // (h_L conj h_R) / |h_L conj h_R| (0 where it vanishes): SRP steering
 };
+
+// Host side: the launch parameters and steering tables of `cpu` for examples of T samples.
+inline DoaParams doa_params(const ClassicDoa& cpu, int T) {
+  const FeatureConfig& fc = cpu.stft_config();
+  DoaParams p{};
+  p.T = T, p.n_frames = teacher_shape(fc, T).n_frames, p.n_fft = fc.n_fft, p.win = fc.win_length, p.hop = fc.hop_length;
+  p.log2_n = int(std::lround(std::log2(double(fc.n_fft))));
+  p.frames_per_block = 8, p.bins = fc.n_fft / 2 + 1, p.bin_lo = cpu.bin_lo(), p.bin_hi = cpu.bin_hi();
+  p.n_candidates = int(cpu.candidates().size()), p.max_lag8 = cpu.max_lag_eighths();
+  return p;
+}
+inline std::vector<DoaSteering> doa_steering(const ClassicDoa& cpu) {
+  const int bins = cpu.stft_config().n_fft / 2 + 1, C = int(cpu.candidates().size());
+  std::vector<DoaSteering> steer(size_t(C) * bins);
+  for (size_t i = 0; i < steer.size(); ++i) {
+    const std::complex<float> hl = cpu.hrtf_left()[i], hr = cpu.hrtf_right()[i];
+    const std::complex<double> h(hl * std::conj(hr));  // as doa/classic.cpp: the product in float
+    const double a = std::abs(h);
+    const std::complex<double> u = a > 0 ? h / a : std::complex<double>(0.0, 0.0);
+    steer[i] = {hl.real(), hl.imag(), hr.real(), hr.imag(), u.real(), u.imag()};
+  }
+  return steer;
+}
 
 inline int doa_stft_shared_bytes(const DoaParams& p) {
   return int(sizeof(float2)) * (p.frames_per_block * p.n_fft + p.n_fft / 2);

@@ -323,8 +323,7 @@ void DevicePipeline::Impl::upload_corpus(const std::set<int>& keys) {
   size_t need = 0;
   for (int key : keys) {
     if (arena_index.count(key)) continue;
-    std::shared_ptr<const std::vector<float>> x =
-        key >= 0 ? renderer->utterance(key) : std::make_shared<const std::vector<float>>(renderer->noise_file(-key - 1));
+    std::shared_ptr<const std::vector<float>> x = key >= 0 ? renderer->utterance(key) : renderer->noise_file(-key - 1);
     if (!x) throw RuntimeError("speech file '" + renderer->speech_files()[size_t(key)] + "' became unreadable");
     need += x->size();
     missing.emplace_back(key, std::move(x));
@@ -339,8 +338,7 @@ void DevicePipeline::Impl::upload_corpus(const std::set<int>& keys) {
     missing.clear();
     need = 0;
     for (int key : keys) {
-      auto x = key >= 0 ? renderer->utterance(key)
-                        : std::make_shared<const std::vector<float>>(renderer->noise_file(-key - 1));
+      auto x = key >= 0 ? renderer->utterance(key) : renderer->noise_file(-key - 1);
       missing.emplace_back(key, std::move(x));
     }
   }

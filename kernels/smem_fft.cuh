@@ -1,9 +1,21 @@
 // Radix-2 FFTs in shared memory, done by all threads of a block (strided loops and barriers, so the code
 // also runs sequentially under kernels/emulation.h). Device code only.
 #pragma once
+#include <cmath>
+#include <vector>
+
 #include "kernels/emulation.h"
 
 namespace bsim::cuda {
+
+// Host side: the twiddle table the transforms read, tw[m] = exp(-2 pi i m / n) for m < count (computed in
+// double, stored in float).
+inline std::vector<float2> fft_twiddles(int n, int count) {
+  std::vector<float2> tw(static_cast<size_t>(count));
+  for (int m = 0; m < count; ++m)
+    tw[size_t(m)] = make_float2(float(std::cos(2.0 * M_PI * m / n)), float(-std::sin(2.0 * M_PI * m / n)));
+  return tw;
+}
 
 __device__ __forceinline__ float2 cmul(float2 a, float2 b) {
   return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);

@@ -30,12 +30,16 @@ FeatureShape teacher_shape(const FeatureConfig& cfg, int n) {
   return s;
 }
 
+std::vector<float> stft_window(const FeatureConfig& cfg) {
+  std::vector<float> win(static_cast<size_t>(cfg.win_length));
+  for (int i = 0; i < cfg.win_length; ++i) win[size_t(i)] = float(0.5 - 0.5 * std::cos(2.0 * M_PI * i / cfg.win_length));
+  return win;
+}
+
 std::vector<std::complex<float>> stft(const float* x, int n, const FeatureConfig& cfg, int& n_frames) {
   n_frames = n >= cfg.win_length ? 1 + (n - cfg.win_length) / cfg.hop_length : 0;
   const int bins = cfg.n_fft / 2 + 1;
-  std::vector<float> win(static_cast<size_t>(cfg.win_length));
-  for (int i = 0; i < cfg.win_length; ++i)
-    win[i] = float(0.5 - 0.5 * std::cos(2.0 * M_PI * i / cfg.win_length));  // periodic Hann
+  const std::vector<float> win = stft_window(cfg);
   RealFft fft(cfg.n_fft);
   FloatVec frame(static_cast<size_t>(cfg.n_fft), 0.0f);
   ComplexVec spec(static_cast<size_t>(bins));

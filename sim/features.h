@@ -29,6 +29,9 @@ struct FeatureShape {
 };
 FeatureShape teacher_shape(const FeatureConfig& cfg, int n_samples);
 
+// The STFT's window: periodic Hann of cfg.win_length (the GPU kernels upload this one too).
+std::vector<float> stft_window(const FeatureConfig& cfg);
+
 // STFT of x (n samples) -> [frame][bin] complex.
 std::vector<std::complex<float>> stft(const float* x, int n, const FeatureConfig& cfg, int& n_frames);
 

@@ -58,29 +58,37 @@ Renderer::Renderer(const Config& cfg) : cfg_(cfg) {
   }
 }
 
-std::shared_ptr<const std::vector<float>> Renderer::utterance(int idx) const {
+std::shared_ptr<const std::vector<float>> Renderer::cached_audio(int key, const std::string& path, bool may_skip) const {
   {
     std::lock_guard<std::mutex> lock(cache_mutex_);
-    auto it = cache_.find(idx);
+    auto it = cache_.find(key);
     if (it != cache_.end()) return it->second;
-    if (unusable_.count(idx)) return nullptr;
+    if (unusable_.count(key)) return nullptr;
   }
   std::shared_ptr<const std::vector<float>> x;
   try {
-    x = std::make_shared<const std::vector<float>>(read_audio_mono(speech_[size_t(idx)], cfg_.sample_rate_hz));
+    x = std::make_shared<const std::vector<float>>(read_audio_mono(path, cfg_.sample_rate_hz));
   } catch (const InputError& e) {
-    if (!cfg_.speech.skip_unreadable) throw;
+    if (!may_skip) throw;
     std::lock_guard<std::mutex> lock(cache_mutex_);
-    unusable_.emplace(idx, e.what());
+    unusable_.emplace(key, e.what());
     return nullptr;
   }
   std::lock_guard<std::mutex> lock(cache_mutex_);
   const size_t bytes = x->size() * sizeof(float);
   if (cache_bytes_ + bytes <= size_t(cfg_.speech.cache_mb) * 1024 * 1024) {
-    cache_.emplace(idx, x);
+    cache_.emplace(key, x);
     cache_bytes_ += bytes;
   }
   return x;
+}
+
+std::shared_ptr<const std::vector<float>> Renderer::utterance(int idx) const {
+  return cached_audio(idx, speech_[size_t(idx)], cfg_.speech.skip_unreadable);
+}
+
+std::shared_ptr<const std::vector<float>> Renderer::noise_file(int idx) const {
+  return cached_audio(-idx - 1, noise_files_.at(size_t(idx)), false);
 }
 
 std::vector<std::string> Renderer::skipped_files() const {
@@ -132,24 +140,12 @@ ClipPlan Renderer::plan_speech_clip(Rng& rng, int n, int* first_index, std::vect
   return plan;
 }
 
-std::vector<float> Renderer::noise_file(int idx) const {
-  return read_audio_mono(noise_files_.at(size_t(idx)), cfg_.sample_rate_hz);
-}
-
 std::vector<float> Renderer::assemble(const ClipPlan& clip, int n) const {
   std::vector<float> out(static_cast<size_t>(n), 0.0f);
-  std::vector<float> noise_audio;
   for (const ClipSegment& sg : clip.segments) {
-    const float* src;
-    std::shared_ptr<const std::vector<float>> utt;
-    if (clip.from_noise_files) {
-      if (noise_audio.empty()) noise_audio = noise_file(sg.file);
-      src = noise_audio.data();
-    } else {
-      utt = utterance(sg.file);
-      if (!utt) throw RuntimeError("speech file '" + speech_[size_t(sg.file)] + "' became unreadable");
-      src = utt->data();
-    }
+    const auto audio = clip.from_noise_files ? noise_file(sg.file) : utterance(sg.file);
+    if (!audio) throw RuntimeError("speech file '" + speech_[size_t(sg.file)] + "' became unreadable");
+    const float* src = audio->data();
     for (int i = 0; i < sg.take; ++i) out[size_t(sg.pos + i)] = float(src[sg.offset + i] * clip.gain);
   }
   return out;
@@ -169,7 +165,7 @@ ExamplePlan Renderer::plan(uint64_t index) const {
     if (!noise_files_.empty()) {
       Rng noise_rng(cfg_.seed, index, Stream::noise);
       p.noise_index = noise_rng.uniform_int(0, int(noise_files_.size()) - 1);
-      const long long len = (long long)noise_file(p.noise_index).size();
+      const long long len = (long long)noise_file(p.noise_index)->size();
       if (len < 1) throw InputError("noise file '" + noise_files_[size_t(p.noise_index)] + "' is empty");
       e.clip.from_noise_files = true;
       for (int pos = 0; pos < T; pos += int(std::min<long long>(len, T - pos)))  // loop short recordings

@@ -76,8 +76,8 @@ class Renderer {
   ExamplePlan plan(uint64_t index) const;
   // The dry signal of a plan (n samples).
   std::vector<float> assemble(const ClipPlan& clip, int n) const;
-  // A recorded noise file at the simulation rate (read on every use, as recordings are few and long).
-  std::vector<float> noise_file(int idx) const;
+  // Recorded noise file `idx` at the simulation rate, kept in the same cache as the utterances.
+  std::shared_ptr<const std::vector<float>> noise_file(int idx) const;
   const Config& config() const { return cfg_; }
   const std::vector<HrirGrid>& grids() const { return grids_; }
   const std::vector<DiffuseField>& diffuse_fields() const { return diffuse_; }
@@ -98,6 +98,9 @@ class Renderer {
   std::vector<std::string> skipped_files() const;
 
  private:
+  // Decoded audio by key (speech file i -> i, noise file i -> -(i + 1)), cached up to speech.cache_mb; an
+  // unreadable file returns nullptr when may_skip (remembered), else throws InputError.
+  std::shared_ptr<const std::vector<float>> cached_audio(int key, const std::string& path, bool may_skip) const;
   Config cfg_;
   int n_samples_ = 0;
   std::vector<HrirGrid> grids_;

@@ -15,17 +15,13 @@
 #include "sim/brir.h"
 #include "sim/room.h"
 #include "sim/rng.h"
+#include "tests/conv_check.h"
 #include "tests/teacher_check.h"
 
 using namespace bsim;
+using test::nmse_db;
 
 namespace {
-
-double nmse_db(const float* a, const float* ref, size_t n) {
-  double e = 0, r = 0;
-  for (size_t i = 0; i < n; ++i) e += double(a[i] - ref[i]) * (a[i] - ref[i]), r += double(ref[i]) * ref[i];
-  return 10 * std::log10(e / std::max(r, 1e-300));
-}
 
 struct Case {
   Vec3 size, source, listener;
@@ -119,16 +115,7 @@ TEST(GpuConvolution, MatchesCpuFftConvolution) {
   EXPECT_EQ(conv.fused(), std::string(impl) == "fused");
   std::vector<float> out(size_t(B) * F * T, std::nanf(""));
   conv.run(B, x, h, out);
-  for (int b = 0; b < B; ++b) {
-    std::vector<float> ref(size_t(F) * T);
-    std::vector<const float*> hs;
-    std::vector<float*> outs;
-    for (int f = 0; f < F; ++f) hs.push_back(h.data() + (size_t(b) * F + f) * L), outs.push_back(ref.data() + size_t(f) * T);
-    convolve_many(x.data() + size_t(b) * T, T, hs, L, T, outs);
-    for (int f = 0; f < F; ++f)  // tolerance: NMSE below -100 dB (float32 FFTs of the same size)
-      EXPECT_LT(nmse_db(out.data() + (size_t(b) * F + f) * T, ref.data() + size_t(f) * T, size_t(T)), -100.0)
-          << "example " << b << " filter " << f;
-  }
+  test::expect_convolution_matches_cpu(out, x, h, B, F, T, L);
 }
 }
 

@@ -8,6 +8,7 @@
 #include "kernels/teacher_fused.cuh"
 #include "sim/features.h"
 #include "sim/rng.h"
+#include "tests/conv_check.h"
 #include "tests/teacher_check.h"
 
 using namespace bsim;
@@ -39,11 +40,8 @@ void run_fused(const FeatureConfig& fc, int B, int T, const std::vector<float>& 
   p.log2_n = int(std::lround(std::log2(fc.n_fft)));
   p.kind = int(teacher_kind(fc.teacher));
   p.max_lag = fc.gcc_max_lag, p.n_features = shape.n_features, p.frames_per_block = 8;
-  std::vector<float> window(size_t(fc.win_length));
-  for (int i = 0; i < fc.win_length; ++i) window[size_t(i)] = float(0.5 - 0.5 * std::cos(2.0 * M_PI * i / fc.win_length));
-  std::vector<float2> tw(size_t(fc.n_fft));
-  for (int m = 0; m < fc.n_fft; ++m)
-    tw[size_t(m)] = make_float2(float(std::cos(2.0 * M_PI * m / fc.n_fft)), float(-std::sin(2.0 * M_PI * m / fc.n_fft)));
+  const std::vector<float> window = stft_window(fc);
+  const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, fc.n_fft);
   std::vector<double> power(size_t(B), 0.0);
   out.assign(size_t(B) * shape.n_features * shape.n_frames, std::nanf(""));
   const unsigned gx = unsigned((shape.n_frames + p.frames_per_block - 1) / p.frames_per_block);
@@ -74,17 +72,6 @@ TEST(EmulatedFusedTeacher, MatchesTheCpuFeatures) {
 
 // --- partitioned overlap-save convolution ---------------------------------------------------------------
 #include "kernels/conv_fused.cuh"
-#include "sim/fft.h"
-
-namespace {
-
-double nmse_db(const float* a, const float* ref, size_t n) {
-  double e = 0, r = 0;
-  for (size_t i = 0; i < n; ++i) e += double(a[i] - ref[i]) * (a[i] - ref[i]), r += double(ref[i]) * ref[i];
-  return 10 * std::log10(e / std::max(r, 1e-300));
-}
-
-}  // namespace
 
 // Lengths that are not multiples of the block, a filter longer than several blocks, two pairs of filters.
 TEST(EmulatedFusedConvolution, MatchesCpuFftConvolution) {
@@ -94,25 +81,14 @@ TEST(EmulatedFusedConvolution, MatchesCpuFftConvolution) {
   for (auto& v : x) v = float(rng.normal());
   for (size_t i = 0; i < h.size(); ++i) h[i] = float(rng.normal() * std::exp(-double(i % L) / 400.0));
   const cuda::FusedConvParams p = cuda::fused_conv_params(T, L, F, K);
-  std::vector<float2> tw(size_t(p.N / 2));
-  for (int m = 0; m < p.N / 2; ++m)
-    tw[size_t(m)] = make_float2(float(std::cos(2.0 * M_PI * m / p.N)), float(-std::sin(2.0 * M_PI * m / p.N)));
+  const std::vector<float2> tw = cuda::fft_twiddles(p.N, p.N / 2);
   std::vector<float2> X(size_t(B) * p.J2 * (K + 1)), H(size_t(B) * (F / 2) * p.Q * 2 * (K + 1));
   std::vector<float> out(size_t(B) * F * T, std::nanf(""));
   ASSERT_LE(size_t(cuda::fused_conv_shared_bytes(p)), emu::dynamic_shared.size());
   emu::launch(unsigned(p.J2 / 2), unsigned(B), cuda::conv_input_spectra, x.data(), tw.data(), p, X.data());
   emu::launch(unsigned(p.Q), unsigned(B * F / 2), cuda::conv_filter_spectra, h.data(), tw.data(), p, H.data());
   emu::launch(unsigned(p.J), unsigned(B * F / 2), cuda::conv_output_blocks, X.data(), H.data(), tw.data(), p, out.data());
-  for (int b = 0; b < B; ++b) {
-    std::vector<float> ref(size_t(F) * T);
-    std::vector<const float*> hs;
-    std::vector<float*> outs;
-    for (int f = 0; f < F; ++f) hs.push_back(h.data() + (size_t(b) * F + f) * L), outs.push_back(ref.data() + size_t(f) * T);
-    convolve_many(x.data() + size_t(b) * T, T, hs, L, T, outs);
-    for (int f = 0; f < F; ++f)
-      EXPECT_LT(nmse_db(out.data() + (size_t(b) * F + f) * T, ref.data() + size_t(f) * T, size_t(T)), -100.0)
-          << "example " << b << " filter " << f;
-  }
+  test::expect_convolution_matches_cpu(out, x, h, B, F, T, L);
 }
 
 // --- classic DoA estimators -------------------------------------------------------------------------------
@@ -132,23 +108,10 @@ TEST(EmulatedClassicDoa, ChoosesAsTheCpu) {
   for (bool full : {false, true}) {
     SCOPED_TRACE(full ? "full circle" : "frontal");
     const ClassicDoa cpu(grid, fc, full, 1.0);
-    cuda::DoaParams p{};
-    p.T = T, p.n_frames = teacher_shape(fc, T).n_frames, p.n_fft = fc.n_fft, p.win = fc.win_length, p.hop = fc.hop_length;
-    p.log2_n = 9, p.frames_per_block = 8, p.bins = fc.n_fft / 2 + 1, p.bin_lo = cpu.bin_lo(), p.bin_hi = cpu.bin_hi();
-    p.n_candidates = int(cpu.candidates().size()), p.max_lag8 = cpu.max_lag_eighths();
-    std::vector<float> w(size_t(fc.win_length));
-    for (int i = 0; i < fc.win_length; ++i) w[size_t(i)] = float(0.5 - 0.5 * std::cos(2.0 * M_PI * i / fc.win_length));
-    std::vector<float2> tw(size_t(fc.n_fft / 2));
-    for (int i = 0; i < fc.n_fft / 2; ++i)
-      tw[size_t(i)] = make_float2(float(std::cos(2.0 * M_PI * i / fc.n_fft)), float(-std::sin(2.0 * M_PI * i / fc.n_fft)));
-    std::vector<cuda::DoaSteering> steer(size_t(p.n_candidates) * p.bins);
-    for (int c = 0; c < p.n_candidates; ++c)
-      for (int k = 0; k < p.bins; ++k) {
-        const auto hl = cpu.hrtf_left()[size_t(c) * p.bins + k], hr = cpu.hrtf_right()[size_t(c) * p.bins + k];
-        const std::complex<double> h(hl * std::conj(hr));
-        const std::complex<double> u = std::abs(h) > 0 ? h / std::abs(h) : std::complex<double>(0, 0);
-        steer[size_t(c) * p.bins + k] = {hl.real(), hl.imag(), hr.real(), hr.imag(), u.real(), u.imag()};
-      }
+    const cuda::DoaParams p = cuda::doa_params(cpu, T);
+    const std::vector<float> w = stft_window(fc);
+    const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, fc.n_fft / 2);
+    const std::vector<cuda::DoaSteering> steer = cuda::doa_steering(cpu);
     std::vector<float2> X(size_t(B) * 2 * p.n_frames * p.bins);
     std::vector<cuda::DoaStats> stats(size_t(B) * p.bins);
     std::vector<int> choice(size_t(B) * 3, -1);
