@@ -5,7 +5,7 @@
 #                                torch ratios (~4 min)
 #   scripts/gpu_check.sh full    + racecheck, end-to-end generate timing, btrain timings (on the fly on the
 #                                device, streamed shards, pre-loaded) (~4 min)
-#   scripts/gpu_check.sh recipe  build, gpu tests, kernel benchmarks + torch ratios, then the DoA recipe at the
+#   scripts/gpu_check.sh recipe  build, gpu tests, pipeline + DoA benchmarks, pretraining probes, then the DoA recipe at the
 #                                paper's model size (scripts/recipe_doa.sh gpu, ~4 min; needs the English
 #                                voices and the shared HRTF sets from fetch_gpu_deps.sh)
 # Every stage has its own time limit so that one hang cannot eat the lease; full logs are packed into
@@ -54,10 +54,11 @@ stamp "build rc=$build_rc"
 timeout 180 build-gpu/tests/test_gpu > "$LOG/test_gpu.log" 2>&1; gpu_tests_rc=$?
 stamp "test_gpu rc=$gpu_tests_rc"; grep -E "FAILED|Failure|error|Expected|Which is|actual|example|ms\)" "$LOG/test_gpu.log" | head -60
 build-gpu/apps/bsim devices > "$LOG/devices.txt" 2>&1
-BENCH_FILTER=.; [ "$MODE" = recipe ] && BENCH_FILTER='Convolve|Teacher|Pipeline|ClassicDoa'
+BENCH_FILTER=.; [ "$MODE" = recipe ] && BENCH_FILTER='Pipeline|ClassicDoa'
 timeout 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filter="$BENCH_FILTER" > "$LOG/bench_gpu.txt" 2>&1
 stamp "bench_gpu rc=$?"
-timeout 120 $PY bench/torch_baselines.py build-gpu/bench/bench_gpu > "$LOG/torch_baselines.md" 2>&1; stamp "torch rc=$?"
+# The torch ratios need the convolution and teacher benchmarks: not in recipe mode (quick/full measure them).
+[ "$MODE" != recipe ] && { timeout 120 $PY bench/torch_baselines.py build-gpu/bench/bench_gpu > "$LOG/torch_baselines.md" 2>&1; stamp "torch rc=$?"; }
 # Sanitizers: the heavy end-to-end generate test is left out (minutes under instrumentation).
 MEMCHECK_FILTER=-GpuPipeline.GenerateWritesTheCpuScenes:GpuBrir.LongResponsesAt48kHz
 [ "$MODE" = recipe ] && MEMCHECK_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*'
@@ -129,7 +130,7 @@ echo "| build (CUDA sm_90, trainer $TRAINER) | rc=$build_rc, ${build_s} s |"
 echo "| test_gpu | rc=$gpu_tests_rc; $(grep -E '^\[  PASSED|^\[  FAILED|^\[  SKIPPED' "$LOG/test_gpu.log" | tr '\n' ' ') |"
 echo "| compute-sanitizer memcheck / racecheck | rc=$memcheck_rc / $racecheck_rc; $(grep -E 'ERROR SUMMARY' "$LOG/memcheck.log" | tail -1) |"
 grep -hE "^BM_" "$LOG/bench_gpu.txt" | awk '{printf "| %s | %s %s |", $1, $2, $3; for (i = 6; i <= NF; ++i) printf " %s", $i; print " |"}'
-cat "$LOG/torch_baselines.md"
+cat "$LOG/torch_baselines.md" 2>/dev/null
 if [ "$MODE" = recipe ]; then
   for probe in bf16-4-cuda fp32-4-cuda fp32-2-cuda fp32-4-cpu; do
     echo "| pretraining probe $probe (precision, clip s, simulator): step,loss,... at 300 | $(tail -1 "$LOG/probe-$probe.csv" 2>/dev/null) |"
