@@ -94,7 +94,7 @@ ClassicDoa::ClassicDoa(const HrirGrid& grid, const FeatureConfig& stft, bool ful
 
 int ClassicDoa::max_lag_eighths() const { return int(std::ceil(0.0015 * fs_hz_ * kLagUpsample)); }
 
-double ClassicDoa::estimate(ClassicMethod m, const float* left, const float* right, int n) const {
+std::vector<double> ClassicDoa::scores(ClassicMethod m, const float* left, const float* right, int n) const {
   int frames = 0;
   const auto XL = stft(left, n, stft_, frames);
   const auto XR = stft(right, n, stft_, frames);
@@ -104,25 +104,29 @@ double ClassicDoa::estimate(ClassicMethod m, const float* left, const float* rig
     case ClassicMethod::srp_phat: return srp_phat(XL, XR, frames);
     case ClassicMethod::music: return music(XL, XR, frames);
   }
-  return 0;
+  return {};
 }
 
-double ClassicDoa::gcc_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR,
-                            int frames) const {
+double ClassicDoa::estimate(ClassicMethod m, const float* left, const float* right, int n) const {
+  const std::vector<double> s = scores(m, left, right, n);
+  // The first maximum: ties (front/back on a full grid) go to the first candidate.
+  return azimuth_deg_[size_t(std::max_element(s.begin(), s.end()) - s.begin())];
+}
+
+std::vector<double> ClassicDoa::gcc_phat(const std::vector<std::complex<float>>& XL,
+                                         const std::vector<std::complex<float>>& XR, int frames) const {
   const auto G = averaged_phat(XL, XR, frames, bins_, bin_lo_, bin_hi_);
   const double lag = phat_peak_lag(G, stft_.n_fft, 0.0015 * fs_hz_);
-  // Nearest ITD in the set's table (ties, e.g. front/back on a full grid, go to the first = frontmost).
-  size_t best = 0;
-  for (size_t c = 1; c < itd_samples_.size(); ++c)
-    if (std::fabs(itd_samples_[c] - lag) < std::fabs(itd_samples_[best] - lag)) best = c;
-  return azimuth_deg_[best];
+  // The nearest ITD in the set's table wins.
+  std::vector<double> score(itd_samples_.size());
+  for (size_t c = 0; c < itd_samples_.size(); ++c) score[c] = -std::fabs(itd_samples_[c] - lag);
+  return score;
 }
 
-double ClassicDoa::srp_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR,
-                            int frames) const {
+std::vector<double> ClassicDoa::srp_phat(const std::vector<std::complex<float>>& XL,
+                                         const std::vector<std::complex<float>>& XR, int frames) const {
   const auto G = averaged_phat(XL, XR, frames, bins_, bin_lo_, bin_hi_);
-  double best = -1e300;
-  size_t arg = 0;
+  std::vector<double> score(azimuth_deg_.size(), 0.0);
   for (size_t c = 0; c < azimuth_deg_.size(); ++c) {
     double p = 0;
     for (int k = bin_lo_; k <= bin_hi_; ++k) {
@@ -130,13 +134,13 @@ double ClassicDoa::srp_phat(const std::vector<std::complex<float>>& XL, const st
       const double a = std::abs(h);
       if (a > 0) p += (std::complex<double>(G[size_t(k)]) * std::conj(h / a)).real();
     }
-    if (p > best) best = p, arg = c;
+    score[c] = p;
   }
-  return azimuth_deg_[arg];
+  return score;
 }
 
-double ClassicDoa::music(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR,
-                         int frames) const {
+std::vector<double> ClassicDoa::music(const std::vector<std::complex<float>>& XL,
+                                      const std::vector<std::complex<float>>& XR, int frames) const {
   std::vector<double> score(azimuth_deg_.size(), 0.0);
   std::vector<double> p(azimuth_deg_.size());
   for (int k = bin_lo_; k <= bin_hi_; ++k) {
@@ -169,7 +173,7 @@ double ClassicDoa::music(const std::vector<std::complex<float>>& XL, const std::
     }
     for (size_t c = 0; c < azimuth_deg_.size(); ++c) score[c] += p[c] / pmax;  // each bin votes with weight 1
   }
-  return azimuth_deg_[size_t(std::max_element(score.begin(), score.end()) - score.begin())];
+  return score;
 }
 
 }  // namespace bsim

@@ -24,6 +24,10 @@ class ClassicDoa {
   // candidates: azimuths in [-90, 90] (frontal) or [-180, 180) (full) every step_deg.
   ClassicDoa(const HrirGrid& grid, const FeatureConfig& stft, bool full_circle, double step_deg = 1.0);
   double estimate(ClassicMethod m, const float* left, const float* right, int n) const;  // azimuth, degrees
+  // The score of every candidate (higher is better; estimate() returns the first maximum): the steered power
+  // (SRP-PHAT), the summed per-bin normalised pseudo-spectrum (MUSIC), minus the distance of the candidate's
+  // ITD to the GCC-PHAT peak lag in samples (GCC-PHAT).
+  std::vector<double> scores(ClassicMethod m, const float* left, const float* right, int n) const;
 
   const std::vector<double>& candidates() const { return azimuth_deg_; }
   const std::vector<double>& itd_table() const { return itd_samples_; }  // ITD per candidate (samples, + = left leads)
@@ -36,9 +40,9 @@ class ClassicDoa {
   const FeatureConfig& stft_config() const { return stft_; }
 
  private:
-  double gcc_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;
-  double srp_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;
-  double music(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;
+  std::vector<double> gcc_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;
+  std::vector<double> srp_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;
+  std::vector<double> music(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;
 
   FeatureConfig stft_;
   double fs_hz_;

@@ -273,7 +273,7 @@ const std::vector<Field>& schema() {
             &TrainConfig::labelled_examples),
       field("train.prefetch_batches", "btrain: batches prepared ahead", &C::train, &TrainConfig::prefetch_batches),
       field("train.device", "btrain: auto | cpu | cuda", &C::train, &TrainConfig::device),
-      field("train.precision", "btrain on CUDA: bf16 (autocast forward pass) | fp32", &C::train, &TrainConfig::precision),
+      field("train.precision", "btrain on CUDA: fp32 | bf16 (autocast forward pass; stalls the LSTM, see bench/RESULTS.md)", &C::train, &TrainConfig::precision),
       field("train.simulator", "btrain --on-the-fly: where batches are rendered: auto | cpu | cuda", &C::train,
             &TrainConfig::simulator),
   };

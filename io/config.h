@@ -116,7 +116,7 @@ struct TrainConfig {
   long long labelled_examples = 0;  // fine-tuning: cycle over this many labelled examples (0 = unlimited)
   int prefetch_batches = 4;     // batches rendered or read ahead of the trainer
   std::string device = "auto";  // auto | cpu | cuda
-  std::string precision = "bf16";  // bf16: autocast of the forward pass on CUDA (loss, optimiser fp32) | fp32
+  std::string precision = "fp32";  // fp32 | bf16: autocast of the forward pass on CUDA (loss, optimiser fp32)
   std::string simulator = "auto";  // on-the-fly batches: auto (cuda when training on CUDA and built with it) | cpu | cuda
 };
 

@@ -30,17 +30,14 @@ case "$SIZE" in
   gpu)
     PER_CELL=20; CLIP=4.0
     MODEL=()
-    # fp32: with bf16 autocast the first run's pretraining stalled (loss 0.991 -> 0.989, bench/RESULTS.md).
-    PRE=(--set train.batch_size=32 --set train.steps=1500 --set train.device=cuda --set train.precision=fp32)
-    FIN=(--set train.batch_size=32 --set train.steps=600 --set train.labelled_examples=2048 --set train.device=cuda
-         --set train.precision=fp32)
+    PRE=(--set train.batch_size=32 --set train.steps=1500 --set train.device=cuda)
+    FIN=(--set train.batch_size=32 --set train.steps=600 --set train.labelled_examples=2048 --set train.device=cuda)
     ;;
   full)
     PER_CELL=40; CLIP=4.0
     MODEL=()
-    PRE=(--set train.batch_size=32 --set train.steps=3000 --set train.device=cuda --set train.precision=fp32)
-    FIN=(--set train.batch_size=32 --set train.steps=1000 --set train.labelled_examples=2048 --set train.device=cuda
-         --set train.precision=fp32)
+    PRE=(--set train.batch_size=32 --set train.steps=3000 --set train.device=cuda)
+    FIN=(--set train.batch_size=32 --set train.steps=1000 --set train.labelled_examples=2048 --set train.device=cuda)
     ;;
   *) echo "usage: $0 small|medium|gpu|full [OUT]" >&2; exit 2 ;;
 esac

@@ -1,4 +1,6 @@
 // GPU kernels against the CPU reference (label gpu). Every test skips where no CUDA device is visible.
+#include <algorithm>
+#include <cstdio>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -382,7 +384,11 @@ TEST(GpuPipeline, GenerateWritesTheCpuScenes) {
 #include "kernels/doa_gpu.h"
 #include "tests/doa_scenes.h"
 
-// The GPU chooses the CPU's candidate for every method (frontal and full circle) on scenes of known direction.
+// The GPU chooses the CPU's candidate for every method (frontal and full circle) on scenes of known direction,
+// or, where the CPU's own scores are tied to float precision, a candidate the CPU scores as high. The first
+// H200 run found such a tie: MUSIC at 0 deg on the full circle, where front (-1 deg) and back (-180 deg) reach
+// the pseudo-spectrum's cap in the same bins; the device's float rounding (FMA contraction, its sincos) broke
+// the tie the other way. A real disagreement scores far below the best (degrees away on a smooth score).
 TEST(GpuClassicDoa, ChoosesAsTheCpu) {
   if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
   const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 16000.0, 2.0, 5.0);
@@ -390,6 +396,7 @@ TEST(GpuClassicDoa, ChoosesAsTheCpu) {
   const int T = 12000;
   const std::vector<double> azimuths{-75, -40, -10, 0, 25, 60, 85};
   const std::vector<float> audio = test::directional_scenes(grid, azimuths, T);
+  int exact = 0, total = 0;
   for (bool full : {false, true}) {
     SCOPED_TRACE(full ? "full circle" : "frontal");
     const ClassicDoa cpu(grid, fc, full, 1.0);
@@ -398,9 +405,17 @@ TEST(GpuClassicDoa, ChoosesAsTheCpu) {
     for (size_t b = 0; b < azimuths.size(); ++b) {
       const float* l = audio.data() + b * 2 * T;
       int m = 0;
-      for (ClassicMethod method : {ClassicMethod::gcc_phat, ClassicMethod::srp_phat, ClassicMethod::music})
-        EXPECT_EQ(cpu.candidates()[size_t(choice[b][size_t(m++)])], cpu.estimate(method, l, l + T, T))
-            << classic_method_name(method) << " at " << azimuths[b] << " deg";
+      for (ClassicMethod method : {ClassicMethod::gcc_phat, ClassicMethod::srp_phat, ClassicMethod::music}) {
+        const std::vector<double> score = cpu.scores(method, l, l + T, T);
+        const size_t want = size_t(std::max_element(score.begin(), score.end()) - score.begin());
+        const size_t got = size_t(choice[b][size_t(m++)]);
+        const double range = *std::max_element(score.begin(), score.end()) - *std::min_element(score.begin(), score.end());
+        ++total, exact += got == want;
+        EXPECT_GE(score[got], score[want] - 1e-4 * range)
+            << classic_method_name(method) << " at " << azimuths[b] << " deg: the GPU chose "
+            << cpu.candidates()[got] << " deg, the CPU " << cpu.candidates()[want] << " deg";
+      }
     }
   }
+  std::printf("GPU chose the CPU's exact candidate in %d of %d cases (the rest tied)\n", exact, total);
 }
