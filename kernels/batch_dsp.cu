@@ -260,7 +260,8 @@ void compute(BatchTeacher::Impl& m, const float* audio, float* out, cudaStream_t
   if (m.fused) {
     const dim3 grid((m.frames + m.fp.frames_per_block - 1) / m.fp.frames_per_block, m.max_batch);
     BSIM_CUDA_TRY(cudaMemsetAsync(m.power.get(), 0, size_t(m.max_batch) * sizeof(double), s));
-    fused_teacher_power<<<grid, 32, 0, s>>>(audio, m.window.get(), m.fp, m.power.get());
+    fused_teacher_power<<<grid, kThreads, fused_teacher_power_shared_bytes(m.fp), s>>>(audio, m.window.get(), m.fp,
+                                                                                        m.power.get());
     BSIM_CUDA_TRY(cudaGetLastError());
     fused_teacher<<<grid, kThreads, m.fused_smem, s>>>(audio, m.window.get(), m.twiddle.get(), m.power.get(), m.fp, out);
     BSIM_CUDA_TRY(cudaGetLastError());
@@ -325,7 +326,7 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T) : imp
     m.fp.frames_per_block = n <= 512 ? 8 : 4;
     m.fused_smem = fused_teacher_shared_bytes(m.fp);
     BSIM_CUDA_TRY(cudaFuncSetAttribute(fused_teacher, cudaFuncAttributeMaxDynamicSharedMemorySize, m.fused_smem));
-    const std::vector<float2> tw = fft_twiddles(n, n);  // the GCC lag sums index the whole circle
+    const std::vector<float2> tw = fft_twiddles(n, std::max(1, n / 8));
     m.twiddle = DeviceBuffer<float2>(tw.size());
     BSIM_CUDA_TRY(cudaMemcpy(m.twiddle.get(), tw.data(), tw.size() * sizeof(float2), cudaMemcpyHostToDevice));
     m.power = DeviceBuffer<double>(size_t(max_batch));

@@ -27,50 +27,54 @@ inline FusedConvParams fused_conv_params(int T, int L, int F, int K) {
   p.J = (T + K - 1) / K, p.J2 = p.J + (p.J & 1), p.Q = (L + K - 1) / K;
   return p;
 }
-// Shared memory per block: one N-point transform and the twiddles.
-inline int fused_conv_shared_bytes(const FusedConvParams& p) { return int(sizeof(float2)) * (p.N + p.N / 2); }
+// Shared memory per block: two N-point transform buffers (kernels/smem_fft.cuh) and the twiddles.
+inline int fused_conv_shared_bytes(const FusedConvParams& p) {
+  return int(sizeof(float2)) * (2 * fft_padded(p.N) + p.N / 8);
+}
 
 // X[b][j][k], k <= K: spectra of input frames j and j+1 (j even). Grid (J2 / 2, B).
 __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedConvParams p, float2* X) {
   BSIM_DYNAMIC_SHARED(float2, shared);
-  float2* z = shared;
-  float2* tw = z + p.N;
+  float2* a = shared;
+  float2* c = a + fft_padded(p.N);
+  float2* tw = c + fft_padded(p.N);
   const int b = blockIdx.y, j0 = 2 * blockIdx.x, nb = p.K + 1;
   const float* xb = x + (size_t)b * p.T;
-  for (int i = threadIdx.x; i < p.N / 2; i += blockDim.x) tw[i] = twiddle[i];
+  for (int i = threadIdx.x; i < p.N / 8; i += blockDim.x) tw[i] = twiddle[i];
   for (int i = threadIdx.x; i < p.N; i += blockDim.x) {
     const int s0 = (j0 - 1) * p.K + i, s1 = s0 + p.K;
-    z[bit_reversed(i, p.log2_N)] = make_float2(s0 >= 0 && s0 < p.T ? xb[s0] : 0.0f, s1 >= 0 && s1 < p.T ? xb[s1] : 0.0f);
+    a[fft_pad(i)] = make_float2(s0 >= 0 && s0 < p.T ? xb[s0] : 0.0f, s1 >= 0 && s1 < p.T ? xb[s1] : 0.0f);
   }
-  smem_fft(z, tw, p.log2_N, 1, false);
+  const float2* z = smem_fft(a, c, tw, p.log2_N, 1, false);
   float2* out0 = X + ((size_t)b * p.J2 + j0) * nb;
   for (int k = threadIdx.x; k < nb; k += blockDim.x) {
-    float2 a, c;
-    split_two_real(z, p.N, k, a, c);
-    out0[k] = a, out0[nb + k] = c;
+    float2 s0, s1;
+    split_two_real(z, p.N, k, s0, s1);
+    out0[k] = s0, out0[nb + k] = s1;
   }
 }
 
 // H[b][pair][q][ear][k]: spectra of partition q of the pair's two filters. Grid (Q, B * F / 2).
 __global__ void conv_filter_spectra(const float* h, const float2* twiddle, FusedConvParams p, float2* H) {
   BSIM_DYNAMIC_SHARED(float2, shared);
-  float2* z = shared;
-  float2* tw = z + p.N;
+  float2* a = shared;
+  float2* c = a + fft_padded(p.N);
+  float2* tw = c + fft_padded(p.N);
   const int q = blockIdx.x, bp = blockIdx.y, nb = p.K + 1;  // bp = b * F/2 + pair
   const float* h0 = h + (size_t)bp * 2 * p.L;               // filters 2 pair and 2 pair + 1 of example b
   const float* h1 = h0 + p.L;
-  for (int i = threadIdx.x; i < p.N / 2; i += blockDim.x) tw[i] = twiddle[i];
+  for (int i = threadIdx.x; i < p.N / 8; i += blockDim.x) tw[i] = twiddle[i];
   for (int i = threadIdx.x; i < p.N; i += blockDim.x) {
     const int s = q * p.K + i;
     const bool in = i < p.K && s < p.L;
-    z[bit_reversed(i, p.log2_N)] = make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
+    a[fft_pad(i)] = make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
   }
-  smem_fft(z, tw, p.log2_N, 1, false);
+  const float2* z = smem_fft(a, c, tw, p.log2_N, 1, false);
   float2* out = H + ((size_t)bp * p.Q + q) * 2 * nb;
   for (int k = threadIdx.x; k < nb; k += blockDim.x) {
-    float2 a, c;
-    split_two_real(z, p.N, k, a, c);
-    out[k] = a, out[nb + k] = c;
+    float2 s0, s1;
+    split_two_real(z, p.N, k, s0, s1);
+    out[k] = s0, out[nb + k] = s1;
   }
 }
 
@@ -79,31 +83,32 @@ __global__ void conv_filter_spectra(const float* h, const float2* twiddle, Fused
 __global__ void conv_output_blocks(const float2* X, const float2* H, const float2* twiddle, FusedConvParams p,
                                    float* out) {
   BSIM_DYNAMIC_SHARED(float2, shared);
-  float2* z = shared;
-  float2* tw = z + p.N;
+  float2* a = shared;
+  float2* c = a + fft_padded(p.N);
+  float2* tw = c + fft_padded(p.N);
   const int j = blockIdx.x, bp = blockIdx.y, b = bp / (p.F / 2), nb = p.K + 1;
-  for (int i = threadIdx.x; i < p.N / 2; i += blockDim.x) tw[i] = twiddle[i];
+  for (int i = threadIdx.x; i < p.N / 8; i += blockDim.x) tw[i] = twiddle[i];
   const float2* Hb = H + (size_t)bp * p.Q * 2 * nb;
   const float2* Xb = X + (size_t)b * p.J2 * nb;
   for (int k = threadIdx.x; k < nb; k += blockDim.x) {
     float2 y0 = make_float2(0.0f, 0.0f), y1 = y0;
     for (int q = 0; q < p.Q && q <= j; ++q) {
       const float2 xv = Xb[(size_t)(j - q) * nb + k];
-      const float2 a = cmul(xv, Hb[((size_t)q * 2 + 0) * nb + k]), c = cmul(xv, Hb[((size_t)q * 2 + 1) * nb + k]);
-      y0.x += a.x, y0.y += a.y, y1.x += c.x, y1.y += c.y;
+      const float2 u = cmul(xv, Hb[((size_t)q * 2 + 0) * nb + k]), v = cmul(xv, Hb[((size_t)q * 2 + 1) * nb + k]);
+      y0.x += u.x, y0.y += u.y, y1.x += v.x, y1.y += v.y;
     }
     // Z_k = Y0_k + i Y1_k, and for the mirrored bin N-k: conj(Y0_k) + i conj(Y1_k).
-    z[bit_reversed(k, p.log2_N)] = make_float2(y0.x - y1.y, y0.y + y1.x);
-    if (k > 0 && k < p.K) z[bit_reversed(p.N - k, p.log2_N)] = make_float2(y0.x + y1.y, -y0.y + y1.x);
+    a[fft_pad(k)] = make_float2(y0.x - y1.y, y0.y + y1.x);
+    if (k > 0 && k < p.K) a[fft_pad(p.N - k)] = make_float2(y0.x + y1.y, -y0.y + y1.x);
   }
-  smem_fft(z, tw, p.log2_N, 1, true);
+  const float2* z = smem_fft(a, c, tw, p.log2_N, 1, true);
   const float scale = 1.0f / float(p.N);
   float* o0 = out + ((size_t)bp * 2) * p.T;  // filters 2 pair, 2 pair + 1 of example b
   float* o1 = o0 + p.T;
   for (int n = threadIdx.x; n < p.K; n += blockDim.x) {
     const int t = j * p.K + n;
     if (t >= p.T) continue;
-    const float2 v = z[p.K + n];
+    const float2 v = z[fft_pad(p.K + n)];
     o0[t] = v.x * scale, o1[t] = v.y * scale;
   }
 }

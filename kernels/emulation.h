@@ -58,6 +58,8 @@ inline double atomicAdd(double* p, double v) {
   return old;
 }
 #define BSIM_DYNAMIC_SHARED(type, name) type* name = reinterpret_cast<type*>(bsim::emu::dynamic_shared.data())
+#define BSIM_UNROLL
 #else
 #define BSIM_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#define BSIM_UNROLL _Pragma("unroll")
 #endif

@@ -1,9 +1,11 @@
 // Teacher features in one pass over the audio (sim/features.h defines them; the CPU is the reference):
 // a block takes `frames_per_block` consecutive frames of one example, windows both ears into one complex
-// signal per frame (left + i right), runs a radix-2 FFT of n_fft points in shared memory, separates the two
-// ears' spectra and writes GCC-PHAT lags (a direct inverse DFT of only the lags kept) or IPD/ILD rows.
-// Nothing between the audio and the features goes through global memory, unlike framing + cuFFT + feature
-// kernels, which move ~6 MB per 4 s example.
+// signal per frame (left + i right), transforms them in shared memory (kernels/smem_fft.cuh), separates the
+// two ears' spectra and writes IPD/ILD rows, or for GCC-PHAT forms the PHAT-weighted cross-spectra and
+// transforms them back two frames at a time (G_a + i G_b: both correlations are real, so they come back as the
+// real and imaginary parts of one inverse transform) and writes the lags kept. Nothing between the audio and
+// the features goes through global memory, unlike framing + cuFFT + feature kernels (~6 MB per 4 s example).
+// Stores go frame-fastest so that a warp writes whole runs of a feature row.
 // eps (1e-10 x the mean |X|^2 over both ears, frames and bins) comes from a first, cheap kernel using
 // Parseval per frame: sum_{k<=n/2} |X_k|^2 = (n sum x^2 + X_0^2 + X_{n/2}^2) / 2 for a real frame x.
 // Device code only; compiles as plain C++ under kernels/emulation.h for the CPU tests.
@@ -16,90 +18,116 @@ namespace bsim::cuda {
 struct FusedTeacherParams {
   int T, n_frames, n_fft, log2_n, win, hop;
   int kind;  // 0 gcc_phat, 1 ipd, 2 ild, 3 ipd_ild
-  int max_lag, n_features, frames_per_block;
+  int max_lag, n_features, frames_per_block;  // frames_per_block even
 };
 
-// Shared memory a block of the fused kernel needs (bytes).
+// Shared memory a block of the fused kernel needs (bytes): two transform buffers and the twiddles.
 inline int fused_teacher_shared_bytes(const FusedTeacherParams& p) {
-  const int nb = p.n_fft / 2 + 1;
-  return int(sizeof(float2)) * (p.frames_per_block * p.n_fft + p.frames_per_block * nb + p.n_fft);
+  return int(sizeof(float2)) * (2 * p.frames_per_block * fft_padded(p.n_fft) + p.n_fft / 8);
+}
+// ... and the power kernel: per-lane partial sums for each (frame, ear), then per (frame, ear) totals.
+inline int fused_teacher_power_shared_bytes(const FusedTeacherParams& p) {
+  return int(sizeof(float)) * 3 * 2 * p.frames_per_block * 32 + int(sizeof(double)) * 2 * p.frames_per_block;
 }
 
-// power[b] += sum over both ears and this block's frames of sum_k |X_k|^2 (power zeroed before).
-// Grid (ceil(n_frames / frames_per_block), B).
+// power[b] += sum over both ears and this block's frames of sum_k |X_k|^2 (power zeroed before). 32 lanes
+// per (frame, ear) read consecutive samples. Grid (ceil(n_frames / frames_per_block), B); dynamic shared
+// memory fused_teacher_power_shared_bytes(p).
 __global__ void fused_teacher_power(const float* audio, const float* window, FusedTeacherParams p, double* power) {
-  const int b = blockIdx.y, t0 = blockIdx.x * p.frames_per_block;
-  const float* x0 = audio + (size_t)b * 2 * p.T;
-  double acc = 0;
-  for (int j = threadIdx.x; j < 2 * p.frames_per_block; j += blockDim.x) {
-    const int t = t0 + j / 2, ear = j % 2;
-    if (t >= p.n_frames) continue;
-    const float* x = x0 + (size_t)ear * p.T + (size_t)t * p.hop;
-    double s2 = 0, s0 = 0, s1 = 0;
-    for (int i = 0; i < p.win; ++i) {
-      const double v = double(x[i] * window[i]);
-      s2 += v * v, s0 += v, s1 += (i & 1) ? -v : v;
+  BSIM_DYNAMIC_SHARED(float, part);
+  const int b = blockIdx.y, t0 = blockIdx.x * p.frames_per_block, pairs = 2 * p.frames_per_block;
+  float* s2 = part;
+  float* s0 = s2 + pairs * 32;
+  float* s1 = s0 + pairs * 32;
+  double* per_pair = reinterpret_cast<double*>(s1 + pairs * 32);
+  for (int idx = threadIdx.x; idx < pairs * 32; idx += blockDim.x) {
+    const int pair = idx >> 5, lane = idx & 31, t = t0 + (pair >> 1), ear = pair & 1;
+    float a2 = 0.0f, a0 = 0.0f, a1 = 0.0f;
+    if (t < p.n_frames) {
+      const float* x = audio + ((size_t)b * 2 + ear) * p.T + (size_t)t * p.hop;
+      for (int i = lane; i < p.win; i += 32) {
+        const float v = x[i] * window[i];
+        a2 += v * v, a0 += v, a1 += (i & 1) ? -v : v;
+      }
     }
-    acc += 0.5 * (double(p.n_fft) * s2 + s0 * s0 + s1 * s1);
+    s2[idx] = a2, s0[idx] = a0, s1[idx] = a1;
   }
-  atomicAdd(power + b, acc);  // a few hundred adds per example: no block reduction needed
+  __syncthreads();
+  for (int pair = threadIdx.x; pair < pairs; pair += blockDim.x) {
+    double q2 = 0, q0 = 0, q1 = 0;
+    for (int lane = 0; lane < 32; ++lane) q2 += s2[pair * 32 + lane], q0 += s0[pair * 32 + lane], q1 += s1[pair * 32 + lane];
+    per_pair[pair] = 0.5 * (double(p.n_fft) * q2 + q0 * q0 + q1 * q1);
+  }
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double acc = 0;
+    for (int pair = 0; pair < pairs; ++pair) acc += per_pair[pair];
+    atomicAdd(power + b, acc);  // a few hundred adds per example
+  }
 }
 
-// twiddle[m] = exp(-2 pi i m / n_fft), m < n_fft (computed in double on the host).
-// Grid (ceil(n_frames / frames_per_block), B); dynamic shared memory fused_teacher_shared_bytes(p).
+// twiddle: fft_twiddles(n_fft, >= n_fft / 8). Grid (ceil(n_frames / frames_per_block), B); dynamic shared
+// memory fused_teacher_shared_bytes(p).
 __global__ void fused_teacher(const float* audio, const float* window, const float2* twiddle, const double* power,
                               FusedTeacherParams p, float* out) {
   BSIM_DYNAMIC_SHARED(float2, shared);
-  const int n = p.n_fft, half_n = n / 2, nb = half_n + 1, F = p.frames_per_block;
-  float2* z = shared;           // [F][n]
-  float2* g = z + F * n;        // [F][nb]
-  float2* tw = g + F * nb;      // [n]
+  const int n = p.n_fft, half_n = n / 2, nb = half_n + 1, F = p.frames_per_block, S = fft_padded(n);
+  float2* buf_a = shared;          // [F][S]
+  float2* buf_b = buf_a + F * S;   // [F][S]
+  float2* tw = buf_b + F * S;      // [n / 8]
   const int b = blockIdx.y, t0 = blockIdx.x * F;
   const float* left = audio + (size_t)b * 2 * p.T;
   const float* right = left + p.T;
-  for (int i = threadIdx.x; i < n; i += blockDim.x) tw[i] = twiddle[i];
-  stft_pair_frames(left, right, window, tw, n, p.log2_n, p.win, p.hop, p.n_frames, t0, F, z);
+  for (int i = threadIdx.x; i < n / 8; i += blockDim.x) tw[i] = twiddle[i];
+  float2* z = stft_pair_frames(left, right, window, tw, n, p.log2_n, p.win, p.hop, p.n_frames, t0, F, buf_a, buf_b);
+  float2* free_buf = z == buf_a ? buf_b : buf_a;
   const double eps_d = 1e-10 * power[b] / (2.0 * double(p.n_frames) * nb) + 1e-30;
   const float eps = float(eps_d);
-  // Z_k = L_k + i R_k  =>  L_k = (Z_k + conj Z_{n-k}) / 2,  R_k = (Z_k - conj Z_{n-k}) / (2i).
-  for (int idx = threadIdx.x; idx < F * nb; idx += blockDim.x) {
-    const int f = idx / nb, k = idx % nb, t = t0 + f;
-    float2 l, r;
-    split_two_real(z + f * n, n, k, l, r);
-    const float gx = l.x * r.x + l.y * r.y, gy = l.y * r.x - l.x * r.y;  // L conj(R)
-    if (p.kind == 0) {
-      const float a = float(fmax(double(sqrtf(gx * gx + gy * gy)), eps_d));
-      g[f * nb + k] = make_float2(gx / a, gy / a);
-      continue;
+  float* ob = out + (size_t)b * p.n_features * p.n_frames;
+  if (p.kind != 0) {
+    for (int idx = threadIdx.x; idx < F * nb; idx += blockDim.x) {
+      const int k = idx / F, f = idx - k * F, t = t0 + f;
+      if (t >= p.n_frames) continue;
+      float2 l, r;
+      split_two_real(z + f * S, n, k, l, r);
+      const float gx = l.x * r.x + l.y * r.y, gy = l.y * r.x - l.x * r.y;  // L conj(R)
+      if (p.kind == 1 || p.kind == 3) {
+        const float phase = atan2f(gy, gx);
+        ob[(size_t)k * p.n_frames + t] = cosf(phase);
+        ob[(size_t)(nb + k) * p.n_frames + t] = sinf(phase);
+      }
+      if (p.kind == 2 || p.kind == 3) {
+        const int row = p.kind == 3 ? 2 * nb + k : k;
+        ob[(size_t)row * p.n_frames + t] = 10.0f * log10f((l.x * l.x + l.y * l.y + eps) / (r.x * r.x + r.y * r.y + eps));
+      }
     }
-    if (t >= p.n_frames) continue;
-    float* o = out + (size_t)b * p.n_features * p.n_frames + t;
-    if (p.kind == 1 || p.kind == 3) {
-      const float phase = atan2f(gy, gx);
-      o[(size_t)k * p.n_frames] = cosf(phase);
-      o[(size_t)(nb + k) * p.n_frames] = sinf(phase);
-    }
-    if (p.kind == 2 || p.kind == 3) {
-      const int row = p.kind == 3 ? 2 * nb + k : k;
-      o[(size_t)row * p.n_frames] = 10.0f * log10f((l.x * l.x + l.y * l.y + eps) / (r.x * r.x + r.y * r.y + eps));
-    }
+    return;
   }
-  if (p.kind != 0) return;  // uniform across the block
-  __syncthreads();
-  // GCC-PHAT: r[lag] = (1/n) (G_0 + (-1)^lag G_{n/2} + 2 sum_{k=1}^{n/2-1} Re(G_k e^{+2 pi i k lag / n})).
-  const int n_lags = 2 * p.max_lag + 1;
-  for (int idx = threadIdx.x; idx < F * n_lags; idx += blockDim.x) {
-    const int f = idx / n_lags, li = idx % n_lags, lag = li - p.max_lag, t = t0 + f;
-    if (t >= p.n_frames) continue;
-    const float2* G = g + f * nb;
-    float s = 0.0f;
-    for (int k = 1; k < half_n; ++k) {
-      const int m = (k * lag) & (n - 1);  // k lag mod n (n a power of two; also for negative lags)
-      const float2 e = tw[m];  // exp(-2 pi i m / n): cos = e.x, sin(+angle) = -e.y
-      s += G[k].x * e.x + G[k].y * e.y;
+  // GCC-PHAT. Frames 2q and 2q+1: Y = G_2q + i G_2q+1 over the whole circle (G_{n-k} = conj G_k; G_0 and
+  // G_{n/2} are real), so that one inverse transform gives r_2q + i r_2q+1, times n. As the CPU:
+  // r[lag] = (1/n) (G_0 + (-1)^lag G_{n/2} + 2 sum_{k=1}^{n/2-1} Re(G_k e^{+2 pi i k lag / n})).
+  for (int idx = threadIdx.x; idx < (F / 2) * nb; idx += blockDim.x) {
+    const int q = idx / nb, k = idx - q * nb;
+    float2 g[2];
+    for (int e = 0; e < 2; ++e) {
+      float2 l, r;
+      split_two_real(z + (2 * q + e) * S, n, k, l, r);
+      const float gx = l.x * r.x + l.y * r.y, gy = l.y * r.x - l.x * r.y;  // L conj(R)
+      const float a = float(fmax(double(sqrtf(gx * gx + gy * gy)), eps_d));
+      g[e] = make_float2(gx / a, (k == 0 || k == half_n) ? 0.0f : gy / a);
     }
-    const float edge = G[0].x + ((lag & 1) ? -G[half_n].x : G[half_n].x);
-    out[((size_t)b * p.n_features + li) * p.n_frames + t] = (edge + 2.0f * s) / float(n);
+    float2* y = free_buf + q * S;
+    y[fft_pad(k)] = make_float2(g[0].x - g[1].y, g[0].y + g[1].x);
+    if (k > 0 && k < half_n) y[fft_pad(n - k)] = make_float2(g[0].x + g[1].y, g[1].x - g[0].y);
+  }
+  const float2* rr = smem_fft(free_buf, z, tw, p.log2_n, F / 2, true);
+  const int n_lags = 2 * p.max_lag + 1;
+  const float scale = 1.0f / float(n);
+  for (int idx = threadIdx.x; idx < n_lags * F; idx += blockDim.x) {
+    const int li = idx / F, f = idx - li * F, t = t0 + f;
+    if (t >= p.n_frames) continue;
+    const float2 v = rr[(f >> 1) * S + fft_pad((li - p.max_lag) & (n - 1))];
+    ob[(size_t)li * p.n_frames + t] = ((f & 1) ? v.y : v.x) * scale;
   }
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <complex>
 
 #include "kernels/teacher_fused.cuh"
 #include "sim/features.h"
@@ -46,11 +47,43 @@ void run_fused(const FeatureConfig& fc, int B, int T, const std::vector<float>& 
   out.assign(size_t(B) * shape.n_features * shape.n_frames, std::nanf(""));
   const unsigned gx = unsigned((shape.n_frames + p.frames_per_block - 1) / p.frames_per_block);
   ASSERT_LE(size_t(cuda::fused_teacher_shared_bytes(p)), emu::dynamic_shared.size());
+  ASSERT_LE(size_t(cuda::fused_teacher_power_shared_bytes(p)), emu::dynamic_shared.size());
   emu::launch(gx, unsigned(B), cuda::fused_teacher_power, audio.data(), window.data(), p, power.data());
   emu::launch(gx, unsigned(B), cuda::fused_teacher, audio.data(), window.data(), tw.data(), power.data(), p, out.data());
 }
 
 }  // namespace
+
+// The shared-memory FFT against a direct DFT in double: every first-pass radix (log2 n mod 3 = 0, 1, 2),
+// forward and inverse, several transforms per call, result in whichever buffer the passes end in.
+TEST(EmulatedSmemFft, MatchesTheDirectDft) {
+  for (int log2_n = 3; log2_n <= 12; ++log2_n)
+    for (bool inverse : {false, true}) {
+      const int n = 1 << log2_n, count = 3, S = cuda::fft_padded(n);
+      SCOPED_TRACE("n " + std::to_string(n) + (inverse ? " inverse" : " forward"));
+      Rng rng(uint64_t(log2_n), 0, Stream::noise);
+      std::vector<float2> a(size_t(count) * S, make_float2(std::nanf(""), 0.0f)), b = a;
+      std::vector<std::vector<std::complex<double>>> x(count, std::vector<std::complex<double>>(size_t(n)));
+      for (int c = 0; c < count; ++c)
+        for (int i = 0; i < n; ++i) {
+          x[size_t(c)][size_t(i)] = {rng.normal(), rng.normal()};
+          a[size_t(c * S + cuda::fft_pad(i))] = make_float2(float(x[size_t(c)][size_t(i)].real()),
+                                                             float(x[size_t(c)][size_t(i)].imag()));
+        }
+      const std::vector<float2> tw = cuda::fft_twiddles(n, n / 8);
+      const float2* y = cuda::smem_fft(a.data(), b.data(), tw.data(), log2_n, count, inverse);
+      double err = 0, ref = 0;
+      for (int c = 0; c < count; ++c)
+        for (int k = 0; k < n; ++k) {
+          std::complex<double> want = 0;
+          for (int m = 0; m < n; ++m)
+            want += x[size_t(c)][size_t(m)] * std::polar(1.0, (inverse ? 2.0 : -2.0) * M_PI * double((long(k) * m) % n) / n);
+          const float2 got = y[c * S + cuda::fft_pad(k)];
+          err += std::norm(std::complex<double>(got.x, got.y) - want), ref += std::norm(want);
+        }
+      EXPECT_LT(10 * std::log10(err / ref), -120.0);
+    }
+}
 
 // Every kind, a frame count that is not a multiple of the block's frames, and n_fft 512 and 256.
 TEST(EmulatedFusedTeacher, MatchesTheCpuFeatures) {
