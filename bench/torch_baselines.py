@@ -93,6 +93,19 @@ def main():
             "BM_TeacherBatch/0" if "GCC" in k else "BM_TeacherBatch/1")
         ratio = f"{v / mine:.1f}x" if mine else "-"
         print(f"| {k}{' (fastest torch)' if v == best_conv else ''} | {v:.2f} | {f'{mine:.2f}' if mine else '-'} | {ratio} |")
+    # Every bsim variant (default and the alternatives beside it) against the fastest torch path for its work.
+    if ours:
+        print()
+        print("| bsim variant | us/example | torch reference | speed-up |")
+        print("|---|---|---|---|")
+        for name, mine in sorted(ours.items()):
+            if "Convolve" in name:
+                ref, label = best_conv, "fastest conv"
+            elif name.endswith("/0"):
+                ref, label = rows["stft + GCC-PHAT 17 lags"], "stft + GCC-PHAT"
+            else:
+                ref, label = rows["stft + IPD/ILD"], "stft + IPD/ILD"
+            print(f"| {name} | {mine:.2f} | {label} {ref:.2f} | {ref / mine:.1f}x |")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 #include <cufft.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -142,7 +143,8 @@ namespace {
 void compute(BatchConvolver::Impl& m);
 }
 
-BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L) : impl_(std::make_unique<Impl>()) {
+BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L, int block)
+    : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.max_batch = max_batch, m.n_filters = n_filters, m.T = T, m.L = L;
   // By measurement (H200, bench/RESULTS.md) one full-length cuFFT transform per operand (3.6 us per example)
@@ -153,7 +155,9 @@ BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L) : imp
     throw InputError(std::string("BSIM_CONV_KERNEL='") + choice + "': use fused or cufft (or leave it unset)");
   m.fused = n_filters % 2 == 0 && choice && std::string(choice) == "fused";
   if (m.fused) {
-    m.cp = fused_conv_params(T, L, n_filters, 2048);
+    if (block < 4 || block > 8192 || (block & (block - 1)) != 0)
+      throw InputError("BatchConvolver: block " + std::to_string(block) + " must be a power of two in 4..8192");
+    m.cp = fused_conv_params(T, L, n_filters, block);
     m.conv_smem = fused_conv_shared_bytes(m.cp);
     for (const void* k : {(const void*)conv_input_spectra, (const void*)conv_filter_spectra, (const void*)conv_output_blocks})
       BSIM_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, m.conv_smem));
@@ -217,7 +221,8 @@ void compute(BatchConvolver::Impl& m) {
   cudaStream_t s = m.stream.get();
   if (m.fused) {
     const FusedConvParams& p = m.cp;
-    const int B = m.max_batch, pairs = m.n_filters / 2, threads = 512;
+    // One radix-8 butterfly per thread and pass: N / 8 items, within 256..1024 threads.
+    const int B = m.max_batch, pairs = m.n_filters / 2, threads = std::min(1024, std::max(256, p.N / 8));
     conv_input_spectra<<<dim3(p.J2 / 2, B), threads, m.conv_smem, s>>>(m.x.get(), m.conv_twiddle.get(), p, m.conv_X.get());
     conv_filter_spectra<<<dim3(p.Q, B * pairs), threads, m.conv_smem, s>>>(m.h.get(), m.conv_twiddle.get(), p, m.conv_H.get());
     conv_output_blocks<<<dim3(p.J, B * pairs), threads, m.conv_smem, s>>>(m.conv_X.get(), m.conv_H.get(),

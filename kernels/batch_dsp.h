@@ -11,11 +11,12 @@
 namespace bsim::cuda {
 
 // out[b][f][0..T) = (x[b] * h[b][f])[0..T): B examples, F filters each (e.g. BRIR L/R + direct L/R).
-// One full-length cuFFT transform per operand; BSIM_CONV_KERNEL=fused selects partitioned overlap-save with
-// the transforms in shared memory (for an even F; measured slower, kept tested for the next attempt).
+// One full-length cuFFT transform per operand; BSIM_CONV_KERNEL=fused selects uniformly partitioned
+// overlap-save with the transforms in shared memory (for an even F), blocks of `block` samples (a power of two,
+// transforms of 2 x block points).
 class BatchConvolver {
  public:
-  BatchConvolver(int max_batch, int n_filters, int n_samples, int filter_length);
+  BatchConvolver(int max_batch, int n_filters, int n_samples, int filter_length, int block = 2048);
   ~BatchConvolver();
   BatchConvolver(const BatchConvolver&) = delete;
   BatchConvolver& operator=(const BatchConvolver&) = delete;

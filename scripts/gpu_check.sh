@@ -57,6 +57,14 @@ build-gpu/apps/bsim devices > "$LOG/devices.txt" 2>&1
 BENCH_FILTER=.; [ "$MODE" = recipe ] && BENCH_FILTER='Pipeline|ClassicDoa'
 timeout 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filter="$BENCH_FILTER" > "$LOG/bench_gpu.txt" 2>&1
 stamp "bench_gpu rc=$?"
+# The whole batch with each teacher implementation forced (the default picks per kind, by measurement).
+if [ "$MODE" != recipe ]; then
+  for impl in fused cufft; do
+    BSIM_TEACHER_KERNEL=$impl timeout 30 build-gpu/bench/bench_gpu --benchmark_filter=PipelineBatch 2>&1 |
+      grep -E "^BM_" | sed "s#^BM_PipelineBatch#BM_PipelineBatch(teacher=$impl)#" >> "$LOG/bench_gpu.txt"
+  done
+  stamp "pipeline benchmark per teacher implementation"
+fi
 # The torch ratios need the convolution and teacher benchmarks: not in recipe mode (quick/full measure them).
 [ "$MODE" != recipe ] && { timeout 120 $PY bench/torch_baselines.py build-gpu/bench/bench_gpu > "$LOG/torch_baselines.md" 2>&1; stamp "torch rc=$?"; }
 # Sanitizers: the heavy end-to-end generate test is left out (minutes under instrumentation).
@@ -66,6 +74,12 @@ timeout 100 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests
   --gtest_filter="$MEMCHECK_FILTER" > "$LOG/memcheck.log" 2>&1
 memcheck_rc=$?; stamp "memcheck rc=$memcheck_rc"
 racecheck_rc=skipped
+if [ "$MODE" = quick ]; then
+  # racecheck: the shared-memory FFT kernels (convolution, teacher, DoA STFT).
+  timeout 90 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
+    --gtest_filter='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*' > "$LOG/racecheck.log" 2>&1
+  racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc"
+fi
 if [ "$MODE" = full ]; then
   # racecheck: the kernels that share memory between threads (scatter taps, reductions, teacher).
   timeout 90 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \

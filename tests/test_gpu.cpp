@@ -109,16 +109,18 @@ TEST(GpuConvolution, MatchesCpuFftConvolution) {
   std::vector<float> x(size_t(B) * T), h(size_t(B) * F * L);
   for (auto& v : x) v = float(rng.normal());
   for (size_t i = 0; i < h.size(); ++i) h[i] = float(rng.normal() * std::exp(-double(i % L) / 2000.0));
-  for (const char* impl : {"fused", "cufft"}) {
-  SCOPED_TRACE(impl);
-  setenv("BSIM_CONV_KERNEL", impl, 1);
-  cuda::BatchConvolver conv(B, F, T, L);
-  unsetenv("BSIM_CONV_KERNEL");
-  EXPECT_EQ(conv.fused(), std::string(impl) == "fused");
-  std::vector<float> out(size_t(B) * F * T, std::nanf(""));
-  conv.run(B, x, h, out);
-  test::expect_convolution_matches_cpu(out, x, h, B, F, T, L);
-}
+  for (const char* impl : {"fused", "cufft"})
+    for (int block : {1024, 2048, 4096}) {
+      if (std::string(impl) == "cufft" && block != 2048) continue;  // the block applies to the fused kernel
+      SCOPED_TRACE(std::string(impl) + " block " + std::to_string(block));
+      setenv("BSIM_CONV_KERNEL", impl, 1);
+      cuda::BatchConvolver conv(B, F, T, L, block);
+      unsetenv("BSIM_CONV_KERNEL");
+      EXPECT_EQ(conv.fused(), std::string(impl) == "fused");
+      std::vector<float> out(size_t(B) * F * T, std::nanf(""));
+      conv.run(B, x, h, out);
+      test::expect_convolution_matches_cpu(out, x, h, B, F, T, L);
+    }
 }
 
 TEST(GpuTeacher, MatchesCpuFeaturesForEveryKind) {
