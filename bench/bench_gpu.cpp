@@ -113,12 +113,14 @@ static void teacher_batch(benchmark::State& state, const char* impl) {
   const int B = 256, T = 64000;
   FeatureConfig fc;
   fc.teacher = state.range(0) == 0 ? "gcc_phat" : "ipd_ild";
+  cuda::FusedTeacherLaunch launch;
+  if (impl && std::string(impl) == "fused") launch.frames_per_block = int(state.range(1)), launch.threads = int(state.range(2));
   fc.gcc_max_lag = 8;
   std::vector<float> audio(size_t(B) * 2 * T), out;
   Rng rng(2, 0, Stream::noise);
   for (auto& v : audio) v = float(rng.normal());
   if (impl) setenv("BSIM_TEACHER_KERNEL", impl, 1);
-  cuda::BatchTeacher teacher(fc, B, T);
+  cuda::BatchTeacher teacher(fc, B, T, launch);
   unsetenv("BSIM_TEACHER_KERNEL");
   teacher.run(B, audio, out);
   for (auto _ : state) teacher.recompute();
@@ -129,7 +131,11 @@ static void teacher_batch(benchmark::State& state, const char* impl) {
 static void BM_TeacherBatch(benchmark::State& state) { teacher_batch(state, nullptr); }  // the default per kind
 static void BM_TeacherBatchFused(benchmark::State& state) { teacher_batch(state, "fused"); }
 static void BM_TeacherBatchCufft(benchmark::State& state) { teacher_batch(state, "cufft"); }
-BENCHMARK(BM_TeacherBatchFused)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
+// The one-pass kernel's launch shapes: (kind, frames per block, threads).
+BENCHMARK(BM_TeacherBatchFused)
+    ->ArgsProduct({{0, 1}, {4, 8, 16}, {256, 512}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_TeacherBatchCufft)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_TeacherBatch)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRealTime();
 

@@ -5,7 +5,8 @@ Times (CUDA events, medians of 20 runs after warm-up), per example, B = 256:
   * FFT convolution of 4 s speech (16 kHz) with a 0.5 s two-ear response: power-of-two size, 5-smooth size
     72000, overlap-save with 16384- and 32768-point blocks;
   * torch.stft (512/400/160, periodic Hann, center=False) + GCC-PHAT over 17 lags; torch.stft + IPD/ILD.
-usage: python3 bench/torch_baselines.py [build/bench/bench_gpu]
+usage: python3 bench/torch_baselines.py [build/bench/bench_gpu | bench_gpu.json]
+(a .json argument: a bench_gpu --benchmark_out=... file from the same run, instead of running bench_gpu again)
 """
 import json
 import subprocess
@@ -80,9 +81,15 @@ def main():
     }
     ours = {}
     if len(sys.argv) > 1:
-        out = subprocess.run([sys.argv[1], "--benchmark_filter=Convolve|Teacher", "--benchmark_format=json",
-                              "--benchmark_min_time=1"], capture_output=True, text=True, check=True)
-        for b in json.loads(out.stdout)["benchmarks"]:
+        if sys.argv[1].endswith(".json"):
+            with open(sys.argv[1]) as f:
+                report = json.load(f)
+        else:
+            report = json.loads(subprocess.run([sys.argv[1], "--benchmark_filter=Convolve|Teacher", "--benchmark_format=json",
+                                                "--benchmark_min_time=1"], capture_output=True, text=True, check=True).stdout)
+        for b in report["benchmarks"]:
+            if "us/example" not in b:
+                continue
             ours[b["name"].split("/real_time")[0]] = b["us/example"] * 1e6  # JSON holds the inverted rate in seconds
     print(f"GPU: {torch.cuda.get_device_name()}; torch {torch.__version__}; B = {B}")
     print("| work | torch us/example | bsim us/example | speed-up |")
@@ -101,7 +108,7 @@ def main():
         for name, mine in sorted(ours.items()):
             if "Convolve" in name:
                 ref, label = best_conv, "fastest conv"
-            elif name.endswith("/0"):
+            elif name.split("/")[1] == "0":
                 ref, label = rows["stft + GCC-PHAT 17 lags"], "stft + GCC-PHAT"
             else:
                 ref, label = rows["stft + IPD/ILD"], "stft + IPD/ILD"

@@ -147,13 +147,13 @@ BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L, int b
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.max_batch = max_batch, m.n_filters = n_filters, m.T = T, m.L = L;
-  // By measurement (H200, bench/RESULTS.md) one full-length cuFFT transform per operand (3.6 us per example)
-  // beats the partitioned overlap-save kernel in shared memory (6.5 us: its radix-2 passes are bound by
-  // shared memory, not by the global traffic they save). BSIM_CONV_KERNEL=fused selects the latter (tested).
+  // By measurement (H200, bench/RESULTS.md) the partitioned overlap-save kernels with the radix-8
+  // shared-memory FFT (2.39 us per 4 s example with blocks of 2048) beat one full-length cuFFT transform per
+  // operand (3.60 us). BSIM_CONV_KERNEL=cufft selects the latter (tested); an odd filter count needs it.
   const char* choice = std::getenv("BSIM_CONV_KERNEL");
   if (choice && std::string(choice) != "fused" && std::string(choice) != "cufft")
     throw InputError(std::string("BSIM_CONV_KERNEL='") + choice + "': use fused or cufft (or leave it unset)");
-  m.fused = n_filters % 2 == 0 && choice && std::string(choice) == "fused";
+  m.fused = n_filters % 2 == 0 && (!choice || std::string(choice) == "fused");
   if (m.fused) {
     if (block < 4 || block > 8192 || (block & (block - 1)) != 0)
       throw InputError("BatchConvolver: block " + std::to_string(block) + " must be a power of two in 4..8192");
@@ -251,7 +251,7 @@ struct BatchTeacher::Impl {
   int max_batch, T, frames, nb, n_features;
   bool fused = false;  // kernels/teacher_fused.cuh; else framing + cuFFT + feature kernels
   FusedTeacherParams fp{};
-  int fused_smem = 0;
+  int fused_smem = 0, threads = 0;
   DeviceBuffer<float2> twiddle;
   DeviceBuffer<double> power;
   DeviceBuffer<float> audio, window, frames_buf, r, out, eps;
@@ -268,7 +268,7 @@ void compute(BatchTeacher::Impl& m, const float* audio, float* out, cudaStream_t
     fused_teacher_power<<<grid, kThreads, fused_teacher_power_shared_bytes(m.fp), s>>>(audio, m.window.get(), m.fp,
                                                                                         m.power.get());
     BSIM_CUDA_TRY(cudaGetLastError());
-    fused_teacher<<<grid, kThreads, m.fused_smem, s>>>(audio, m.window.get(), m.twiddle.get(), m.power.get(), m.fp, out);
+    fused_teacher<<<grid, m.threads, m.fused_smem, s>>>(audio, m.window.get(), m.twiddle.get(), m.power.get(), m.fp, out);
     BSIM_CUDA_TRY(cudaGetLastError());
     return;
   }
@@ -304,7 +304,8 @@ void BatchTeacher::recompute() {
   BSIM_CUDA_TRY(cudaStreamSynchronize(impl_->stream.get()));
 }
 
-BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T) : impl_(std::make_unique<Impl>()) {
+BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T, FusedTeacherLaunch launch)
+    : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.cfg = cfg, m.kind = teacher_kind(cfg.teacher), m.max_batch = max_batch, m.T = T;
   const FeatureShape shape = teacher_shape(cfg, T);
@@ -313,14 +314,14 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T) : imp
   m.window = DeviceBuffer<float>(w.size());
   BSIM_CUDA_TRY(cudaMemcpy(m.window.get(), w.data(), w.size() * sizeof(float), cudaMemcpyHostToDevice));
   m.audio = DeviceBuffer<float>(size_t(max_batch) * 2 * T);
-  // Which implementation, by measurement (H200, bench/RESULTS.md): the fused one-pass kernel is faster for
-  // IPD/ILD (6.8 vs 8.2 us per 4 s example) but slower for GCC-PHAT (9.6 vs 5.5 us: its lag sums and
-  // radix-2 passes cost more than the traffic they save), so GCC-PHAT takes the framing + cuFFT path.
-  // BSIM_TEACHER_KERNEL=fused|cufft overrides (both are tested against the CPU).
+  // Which implementation, by measurement (H200, bench/RESULTS.md): the one-pass kernel with the radix-8
+  // shared-memory FFT, 2.45 us per 4 s example for GCC-PHAT and 2.72 for IPD/ILD, against 5.41 and 8.15 for
+  // framing + cuFFT + feature kernels. BSIM_TEACHER_KERNEL=fused|cufft overrides (both are tested against the
+  // CPU); n_fft must be a power of two in 16..1024 for the one-pass kernel, else framing + cuFFT it is.
   const char* choice = std::getenv("BSIM_TEACHER_KERNEL");
   const int n = cfg.n_fft;
   const bool fusable = (n & (n - 1)) == 0 && n >= 16 && n <= 1024 && cfg.win_length <= n;
-  const std::string want = choice ? choice : (m.kind == TeacherKind::gcc_phat ? "cufft" : "fused");
+  const std::string want = choice ? choice : "fused";
   if (want != "fused" && want != "cufft")
     throw InputError("BSIM_TEACHER_KERNEL='" + want + "': use fused or cufft (or leave it unset)");
   m.fused = fusable && want == "fused";
@@ -328,7 +329,10 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T) : imp
     m.fp.T = T, m.fp.n_frames = m.frames, m.fp.n_fft = n, m.fp.win = cfg.win_length, m.fp.hop = cfg.hop_length;
     m.fp.log2_n = int(std::lround(std::log2(double(n))));
     m.fp.kind = int(m.kind), m.fp.max_lag = cfg.gcc_max_lag, m.fp.n_features = m.n_features;
-    m.fp.frames_per_block = n <= 512 ? 8 : 4;
+    m.fp.frames_per_block = launch.frames_per_block > 0 ? launch.frames_per_block : n <= 512 ? 8 : 4;
+    m.threads = launch.threads > 0 ? launch.threads : kThreads;
+    if (m.fp.frames_per_block % 2 != 0 || m.threads % 32 != 0 || m.threads > 1024)
+      throw InputError("BatchTeacher: frames per block must be even and threads a multiple of 32 up to 1024");
     m.fused_smem = fused_teacher_shared_bytes(m.fp);
     BSIM_CUDA_TRY(cudaFuncSetAttribute(fused_teacher, cudaFuncAttributeMaxDynamicSharedMemorySize, m.fused_smem));
     const std::vector<float2> tw = fft_twiddles(n, std::max(1, n / 8));

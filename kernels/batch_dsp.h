@@ -11,9 +11,9 @@
 namespace bsim::cuda {
 
 // out[b][f][0..T) = (x[b] * h[b][f])[0..T): B examples, F filters each (e.g. BRIR L/R + direct L/R).
-// One full-length cuFFT transform per operand; BSIM_CONV_KERNEL=fused selects uniformly partitioned
-// overlap-save with the transforms in shared memory (for an even F), blocks of `block` samples (a power of two,
-// transforms of 2 x block points).
+// Uniformly partitioned overlap-save with the transforms in shared memory (kernels/conv_fused.cuh; an even F),
+// blocks of `block` samples (a power of two, transforms of 2 x block points); BSIM_CONV_KERNEL=cufft (or an
+// odd F) takes one full-length cuFFT transform per operand instead.
 class BatchConvolver {
  public:
   BatchConvolver(int max_batch, int n_filters, int n_samples, int filter_length, int block = 2048);
@@ -34,11 +34,18 @@ class BatchConvolver {
   std::unique_ptr<Impl> impl_;
 };
 
+// Launch shape of the one-pass teacher kernel: frames per block (even) and threads per block; 0 takes the
+// default (the measured best, bench/RESULTS.md). The benchmarks sweep it.
+struct FusedTeacherLaunch {
+  int frames_per_block = 0;
+  int threads = 0;
+};
+
 // Teacher features of B binaural pairs [B][2][T] -> [B][features][frames], layout and values as
 // sim/features.h's teacher_features().
 class BatchTeacher {
  public:
-  BatchTeacher(const FeatureConfig& cfg, int max_batch, int n_samples);
+  BatchTeacher(const FeatureConfig& cfg, int max_batch, int n_samples, FusedTeacherLaunch launch = {});
   ~BatchTeacher();
   BatchTeacher(const BatchTeacher&) = delete;
   BatchTeacher& operator=(const BatchTeacher&) = delete;

@@ -29,21 +29,21 @@ inline FusedConvParams fused_conv_params(int T, int L, int F, int K) {
 }
 // Shared memory per block: two N-point transform buffers (kernels/smem_fft.cuh) and the twiddles.
 inline int fused_conv_shared_bytes(const FusedConvParams& p) {
-  return int(sizeof(float2)) * (2 * fft_padded(p.N) + p.N / 8);
+  return int(sizeof(float2)) * (2 * fft_stride(p.N) + p.N / 8);
 }
 
 // X[b][j][k], k <= K: spectra of input frames j and j+1 (j even). Grid (J2 / 2, B).
 __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedConvParams p, float2* X) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   float2* a = shared;
-  float2* c = a + fft_padded(p.N);
-  float2* tw = c + fft_padded(p.N);
+  float2* c = a + fft_stride(p.N);
+  float2* tw = c + fft_stride(p.N);
   const int b = blockIdx.y, j0 = 2 * blockIdx.x, nb = p.K + 1;
   const float* xb = x + (size_t)b * p.T;
   for (int i = threadIdx.x; i < p.N / 8; i += blockDim.x) tw[i] = twiddle[i];
   for (int i = threadIdx.x; i < p.N; i += blockDim.x) {
     const int s0 = (j0 - 1) * p.K + i, s1 = s0 + p.K;
-    a[fft_pad(i)] = make_float2(s0 >= 0 && s0 < p.T ? xb[s0] : 0.0f, s1 >= 0 && s1 < p.T ? xb[s1] : 0.0f);
+    a[fft_slot(i)] = make_float2(s0 >= 0 && s0 < p.T ? xb[s0] : 0.0f, s1 >= 0 && s1 < p.T ? xb[s1] : 0.0f);
   }
   const float2* z = smem_fft(a, c, tw, p.log2_N, 1, false);
   float2* out0 = X + ((size_t)b * p.J2 + j0) * nb;
@@ -58,8 +58,8 @@ __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedC
 __global__ void conv_filter_spectra(const float* h, const float2* twiddle, FusedConvParams p, float2* H) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   float2* a = shared;
-  float2* c = a + fft_padded(p.N);
-  float2* tw = c + fft_padded(p.N);
+  float2* c = a + fft_stride(p.N);
+  float2* tw = c + fft_stride(p.N);
   const int q = blockIdx.x, bp = blockIdx.y, nb = p.K + 1;  // bp = b * F/2 + pair
   const float* h0 = h + (size_t)bp * 2 * p.L;               // filters 2 pair and 2 pair + 1 of example b
   const float* h1 = h0 + p.L;
@@ -67,7 +67,7 @@ __global__ void conv_filter_spectra(const float* h, const float2* twiddle, Fused
   for (int i = threadIdx.x; i < p.N; i += blockDim.x) {
     const int s = q * p.K + i;
     const bool in = i < p.K && s < p.L;
-    a[fft_pad(i)] = make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
+    a[fft_slot(i)] = make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
   }
   const float2* z = smem_fft(a, c, tw, p.log2_N, 1, false);
   float2* out = H + ((size_t)bp * p.Q + q) * 2 * nb;
@@ -84,8 +84,8 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
                                    float* out) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   float2* a = shared;
-  float2* c = a + fft_padded(p.N);
-  float2* tw = c + fft_padded(p.N);
+  float2* c = a + fft_stride(p.N);
+  float2* tw = c + fft_stride(p.N);
   const int j = blockIdx.x, bp = blockIdx.y, b = bp / (p.F / 2), nb = p.K + 1;
   for (int i = threadIdx.x; i < p.N / 8; i += blockDim.x) tw[i] = twiddle[i];
   const float2* Hb = H + (size_t)bp * p.Q * 2 * nb;
@@ -98,8 +98,8 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
       y0.x += u.x, y0.y += u.y, y1.x += v.x, y1.y += v.y;
     }
     // Z_k = Y0_k + i Y1_k, and for the mirrored bin N-k: conj(Y0_k) + i conj(Y1_k).
-    a[fft_pad(k)] = make_float2(y0.x - y1.y, y0.y + y1.x);
-    if (k > 0 && k < p.K) a[fft_pad(p.N - k)] = make_float2(y0.x + y1.y, -y0.y + y1.x);
+    a[fft_slot(k)] = make_float2(y0.x - y1.y, y0.y + y1.x);
+    if (k > 0 && k < p.K) a[fft_slot(p.N - k)] = make_float2(y0.x + y1.y, -y0.y + y1.x);
   }
   const float2* z = smem_fft(a, c, tw, p.log2_N, 1, true);
   const float scale = 1.0f / float(p.N);
@@ -108,7 +108,7 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
   for (int n = threadIdx.x; n < p.K; n += blockDim.x) {
     const int t = j * p.K + n;
     if (t >= p.T) continue;
-    const float2 v = z[fft_pad(p.K + n)];
+    const float2 v = z[fft_slot(p.K + n)];
     o0[t] = v.x * scale, o1[t] = v.y * scale;
   }
 }

@@ -58,7 +58,7 @@ inline std::vector<DoaSteering> doa_steering(const ClassicDoa& cpu) {
 }
 
 inline int doa_stft_shared_bytes(const DoaParams& p) {
-  return int(sizeof(float2)) * (2 * p.frames_per_block * fft_padded(p.n_fft) + p.n_fft / 8);
+  return int(sizeof(float2)) * (2 * p.frames_per_block * fft_stride(p.n_fft) + p.n_fft / 8);
 }
 
 // X[b][ear][t][k] for frame group blockIdx.x of example blockIdx.y.
@@ -66,8 +66,8 @@ __global__ void doa_stft(const float* audio, const float* window, const float2* 
   BSIM_DYNAMIC_SHARED(float2, shared);
   const int n = p.n_fft, F = p.frames_per_block, nb = p.bins;
   float2* buf_a = shared;
-  float2* buf_b = buf_a + F * fft_padded(n);
-  float2* tw = buf_b + F * fft_padded(n);
+  float2* buf_b = buf_a + F * fft_stride(n);
+  float2* tw = buf_b + F * fft_stride(n);
   const int b = blockIdx.y, t0 = blockIdx.x * F;
   for (int i = threadIdx.x; i < n / 8; i += blockDim.x) tw[i] = twiddle[i];
   const float* left = audio + (size_t)b * 2 * p.T;
@@ -77,7 +77,7 @@ __global__ void doa_stft(const float* audio, const float* window, const float2* 
     const int f = idx / nb, k = idx % nb, t = t0 + f;
     if (t >= p.n_frames) continue;
     float2 l, r;
-    split_two_real(z + f * fft_padded(n), n, k, l, r);
+    split_two_real(z + f * fft_stride(n), n, k, l, r);
     X[(((size_t)b * 2 + 0) * p.n_frames + t) * nb + k] = l;
     X[(((size_t)b * 2 + 1) * p.n_frames + t) * nb + k] = r;
   }

@@ -4,8 +4,13 @@
 // shared memory three times instead of the nine of radix-2, with one barrier per pass. Strided loops, so the
 // code also runs sequentially under kernels/emulation.h. Device code only.
 //
-// Layout: a transform of n points occupies fft_padded(n) float2, value i at fft_pad(i): one spare slot per 8
-// keeps the radix-8 stores (stride 8 in the first pass) off a single bank pair.
+// Layout: value i of a transform lives at fft_slot(i), an XOR swizzle of the low four bits by the next four,
+// and transforms follow each other every fft_stride(n) float2. A float2 access by half a warp is conflict-free
+// when its 16 slots fall in 16 different bank pairs (slot mod 16): the swizzle gives that for the passes'
+// contiguous loads and their stride-8 and stride-64 stores (1.05x the conflict-free count of shared-memory
+// wavefronts over a 512-point transform, where padding one slot in 8 gave 1.7x), and the stride of n + 2
+// staggers transforms so that loops over (bin, frame) with the frame fastest read from 8 transforms at once
+// without conflicts.
 #pragma once
 #include <cmath>
 #include <vector>
@@ -23,8 +28,8 @@ inline std::vector<float2> fft_twiddles(int n, int count) {
   return tw;
 }
 
-__host__ __device__ __forceinline__ int fft_pad(int i) { return i + (i >> 3); }
-__host__ __device__ __forceinline__ int fft_padded(int n) { return n + n / 8; }
+__host__ __device__ __forceinline__ int fft_slot(int i) { return i ^ ((i >> 3) & 15); }
+__host__ __device__ __forceinline__ int fft_stride(int n) { return n + 2; }
 
 __device__ __forceinline__ float2 cmul(float2 a, float2 b) {
   return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
@@ -65,7 +70,7 @@ __device__ inline void fft_pass(const float2* in, float2* out, const float2* tw,
                                 bool conj_in, bool conj_out) {
   constexpr int log2_r = R == 8 ? 3 : R == 4 ? 2 : 1;
   const int log2_per = log2_n - log2_r, per = 1 << log2_per, ns_mask = (1 << log2_ns) - 1;
-  const int stride = fft_padded(1 << log2_n), tw_shift = log2_n - log2_ns - log2_r;
+  const int stride = fft_stride(1 << log2_n), tw_shift = log2_n - log2_ns - log2_r;
   for (int item = threadIdx.x; item < (count << log2_per); item += blockDim.x) {
     const int c = item >> log2_per, j = item & (per - 1), k = j & ns_mask;
     const float2* src = in + c * stride;
@@ -73,7 +78,7 @@ __device__ inline void fft_pass(const float2* in, float2* out, const float2* tw,
     float2 v[R];
 BSIM_UNROLL
     for (int r = 0; r < R; ++r) {
-      v[r] = src[fft_pad(j + (r << log2_per))];
+      v[r] = src[fft_slot(j + (r << log2_per))];
       if (conj_in) v[r].y = -v[r].y;
     }
     if (k != 0) {
@@ -90,7 +95,7 @@ BSIM_UNROLL
     for (int r = 0; r < R; ++r) {
       float2 o = v[r];
       if (conj_out) o.y = -o.y;
-      dst[fft_pad(d + (r << log2_ns))] = o;
+      dst[fft_slot(d + (r << log2_ns))] = o;
     }
   }
 }
@@ -123,19 +128,19 @@ __device__ inline float2* smem_fft(float2* a, float2* b, const float2* tw, int l
 // Two real signals a, b transformed as one complex signal z = a + i b (padded layout): their spectra at bin k
 // (0..n/2).
 __device__ __forceinline__ void split_two_real(const float2* z, int n, int k, float2& a, float2& b) {
-  const float2 zk = z[fft_pad(k)], zc = z[fft_pad((n - k) & (n - 1))];
+  const float2 zk = z[fft_slot(k)], zc = z[fft_slot((n - k) & (n - 1))];
   a = make_float2(0.5f * (zk.x + zc.x), 0.5f * (zk.y - zc.y));
   b = make_float2(0.5f * (zk.y + zc.y), -0.5f * (zk.x - zc.x));
 }
 
 // Frames t0 .. t0+F-1 of a binaural pair as the STFT of sim/features.h takes them (samples [t hop, t hop + win)
 // times the window, zero-padded to n), both ears as one complex signal (left + i right) per frame, written to
-// a[F][fft_padded(n)] and transformed (b is scratch of the same size). Returns the buffer holding
+// a[F][fft_stride(n)] and transformed (b is scratch of the same size). Returns the buffer holding
 // Z_k = L_k + i R_k (split_two_real gives the ears). Frames past n_frames are zero.
 __device__ inline float2* stft_pair_frames(const float* left, const float* right, const float* window,
                                            const float2* tw, int n, int log2_n, int win, int hop, int n_frames,
                                            int t0, int F, float2* a, float2* b) {
-  const int stride = fft_padded(n);
+  const int stride = fft_stride(n);
   for (int idx = threadIdx.x; idx < F * n; idx += blockDim.x) {
     const int f = idx >> log2_n, i = idx & (n - 1), t = t0 + f;
     float2 v = make_float2(0.0f, 0.0f);
@@ -143,7 +148,7 @@ __device__ inline float2* stft_pair_frames(const float* left, const float* right
       const float w = window[i];
       v = make_float2(left[(size_t)t * hop + i] * w, right[(size_t)t * hop + i] * w);
     }
-    a[f * stride + fft_pad(i)] = v;
+    a[f * stride + fft_slot(i)] = v;
   }
   return smem_fft(a, b, tw, log2_n, F, false);
 }

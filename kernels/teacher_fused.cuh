@@ -23,7 +23,7 @@ struct FusedTeacherParams {
 
 // Shared memory a block of the fused kernel needs (bytes): two transform buffers and the twiddles.
 inline int fused_teacher_shared_bytes(const FusedTeacherParams& p) {
-  return int(sizeof(float2)) * (2 * p.frames_per_block * fft_padded(p.n_fft) + p.n_fft / 8);
+  return int(sizeof(float2)) * (2 * p.frames_per_block * fft_stride(p.n_fft) + p.n_fft / 8);
 }
 // ... and the power kernel: per-lane partial sums for each (frame, ear), then per (frame, ear) totals.
 inline int fused_teacher_power_shared_bytes(const FusedTeacherParams& p) {
@@ -71,7 +71,7 @@ __global__ void fused_teacher_power(const float* audio, const float* window, Fus
 __global__ void fused_teacher(const float* audio, const float* window, const float2* twiddle, const double* power,
                               FusedTeacherParams p, float* out) {
   BSIM_DYNAMIC_SHARED(float2, shared);
-  const int n = p.n_fft, half_n = n / 2, nb = half_n + 1, F = p.frames_per_block, S = fft_padded(n);
+  const int n = p.n_fft, half_n = n / 2, nb = half_n + 1, F = p.frames_per_block, S = fft_stride(n);
   float2* buf_a = shared;          // [F][S]
   float2* buf_b = buf_a + F * S;   // [F][S]
   float2* tw = buf_b + F * S;      // [n / 8]
@@ -117,8 +117,8 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
       g[e] = make_float2(gx / a, (k == 0 || k == half_n) ? 0.0f : gy / a);
     }
     float2* y = free_buf + q * S;
-    y[fft_pad(k)] = make_float2(g[0].x - g[1].y, g[0].y + g[1].x);
-    if (k > 0 && k < half_n) y[fft_pad(n - k)] = make_float2(g[0].x + g[1].y, g[1].x - g[0].y);
+    y[fft_slot(k)] = make_float2(g[0].x - g[1].y, g[0].y + g[1].x);
+    if (k > 0 && k < half_n) y[fft_slot(n - k)] = make_float2(g[0].x + g[1].y, g[1].x - g[0].y);
   }
   const float2* rr = smem_fft(free_buf, z, tw, p.log2_n, F / 2, true);
   const int n_lags = 2 * p.max_lag + 1;
@@ -126,7 +126,7 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
   for (int idx = threadIdx.x; idx < n_lags * F; idx += blockDim.x) {
     const int li = idx / F, f = idx - li * F, t = t0 + f;
     if (t >= p.n_frames) continue;
-    const float2 v = rr[(f >> 1) * S + fft_pad((li - p.max_lag) & (n - 1))];
+    const float2 v = rr[(f >> 1) * S + fft_slot((li - p.max_lag) & (n - 1))];
     ob[(size_t)li * p.n_frames + t] = ((f & 1) ? v.y : v.x) * scale;
   }
 }

@@ -3,6 +3,8 @@
 # .gpu-deps carried (scripts/fetch_gpu_deps.sh here first).
 #   scripts/gpu_check.sh quick   kernels only (no libtorch): build, gpu tests, memcheck, kernel benchmarks,
 #                                torch ratios (~4 min)
+#   scripts/gpu_check.sh kernels the shared-memory FFT kernels only: their gpu tests + racecheck, the
+#                                convolution / teacher / whole-batch benchmarks and the torch ratios (~2.5 min)
 #   scripts/gpu_check.sh full    + racecheck, end-to-end generate timing, btrain timings (on the fly on the
 #                                device, streamed shards, pre-loaded) (~4 min)
 #   scripts/gpu_check.sh recipe  build, gpu tests, pipeline + DoA benchmarks, pretraining probes, then the DoA recipe at the
@@ -51,11 +53,14 @@ build_rc=$?; build_s=$(( $(date +%s) - t ))
 stamp "build rc=$build_rc"
 [ $build_rc -ne 0 ] && { tail -40 "$LOG/build.log"; tail -20 "$LOG/configure.log"; }
 
-timeout 180 build-gpu/tests/test_gpu > "$LOG/test_gpu.log" 2>&1; gpu_tests_rc=$?
+TEST_FILTER='*'; [ "$MODE" = kernels ] && TEST_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*:GpuPipeline.RendersTheCpuPlan'
+timeout 180 build-gpu/tests/test_gpu --gtest_filter="$TEST_FILTER" > "$LOG/test_gpu.log" 2>&1; gpu_tests_rc=$?
 stamp "test_gpu rc=$gpu_tests_rc"; grep -E "FAILED|Failure|error|Expected|Which is|actual|example|ms\)" "$LOG/test_gpu.log" | head -60
 build-gpu/apps/bsim devices > "$LOG/devices.txt" 2>&1
 BENCH_FILTER=.; [ "$MODE" = recipe ] && BENCH_FILTER='Pipeline|ClassicDoa'
-timeout 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filter="$BENCH_FILTER" > "$LOG/bench_gpu.txt" 2>&1
+[ "$MODE" = kernels ] && BENCH_FILTER='Convolve|Teacher|Pipeline'
+timeout 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filter="$BENCH_FILTER" \
+  --benchmark_out="$LOG/bench_gpu.json" --benchmark_out_format=json > "$LOG/bench_gpu.txt" 2>&1
 stamp "bench_gpu rc=$?"
 # The whole batch with each teacher implementation forced (the default picks per kind, by measurement).
 if [ "$MODE" != recipe ]; then
@@ -66,15 +71,15 @@ if [ "$MODE" != recipe ]; then
   stamp "pipeline benchmark per teacher implementation"
 fi
 # The torch ratios need the convolution and teacher benchmarks: not in recipe mode (quick/full measure them).
-[ "$MODE" != recipe ] && { timeout 120 $PY bench/torch_baselines.py build-gpu/bench/bench_gpu > "$LOG/torch_baselines.md" 2>&1; stamp "torch rc=$?"; }
+[ "$MODE" != recipe ] && { timeout 120 $PY bench/torch_baselines.py "$LOG/bench_gpu.json" > "$LOG/torch_baselines.md" 2>&1; stamp "torch rc=$?"; }
 # Sanitizers: the heavy end-to-end generate test is left out (minutes under instrumentation).
 MEMCHECK_FILTER=-GpuPipeline.GenerateWritesTheCpuScenes:GpuBrir.LongResponsesAt48kHz
-[ "$MODE" = recipe ] && MEMCHECK_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*'
+[ "$MODE" = recipe ] || [ "$MODE" = kernels ] && MEMCHECK_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*'
 timeout 100 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests/test_gpu \
   --gtest_filter="$MEMCHECK_FILTER" > "$LOG/memcheck.log" 2>&1
 memcheck_rc=$?; stamp "memcheck rc=$memcheck_rc"
 racecheck_rc=skipped
-if [ "$MODE" = quick ]; then
+if [ "$MODE" = quick ] || [ "$MODE" = kernels ]; then
   # racecheck: the shared-memory FFT kernels (convolution, teacher, DoA STFT).
   timeout 90 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
     --gtest_filter='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*' > "$LOG/racecheck.log" 2>&1

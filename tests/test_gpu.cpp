@@ -134,20 +134,24 @@ TEST(GpuTeacher, MatchesCpuFeaturesForEveryKind) {
       audio[size_t(b) * 2 * T + i] = v;
       audio[(size_t(b) * 2 + 1) * T + std::min(T - 1, i + b)] = 0.8f * v;
     }
-  for (const char* impl : {"fused", "cufft"})
-  for (const char* kind : {"gcc_phat", "ipd", "ild", "ipd_ild"}) {
-    SCOPED_TRACE(std::string(kind) + " " + impl);
-    FeatureConfig fc;
-    fc.teacher = kind;
-    setenv("BSIM_TEACHER_KERNEL", impl, 1);
-    cuda::BatchTeacher gpu(fc, B, T);
-    unsetenv("BSIM_TEACHER_KERNEL");
-    EXPECT_EQ(gpu.fused(), std::string(impl) == "fused");
-    std::vector<float> out;
-    gpu.run(B, audio, out);
-    ASSERT_EQ(out.size(), size_t(gpu.n_features()) * gpu.n_frames() * B);
-    test::expect_teacher_matches_cpu(out, audio, B, T, fc);
-  }
+  // The framing + cuFFT path, and the one-pass kernel at its default launch shape and the others benchmarked.
+  const std::vector<std::pair<const char*, cuda::FusedTeacherLaunch>> variants{
+      {"cufft", {}}, {"fused", {}}, {"fused", {4, 256}}, {"fused", {8, 512}}, {"fused", {16, 512}}};
+  for (const auto& [impl, launch] : variants)
+    for (const char* kind : {"gcc_phat", "ipd", "ild", "ipd_ild"}) {
+      SCOPED_TRACE(std::string(kind) + " " + impl + " frames/block " + std::to_string(launch.frames_per_block) +
+                   " threads " + std::to_string(launch.threads));
+      FeatureConfig fc;
+      fc.teacher = kind;
+      setenv("BSIM_TEACHER_KERNEL", impl, 1);
+      cuda::BatchTeacher gpu(fc, B, T, launch);
+      unsetenv("BSIM_TEACHER_KERNEL");
+      EXPECT_EQ(gpu.fused(), std::string(impl) == "fused");
+      std::vector<float> out;
+      gpu.run(B, audio, out);
+      ASSERT_EQ(out.size(), size_t(gpu.n_features()) * gpu.n_frames() * B);
+      test::expect_teacher_matches_cpu(out, audio, B, T, fc);
+    }
 }
 
 namespace {

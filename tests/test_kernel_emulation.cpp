@@ -59,7 +59,7 @@ void run_fused(const FeatureConfig& fc, int B, int T, const std::vector<float>& 
 TEST(EmulatedSmemFft, MatchesTheDirectDft) {
   for (int log2_n = 3; log2_n <= 12; ++log2_n)
     for (bool inverse : {false, true}) {
-      const int n = 1 << log2_n, count = 3, S = cuda::fft_padded(n);
+      const int n = 1 << log2_n, count = 3, S = cuda::fft_stride(n);
       SCOPED_TRACE("n " + std::to_string(n) + (inverse ? " inverse" : " forward"));
       Rng rng(uint64_t(log2_n), 0, Stream::noise);
       std::vector<float2> a(size_t(count) * S, make_float2(std::nanf(""), 0.0f)), b = a;
@@ -67,7 +67,7 @@ TEST(EmulatedSmemFft, MatchesTheDirectDft) {
       for (int c = 0; c < count; ++c)
         for (int i = 0; i < n; ++i) {
           x[size_t(c)][size_t(i)] = {rng.normal(), rng.normal()};
-          a[size_t(c * S + cuda::fft_pad(i))] = make_float2(float(x[size_t(c)][size_t(i)].real()),
+          a[size_t(c * S + cuda::fft_slot(i))] = make_float2(float(x[size_t(c)][size_t(i)].real()),
                                                              float(x[size_t(c)][size_t(i)].imag()));
         }
       const std::vector<float2> tw = cuda::fft_twiddles(n, n / 8);
@@ -78,7 +78,7 @@ TEST(EmulatedSmemFft, MatchesTheDirectDft) {
           std::complex<double> want = 0;
           for (int m = 0; m < n; ++m)
             want += x[size_t(c)][size_t(m)] * std::polar(1.0, (inverse ? 2.0 : -2.0) * M_PI * double((long(k) * m) % n) / n);
-          const float2 got = y[c * S + cuda::fft_pad(k)];
+          const float2 got = y[c * S + cuda::fft_slot(k)];
           err += std::norm(std::complex<double>(got.x, got.y) - want), ref += std::norm(want);
         }
       EXPECT_LT(10 * std::log10(err / ref), -120.0);
