@@ -41,11 +41,12 @@ __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedC
   const int b = blockIdx.y, j0 = 2 * blockIdx.x, nb = p.K + 1;
   const float* xb = x + (size_t)b * p.T;
   for (int i = threadIdx.x; i < p.N / 8; i += blockDim.x) tw[i] = twiddle[i];
-  for (int i = threadIdx.x; i < p.N; i += blockDim.x) {
-    const int s0 = (j0 - 1) * p.K + i, s1 = s0 + p.K;
-    a[fft_slot(i)] = make_float2(s0 >= 0 && s0 < p.T ? xb[s0] : 0.0f, s1 >= 0 && s1 < p.T ? xb[s1] : 0.0f);
-  }
-  const float2* z = smem_fft(a, c, tw, p.log2_N, 1, false);
+  const int K = p.K, T = p.T;
+  const auto frames = [=](int, int i) {  // frames j0 and j0 + 1 as one complex signal, read by the first pass
+    const int s0 = (j0 - 1) * K + i, s1 = s0 + K;
+    return make_float2(s0 >= 0 && s0 < T ? xb[s0] : 0.0f, s1 >= 0 && s1 < T ? xb[s1] : 0.0f);
+  };
+  const float2* z = smem_fft_load(frames, a, c, tw, p.log2_N, 1, false);
   float2* out0 = X + ((size_t)b * p.J2 + j0) * nb;
   for (int k = threadIdx.x; k < nb; k += blockDim.x) {
     float2 s0, s1;
@@ -64,12 +65,13 @@ __global__ void conv_filter_spectra(const float* h, const float2* twiddle, Fused
   const float* h0 = h + (size_t)bp * 2 * p.L;               // filters 2 pair and 2 pair + 1 of example b
   const float* h1 = h0 + p.L;
   for (int i = threadIdx.x; i < p.N / 8; i += blockDim.x) tw[i] = twiddle[i];
-  for (int i = threadIdx.x; i < p.N; i += blockDim.x) {
-    const int s = q * p.K + i;
-    const bool in = i < p.K && s < p.L;
-    a[fft_slot(i)] = make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
-  }
-  const float2* z = smem_fft(a, c, tw, p.log2_N, 1, false);
+  const int K = p.K, L = p.L;
+  const auto partition = [=](int, int i) {  // partition q of both filters, zero-padded, read by the first pass
+    const int s = q * K + i;
+    const bool in = i < K && s < L;
+    return make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
+  };
+  const float2* z = smem_fft_load(partition, a, c, tw, p.log2_N, 1, false);
   float2* out = H + ((size_t)bp * p.Q + q) * 2 * nb;
   for (int k = threadIdx.x; k < nb; k += blockDim.x) {
     float2 s0, s1;
@@ -101,16 +103,17 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
     a[fft_slot(k)] = make_float2(y0.x - y1.y, y0.y + y1.x);
     if (k > 0 && k < p.K) a[fft_slot(p.N - k)] = make_float2(y0.x + y1.y, -y0.y + y1.x);
   }
-  const float2* z = smem_fft(a, c, tw, p.log2_N, 1, true);
+  // The inverse transform's last pass writes the second half (the valid samples) straight to the output.
   const float scale = 1.0f / float(p.N);
   float* o0 = out + ((size_t)bp * 2) * p.T;  // filters 2 pair, 2 pair + 1 of example b
   float* o1 = o0 + p.T;
-  for (int n = threadIdx.x; n < p.K; n += blockDim.x) {
-    const int t = j * p.K + n;
-    if (t >= p.T) continue;
-    const float2 v = z[fft_slot(p.K + n)];
+  const int K = p.K, T = p.T;
+  const auto valid = [=](int, int i, float2 v) {
+    const int t = j * K + i - K;
+    if (i < K || t >= T) return;
     o0[t] = v.x * scale, o1[t] = v.y * scale;
-  }
+  };
+  smem_fft_io(SharedLoad{a, fft_stride(p.N)}, valid, c, a, tw, p.log2_N, 1, true);
 }
 
 }  // namespace bsim::cuda

@@ -47,6 +47,7 @@ using bsim::emu::blockIdx;
 using bsim::emu::gridDim;
 using bsim::emu::threadIdx;
 inline void __syncthreads() {}
+inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline unsigned __brev(unsigned x) {
   unsigned r = 0;
   for (int i = 0; i < 32; ++i) r = (r << 1) | ((x >> i) & 1u);

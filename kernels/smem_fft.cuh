@@ -62,23 +62,36 @@ __device__ __forceinline__ void dft8(float2* v) {
   v[3] = cadd(e3, o3), v[7] = csub(e3, o3);
 }
 
-// One Stockham pass of radix R = 2^log2_r over `count` transforms: thread item j (< n/R) reads in[j + r n/R],
-// applies the twiddles exp(-2 pi i (j mod ns) r / (ns R)), does the R-point DFT and writes
-// out[(j - j mod ns) R + j mod ns + r ns]; ns is the product of the earlier passes' radices.
-template <int R>
-__device__ inline void fft_pass(const float2* in, float2* out, const float2* tw, int log2_n, int log2_ns, int count,
+// Where a pass takes its values from and puts them: shared-memory buffers in the layout above, or the
+// caller's functors (global memory, values computed on the fly), so that the first pass can read the input
+// and the last pass write the output without staging them in shared memory.
+struct SharedLoad {
+  const float2* buf;
+  int stride;
+  __device__ __forceinline__ float2 operator()(int c, int i) const { return buf[c * stride + fft_slot(i)]; }
+};
+struct SharedStore {
+  float2* buf;
+  int stride;
+  __device__ __forceinline__ void operator()(int c, int i, float2 v) const { buf[c * stride + fft_slot(i)] = v; }
+};
+
+// One Stockham pass of radix R = 2^log2_r over `count` transforms: thread item j (< n/R) reads value
+// j + r n/R, applies the twiddles exp(-2 pi i (j mod ns) r / (ns R)), does the R-point DFT and writes value
+// (j - j mod ns) R + j mod ns + r ns; ns is the product of the earlier passes' radices. conj_in / conj_out
+// conjugate what is read / written (an inverse transform as conj(FFT(conj x))).
+template <int R, typename Load, typename Store>
+__device__ inline void fft_pass(Load load, Store store, const float2* tw, int log2_n, int log2_ns, int count,
                                 bool conj_in, bool conj_out) {
   constexpr int log2_r = R == 8 ? 3 : R == 4 ? 2 : 1;
   const int log2_per = log2_n - log2_r, per = 1 << log2_per, ns_mask = (1 << log2_ns) - 1;
-  const int stride = fft_stride(1 << log2_n), tw_shift = log2_n - log2_ns - log2_r;
+  const int tw_shift = log2_n - log2_ns - log2_r;
   for (int item = threadIdx.x; item < (count << log2_per); item += blockDim.x) {
     const int c = item >> log2_per, j = item & (per - 1), k = j & ns_mask;
-    const float2* src = in + c * stride;
-    float2* dst = out + c * stride;
     float2 v[R];
 BSIM_UNROLL
     for (int r = 0; r < R; ++r) {
-      v[r] = src[fft_slot(j + (r << log2_per))];
+      v[r] = load(c, j + (r << log2_per));
       if (conj_in) v[r].y = -v[r].y;
     }
     if (k != 0) {
@@ -95,34 +108,72 @@ BSIM_UNROLL
     for (int r = 0; r < R; ++r) {
       float2 o = v[r];
       if (conj_out) o.y = -o.y;
-      dst[fft_slot(d + (r << log2_ns))] = o;
+      store(c, d + (r << log2_ns), o);
     }
   }
 }
 
-// `count` transforms of n = 2^log2_n points (n >= 8), natural order in buffer a (layout above); b is scratch of
-// the same size. Forward X_k = sum x_m exp(-2 pi i k m / n), or with `inverse` the unnormalised sum with
-// exp(+...) (computed as conj(FFT(conj x))). tw: fft_twiddles(n, >= n / 8). Returns the buffer that holds the
-// result (a or b), natural order. Starts and ends with a barrier.
-__device__ inline float2* smem_fft(float2* a, float2* b, const float2* tw, int log2_n, int count, bool inverse) {
+// The first pass (radix 2 or 4 where log2 n is not a multiple of 3, else 8) of any transform.
+template <typename Load, typename Store>
+__device__ inline void fft_first_pass(Load load, Store store, const float2* tw, int log2_n, int count, bool conj_in,
+                                      bool conj_out) {
+  const int first = log2_n % 3;
+  if (first == 0) fft_pass<8>(load, store, tw, log2_n, 0, count, conj_in, conj_out);
+  if (first == 1) fft_pass<2>(load, store, tw, log2_n, 0, count, conj_in, conj_out);
+  if (first == 2) fft_pass<4>(load, store, tw, log2_n, 0, count, conj_in, conj_out);
+}
+__device__ __forceinline__ int fft_passes(int log2_n) { return log2_n / 3 + (log2_n % 3 ? 1 : 0); }
+
+// `count` transforms of n = 2^log2_n points (n >= 8): value i of transform c comes from load(c, i) and its
+// result goes to store(c, k, X_k), both in natural order; between passes the values go through the
+// shared-memory buffers a and b (fft_stride(n) float2 per transform each; pass p writes a for even p, b for
+// odd). Forward X_k = sum x_m exp(-2 pi i k m / n), or with `inverse` the unnormalised sum with exp(+...)
+// (computed as conj(FFT(conj x))). tw: fft_twiddles(n, >= n / 8), in shared memory. Starts and ends with a
+// barrier; a store into shared memory must not target the buffer the last pass reads (see smem_fft).
+template <typename Load, typename Store>
+__device__ inline void smem_fft_io(Load load, Store store, float2* a, float2* b, const float2* tw, int log2_n,
+                                   int count, bool inverse) {
   __syncthreads();
-  float2* in = a;
-  float2* out = b;
-  int log2_ns = 0;
-  const int first = log2_n % 3;  // a radix-2 or radix-4 pass first where log2 n is not a multiple of 3
-  const int passes = (log2_n - first) / 3 + (first ? 1 : 0);
-  for (int pass = 0; pass < passes; ++pass) {
-    const bool conj_in = inverse && pass == 0, conj_out = inverse && pass == passes - 1;
-    const int log2_r = pass == 0 && first ? first : 3;
-    if (log2_r == 3) fft_pass<8>(in, out, tw, log2_n, log2_ns, count, conj_in, conj_out);
-    if (log2_r == 2) fft_pass<4>(in, out, tw, log2_n, log2_ns, count, conj_in, conj_out);
-    if (log2_r == 1) fft_pass<2>(in, out, tw, log2_n, log2_ns, count, conj_in, conj_out);
+  const int passes = fft_passes(log2_n), stride = fft_stride(1 << log2_n);
+  if (passes == 1) {
+    fft_first_pass(load, store, tw, log2_n, count, inverse, inverse);
     __syncthreads();
-    float2* t = in;
-    in = out, out = t;
-    log2_ns += log2_r;
+    return;
   }
-  return in;
+  fft_first_pass(load, SharedStore{a, stride}, tw, log2_n, count, inverse, false);
+  __syncthreads();
+  int log2_ns = log2_n % 3 ? log2_n % 3 : 3;
+  for (int pass = 1; pass < passes; ++pass) {
+    const SharedLoad in{pass % 2 ? a : b, stride};
+    if (pass == passes - 1) {
+      fft_pass<8>(in, store, tw, log2_n, log2_ns, count, false, inverse);
+    } else {
+      fft_pass<8>(in, SharedStore{pass % 2 ? b : a, stride}, tw, log2_n, log2_ns, count, false, false);
+    }
+    __syncthreads();
+    log2_ns += 3;
+  }
+}
+
+// The buffer (a or b) that smem_fft_io's last pass does not read: where a result kept in shared memory goes.
+__device__ __forceinline__ float2* fft_result_buffer(float2* a, float2* b, int log2_n) {
+  return fft_passes(log2_n) % 2 ? a : b;
+}
+
+// Transforms whose input comes from load(c, i) and whose result stays in shared memory, natural order, in the
+// returned buffer (a or b).
+template <typename Load>
+__device__ inline float2* smem_fft_load(Load load, float2* a, float2* b, const float2* tw, int log2_n, int count,
+                                        bool inverse) {
+  float2* result = fft_result_buffer(a, b, log2_n);
+  smem_fft_io(load, SharedStore{result, fft_stride(1 << log2_n)}, a, b, tw, log2_n, count, inverse);
+  return result;
+}
+
+// Transforms in place in shared memory: the input in buffer a (natural order), b scratch; returns the buffer
+// holding the result. (The input is read once, by the first pass, which writes b.)
+__device__ inline float2* smem_fft(float2* a, float2* b, const float2* tw, int log2_n, int count, bool inverse) {
+  return smem_fft_load(SharedLoad{a, fft_stride(1 << log2_n)}, b, a, tw, log2_n, count, inverse);
 }
 
 // Two real signals a, b transformed as one complex signal z = a + i b (padded layout): their spectra at bin k
@@ -134,23 +185,20 @@ __device__ __forceinline__ void split_two_real(const float2* z, int n, int k, fl
 }
 
 // Frames t0 .. t0+F-1 of a binaural pair as the STFT of sim/features.h takes them (samples [t hop, t hop + win)
-// times the window, zero-padded to n), both ears as one complex signal (left + i right) per frame, written to
-// a[F][fft_stride(n)] and transformed (b is scratch of the same size). Returns the buffer holding
-// Z_k = L_k + i R_k (split_two_real gives the ears). Frames past n_frames are zero.
+// times the window, zero-padded to n), both ears as one complex signal (left + i right) per frame, read
+// straight from global memory by the first pass and transformed with a and b (F x fft_stride(n) float2 each).
+// Returns the buffer holding Z_k = L_k + i R_k (split_two_real gives the ears). Frames past n_frames are zero.
 __device__ inline float2* stft_pair_frames(const float* left, const float* right, const float* window,
                                            const float2* tw, int n, int log2_n, int win, int hop, int n_frames,
                                            int t0, int F, float2* a, float2* b) {
-  const int stride = fft_stride(n);
-  for (int idx = threadIdx.x; idx < F * n; idx += blockDim.x) {
-    const int f = idx >> log2_n, i = idx & (n - 1), t = t0 + f;
-    float2 v = make_float2(0.0f, 0.0f);
-    if (t < n_frames && i < win) {
-      const float w = window[i];
-      v = make_float2(left[(size_t)t * hop + i] * w, right[(size_t)t * hop + i] * w);
-    }
-    a[f * stride + fft_slot(i)] = v;
-  }
-  return smem_fft(a, b, tw, log2_n, F, false);
+  (void)n;
+  const auto frame = [=](int f, int i) {
+    const int t = t0 + f;
+    if (t >= n_frames || i >= win) return make_float2(0.0f, 0.0f);
+    const float w = window[i];
+    return make_float2(left[(size_t)t * hop + i] * w, right[(size_t)t * hop + i] * w);
+  };
+  return smem_fft_load(frame, a, b, tw, log2_n, F, false);
 }
 
 }  // namespace bsim::cuda

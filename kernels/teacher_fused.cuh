@@ -92,9 +92,16 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
       split_two_real(z + f * S, n, k, l, r);
       const float gx = l.x * r.x + l.y * r.y, gy = l.y * r.x - l.x * r.y;  // L conj(R)
       if (p.kind == 1 || p.kind == 3) {
-        const float phase = atan2f(gy, gx);
-        ob[(size_t)k * p.n_frames + t] = cosf(phase);
-        ob[(size_t)(nb + k) * p.n_frames + t] = sinf(phase);
+        // cos and sin of arg(L conj R) (the CPU's definition; arg 0 for a zero product) as the unit vector,
+        // scaled first so that tiny products neither underflow nor lose precision.
+        const float m = fmaxf(fabsf(gx), fabsf(gy));
+        float c = 1.0f, s = 0.0f;
+        if (m > 0.0f) {
+          const float x = gx / m, y = gy / m, inv = rsqrtf(x * x + y * y);
+          c = x * inv, s = y * inv;
+        }
+        ob[(size_t)k * p.n_frames + t] = c;
+        ob[(size_t)(nb + k) * p.n_frames + t] = s;
       }
       if (p.kind == 2 || p.kind == 3) {
         const int row = p.kind == 3 ? 2 * nb + k : k;
@@ -109,6 +116,7 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
   for (int idx = threadIdx.x; idx < (F / 2) * nb; idx += blockDim.x) {
     const int q = idx / nb, k = idx - q * nb;
     float2 g[2];
+BSIM_UNROLL
     for (int e = 0; e < 2; ++e) {
       float2 l, r;
       split_two_real(z + (2 * q + e) * S, n, k, l, r);
