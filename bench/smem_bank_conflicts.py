@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""Shared-memory wavefronts of the radix-8 Stockham FFT (kernels/smem_fft.cuh) for candidate layouts.
+
+Model: a warp's float2 (8-byte) access is served per half-warp; a half-warp needs as many wavefronts as the
+largest number of distinct 8-byte words that fall in one bank pair (word mod 16). The conflict-free count is 2
+per warp access. Counted: every pass's loads and stores, plus the split of two real spectra (bins k and n-k).
+usage: python3 bench/smem_bank_conflicts.py
+"""
+import math
+
+
+def wavefronts(words):
+    total = 0
+    for half in (words[:16], words[16:]):
+        pairs = {}
+        for w in half:
+            pairs.setdefault(w % 16, set()).add(w)
+        total += max((len(v) for v in pairs.values()), default=0)
+    return total
+
+
+def fft_cost(n, count, slot, stride):
+    log2_n = int(math.log2(n))
+    first = log2_n % 3
+    radices = ([2 ** first] if first else []) + [8] * ((log2_n - first) // 3)
+    log2_ns, total, ideal = 0, 0, 0
+    for R in radices:
+        log2_r = int(math.log2(R))
+        per = n >> log2_r
+        items = count * per
+        for w0 in range(0, items, 32):
+            for r in range(R):
+                loads, stores = [], []
+                for item in range(w0, min(w0 + 32, items)):
+                    c, j = divmod(item, per)
+                    k = j & ((1 << log2_ns) - 1)
+                    loads.append(c * stride + slot(j + r * per))
+                    stores.append(c * stride + slot(((j - k) << log2_r) + k + (r << log2_ns)))
+                total += wavefronts(loads) + wavefronts(stores)
+                ideal += 4
+        log2_ns += log2_r
+    for c in range(count):  # split_two_real: bins k and n - k, k consecutive
+        for k0 in range(0, n // 2 + 1, 32):
+            ks = range(k0, min(k0 + 32, n // 2 + 1))
+            total += wavefronts([c * stride + slot(k) for k in ks]) + wavefronts([c * stride + slot((n - k) % n) for k in ks])
+            ideal += 4
+    return total / ideal
+
+
+def frame_fastest_cost(n, frames, slot, stride):
+    """Reads of bin k of `frames` transforms with the frame fastest (the IPD/ILD loop)."""
+    total, ideal, idx = 0, 0, list(range((n // 2 + 1) * frames))
+    for w0 in range(0, len(idx), 32):
+        words = [(i % frames) * stride + slot(i // frames) for i in idx[w0:w0 + 32]]
+        total += wavefronts(words)
+        ideal += 2
+    return total / ideal
+
+
+LAYOUTS = {
+    "pad one in 8, stride 9n/8": (lambda i: i + (i >> 3), lambda n: n + n // 8),
+    "xor (i>>3)&15, stride n": (lambda i: i ^ ((i >> 3) & 15), lambda n: n),
+    "xor (i>>3)&15, stride n+2 (used)": (lambda i: i ^ ((i >> 3) & 15), lambda n: n + 2),
+}
+
+if __name__ == "__main__":
+    print("| layout | 512 x 8 | 4096 x 1 | 256 x 8 | bin reads, 8 frames fastest |")
+    print("|---|---|---|---|---|")
+    for name, (slot, stride) in LAYOUTS.items():
+        cells = [fft_cost(n, c, slot, stride(n)) for n, c in ((512, 8), (4096, 1), (256, 8))]
+        cells.append(frame_fastest_cost(512, 8, slot, stride(512)))
+        print(f"| {name} | " + " | ".join(f"{x:.2f}x" for x in cells) + " |")
