@@ -58,7 +58,7 @@ timeout 180 build-gpu/tests/test_gpu --gtest_filter="$TEST_FILTER" > "$LOG/test_
 stamp "test_gpu rc=$gpu_tests_rc"; grep -E "FAILED|Failure|error|Expected|Which is|actual|example|ms\)" "$LOG/test_gpu.log" | head -60
 build-gpu/apps/bsim devices > "$LOG/devices.txt" 2>&1
 BENCH_FILTER=.; [ "$MODE" = recipe ] && BENCH_FILTER='Pipeline|ClassicDoa'
-[ "$MODE" = kernels ] && BENCH_FILTER='Convolve|Teacher|Pipeline'
+[ "$MODE" = kernels ] && BENCH_FILTER='Convolve|Teacher|Pipeline|ClassicDoa'
 timeout 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filter="$BENCH_FILTER" \
   --benchmark_out="$LOG/bench_gpu.json" --benchmark_out_format=json > "$LOG/bench_gpu.txt" 2>&1
 stamp "bench_gpu rc=$?"
