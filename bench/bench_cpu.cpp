@@ -113,3 +113,16 @@ static void BM_ExampleDefault(benchmark::State& state) {
 BENCHMARK(BM_ExampleDefault)->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();
+
+// The host's share of a GPU batch (kernels/pipeline_gpu.cu step 1): planning examples as the CPU renderer
+// does (scene, speech segments, noise emitters), one thread, after every utterance has been read once.
+static void BM_PlanExample(benchmark::State& state) {
+  const Config cfg;
+  const Renderer renderer(cfg);
+  uint64_t index = 0;
+  for (; index < 20000; ++index) benchmark::DoNotOptimize(renderer.plan(index));  // decode the corpus once
+  for (auto _ : state) benchmark::DoNotOptimize(renderer.plan(index++));
+  state.counters["us/example"] =
+      benchmark::Counter(double(state.iterations()), benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_PlanExample)->Unit(benchmark::kMicrosecond);

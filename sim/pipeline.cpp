@@ -14,10 +14,15 @@ namespace bsim {
 namespace {
 constexpr int kMaxUnusableDraws = 50;  // consecutive unusable draws before the corpus is declared broken
 
+// Sum of squares in double, eight partial sums (a fixed order, so the same on every machine): one running sum
+// is a chain of dependent adds, and planning sums several seconds of speech per clip.
 double energy(const float* x, size_t n) {
-  double e = 0;
-  for (size_t i = 0; i < n; ++i) e += double(x[i]) * x[i];
-  return e;
+  double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int k = 0; k < 8; ++k) part[k] += double(x[i + size_t(k)]) * x[i + size_t(k)];
+  for (; i < n; ++i) part[0] += double(x[i]) * x[i];
+  return ((part[0] + part[1]) + (part[2] + part[3])) + ((part[4] + part[5]) + (part[6] + part[7]));
 }
 
 // Renders a mono signal through a BRIR into out[ear][T] (accumulating when add is true).
@@ -74,13 +79,23 @@ std::shared_ptr<const std::vector<float>> Renderer::cached_audio(int key, const 
     unusable_.emplace(key, e.what());
     return nullptr;
   }
+  const double e = energy(x->data(), x->size());
   std::lock_guard<std::mutex> lock(cache_mutex_);
   const size_t bytes = x->size() * sizeof(float);
-  if (cache_bytes_ + bytes <= size_t(cfg_.speech.cache_mb) * 1024 * 1024) {
-    cache_.emplace(key, x);
+  if (cache_bytes_ + bytes <= size_t(cfg_.speech.cache_mb) * 1024 * 1024 && cache_.emplace(key, x).second) {
+    cached_energy_.emplace(key, e);
     cache_bytes_ += bytes;
   }
   return x;
+}
+
+double Renderer::utterance_energy(int idx, const std::vector<float>& x) const {
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    auto it = cached_energy_.find(idx);
+    if (it != cached_energy_.end()) return it->second;
+  }
+  return energy(x.data(), x.size());
 }
 
 std::shared_ptr<const std::vector<float>> Renderer::utterance(int idx) const {
@@ -101,14 +116,14 @@ std::vector<std::string> Renderer::skipped_files() const {
 
 ClipPlan Renderer::plan_speech_clip(Rng& rng, int n, int* first_index, std::vector<float>* assembled) const {
   ClipPlan plan;
-  std::vector<float> out(static_cast<size_t>(n), 0.0f);
+  double clip_energy = 0;  // of the assembled clip: its segments (the pauses between them are zeros)
   const double min_rms = std::pow(10.0, cfg_.speech.min_rms_dbfs / 20.0);
   int pos = 0, silent = 0;
   bool first = true;
   while (pos < n) {
     const int idx = rng.uniform_int(0, int(speech_.size()) - 1);
     const auto utt = utterance(idx);
-    if (!utt || std::sqrt(energy(utt->data(), utt->size()) / double(utt->size())) < min_rms) {
+    if (!utt || std::sqrt(utterance_energy(idx, *utt) / double(utt->size())) < min_rms) {
       if (++silent > kMaxUnusableDraws) {
         std::string why = "silent (below speech.min_rms_dbfs)";
         if (!utt) {
@@ -127,16 +142,13 @@ ClipPlan Renderer::plan_speech_clip(Rng& rng, int n, int* first_index, std::vect
     if (first && first_index) *first_index = idx;
     first = false;
     const size_t take = std::min(x.size() - offset, size_t(n - pos));
-    std::copy(x.begin() + long(offset), x.begin() + long(offset + take), out.begin() + pos);
+    clip_energy += energy(x.data() + offset, take);
     plan.segments.push_back({idx, (long long)offset, int(take), pos});
     pos += int(take) + int(rng.uniform(0.1, 0.3) * cfg_.sample_rate_hz);  // short pause between utterances
   }
-  const double rms = std::sqrt(energy(out.data(), out.size()) / double(n));
+  const double rms = std::sqrt(clip_energy / double(n));
   plan.gain = kSpeechRms / rms;
-  if (assembled) {
-    for (float& v : out) v = float(v * plan.gain);
-    *assembled = std::move(out);
-  }
+  if (assembled) *assembled = assemble(plan, n);
   return plan;
 }
 

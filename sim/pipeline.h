@@ -101,6 +101,8 @@ class Renderer {
   // Decoded audio by key (speech file i -> i, noise file i -> -(i + 1)), cached up to speech.cache_mb; an
   // unreadable file returns nullptr when may_skip (remembered), else throws InputError.
   std::shared_ptr<const std::vector<float>> cached_audio(int key, const std::string& path, bool may_skip) const;
+  // Sum of squares of utterance idx (x: its samples), from the cache when it holds it.
+  double utterance_energy(int idx, const std::vector<float>& x) const;
   Config cfg_;
   int n_samples_ = 0;
   std::vector<HrirGrid> grids_;
@@ -108,6 +110,7 @@ class Renderer {
   std::vector<std::string> speech_, noise_files_;
   mutable std::mutex cache_mutex_;
   mutable std::unordered_map<int, std::shared_ptr<const std::vector<float>>> cache_;
+  mutable std::unordered_map<int, double> cached_energy_;  // sum of squares of each cached file (planning reads it)
   mutable size_t cache_bytes_ = 0;
   mutable std::unordered_map<int, std::string> unusable_;  // file index -> reason
 };
