@@ -7,14 +7,16 @@
 #                                convolution / teacher / whole-batch benchmarks and the torch ratios (~2.5 min)
 #   scripts/gpu_check.sh full    + racecheck, end-to-end generate timing, btrain timings (on the fly on the
 #                                device, streamed shards, pre-loaded) (~4 min)
-#   scripts/gpu_check.sh recipe  build, gpu tests, pipeline + DoA benchmarks, pretraining probes, then the DoA recipe at the
-#                                paper's model size (scripts/recipe_doa.sh gpu, ~4 min; needs the English
-#                                voices and the shared HRTF sets from fetch_gpu_deps.sh)
+#   scripts/gpu_check.sh recipe [gpu|full]  build, gpu tests, pipeline + DoA benchmarks, then the DoA recipe
+#                                at the paper's model size (scripts/recipe_doa.sh gpu: ~2.5 min, or full: ~5 min;
+#                                needs the English voices and the shared HRTF sets from fetch_gpu_deps.sh)
 # Every stage has its own time limit so that one hang cannot eat the lease; full logs are packed into
 # $OUT/logs.tgz (the device tool returns at most 8 files) and a short table is printed last and kept in
 # $OUT/summary.md.
 set -uo pipefail
 MODE=${1:-full}
+RECIPE_SIZE=${2:-gpu}  # recipe mode: scripts/recipe_doa.sh gpu (~2.5 min) or full (~5 min)
+case "$RECIPE_SIZE" in gpu) RECIPE_LIMIT=330 ;; full) RECIPE_LIMIT=520 ;; *) echo "recipe size: gpu or full" >&2; exit 2 ;; esac
 export PATH=/usr/local/cuda/bin:$PATH
 cd "$(dirname "$0")/.."
 DEST=${OUT:-gpu-check-logs}
@@ -99,20 +101,8 @@ if [ "$MODE" = recipe ]; then
   # kernel have failed its test, the recipe uses the framing + cuFFT teacher instead (said in the table).
   teacher_impl=fused
   if grep -q "FAILED  \] GpuTeacher" "$LOG/test_gpu.log"; then export BSIM_TEACHER_KERNEL=cufft; teacher_impl=cufft; fi
-  # Why did pretraining stall in the first GPU recipe (loss 0.991 -> 0.989, bench/RESULTS.md)? 300-step probes
-  # of the default model: bf16 vs fp32 at 4 s, fp32 at 2 s, and fp32 on CPU-simulated batches (the data path);
-  # the CPU learns in all of these settings (0.95 by step 200).
-  for probe in "bf16 4 cuda" "fp32 4 cuda" "fp32 2 cuda" "fp32 4 cpu"; do
-    set -- $probe
-    name="$1-$2-$3"
-    timeout 60 build-gpu/apps/btrain pretrain --on-the-fly --out "/tmp/probe-$name" --config configs/multi_subject.yaml \
-      --set clip_s=$2 --set train.precision=$1 --set train.simulator=$3 --set train.steps=300 --set train.log_every=50 \
-      --set train.device=cuda --quiet > "$LOG/probe-$name.log" 2>&1
-    cp "/tmp/probe-$name/log.csv" "$LOG/probe-$name.csv" 2>/dev/null
-    stamp "probe $name: $(tail -1 "$LOG/probe-$name.csv" 2>/dev/null)"
-  done
-  BSIM=build-gpu/apps/bsim BTRAIN=build-gpu/apps/btrain PY=python3 timeout 330 bash scripts/recipe_doa.sh gpu /tmp/recipe-gpu \
-    > "$LOG/recipe.log" 2>&1
+  BSIM=build-gpu/apps/bsim BTRAIN=build-gpu/apps/btrain PY=python3 timeout "$RECIPE_LIMIT" \
+    bash scripts/recipe_doa.sh "$RECIPE_SIZE" /tmp/recipe-gpu > "$LOG/recipe.log" 2>&1
   recipe_rc=$?; stamp "recipe rc=$recipe_rc"; tail -5 "$LOG/recipe.log"
   cp -r /tmp/recipe-gpu/report "$LOG/recipe-report" 2>/dev/null
   for r in pre doa-pretrained doa-scratch; do cp "/tmp/recipe-gpu/$r/log.csv" "$LOG/recipe-$r.csv" 2>/dev/null; done
@@ -151,10 +141,7 @@ echo "| compute-sanitizer memcheck / racecheck | rc=$memcheck_rc / $racecheck_rc
 grep -hE "^BM_" "$LOG/bench_gpu.txt" | awk '{printf "| %s | %s %s |", $1, $2, $3; for (i = 6; i <= NF; ++i) printf " %s", $i; print " |"}'
 cat "$LOG/torch_baselines.md" 2>/dev/null
 if [ "$MODE" = recipe ]; then
-  for probe in bf16-4-cuda fp32-4-cuda fp32-2-cuda fp32-4-cpu; do
-    echo "| pretraining probe $probe (precision, clip s, simulator): step,loss,... at 300 | $(tail -1 "$LOG/probe-$probe.csv" 2>/dev/null) |"
-  done
-  echo "| DoA recipe (gpu size, teacher kernel $teacher_impl) | rc=$recipe_rc; see recipe-summary.md |"
+  echo "| DoA recipe ($RECIPE_SIZE size, teacher kernel $teacher_impl) | rc=$recipe_rc; see recipe-summary.md |"
 fi
 if [ "$MODE" = full ]; then
   echo "| generate --rooms 10000 --device cuda | rc=$gen_rc; $(grep -E 'wrote' "$LOG/generate.log" | tail -1); disk write of the same $bytes bytes ${disk_s} s |"
