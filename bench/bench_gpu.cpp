@@ -89,7 +89,7 @@ static void convolve_batch(benchmark::State& state, const char* impl) {  // impl
   for (auto& v : x) v = float(rng.normal());
   for (auto& v : h) v = float(rng.normal());
   if (impl) setenv("BSIM_CONV_KERNEL", impl, 1);
-  cuda::BatchConvolver conv(B, F, T, L, impl ? int(state.range(0)) : 2048);
+  cuda::BatchConvolver conv(B, F, T, L, impl ? int(state.range(0)) : 2048, impl ? int(state.range(1)) : 8);
   unsetenv("BSIM_CONV_KERNEL");
   conv.run(B, x, h, out);
   for (auto _ : state) conv.recompute();
@@ -100,7 +100,11 @@ static void convolve_batch(benchmark::State& state, const char* impl) {  // impl
 }
 static void BM_ConvolveBatch(benchmark::State& state) { convolve_batch(state, nullptr); }  // the default
 static void BM_ConvolveBatchFused(benchmark::State& state) { convolve_batch(state, "fused"); }
-BENCHMARK(BM_ConvolveBatchFused)->Arg(1024)->Arg(2048)->Arg(4096)->Unit(benchmark::kMillisecond)->UseRealTime();
+// (block, radix of the shared-memory FFT passes)
+BENCHMARK(BM_ConvolveBatchFused)
+    ->ArgsProduct({{1024, 2048, 4096}, {8, 16}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_ConvolveBatch)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // Teacher features of 256 binaural 4 s examples (the default implementation per kind; both beside it) on the device (STFT 512/400/160); gcc_phat with 17 lags as

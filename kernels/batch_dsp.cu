@@ -143,7 +143,7 @@ namespace {
 void compute(BatchConvolver::Impl& m);
 }
 
-BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L, int block)
+BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L, int block, int max_radix)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.max_batch = max_batch, m.n_filters = n_filters, m.T = T, m.L = L;
@@ -157,11 +157,15 @@ BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L, int b
   if (m.fused) {
     if (block < 4 || block > 8192 || (block & (block - 1)) != 0)
       throw InputError("BatchConvolver: block " + std::to_string(block) + " must be a power of two in 4..8192");
-    m.cp = fused_conv_params(T, L, n_filters, block);
+    if (max_radix != 8 && max_radix != 16)
+      throw InputError("BatchConvolver: max_radix " + std::to_string(max_radix) + " must be 8 or 16");
+    m.cp = fused_conv_params(T, L, n_filters, block, max_radix);
     m.conv_smem = fused_conv_shared_bytes(m.cp);
-    for (const void* k : {(const void*)conv_input_spectra, (const void*)conv_filter_spectra, (const void*)conv_output_blocks})
+    for (const void* k : {(const void*)conv_input_spectra<8>, (const void*)conv_filter_spectra<8>,
+                          (const void*)conv_output_blocks<8>, (const void*)conv_input_spectra<16>,
+                          (const void*)conv_filter_spectra<16>, (const void*)conv_output_blocks<16>})
       BSIM_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, m.conv_smem));
-    const std::vector<float2> tw = fft_twiddles(m.cp.N, m.cp.N / 2);
+    const std::vector<float2> tw = fft_twiddles(m.cp.N, fft_twiddle_count(m.cp.N));
     m.conv_twiddle = DeviceBuffer<float2>(tw.size());
     BSIM_CUDA_TRY(cudaMemcpy(m.conv_twiddle.get(), tw.data(), tw.size() * sizeof(float2), cudaMemcpyHostToDevice));
     const size_t nb = size_t(m.cp.K + 1);
@@ -217,17 +221,28 @@ void BatchConvolver::run(int B, const std::vector<float>& x, const std::vector<f
 }
 
 namespace {
+template <int MaxRadix>
+void launch_fused_convolution(BatchConvolver::Impl& m, cudaStream_t s) {
+  const FusedConvParams& p = m.cp;
+  // One butterfly per thread and pass (N / radix items), within 256..1024 threads.
+  const int radix = 1 << fft_plan(p.log2_N, MaxRadix).log2_r;
+  const int B = m.max_batch, pairs = m.n_filters / 2, threads = std::min(1024, std::max(256, p.N / radix));
+  const float2* tw = m.conv_twiddle.get();
+  conv_input_spectra<MaxRadix><<<dim3(p.J2 / 2, B), threads, m.conv_smem, s>>>(m.x.get(), tw, p, m.conv_X.get());
+  conv_filter_spectra<MaxRadix><<<dim3(p.Q, B * pairs), threads, m.conv_smem, s>>>(m.h.get(), tw, p, m.conv_H.get());
+  conv_output_blocks<MaxRadix><<<dim3(p.J, B * pairs), threads, m.conv_smem, s>>>(m.conv_X.get(), m.conv_H.get(), tw, p,
+                                                                                  m.y.get());
+  BSIM_CUDA_TRY(cudaGetLastError());
+}
+
 void compute(BatchConvolver::Impl& m) {
   cudaStream_t s = m.stream.get();
   if (m.fused) {
-    const FusedConvParams& p = m.cp;
-    // One radix-8 butterfly per thread and pass: N / 8 items, within 256..1024 threads.
-    const int B = m.max_batch, pairs = m.n_filters / 2, threads = std::min(1024, std::max(256, p.N / 8));
-    conv_input_spectra<<<dim3(p.J2 / 2, B), threads, m.conv_smem, s>>>(m.x.get(), m.conv_twiddle.get(), p, m.conv_X.get());
-    conv_filter_spectra<<<dim3(p.Q, B * pairs), threads, m.conv_smem, s>>>(m.h.get(), m.conv_twiddle.get(), p, m.conv_H.get());
-    conv_output_blocks<<<dim3(p.J, B * pairs), threads, m.conv_smem, s>>>(m.conv_X.get(), m.conv_H.get(),
-                                                                           m.conv_twiddle.get(), p, m.y.get());
-    BSIM_CUDA_TRY(cudaGetLastError());
+    if (m.cp.max_radix == 16) {
+      launch_fused_convolution<16>(m, s);
+    } else {
+      launch_fused_convolution<8>(m, s);
+    }
     return;
   }
   BSIM_CUFFT_TRY(cufftExecR2C(m.fwd_x->get(), m.x.get(), m.X.get()));
@@ -335,7 +350,7 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T, Fused
       throw InputError("BatchTeacher: frames per block must be even and threads a multiple of 32 up to 1024");
     m.fused_smem = fused_teacher_shared_bytes(m.fp);
     BSIM_CUDA_TRY(cudaFuncSetAttribute(fused_teacher, cudaFuncAttributeMaxDynamicSharedMemorySize, m.fused_smem));
-    const std::vector<float2> tw = fft_twiddles(n, std::max(1, n / 8));
+    const std::vector<float2> tw = fft_twiddles(n, fft_twiddle_count(n));
     m.twiddle = DeviceBuffer<float2>(tw.size());
     BSIM_CUDA_TRY(cudaMemcpy(m.twiddle.get(), tw.data(), tw.size() * sizeof(float2), cudaMemcpyHostToDevice));
     m.power = DeviceBuffer<double>(size_t(max_batch));

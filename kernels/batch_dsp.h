@@ -12,11 +12,12 @@ namespace bsim::cuda {
 
 // out[b][f][0..T) = (x[b] * h[b][f])[0..T): B examples, F filters each (e.g. BRIR L/R + direct L/R).
 // Uniformly partitioned overlap-save with the transforms in shared memory (kernels/conv_fused.cuh; an even F),
-// blocks of `block` samples (a power of two, transforms of 2 x block points); BSIM_CONV_KERNEL=cufft (or an
-// odd F) takes one full-length cuFFT transform per operand instead.
+// blocks of `block` samples (a power of two, transforms of 2 x block points), FFT passes of radix 8 or 16
+// (max_radix); BSIM_CONV_KERNEL=cufft (or an odd F) takes one full-length cuFFT transform per operand instead.
 class BatchConvolver {
  public:
-  BatchConvolver(int max_batch, int n_filters, int n_samples, int filter_length, int block = 2048);
+  BatchConvolver(int max_batch, int n_filters, int n_samples, int filter_length, int block = 2048,
+                 int max_radix = 8);
   ~BatchConvolver();
   BatchConvolver(const BatchConvolver&) = delete;
   BatchConvolver& operator=(const BatchConvolver&) = delete;

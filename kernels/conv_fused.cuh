@@ -16,11 +16,12 @@ struct FusedConvParams {
   int T, L, F;        // samples per input, taps per filter, filters per example (even)
   int K, N, log2_N;   // block, transform size 2K
   int J, J2, Q;       // output blocks ceil(T/K), J rounded up to even, partitions ceil(L/K)
+  int max_radix;      // of the shared-memory FFT passes: 8 or 16 (kernels/smem_fft.cuh); the kernels' MaxRadix
 };
 
-inline FusedConvParams fused_conv_params(int T, int L, int F, int K) {
+inline FusedConvParams fused_conv_params(int T, int L, int F, int K, int max_radix = 8) {
   FusedConvParams p{};
-  p.T = T, p.L = L, p.F = F, p.K = K, p.N = 2 * K;
+  p.T = T, p.L = L, p.F = F, p.K = K, p.N = 2 * K, p.max_radix = max_radix;
   int lg = 0;
   while ((1 << lg) < p.N) ++lg;
   p.log2_N = lg;
@@ -29,10 +30,11 @@ inline FusedConvParams fused_conv_params(int T, int L, int F, int K) {
 }
 // Shared memory per block: two N-point transform buffers (kernels/smem_fft.cuh) and the twiddles.
 inline int fused_conv_shared_bytes(const FusedConvParams& p) {
-  return int(sizeof(float2)) * (2 * fft_stride(p.N) + p.N / 8);
+  return int(sizeof(float2)) * (2 * fft_stride(p.N) + fft_twiddle_count(p.N));
 }
 
 // X[b][j][k], k <= K: spectra of input frames j and j+1 (j even). Grid (J2 / 2, B).
+template <int MaxRadix>
 __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedConvParams p, float2* X) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   float2* a = shared;
@@ -40,13 +42,13 @@ __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedC
   float2* tw = c + fft_stride(p.N);
   const int b = blockIdx.y, j0 = 2 * blockIdx.x, nb = p.K + 1;
   const float* xb = x + (size_t)b * p.T;
-  for (int i = threadIdx.x; i < p.N / 8; i += blockDim.x) tw[i] = twiddle[i];
+  for (int i = threadIdx.x; i < fft_twiddle_count(p.N); i += blockDim.x) tw[i] = twiddle[i];
   const int K = p.K, T = p.T;
   const auto frames = [=](int, int i) {  // frames j0 and j0 + 1 as one complex signal, read by the first pass
     const int s0 = (j0 - 1) * K + i, s1 = s0 + K;
     return make_float2(s0 >= 0 && s0 < T ? xb[s0] : 0.0f, s1 >= 0 && s1 < T ? xb[s1] : 0.0f);
   };
-  const float2* z = smem_fft_load(frames, a, c, tw, p.log2_N, 1, false);
+  const float2* z = smem_fft_load<MaxRadix>(frames, a, c, tw, p.log2_N, 1, false);
   float2* out0 = X + ((size_t)b * p.J2 + j0) * nb;
   for (int k = threadIdx.x; k < nb; k += blockDim.x) {
     float2 s0, s1;
@@ -56,6 +58,7 @@ __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedC
 }
 
 // H[b][pair][q][ear][k]: spectra of partition q of the pair's two filters. Grid (Q, B * F / 2).
+template <int MaxRadix>
 __global__ void conv_filter_spectra(const float* h, const float2* twiddle, FusedConvParams p, float2* H) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   float2* a = shared;
@@ -64,14 +67,14 @@ __global__ void conv_filter_spectra(const float* h, const float2* twiddle, Fused
   const int q = blockIdx.x, bp = blockIdx.y, nb = p.K + 1;  // bp = b * F/2 + pair
   const float* h0 = h + (size_t)bp * 2 * p.L;               // filters 2 pair and 2 pair + 1 of example b
   const float* h1 = h0 + p.L;
-  for (int i = threadIdx.x; i < p.N / 8; i += blockDim.x) tw[i] = twiddle[i];
+  for (int i = threadIdx.x; i < fft_twiddle_count(p.N); i += blockDim.x) tw[i] = twiddle[i];
   const int K = p.K, L = p.L;
   const auto partition = [=](int, int i) {  // partition q of both filters, zero-padded, read by the first pass
     const int s = q * K + i;
     const bool in = i < K && s < L;
     return make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
   };
-  const float2* z = smem_fft_load(partition, a, c, tw, p.log2_N, 1, false);
+  const float2* z = smem_fft_load<MaxRadix>(partition, a, c, tw, p.log2_N, 1, false);
   float2* out = H + ((size_t)bp * p.Q + q) * 2 * nb;
   for (int k = threadIdx.x; k < nb; k += blockDim.x) {
     float2 s0, s1;
@@ -82,6 +85,7 @@ __global__ void conv_filter_spectra(const float* h, const float2* twiddle, Fused
 
 // out[b][f][jK + n] for the pair's two filters: multiply-accumulate over partitions, one inverse FFT of
 // Y_f0 + i Y_f1, real part -> filter f0, imaginary part -> f1. Grid (J, B * F / 2).
+template <int MaxRadix>
 __global__ void conv_output_blocks(const float2* X, const float2* H, const float2* twiddle, FusedConvParams p,
                                    float* out) {
   BSIM_DYNAMIC_SHARED(float2, shared);
@@ -89,7 +93,7 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
   float2* c = a + fft_stride(p.N);
   float2* tw = c + fft_stride(p.N);
   const int j = blockIdx.x, bp = blockIdx.y, b = bp / (p.F / 2), nb = p.K + 1;
-  for (int i = threadIdx.x; i < p.N / 8; i += blockDim.x) tw[i] = twiddle[i];
+  for (int i = threadIdx.x; i < fft_twiddle_count(p.N); i += blockDim.x) tw[i] = twiddle[i];
   const float2* Hb = H + (size_t)bp * p.Q * 2 * nb;
   const float2* Xb = X + (size_t)b * p.J2 * nb;
   for (int k = threadIdx.x; k < nb; k += blockDim.x) {
@@ -113,7 +117,7 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
     if (i < K || t >= T) return;
     o0[t] = v.x * scale, o1[t] = v.y * scale;
   };
-  smem_fft_io(SharedLoad{a, fft_stride(p.N)}, valid, c, a, tw, p.log2_N, 1, true);
+  smem_fft_io<MaxRadix>(SharedLoad{a, fft_stride(p.N)}, valid, c, a, tw, p.log2_N, 1, true);
 }
 
 }  // namespace bsim::cuda

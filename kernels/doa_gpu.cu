@@ -42,7 +42,7 @@ BatchClassicDoa::BatchClassicDoa(const ClassicDoa& cpu, int max_batch, int T) : 
   const DoaParams& p = m.p;
   if (p.n_frames < 1) throw InputError("GPU DoA: examples shorter than one STFT frame");
   const std::vector<float> w = stft_window(fc);
-  const std::vector<float2> tw = fft_twiddles(n, n / 2);
+  const std::vector<float2> tw = fft_twiddles(n, fft_twiddle_count(n));
   const std::vector<DoaSteering> steer = doa_steering(cpu);
   auto upload = [](auto& dst, const auto& src) {
     using T_ = typename std::decay_t<decltype(src)>::value_type;

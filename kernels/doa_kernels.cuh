@@ -58,7 +58,7 @@ inline std::vector<DoaSteering> doa_steering(const ClassicDoa& cpu) {
 }
 
 inline int doa_stft_shared_bytes(const DoaParams& p) {
-  return int(sizeof(float2)) * (2 * p.frames_per_block * fft_stride(p.n_fft) + p.n_fft / 8);
+  return int(sizeof(float2)) * (2 * p.frames_per_block * fft_stride(p.n_fft) + fft_twiddle_count(p.n_fft));
 }
 
 // X[b][ear][t][k] for frame group blockIdx.x of example blockIdx.y.
@@ -69,7 +69,7 @@ __global__ void doa_stft(const float* audio, const float* window, const float2* 
   float2* buf_b = buf_a + F * fft_stride(n);
   float2* tw = buf_b + F * fft_stride(n);
   const int b = blockIdx.y, t0 = blockIdx.x * F;
-  for (int i = threadIdx.x; i < n / 8; i += blockDim.x) tw[i] = twiddle[i];
+  for (int i = threadIdx.x; i < fft_twiddle_count(n); i += blockDim.x) tw[i] = twiddle[i];
   const float* left = audio + (size_t)b * 2 * p.T;
   const float2* z = stft_pair_frames(left, left + p.T, window, tw, n, p.log2_n, p.win, p.hop, p.n_frames, t0, F,
                                      buf_a, buf_b);

@@ -4,13 +4,15 @@
 // shared memory three times instead of the nine of radix-2, with one barrier per pass. Strided loops, so the
 // code also runs sequentially under kernels/emulation.h. Device code only.
 //
-// Layout: value i of a transform lives at fft_slot(i), an XOR swizzle of the low four bits by the next four,
-// and transforms follow each other every fft_stride(n) float2. A float2 access by half a warp is conflict-free
+// Layout: value i of a transform lives at fft_slot(i), an XOR swizzle of its low four bits by bits 3-8, and
+// transforms follow each other every fft_stride(n) float2. A float2 access by half a warp is conflict-free
 // when its 16 slots fall in 16 different bank pairs (slot mod 16): the swizzle gives that for the passes'
-// contiguous loads and their stride-8 and stride-64 stores (1.05x the conflict-free count of shared-memory
-// wavefronts over a 512-point transform, where padding one slot in 8 gave 1.7x), and the stride of n + 2
-// staggers transforms so that loops over (bin, frame) with the frame fastest read from 8 transforms at once
-// without conflicts.
+// contiguous loads and strided stores of both radices at 512 and 4096 points (bench/smem_bank_conflicts.py;
+// padding one slot in 8 gave 1.7x the conflict-free wavefront count), and the stride of n + 2 staggers
+// transforms so that loops over (bin, frame) with the frame fastest read 8 transforms without conflicts.
+//
+// Radix: passes of 8 by default; max_radix 16 takes passes of 16 where that needs fewer passes (4096 points: 3
+// instead of 4), at twice the registers per thread.
 #pragma once
 #include <cmath>
 #include <vector>
@@ -20,7 +22,7 @@
 namespace bsim::cuda {
 
 // Host side: the twiddle table the transforms read, tw[m] = exp(-2 pi i m / n) for m < count (computed in
-// double, stored in float). The transforms read m < n / 8.
+// double, stored in float). The transforms read m < fft_twiddle_count(n).
 inline std::vector<float2> fft_twiddles(int n, int count) {
   std::vector<float2> tw(static_cast<size_t>(count));
   for (int m = 0; m < count; ++m)
@@ -28,8 +30,9 @@ inline std::vector<float2> fft_twiddles(int n, int count) {
   return tw;
 }
 
-__host__ __device__ __forceinline__ int fft_slot(int i) { return i ^ ((i >> 3) & 15); }
+__host__ __device__ __forceinline__ int fft_slot(int i) { return i ^ (((i >> 3) ^ (i >> 5)) & 15); }
 __host__ __device__ __forceinline__ int fft_stride(int n) { return n + 2; }
+__host__ __device__ __forceinline__ int fft_twiddle_count(int n) { return n >= 4 ? n / 4 : 1; }
 
 __device__ __forceinline__ float2 cmul(float2 a, float2 b) {
   return make_float2(a.x * b.x - a.y * b.y, a.x * b.y + a.y * b.x);
@@ -76,6 +79,37 @@ struct SharedStore {
   __device__ __forceinline__ void operator()(int c, int i, float2 v) const { buf[c * stride + fft_slot(i)] = v; }
 };
 
+__device__ __forceinline__ void dft16(float2* v) {
+  // x[4 a + b]: 4-point DFTs over a for each b, twiddles W16^(b k1), 4-point DFTs over b: X[k1 + 4 k2].
+  dft4(v[0], v[4], v[8], v[12]);
+  dft4(v[1], v[5], v[9], v[13]);
+  dft4(v[2], v[6], v[10], v[14]);
+  dft4(v[3], v[7], v[11], v[15]);
+  const float c1 = 0.92387953251128674f, s1 = 0.38268343236508977f, h = 0.70710678118654752f;
+  v[5] = cmul(v[5], make_float2(c1, -s1));     // W^1
+  v[9] = cmul(v[9], make_float2(h, -h));       // W^2
+  v[13] = cmul(v[13], make_float2(s1, -c1));   // W^3
+  v[6] = cmul(v[6], make_float2(h, -h));       // W^2
+  v[10] = times_minus_i(v[10]);                // W^4
+  v[14] = cmul(v[14], make_float2(-h, -h));    // W^6
+  v[7] = cmul(v[7], make_float2(s1, -c1));     // W^3
+  v[11] = cmul(v[11], make_float2(-h, -h));    // W^6
+  v[15] = cmul(v[15], make_float2(-c1, s1));   // W^9
+  // Now v[b + 4 k1] holds the twiddled inner DFTs; the outer DFT over b for each k1 gives X[k1 + 4 k2] in
+  // v[4 k1 + k2]: transpose the 4 x 4 result into natural order.
+  dft4(v[0], v[1], v[2], v[3]);
+  dft4(v[4], v[5], v[6], v[7]);
+  dft4(v[8], v[9], v[10], v[11]);
+  dft4(v[12], v[13], v[14], v[15]);
+  float2 t;
+  t = v[1], v[1] = v[4], v[4] = t;
+  t = v[2], v[2] = v[8], v[8] = t;
+  t = v[3], v[3] = v[12], v[12] = t;
+  t = v[6], v[6] = v[9], v[9] = t;
+  t = v[7], v[7] = v[13], v[13] = t;
+  t = v[11], v[11] = v[14], v[14] = t;
+}
+
 // One Stockham pass of radix R = 2^log2_r over `count` transforms: thread item j (< n/R) reads value
 // j + r n/R, applies the twiddles exp(-2 pi i (j mod ns) r / (ns R)), does the R-point DFT and writes value
 // (j - j mod ns) R + j mod ns + r ns; ns is the product of the earlier passes' radices. conj_in / conj_out
@@ -83,7 +117,7 @@ struct SharedStore {
 template <int R, typename Load, typename Store>
 __device__ inline void fft_pass(Load load, Store store, const float2* tw, int log2_n, int log2_ns, int count,
                                 bool conj_in, bool conj_out) {
-  constexpr int log2_r = R == 8 ? 3 : R == 4 ? 2 : 1;
+  constexpr int log2_r = R == 16 ? 4 : R == 8 ? 3 : R == 4 ? 2 : 1;
   const int log2_per = log2_n - log2_r, per = 1 << log2_per, ns_mask = (1 << log2_ns) - 1;
   const int tw_shift = log2_n - log2_ns - log2_r;
   for (int item = threadIdx.x; item < (count << log2_per); item += blockDim.x) {
@@ -96,10 +130,23 @@ BSIM_UNROLL
     }
     if (k != 0) {
       const float2 w = tw[k << tw_shift];
-      float2 wr = w;
+      if constexpr (R == 16) {
+        // w^r = (w^4)^(r / 4) w^(r mod 4): chains of at most three products (w^4 from the table).
+        const float2 w2 = cmul(w, w), w4 = tw[k << (tw_shift + 2)], w8 = cmul(w4, w4);
+        const float2 lo[4] = {make_float2(1.0f, 0.0f), w, w2, cmul(w2, w)};
+        const float2 hi[4] = {make_float2(1.0f, 0.0f), w4, w8, cmul(w8, w4)};
 BSIM_UNROLL
-      for (int r = 1; r < R; ++r) v[r] = cmul(v[r], wr), wr = cmul(wr, w);
+        for (int r = 1; r < 16; ++r) {
+          if (r & 3) v[r] = cmul(v[r], lo[r & 3]);
+          if (r >> 2) v[r] = cmul(v[r], hi[r >> 2]);
+        }
+      } else {
+        float2 wr = w;
+BSIM_UNROLL
+        for (int r = 1; r < R; ++r) v[r] = cmul(v[r], wr), wr = cmul(wr, w);
+      }
     }
+    if constexpr (R == 16) dft16(v);
     if constexpr (R == 8) dft8(v);
     if constexpr (R == 4) dft4(v[0], v[1], v[2], v[3]);
     if constexpr (R == 2) dft2(v);
@@ -113,67 +160,82 @@ BSIM_UNROLL
   }
 }
 
-// The first pass (radix 2 or 4 where log2 n is not a multiple of 3, else 8) of any transform.
-template <typename Load, typename Store>
-__device__ inline void fft_first_pass(Load load, Store store, const float2* tw, int log2_n, int count, bool conj_in,
-                                      bool conj_out) {
-  const int first = log2_n % 3;
-  if (first == 0) fft_pass<8>(load, store, tw, log2_n, 0, count, conj_in, conj_out);
-  if (first == 1) fft_pass<2>(load, store, tw, log2_n, 0, count, conj_in, conj_out);
-  if (first == 2) fft_pass<4>(load, store, tw, log2_n, 0, count, conj_in, conj_out);
+// The pass plan: radix-8 passes (radix 16 with max_radix 16 where that takes fewer passes), the remainder
+// of log2 n as a smaller first pass.
+struct FftPasses {
+  int log2_r, first, passes;  // radix of the main passes, of the first pass (log2), number of passes
+};
+__host__ __device__ __forceinline__ FftPasses fft_plan(int log2_n, int max_radix) {
+  const int p8 = (log2_n + 2) / 3, p16 = (log2_n + 3) / 4;
+  const int log2_r = max_radix >= 16 && p16 < p8 ? 4 : 3;
+  const int first = log2_n % log2_r ? log2_n % log2_r : log2_r;
+  return {log2_r, first, (log2_n + log2_r - 1) / log2_r};
 }
-__device__ __forceinline__ int fft_passes(int log2_n) { return log2_n / 3 + (log2_n % 3 ? 1 : 0); }
+// MaxRadix is a template parameter so that a radix-8 kernel does not carry the radix-16 code and its registers.
+template <int MaxRadix, typename Load, typename Store>
+__device__ inline void fft_any_pass(int log2_r, Load load, Store store, const float2* tw, int log2_n, int log2_ns,
+                                    int count, bool conj_in, bool conj_out) {
+  if constexpr (MaxRadix >= 16) {
+    if (log2_r == 4) fft_pass<16>(load, store, tw, log2_n, log2_ns, count, conj_in, conj_out);
+  }
+  if (log2_r == 3) fft_pass<8>(load, store, tw, log2_n, log2_ns, count, conj_in, conj_out);
+  if (log2_r == 2) fft_pass<4>(load, store, tw, log2_n, log2_ns, count, conj_in, conj_out);
+  if (log2_r == 1) fft_pass<2>(load, store, tw, log2_n, log2_ns, count, conj_in, conj_out);
+}
 
 // `count` transforms of n = 2^log2_n points (n >= 8): value i of transform c comes from load(c, i) and its
 // result goes to store(c, k, X_k), both in natural order; between passes the values go through the
 // shared-memory buffers a and b (fft_stride(n) float2 per transform each; pass p writes a for even p, b for
 // odd). Forward X_k = sum x_m exp(-2 pi i k m / n), or with `inverse` the unnormalised sum with exp(+...)
-// (computed as conj(FFT(conj x))). tw: fft_twiddles(n, >= n / 8), in shared memory. Starts and ends with a
-// barrier; a store into shared memory must not target the buffer the last pass reads (see smem_fft).
-template <typename Load, typename Store>
+// (computed as conj(FFT(conj x))). tw: fft_twiddles(n, fft_twiddle_count(n)), in shared memory. Starts and
+// ends with a barrier; a store into shared memory must not target the buffer the last pass reads (see
+// smem_fft).
+template <int MaxRadix = 8, typename Load, typename Store>
 __device__ inline void smem_fft_io(Load load, Store store, float2* a, float2* b, const float2* tw, int log2_n,
                                    int count, bool inverse) {
   __syncthreads();
-  const int passes = fft_passes(log2_n), stride = fft_stride(1 << log2_n);
-  if (passes == 1) {
-    fft_first_pass(load, store, tw, log2_n, count, inverse, inverse);
+  const FftPasses plan = fft_plan(log2_n, MaxRadix);
+  const int stride = fft_stride(1 << log2_n);
+  if (plan.passes == 1) {
+    fft_any_pass<MaxRadix>(plan.first, load, store, tw, log2_n, 0, count, inverse, inverse);
     __syncthreads();
     return;
   }
-  fft_first_pass(load, SharedStore{a, stride}, tw, log2_n, count, inverse, false);
+  fft_any_pass<MaxRadix>(plan.first, load, SharedStore{a, stride}, tw, log2_n, 0, count, inverse, false);
   __syncthreads();
-  int log2_ns = log2_n % 3 ? log2_n % 3 : 3;
-  for (int pass = 1; pass < passes; ++pass) {
+  int log2_ns = plan.first;
+  for (int pass = 1; pass < plan.passes; ++pass) {
     const SharedLoad in{pass % 2 ? a : b, stride};
-    if (pass == passes - 1) {
-      fft_pass<8>(in, store, tw, log2_n, log2_ns, count, false, inverse);
+    if (pass == plan.passes - 1) {
+      fft_any_pass<MaxRadix>(plan.log2_r, in, store, tw, log2_n, log2_ns, count, false, inverse);
     } else {
-      fft_pass<8>(in, SharedStore{pass % 2 ? b : a, stride}, tw, log2_n, log2_ns, count, false, false);
+      fft_any_pass<MaxRadix>(plan.log2_r, in, SharedStore{pass % 2 ? b : a, stride}, tw, log2_n, log2_ns, count, false, false);
     }
     __syncthreads();
-    log2_ns += 3;
+    log2_ns += plan.log2_r;
   }
 }
 
 // The buffer (a or b) that smem_fft_io's last pass does not read: where a result kept in shared memory goes.
-__device__ __forceinline__ float2* fft_result_buffer(float2* a, float2* b, int log2_n) {
-  return fft_passes(log2_n) % 2 ? a : b;
+__device__ __forceinline__ float2* fft_result_buffer(float2* a, float2* b, int log2_n, int max_radix = 8) {
+  return fft_plan(log2_n, max_radix).passes % 2 ? a : b;
 }
 
 // Transforms whose input comes from load(c, i) and whose result stays in shared memory, natural order, in the
 // returned buffer (a or b).
-template <typename Load>
+template <int MaxRadix = 8, typename Load>
 __device__ inline float2* smem_fft_load(Load load, float2* a, float2* b, const float2* tw, int log2_n, int count,
                                         bool inverse) {
-  float2* result = fft_result_buffer(a, b, log2_n);
-  smem_fft_io(load, SharedStore{result, fft_stride(1 << log2_n)}, a, b, tw, log2_n, count, inverse);
+  float2* result = fft_result_buffer(a, b, log2_n, MaxRadix);
+  smem_fft_io<MaxRadix>(load, SharedStore{result, fft_stride(1 << log2_n)}, a, b, tw, log2_n, count, inverse);
   return result;
 }
 
 // Transforms in place in shared memory: the input in buffer a (natural order), b scratch; returns the buffer
 // holding the result. (The input is read once, by the first pass, which writes b.)
+template <int MaxRadix = 8>
 __device__ inline float2* smem_fft(float2* a, float2* b, const float2* tw, int log2_n, int count, bool inverse) {
-  return smem_fft_load(SharedLoad{a, fft_stride(1 << log2_n)}, b, a, tw, log2_n, count, inverse);
+  return smem_fft_load<MaxRadix>(SharedLoad{a, fft_stride(1 << log2_n)}, b, a, tw, log2_n, count, inverse);
 }
 
 // Two real signals a, b transformed as one complex signal z = a + i b (padded layout): their spectra at bin k

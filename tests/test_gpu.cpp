@@ -110,11 +110,12 @@ TEST(GpuConvolution, MatchesCpuFftConvolution) {
   for (auto& v : x) v = float(rng.normal());
   for (size_t i = 0; i < h.size(); ++i) h[i] = float(rng.normal() * std::exp(-double(i % L) / 2000.0));
   for (const char* impl : {"fused", "cufft"})
-    for (int block : {1024, 2048, 4096}) {
-      if (std::string(impl) == "cufft" && block != 2048) continue;  // the block applies to the fused kernel
-      SCOPED_TRACE(std::string(impl) + " block " + std::to_string(block));
+    for (int block : {1024, 2048, 4096})
+    for (int radix : {8, 16}) {
+      if (std::string(impl) == "cufft" && (block != 2048 || radix != 8)) continue;  // these shape the fused kernel
+      SCOPED_TRACE(std::string(impl) + " block " + std::to_string(block) + " radix " + std::to_string(radix));
       setenv("BSIM_CONV_KERNEL", impl, 1);
-      cuda::BatchConvolver conv(B, F, T, L, block);
+      cuda::BatchConvolver conv(B, F, T, L, block, radix);
       unsetenv("BSIM_CONV_KERNEL");
       EXPECT_EQ(conv.fused(), std::string(impl) == "fused");
       std::vector<float> out(size_t(B) * F * T, std::nanf(""));

@@ -42,7 +42,7 @@ void run_fused(const FeatureConfig& fc, int B, int T, const std::vector<float>& 
   p.kind = int(teacher_kind(fc.teacher));
   p.max_lag = fc.gcc_max_lag, p.n_features = shape.n_features, p.frames_per_block = 8;
   const std::vector<float> window = stft_window(fc);
-  const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, fc.n_fft);
+  const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, cuda::fft_twiddle_count(fc.n_fft));
   std::vector<double> power(size_t(B), 0.0);
   out.assign(size_t(B) * shape.n_features * shape.n_frames, std::nanf(""));
   const unsigned gx = unsigned((shape.n_frames + p.frames_per_block - 1) / p.frames_per_block);
@@ -54,34 +54,41 @@ void run_fused(const FeatureConfig& fc, int B, int T, const std::vector<float>& 
 
 }  // namespace
 
-// The shared-memory FFT against a direct DFT in double: every first-pass radix (log2 n mod 3 = 0, 1, 2),
+// The shared-memory FFT against a direct DFT in double: radix-8 and radix-16 plans with every first-pass radix,
 // forward and inverse, several transforms per call, result in whichever buffer the passes end in.
 TEST(EmulatedSmemFft, MatchesTheDirectDft) {
-  for (int log2_n = 3; log2_n <= 12; ++log2_n)
+  for (int log2_n = 3; log2_n <= 13; ++log2_n)
     for (bool inverse : {false, true}) {
-      const int n = 1 << log2_n, count = 3, S = cuda::fft_stride(n);
-      SCOPED_TRACE("n " + std::to_string(n) + (inverse ? " inverse" : " forward"));
+      const int n = 1 << log2_n, count = log2_n <= 10 ? 3 : 1, S = cuda::fft_stride(n);
       Rng rng(uint64_t(log2_n), 0, Stream::noise);
-      std::vector<float2> a(size_t(count) * S, make_float2(std::nanf(""), 0.0f)), b = a;
       std::vector<std::vector<std::complex<double>>> x(count, std::vector<std::complex<double>>(size_t(n)));
+      for (auto& xc : x)
+        for (auto& v : xc) v = {rng.normal(), rng.normal()};
+      std::vector<std::complex<double>> e(static_cast<size_t>(n));  // exp(-+2 pi i m / n)
+      for (int m = 0; m < n; ++m) e[size_t(m)] = std::polar(1.0, (inverse ? 2.0 : -2.0) * M_PI * m / n);
+      std::vector<std::vector<std::complex<double>>> want(count, std::vector<std::complex<double>>(size_t(n)));
       for (int c = 0; c < count; ++c)
-        for (int i = 0; i < n; ++i) {
-          x[size_t(c)][size_t(i)] = {rng.normal(), rng.normal()};
-          a[size_t(c * S + cuda::fft_slot(i))] = make_float2(float(x[size_t(c)][size_t(i)].real()),
-                                                             float(x[size_t(c)][size_t(i)].imag()));
-        }
-      const std::vector<float2> tw = cuda::fft_twiddles(n, n / 8);
-      const float2* y = cuda::smem_fft(a.data(), b.data(), tw.data(), log2_n, count, inverse);
-      double err = 0, ref = 0;
-      for (int c = 0; c < count; ++c)
-        for (int k = 0; k < n; ++k) {
-          std::complex<double> want = 0;
-          for (int m = 0; m < n; ++m)
-            want += x[size_t(c)][size_t(m)] * std::polar(1.0, (inverse ? 2.0 : -2.0) * M_PI * double((long(k) * m) % n) / n);
-          const float2 got = y[c * S + cuda::fft_slot(k)];
-          err += std::norm(std::complex<double>(got.x, got.y) - want), ref += std::norm(want);
-        }
-      EXPECT_LT(10 * std::log10(err / ref), -120.0);
+        for (int k = 0; k < n; ++k)
+          for (int m = 0; m < n; ++m) want[size_t(c)][size_t(k)] += x[size_t(c)][size_t(m)] * e[size_t((long(k) * m) % n)];
+      const std::vector<float2> tw = cuda::fft_twiddles(n, cuda::fft_twiddle_count(n));
+      for (int radix : {8, 16}) {
+        SCOPED_TRACE("n " + std::to_string(n) + " radix " + std::to_string(radix) + (inverse ? " inverse" : " forward"));
+        std::vector<float2> a(size_t(count) * S, make_float2(std::nanf(""), 0.0f)), b = a;
+        for (int c = 0; c < count; ++c)
+          for (int i = 0; i < n; ++i)
+            a[size_t(c * S + cuda::fft_slot(i))] = make_float2(float(x[size_t(c)][size_t(i)].real()),
+                                                              float(x[size_t(c)][size_t(i)].imag()));
+        const float2* y = radix == 16 ? cuda::smem_fft<16>(a.data(), b.data(), tw.data(), log2_n, count, inverse)
+                                      : cuda::smem_fft<8>(a.data(), b.data(), tw.data(), log2_n, count, inverse);
+        double err = 0, ref = 0;
+        for (int c = 0; c < count; ++c)
+          for (int k = 0; k < n; ++k) {
+            const float2 got = y[c * S + cuda::fft_slot(k)];
+            err += std::norm(std::complex<double>(got.x, got.y) - want[size_t(c)][size_t(k)]);
+            ref += std::norm(want[size_t(c)][size_t(k)]);
+          }
+        EXPECT_LT(10 * std::log10(err / ref), -120.0);
+      }
     }
 }
 
@@ -108,20 +115,31 @@ TEST(EmulatedFusedTeacher, MatchesTheCpuFeatures) {
 
 // Lengths that are not multiples of the block, a filter longer than several blocks, two pairs of filters.
 TEST(EmulatedFusedConvolution, MatchesCpuFftConvolution) {
-  const int B = 2, F = 4, T = 5000 + 13, L = 1500 + 7, K = 256;
+  const int B = 2, F = 4, T = 5000 + 13, L = 1500 + 7;
   Rng rng(31, 0, Stream::noise);
   std::vector<float> x(size_t(B) * T), h(size_t(B) * F * L);
   for (auto& v : x) v = float(rng.normal());
   for (size_t i = 0; i < h.size(); ++i) h[i] = float(rng.normal() * std::exp(-double(i % L) / 400.0));
-  const cuda::FusedConvParams p = cuda::fused_conv_params(T, L, F, K);
-  const std::vector<float2> tw = cuda::fft_twiddles(p.N, p.N / 2);
-  std::vector<float2> X(size_t(B) * p.J2 * (K + 1)), H(size_t(B) * (F / 2) * p.Q * 2 * (K + 1));
-  std::vector<float> out(size_t(B) * F * T, std::nanf(""));
-  ASSERT_LE(size_t(cuda::fused_conv_shared_bytes(p)), emu::dynamic_shared.size());
-  emu::launch(unsigned(p.J2 / 2), unsigned(B), cuda::conv_input_spectra, x.data(), tw.data(), p, X.data());
-  emu::launch(unsigned(p.Q), unsigned(B * F / 2), cuda::conv_filter_spectra, h.data(), tw.data(), p, H.data());
-  emu::launch(unsigned(p.J), unsigned(B * F / 2), cuda::conv_output_blocks, X.data(), H.data(), tw.data(), p, out.data());
-  test::expect_convolution_matches_cpu(out, x, h, B, F, T, L);
+  for (int K : {256, 512})  // transforms of 512 (radix 8 either way) and 1024 points (4 x 16 x 16 with radix 16)
+    for (int radix : {8, 16}) {
+      SCOPED_TRACE("block " + std::to_string(K) + " radix " + std::to_string(radix));
+      const cuda::FusedConvParams p = cuda::fused_conv_params(T, L, F, K, radix);
+      const std::vector<float2> tw = cuda::fft_twiddles(p.N, cuda::fft_twiddle_count(p.N));
+      std::vector<float2> X(size_t(B) * p.J2 * (K + 1)), H(size_t(B) * (F / 2) * p.Q * 2 * (K + 1));
+      std::vector<float> out(size_t(B) * F * T, std::nanf(""));
+      ASSERT_LE(size_t(cuda::fused_conv_shared_bytes(p)), emu::dynamic_shared.size());
+      const auto run = [&](auto input_spectra, auto filter_spectra, auto output_blocks) {
+        emu::launch(unsigned(p.J2 / 2), unsigned(B), input_spectra, x.data(), tw.data(), p, X.data());
+        emu::launch(unsigned(p.Q), unsigned(B * F / 2), filter_spectra, h.data(), tw.data(), p, H.data());
+        emu::launch(unsigned(p.J), unsigned(B * F / 2), output_blocks, X.data(), H.data(), tw.data(), p, out.data());
+      };
+      if (radix == 16) {
+        run(cuda::conv_input_spectra<16>, cuda::conv_filter_spectra<16>, cuda::conv_output_blocks<16>);
+      } else {
+        run(cuda::conv_input_spectra<8>, cuda::conv_filter_spectra<8>, cuda::conv_output_blocks<8>);
+      }
+      test::expect_convolution_matches_cpu(out, x, h, B, F, T, L);
+    }
 }
 
 // --- classic DoA estimators -------------------------------------------------------------------------------
@@ -143,7 +161,7 @@ TEST(EmulatedClassicDoa, ChoosesAsTheCpu) {
     const ClassicDoa cpu(grid, fc, full, 1.0);
     const cuda::DoaParams p = cuda::doa_params(cpu, T);
     const std::vector<float> w = stft_window(fc);
-    const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, fc.n_fft / 2);
+    const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, cuda::fft_twiddle_count(fc.n_fft));
     const std::vector<cuda::DoaSteering> steer = cuda::doa_steering(cpu);
     std::vector<float2> X(size_t(B) * 2 * p.n_frames * p.bins);
     std::vector<cuda::DoaStats> stats(size_t(B) * p.bins);
