@@ -19,10 +19,16 @@ def wavefronts(words):
     return total
 
 
-def fft_cost(n, count, slot, stride):
+def fft_plan(n, max_radix):
+    """The pass radices of kernels/smem_fft.cuh's fft_plan: radix 8, or 16 where that takes fewer passes."""
     log2_n = int(math.log2(n))
-    first = log2_n % 3
-    radices = ([2 ** first] if first else []) + [8] * ((log2_n - first) // 3)
+    log2_r = 4 if max_radix >= 16 and (log2_n + 3) // 4 < (log2_n + 2) // 3 else 3
+    first = log2_n % log2_r
+    return ([2 ** first] if first else []) + [2 ** log2_r] * (log2_n // log2_r)
+
+
+def fft_cost(n, count, slot, stride, max_radix=8):
+    radices = fft_plan(n, max_radix)
     log2_ns, total, ideal = 0, 0, 0
     for R in radices:
         log2_r = int(math.log2(R))
@@ -59,14 +65,15 @@ def frame_fastest_cost(n, frames, slot, stride):
 
 LAYOUTS = {
     "pad one in 8, stride 9n/8": (lambda i: i + (i >> 3), lambda n: n + n // 8),
-    "xor (i>>3)&15, stride n": (lambda i: i ^ ((i >> 3) & 15), lambda n: n),
-    "xor (i>>3)&15, stride n+2 (used)": (lambda i: i ^ ((i >> 3) & 15), lambda n: n + 2),
+    "xor (i>>3)&15, stride n+2": (lambda i: i ^ ((i >> 3) & 15), lambda n: n + 2),
+    "xor ((i>>3)^(i>>5))&15, stride n+2 (used)": (lambda i: i ^ (((i >> 3) ^ (i >> 5)) & 15), lambda n: n + 2),
 }
 
 if __name__ == "__main__":
-    print("| layout | 512 x 8 | 4096 x 1 | 256 x 8 | bin reads, 8 frames fastest |")
-    print("|---|---|---|---|---|")
+    print("wavefronts / conflict-free count (passes' loads and stores + the two-real split reads)")
+    print("| layout | 512 x 8, radix 8 | 4096, radix 8 | 4096, radix 16 | 256 x 8, radix 8 | bin reads, 8 frames fastest |")
+    print("|---|---|---|---|---|---|")
     for name, (slot, stride) in LAYOUTS.items():
-        cells = [fft_cost(n, c, slot, stride(n)) for n, c in ((512, 8), (4096, 1), (256, 8))]
+        cells = [fft_cost(n, c, slot, stride(n), r) for n, c, r in ((512, 8, 8), (4096, 1, 8), (4096, 1, 16), (256, 8, 8))]
         cells.append(frame_fastest_cost(512, 8, slot, stride(512)))
         print(f"| {name} | " + " | ".join(f"{x:.2f}x" for x in cells) + " |")
