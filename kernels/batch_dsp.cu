@@ -279,9 +279,10 @@ namespace {
 void compute(BatchTeacher::Impl& m, const float* audio, float* out, cudaStream_t s) {
   if (m.fused) {
     const dim3 grid((m.frames + m.fp.frames_per_block - 1) / m.fp.frames_per_block, m.max_batch);
+    const dim3 power_grid((m.frames + kPowerFrames - 1) / kPowerFrames, m.max_batch);
     BSIM_CUDA_TRY(cudaMemsetAsync(m.power.get(), 0, size_t(m.max_batch) * sizeof(double), s));
-    fused_teacher_power<<<grid, kThreads, fused_teacher_power_shared_bytes(m.fp), s>>>(audio, m.window.get(), m.fp,
-                                                                                        m.power.get());
+    fused_teacher_power<<<power_grid, kThreads, fused_teacher_power_shared_bytes(), s>>>(audio, m.window.get(), m.fp,
+                                                                                         m.power.get());
     BSIM_CUDA_TRY(cudaGetLastError());
     fused_teacher<<<grid, m.threads, m.fused_smem, s>>>(audio, m.window.get(), m.twiddle.get(), m.power.get(), m.fp, out);
     BSIM_CUDA_TRY(cudaGetLastError());

@@ -25,18 +25,20 @@ struct FusedTeacherParams {
 inline int fused_teacher_shared_bytes(const FusedTeacherParams& p) {
   return int(sizeof(float2)) * (2 * p.frames_per_block * fft_stride(p.n_fft) + fft_twiddle_count(p.n_fft));
 }
-// ... and the power kernel: per-lane partial sums for each (frame, ear), then per (frame, ear) totals.
-inline int fused_teacher_power_shared_bytes(const FusedTeacherParams& p) {
-  return int(sizeof(float)) * 3 * 2 * p.frames_per_block * 32 + int(sizeof(double)) * 2 * p.frames_per_block;
+// The power kernel takes kPowerFrames frames per block (its own grid): 32 lanes per (frame, ear) read
+// consecutive samples, their partial sums are reduced as a tree in shared memory.
+constexpr int kPowerFrames = 16;
+inline int fused_teacher_power_shared_bytes() {
+  return int(sizeof(float)) * 3 * 2 * kPowerFrames * 32 + int(sizeof(double)) * 2 * kPowerFrames;
 }
 
-// power[b] += sum over both ears and this block's frames of sum_k |X_k|^2 (power zeroed before). 32 lanes
-// per (frame, ear) read consecutive samples. Grid (ceil(n_frames / frames_per_block), B); dynamic shared
-// memory fused_teacher_power_shared_bytes(p).
+// power[b] += sum over both ears and this block's frames of sum_k |X_k|^2 (power zeroed before).
+// Grid (ceil(n_frames / kPowerFrames), B); dynamic shared memory fused_teacher_power_shared_bytes().
 __global__ void fused_teacher_power(const float* audio, const float* window, FusedTeacherParams p, double* power) {
   BSIM_DYNAMIC_SHARED(float, part);
-  const int b = blockIdx.y, t0 = blockIdx.x * p.frames_per_block, pairs = 2 * p.frames_per_block;
-  float* s2 = part;
+  constexpr int pairs = 2 * kPowerFrames;
+  const int b = blockIdx.y, t0 = blockIdx.x * kPowerFrames;
+  float* s2 = part;  // [pairs][32] each: sum of v^2, of v, of (-1)^i v over the lane's samples
   float* s0 = s2 + pairs * 32;
   float* s1 = s0 + pairs * 32;
   double* per_pair = reinterpret_cast<double*>(s1 + pairs * 32);
@@ -52,17 +54,23 @@ __global__ void fused_teacher_power(const float* audio, const float* window, Fus
     }
     s2[idx] = a2, s0[idx] = a0, s1[idx] = a1;
   }
+  for (int half = 16; half > 0; half >>= 1) {  // lanes [0, 2 half) -> [0, half)
+    __syncthreads();
+    for (int idx = threadIdx.x; idx < pairs * half; idx += blockDim.x) {
+      const int i = (idx / half) * 32 + idx % half;
+      s2[i] += s2[i + half], s0[i] += s0[i + half], s1[i] += s1[i + half];
+    }
+  }
   __syncthreads();
   for (int pair = threadIdx.x; pair < pairs; pair += blockDim.x) {
-    double q2 = 0, q0 = 0, q1 = 0;
-    for (int lane = 0; lane < 32; ++lane) q2 += s2[pair * 32 + lane], q0 += s0[pair * 32 + lane], q1 += s1[pair * 32 + lane];
+    const double q2 = s2[pair * 32], q0 = s0[pair * 32], q1 = s1[pair * 32];
     per_pair[pair] = 0.5 * (double(p.n_fft) * q2 + q0 * q0 + q1 * q1);
   }
   __syncthreads();
   if (threadIdx.x == 0) {
     double acc = 0;
     for (int pair = 0; pair < pairs; ++pair) acc += per_pair[pair];
-    atomicAdd(power + b, acc);  // a few hundred adds per example
+    atomicAdd(power + b, acc);  // n_frames / 16 adds per example
   }
 }
 
@@ -121,22 +129,24 @@ BSIM_UNROLL
       float2 l, r;
       split_two_real(z + (2 * q + e) * S, n, k, l, r);
       const float gx = l.x * r.x + l.y * r.y, gy = l.y * r.x - l.x * r.y;  // L conj(R)
-      const float a = float(fmax(double(sqrtf(gx * gx + gy * gy)), eps_d));
-      g[e] = make_float2(gx / a, (k == 0 || k == half_n) ? 0.0f : gy / a);
+      const float inv = 1.0f / float(fmax(double(sqrtf(gx * gx + gy * gy)), eps_d));
+      g[e] = make_float2(gx * inv, (k == 0 || k == half_n) ? 0.0f : gy * inv);
     }
     float2* y = free_buf + q * S;
     y[fft_slot(k)] = make_float2(g[0].x - g[1].y, g[0].y + g[1].x);
     if (k > 0 && k < half_n) y[fft_slot(n - k)] = make_float2(g[0].x + g[1].y, g[1].x - g[0].y);
   }
-  const float2* rr = smem_fft(free_buf, z, tw, p.log2_n, F / 2, true);
-  const int n_lags = 2 * p.max_lag + 1;
+  // The inverse's last pass writes the lags kept straight to the output: lag l at index l mod n.
+  const int max_lag = p.max_lag, n_frames = p.n_frames;
   const float scale = 1.0f / float(n);
-  for (int idx = threadIdx.x; idx < n_lags * F; idx += blockDim.x) {
-    const int li = idx / F, f = idx - li * F, t = t0 + f;
-    if (t >= p.n_frames) continue;
-    const float2 v = rr[(f >> 1) * S + fft_slot((li - p.max_lag) & (n - 1))];
-    ob[(size_t)li * p.n_frames + t] = ((f & 1) ? v.y : v.x) * scale;
-  }
+  const auto lags = [=](int q, int i, float2 v) {
+    const int li = i <= max_lag ? i + max_lag : i >= n - max_lag ? i - n + max_lag : -1;
+    if (li < 0) return;
+    const int t = t0 + 2 * q;
+    if (t < n_frames) ob[(size_t)li * n_frames + t] = v.x * scale;
+    if (t + 1 < n_frames) ob[(size_t)li * n_frames + t + 1] = v.y * scale;
+  };
+  smem_fft_io(SharedLoad{free_buf, S}, lags, z, free_buf, tw, p.log2_n, F / 2, true);
 }
 
 }  // namespace bsim::cuda
