@@ -1,6 +1,8 @@
 // doa/: classic estimators on cases with a known answer.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include <cmath>
 
 #include "doa/classic.h"
@@ -57,6 +59,26 @@ TEST(ClassicDoa, EveryMethodFindsAKnownDirection) {
     EXPECT_NEAR(doa.estimate(ClassicMethod::music, l.data(), r.data(), int(l.size())), az, 2.0);
     EXPECT_NEAR(doa.estimate(ClassicMethod::gcc_phat, l.data(), r.data(), int(l.size())), az,
                 std::fabs(az) <= 60 ? 5.0 : 12.0);
+  }
+}
+
+// scores(): one per candidate, estimate() is its first maximum, and the pseudo-spectrum falls away from the
+// source (the score 30 degrees off is clearly below the best).
+TEST(ClassicDoa, ScoresPeakWhereTheEstimateIs) {
+  const ClassicDoa doa(kemar(), FeatureConfig{}, false, 1.0);
+  std::vector<float> l, r;
+  render(25.0, 30.0, l, r, 3);
+  const int n = int(l.size());
+  for (ClassicMethod m : {ClassicMethod::gcc_phat, ClassicMethod::srp_phat, ClassicMethod::music}) {
+    SCOPED_TRACE(classic_method_name(m));
+    const std::vector<double> s = doa.scores(m, l.data(), r.data(), n);
+    ASSERT_EQ(s.size(), doa.candidates().size());
+    const size_t best = size_t(std::max_element(s.begin(), s.end()) - s.begin());
+    EXPECT_EQ(doa.candidates()[best], doa.estimate(m, l.data(), r.data(), n));
+    const double range = s[best] - *std::min_element(s.begin(), s.end());
+    const size_t off = size_t(std::find(doa.candidates().begin(), doa.candidates().end(), -5.0) - doa.candidates().begin());
+    ASSERT_LT(off, s.size());
+    EXPECT_LT(s[off], s[best] - 0.05 * range);
   }
 }
 
