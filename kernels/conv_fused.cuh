@@ -29,58 +29,50 @@ inline FusedConvParams fused_conv_params(int T, int L, int F, int K, int max_rad
   return p;
 }
 // Shared memory per block: two N-point transform buffers (kernels/smem_fft.cuh) and the twiddles.
-inline int fused_conv_shared_bytes(const FusedConvParams& p) {
-  return int(sizeof(float2)) * (2 * fft_stride(p.N) + fft_twiddle_count(p.N));
+inline int fused_conv_shared_bytes(const FusedConvParams& p) { return fft_workspace_bytes(p.N, 1); }
+
+// The two real signals packed in transform z: their spectra (K + 1 bins each) to out[0][k] and out[1][k].
+__device__ inline void store_two_spectra(const float2* z, const FusedConvParams& p, float2* out) {
+  const int nb = p.K + 1;
+  for (int k = threadIdx.x; k < nb; k += blockDim.x) {
+    float2 s0, s1;
+    split_two_real(z, p.N, k, s0, s1);
+    out[k] = s0, out[nb + k] = s1;
+  }
 }
 
 // X[b][j][k], k <= K: spectra of input frames j and j+1 (j even). Grid (J2 / 2, B).
 template <int MaxRadix>
 __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedConvParams p, float2* X) {
   BSIM_DYNAMIC_SHARED(float2, shared);
-  float2* a = shared;
-  float2* c = a + fft_stride(p.N);
-  float2* tw = c + fft_stride(p.N);
+  const FftWorkspace w = fft_workspace(shared, p.N, 1, twiddle);
   const int b = blockIdx.y, j0 = 2 * blockIdx.x, nb = p.K + 1;
   const float* xb = x + (size_t)b * p.T;
-  for (int i = threadIdx.x; i < fft_twiddle_count(p.N); i += blockDim.x) tw[i] = twiddle[i];
   const int K = p.K, T = p.T;
   const auto frames = [=](int, int i) {  // frames j0 and j0 + 1 as one complex signal, read by the first pass
     const int s0 = (j0 - 1) * K + i, s1 = s0 + K;
     return make_float2(s0 >= 0 && s0 < T ? xb[s0] : 0.0f, s1 >= 0 && s1 < T ? xb[s1] : 0.0f);
   };
-  const float2* z = smem_fft_load<MaxRadix>(frames, a, c, tw, p.log2_N, 1, false);
-  float2* out0 = X + ((size_t)b * p.J2 + j0) * nb;
-  for (int k = threadIdx.x; k < nb; k += blockDim.x) {
-    float2 s0, s1;
-    split_two_real(z, p.N, k, s0, s1);
-    out0[k] = s0, out0[nb + k] = s1;
-  }
+  const float2* z = smem_fft_load<MaxRadix>(frames, w.a, w.b, w.tw, p.log2_N, 1, false);
+  store_two_spectra(z, p, X + ((size_t)b * p.J2 + j0) * nb);
 }
 
 // H[b][pair][q][ear][k]: spectra of partition q of the pair's two filters. Grid (Q, B * F / 2).
 template <int MaxRadix>
 __global__ void conv_filter_spectra(const float* h, const float2* twiddle, FusedConvParams p, float2* H) {
   BSIM_DYNAMIC_SHARED(float2, shared);
-  float2* a = shared;
-  float2* c = a + fft_stride(p.N);
-  float2* tw = c + fft_stride(p.N);
+  const FftWorkspace w = fft_workspace(shared, p.N, 1, twiddle);
   const int q = blockIdx.x, bp = blockIdx.y, nb = p.K + 1;  // bp = b * F/2 + pair
   const float* h0 = h + (size_t)bp * 2 * p.L;               // filters 2 pair and 2 pair + 1 of example b
   const float* h1 = h0 + p.L;
-  for (int i = threadIdx.x; i < fft_twiddle_count(p.N); i += blockDim.x) tw[i] = twiddle[i];
   const int K = p.K, L = p.L;
   const auto partition = [=](int, int i) {  // partition q of both filters, zero-padded, read by the first pass
     const int s = q * K + i;
     const bool in = i < K && s < L;
     return make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
   };
-  const float2* z = smem_fft_load<MaxRadix>(partition, a, c, tw, p.log2_N, 1, false);
-  float2* out = H + ((size_t)bp * p.Q + q) * 2 * nb;
-  for (int k = threadIdx.x; k < nb; k += blockDim.x) {
-    float2 s0, s1;
-    split_two_real(z, p.N, k, s0, s1);
-    out[k] = s0, out[nb + k] = s1;
-  }
+  const float2* z = smem_fft_load<MaxRadix>(partition, w.a, w.b, w.tw, p.log2_N, 1, false);
+  store_two_spectra(z, p, H + ((size_t)bp * p.Q + q) * 2 * nb);
 }
 
 // out[b][f][jK + n] for the pair's two filters: multiply-accumulate over partitions, one inverse FFT of
@@ -89,11 +81,8 @@ template <int MaxRadix>
 __global__ void conv_output_blocks(const float2* X, const float2* H, const float2* twiddle, FusedConvParams p,
                                    float* out) {
   BSIM_DYNAMIC_SHARED(float2, shared);
-  float2* a = shared;
-  float2* c = a + fft_stride(p.N);
-  float2* tw = c + fft_stride(p.N);
+  const FftWorkspace w = fft_workspace(shared, p.N, 1, twiddle);
   const int j = blockIdx.x, bp = blockIdx.y, b = bp / (p.F / 2), nb = p.K + 1;
-  for (int i = threadIdx.x; i < fft_twiddle_count(p.N); i += blockDim.x) tw[i] = twiddle[i];
   const float2* Hb = H + (size_t)bp * p.Q * 2 * nb;
   const float2* Xb = X + (size_t)b * p.J2 * nb;
   for (int k = threadIdx.x; k < nb; k += blockDim.x) {
@@ -104,8 +93,8 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
       y0.x += u.x, y0.y += u.y, y1.x += v.x, y1.y += v.y;
     }
     // Z_k = Y0_k + i Y1_k, and for the mirrored bin N-k: conj(Y0_k) + i conj(Y1_k).
-    a[fft_slot(k)] = make_float2(y0.x - y1.y, y0.y + y1.x);
-    if (k > 0 && k < p.K) a[fft_slot(p.N - k)] = make_float2(y0.x + y1.y, -y0.y + y1.x);
+    w.a[fft_slot(k)] = make_float2(y0.x - y1.y, y0.y + y1.x);
+    if (k > 0 && k < p.K) w.a[fft_slot(p.N - k)] = make_float2(y0.x + y1.y, -y0.y + y1.x);
   }
   // The inverse transform's last pass writes the second half (the valid samples) straight to the output.
   const float scale = 1.0f / float(p.N);
@@ -117,7 +106,7 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
     if (i < K || t >= T) return;
     o0[t] = v.x * scale, o1[t] = v.y * scale;
   };
-  smem_fft_io<MaxRadix>(SharedLoad{a, fft_stride(p.N)}, valid, c, a, tw, p.log2_N, 1, true);
+  smem_fft_io<MaxRadix>(SharedLoad{w.a, fft_stride(p.N)}, valid, w.b, w.a, w.tw, p.log2_N, 1, true);
 }
 
 }  // namespace bsim::cuda

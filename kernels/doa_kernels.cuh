@@ -58,21 +58,18 @@ inline std::vector<DoaSteering> doa_steering(const ClassicDoa& cpu) {
 }
 
 inline int doa_stft_shared_bytes(const DoaParams& p) {
-  return int(sizeof(float2)) * (2 * p.frames_per_block * fft_stride(p.n_fft) + fft_twiddle_count(p.n_fft));
+  return fft_workspace_bytes(p.n_fft, p.frames_per_block);
 }
 
 // X[b][ear][t][k] for frame group blockIdx.x of example blockIdx.y.
 __global__ void doa_stft(const float* audio, const float* window, const float2* twiddle, DoaParams p, float2* X) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   const int n = p.n_fft, F = p.frames_per_block, nb = p.bins;
-  float2* buf_a = shared;
-  float2* buf_b = buf_a + F * fft_stride(n);
-  float2* tw = buf_b + F * fft_stride(n);
+  const FftWorkspace w = fft_workspace(shared, n, F, twiddle);
   const int b = blockIdx.y, t0 = blockIdx.x * F;
-  for (int i = threadIdx.x; i < fft_twiddle_count(n); i += blockDim.x) tw[i] = twiddle[i];
   const float* left = audio + (size_t)b * 2 * p.T;
-  const float2* z = stft_pair_frames(left, left + p.T, window, tw, n, p.log2_n, p.win, p.hop, p.n_frames, t0, F,
-                                     buf_a, buf_b);
+  const float2* z = stft_pair_frames(left, left + p.T, window, w.tw, n, p.log2_n, p.win, p.hop, p.n_frames, t0, F,
+                                     w.a, w.b);
   for (int idx = threadIdx.x; idx < F * nb; idx += blockDim.x) {
     const int f = idx / nb, k = idx % nb, t = t0 + f;
     if (t >= p.n_frames) continue;

@@ -238,6 +238,20 @@ __device__ inline float2* smem_fft(float2* a, float2* b, const float2* tw, int l
   return smem_fft_load<MaxRadix>(SharedLoad{a, fft_stride(1 << log2_n)}, b, a, tw, log2_n, count, inverse);
 }
 
+// A block's shared-memory workspace for `count` transforms of n points: the two buffers the passes ping-pong
+// between and the twiddle table, copied in from global memory (visible after smem_fft*'s opening barrier).
+struct FftWorkspace {
+  float2 *a, *b, *tw;
+};
+inline int fft_workspace_bytes(int n, int count) {
+  return int(sizeof(float2)) * (2 * count * fft_stride(n) + fft_twiddle_count(n));
+}
+__device__ inline FftWorkspace fft_workspace(float2* shared, int n, int count, const float2* twiddle) {
+  FftWorkspace w{shared, shared + count * fft_stride(n), shared + 2 * count * fft_stride(n)};
+  for (int i = threadIdx.x; i < fft_twiddle_count(n); i += blockDim.x) w.tw[i] = twiddle[i];
+  return w;
+}
+
 // Two real signals a, b transformed as one complex signal z = a + i b (padded layout): their spectra at bin k
 // (0..n/2).
 __device__ __forceinline__ void split_two_real(const float2* z, int n, int k, float2& a, float2& b) {

@@ -23,7 +23,7 @@ struct FusedTeacherParams {
 
 // Shared memory a block of the fused kernel needs (bytes): two transform buffers and the twiddles.
 inline int fused_teacher_shared_bytes(const FusedTeacherParams& p) {
-  return int(sizeof(float2)) * (2 * p.frames_per_block * fft_stride(p.n_fft) + fft_twiddle_count(p.n_fft));
+  return fft_workspace_bytes(p.n_fft, p.frames_per_block);
 }
 // The power kernel takes kPowerFrames frames per block (its own grid): 32 lanes per (frame, ear) read
 // consecutive samples, their partial sums are reduced as a tree in shared memory.
@@ -80,13 +80,11 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
                               FusedTeacherParams p, float* out) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   const int n = p.n_fft, half_n = n / 2, nb = half_n + 1, F = p.frames_per_block, S = fft_stride(n);
-  float2* buf_a = shared;          // [F][S]
-  float2* buf_b = buf_a + F * S;   // [F][S]
-  float2* tw = buf_b + F * S;      // [fft_twiddle_count(n)]
+  const FftWorkspace w = fft_workspace(shared, n, F, twiddle);  // buffers [F][S] each, twiddles
+  float2 *buf_a = w.a, *buf_b = w.b, *tw = w.tw;
   const int b = blockIdx.y, t0 = blockIdx.x * F;
   const float* left = audio + (size_t)b * 2 * p.T;
   const float* right = left + p.T;
-  for (int i = threadIdx.x; i < fft_twiddle_count(n); i += blockDim.x) tw[i] = twiddle[i];
   float2* z = stft_pair_frames(left, right, window, tw, n, p.log2_n, p.win, p.hop, p.n_frames, t0, F, buf_a, buf_b);
   float2* free_buf = z == buf_a ? buf_b : buf_a;
   const double eps_d = 1e-10 * power[b] / (2.0 * double(p.n_frames) * nb) + 1e-30;
