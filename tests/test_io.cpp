@@ -11,18 +11,14 @@
 #include "io/error.h"
 #include "io/hrtf.h"
 #include "io/shard.h"
+#include "tests/temp_dir.h"
 
 namespace fs = std::filesystem;
 using namespace bsim;
+using bsim_tests::TempDir;
 
 namespace {
 
-fs::path temp_dir(const std::string& name) {
-  fs::path p = fs::temp_directory_path() / ("bsim_test_io_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
-}
 
 void write_text(const fs::path& p, const std::string& text) {
   std::ofstream(p) << text;
@@ -54,7 +50,7 @@ const std::string kKemar = "/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa";
 TEST(Config, DefaultsAreValidAndRoundTripThroughYaml) {
   Config c;
   EXPECT_NO_THROW(validate(c));
-  const fs::path dir = temp_dir("cfg_rt");
+  const TempDir dir("cfg_rt");
   write_text(dir / "c.yaml", to_yaml(c));
   Config d;
   d.seed = 99;
@@ -63,7 +59,7 @@ TEST(Config, DefaultsAreValidAndRoundTripThroughYaml) {
 }
 
 TEST(Config, FileThenOverrides) {
-  const fs::path dir = temp_dir("cfg");
+  const TempDir dir("cfg");
   write_text(dir / "c.yaml", "room:\n  t60_s: [0.3, 0.6]\nnoise:\n  type_weights: {diffuse: 1, babble: 0}\nseed: 7\n");
   Config c;
   apply_config_file(c, (dir / "c.yaml").string());
@@ -87,7 +83,7 @@ TEST(Config, UnknownAndIllTypedKeysNameTheKey) {
             std::string::npos);
   EXPECT_NE(error_of([&] { apply_override(c, "features.n_fft=5.5"); }).find("expected an integer"), std::string::npos);
   EXPECT_NE(error_of([&] { apply_override(c, "no_equals_sign"); }).find("expected key=value"), std::string::npos);
-  const fs::path dir = temp_dir("cfg_bad");
+  const TempDir dir("cfg_bad");
   write_text(dir / "bad.yaml", "room:\n  lenght_m: 5\n");
   EXPECT_NE(error_of([&] { apply_config_file(c, (dir / "bad.yaml").string()); }).find("unknown config key 'room.lenght_m'"),
             std::string::npos);
@@ -127,7 +123,7 @@ TEST(Audio, ReadsOggResamplesAndRejectsBadFiles) {
   for (size_t i = 2000; i < 14000; ++i) err = std::max(err, std::fabs(y[i] - std::sin(2 * M_PI * 1000.0 * i / 16000.0)));
   EXPECT_LT(err, 1e-3);
 
-  const fs::path dir = temp_dir("audio");
+  const TempDir dir("audio");
   write_text(dir / "garbage.wav", "this is not audio at all");
   EXPECT_NE(error_of([&] { read_audio_mono((dir / "garbage.wav").string(), 16000); }).find("cannot read audio file"),
             std::string::npos);
@@ -138,7 +134,7 @@ TEST(Audio, ReadsOggResamplesAndRejectsBadFiles) {
 }
 
 TEST(Corpus, FiltersByFolderNameAndIsSorted) {
-  const fs::path dir = temp_dir("corpus");
+  const TempDir dir("corpus");
   for (const char* p : {"a/nl/1.wav", "a/en/2.wav", "b/nl/3.WAV", "b/nl/4.txt", "c/5.ogg"}) {
     fs::create_directories((dir / p).parent_path());
     write_text(dir / p, "x");
@@ -191,7 +187,7 @@ TEST(Hrtf, EverySharedSetLoadsAndHasTheRightEarOrder) {
 }
 
 TEST(Hrtf, MissingCorruptAndTruncatedFilesGiveOneLineErrors) {
-  const fs::path dir = temp_dir("sofa");
+  const TempDir dir("sofa");
   EXPECT_NE(error_of([&] { load_hrir_grid((dir / "missing.sofa").string(), 16000, 2, 5); }).find("does not exist"),
             std::string::npos);
   write_text(dir / "garbage.sofa", std::string(4096, 'x'));
@@ -219,7 +215,7 @@ TEST(Shard, HalfConversionIsExactWhereRepresentable) {
 }
 
 TEST(Shard, WritesResumesAndFinishes) {
-  const fs::path dir = temp_dir("shard");
+  const TempDir dir("shard");
   const std::string out = (dir / "s.h5").string();
   ShardLayout L;
   L.n_examples = 5;

@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "io/error.h"
+#include "tests/temp_dir.h"
 #include "train/model.h"
 
 using namespace bsim;
@@ -41,8 +42,7 @@ TEST(SpatialNet, EncodersAreCausal) {
 }
 
 TEST(SpatialNet, EncoderStateDictRoundTripsAndRejectsMismatches) {
-  const auto dir = std::filesystem::temp_directory_path() / "bsim_test_train";
-  std::filesystem::create_directories(dir);
+  const bsim_tests::TempDir dir("train_state_dict");
   for (const char* encoder : {"lstm", "conformer"}) {
     SCOPED_TRACE(encoder);
     torch::manual_seed(1);
