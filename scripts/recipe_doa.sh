@@ -4,6 +4,8 @@
 # labels) -> evaluation of both and of GCC-PHAT / SRP-PHAT / MUSIC -> report (summary.md, cells.csv, plot).
 #   scripts/recipe_doa.sh small [OUT]   about 11 minutes on a 2-core CPU
 #   scripts/recipe_doa.sh medium [OUT]  about 35 minutes on a 2-core CPU (2.5x the training steps)
+#   scripts/recipe_doa.sh large  [OUT]  about 80 minutes on a 2-core CPU: the largest budget a CPU session allows
+#                                       (the GPU recipe's 2,048 labels, 40 test examples per cell)
 #   scripts/recipe_doa.sh gpu   [OUT]   the paper's model size in about 4 minutes on an H100/H200 (one device check)
 #   scripts/recipe_doa.sh full  [OUT]   sized for about 10 minutes on the GPU host (train.device=cuda)
 # Run from the repository root after scripts/build.sh (needs ../shared/hrtf for the held-out ARI head).
@@ -27,6 +29,12 @@ case "$SIZE" in
     PRE=(--set train.batch_size=16 --set train.steps=3000 --set train.lr=0.002)
     FIN=(--set train.batch_size=16 --set train.steps=1200 --set train.lr=0.002 --set train.labelled_examples=512)
     ;;
+  large)
+    PER_CELL=40; CLIP=2.0
+    MODEL=(--set model.width=128 --set model.layers=2)
+    PRE=(--set train.batch_size=16 --set train.steps=10000 --set train.lr=0.002)
+    FIN=(--set train.batch_size=16 --set train.steps=3000 --set train.lr=0.002 --set train.labelled_examples=2048)
+    ;;
   gpu)
     PER_CELL=20; CLIP=4.0
     MODEL=()
@@ -39,7 +47,7 @@ case "$SIZE" in
     PRE=(--set train.batch_size=32 --set train.steps=3000 --set train.device=cuda)
     FIN=(--set train.batch_size=32 --set train.steps=1000 --set train.labelled_examples=2048 --set train.device=cuda)
     ;;
-  *) echo "usage: $0 small|medium|gpu|full [OUT]" >&2; exit 2 ;;
+  *) echo "usage: $0 small|medium|large|gpu|full [OUT]" >&2; exit 2 ;;
 esac
 # The test grid is rendered, and the classic methods run, on the GPU for the GPU sizes (same scenes, labels
 # and decisions as on the CPU: tests/test_gpu.cpp).

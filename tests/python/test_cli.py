@@ -197,6 +197,11 @@ def test_doa_report_from_predictions(tmp_path):
     assert out.returncode == 0, out.stderr
     summary = (tmp_path / "rep" / "summary.md").read_text()
     assert "| a | 96 |" in summary and "The paper's claim" in summary
+    assert "| method | diffuse | diffuse, >= 10 dB | point | point, >= 10 dB | babble | babble, >= 10 dB |" in summary
+    by_noise = next(l for l in summary.splitlines() if l.startswith("| b | ") and "+-" in l and l.count("|") == 8)
+    d = np.loadtxt(tmp_path / "b.csv", delimiter=",", skiprows=1)
+    point_hi = d[(d[:, 5] == 1) & (d[:, 3] >= 10), 2]  # the point-noise examples at 10 dB
+    assert f"{point_hi.mean():.1f} +-" in by_noise.split("|")[5]
     assert (tmp_path / "rep" / "mae_vs_snr.png").stat().st_size > 10000
     rows = (tmp_path / "rep" / "cells.csv").read_text().splitlines()
     assert rows[0] == "method,snr_db,t60_s,noise,n,mae,ci95,within10,accuracy" and len(rows) == 1 + 2 * 18
