@@ -31,33 +31,23 @@ double phat_peak_lag(const std::vector<std::complex<float>>& G, int n_fft, doubl
   }
   return best_lag;
 }
-// Frame-averaged PHAT-weighted cross-spectrum sum_t X_L conj(X_R) / |X_L conj(X_R)| over the analysis band
-// (averaging before the inverse transform equals averaging the per-frame GCC functions).
-std::vector<std::complex<float>> averaged_phat(const std::vector<std::complex<float>>& XL,
-                                               const std::vector<std::complex<float>>& XR, int frames, int bins,
-                                               int lo, int hi) {
-  std::vector<std::complex<double>> acc(static_cast<size_t>(bins), {0.0, 0.0});
-  for (int t = 0; t < frames; ++t)
-    for (int k = lo; k <= hi; ++k) {
-      const auto g = XL[size_t(t) * bins + k] * std::conj(XR[size_t(t) * bins + k]);
-      const float a = std::abs(g);
-      if (a > 0) acc[size_t(k)] += std::complex<double>(g / a);
-    }
-  return std::vector<std::complex<float>>(acc.begin(), acc.end());
-}
 }  // namespace
 
 ClassicMethod classic_method(const std::string& name) {
   if (name == "gcc_phat") return ClassicMethod::gcc_phat;
   if (name == "srp_phat") return ClassicMethod::srp_phat;
   if (name == "music") return ClassicMethod::music;
-  throw InputError("unknown DoA method '" + name + "' (use gcc_phat, srp_phat or music)");
+  if (name == "gcc_phat_frames") return ClassicMethod::gcc_phat_frames;
+  if (name == "srp_phat_frames") return ClassicMethod::srp_phat_frames;
+  throw InputError("unknown DoA method '" + name + "' (use gcc_phat, srp_phat, music, gcc_phat_frames or srp_phat_frames)");
 }
 const char* classic_method_name(ClassicMethod m) {
   switch (m) {
     case ClassicMethod::gcc_phat: return "gcc_phat";
     case ClassicMethod::srp_phat: return "srp_phat";
     case ClassicMethod::music: return "music";
+    case ClassicMethod::gcc_phat_frames: return "gcc_phat_frames";
+    case ClassicMethod::srp_phat_frames: return "srp_phat_frames";
   }
   return "?";
 }
@@ -99,23 +89,69 @@ std::vector<double> ClassicDoa::scores(ClassicMethod m, const float* left, const
   const auto XL = stft(left, n, stft_, frames);
   const auto XR = stft(right, n, stft_, frames);
   if (frames == 0) throw InputError("signal shorter than one STFT frame");
+  return scores(m, XL, XR, frames);
+}
+
+std::vector<double> ClassicDoa::scores(ClassicMethod m, const std::vector<std::complex<float>>& XL,
+                                       const std::vector<std::complex<float>>& XR, int frames) const {
   switch (m) {
-    case ClassicMethod::gcc_phat: return gcc_phat(XL, XR, frames);
-    case ClassicMethod::srp_phat: return srp_phat(XL, XR, frames);
+    case ClassicMethod::gcc_phat: return gcc_phat(phat_spectrum(XL, XR, frames, false));
+    case ClassicMethod::srp_phat: return srp_phat(phat_spectrum(XL, XR, frames, false));
     case ClassicMethod::music: return music(XL, XR, frames);
+    case ClassicMethod::gcc_phat_frames: return gcc_phat(phat_spectrum(XL, XR, frames, true));
+    case ClassicMethod::srp_phat_frames: return srp_phat(phat_spectrum(XL, XR, frames, true));
   }
   return {};
 }
 
+namespace {
+// The first maximum: ties (front/back on a full grid) go to the first candidate.
+double first_best(const std::vector<double>& azimuths, const std::vector<double>& s) {
+  return azimuths[size_t(std::max_element(s.begin(), s.end()) - s.begin())];
+}
+}  // namespace
+
 double ClassicDoa::estimate(ClassicMethod m, const float* left, const float* right, int n) const {
-  const std::vector<double> s = scores(m, left, right, n);
-  // The first maximum: ties (front/back on a full grid) go to the first candidate.
-  return azimuth_deg_[size_t(std::max_element(s.begin(), s.end()) - s.begin())];
+  return first_best(azimuth_deg_, scores(m, left, right, n));
 }
 
-std::vector<double> ClassicDoa::gcc_phat(const std::vector<std::complex<float>>& XL,
-                                         const std::vector<std::complex<float>>& XR, int frames) const {
-  const auto G = averaged_phat(XL, XR, frames, bins_, bin_lo_, bin_hi_);
+std::vector<double> ClassicDoa::estimate(const std::vector<ClassicMethod>& methods, const float* left,
+                                         const float* right, int n) const {
+  int frames = 0;
+  const auto XL = stft(left, n, stft_, frames);
+  const auto XR = stft(right, n, stft_, frames);
+  if (frames == 0) throw InputError("signal shorter than one STFT frame");
+  std::vector<double> out;
+  for (ClassicMethod m : methods) out.push_back(first_best(azimuth_deg_, scores(m, XL, XR, frames)));
+  return out;
+}
+
+std::vector<std::complex<float>> ClassicDoa::phat_spectrum(const std::vector<std::complex<float>>& XL,
+                                                           const std::vector<std::complex<float>>& XR, int frames,
+                                                           bool per_frame) const {
+  std::vector<std::complex<double>> acc(static_cast<size_t>(bins_), {0.0, 0.0});
+  for (int t = 0; t < frames; ++t)
+    for (int k = bin_lo_; k <= bin_hi_; ++k) {
+      const std::complex<float> l = XL[size_t(t) * bins_ + k], r = XR[size_t(t) * bins_ + k];
+      if (per_frame) {  // the unit phasor of this frame (in float, as the device computes it)
+        const std::complex<float> g = l * std::conj(r);
+        const float a = std::abs(g);
+        if (a > 0) acc[size_t(k)] += std::complex<double>(g / a);
+      } else {          // the cross-power, in double as the MUSIC covariance
+        acc[size_t(k)] += std::complex<double>(l) * std::conj(std::complex<double>(r));
+      }
+    }
+  std::vector<std::complex<float>> G(static_cast<size_t>(bins_), {0.0f, 0.0f});
+  for (int k = bin_lo_; k <= bin_hi_; ++k) {
+    const std::complex<double> v = acc[size_t(k)];
+    const double a = std::abs(v);
+    // Averaging before the inverse transform equals averaging the per-frame GCC functions (per_frame).
+    G[size_t(k)] = std::complex<float>(per_frame ? v : a > 0 ? v / a : std::complex<double>(0.0, 0.0));
+  }
+  return G;
+}
+
+std::vector<double> ClassicDoa::gcc_phat(const std::vector<std::complex<float>>& G) const {
   const double lag = phat_peak_lag(G, stft_.n_fft, 0.0015 * fs_hz_);
   // The nearest ITD in the set's table wins.
   std::vector<double> score(itd_samples_.size());
@@ -123,9 +159,7 @@ std::vector<double> ClassicDoa::gcc_phat(const std::vector<std::complex<float>>&
   return score;
 }
 
-std::vector<double> ClassicDoa::srp_phat(const std::vector<std::complex<float>>& XL,
-                                         const std::vector<std::complex<float>>& XR, int frames) const {
-  const auto G = averaged_phat(XL, XR, frames, bins_, bin_lo_, bin_hi_);
+std::vector<double> ClassicDoa::srp_phat(const std::vector<std::complex<float>>& G) const {
   std::vector<double> score(azimuth_deg_.size(), 0.0);
   for (size_t c = 0; c < azimuth_deg_.size(); ++c) {
     double p = 0;

@@ -1,9 +1,13 @@
 // Classic binaural DoA estimators, steered with an HRTF set rather than free-field formulas:
-//   GCC-PHAT  - lag of the frame-averaged GCC-PHAT peak, mapped to azimuth through the set's own ITD table;
+//   GCC-PHAT  - lag of the GCC-PHAT peak, mapped to azimuth through the set's own ITD table;
 //   SRP-PHAT  - steered response power of the PHAT-weighted cross-spectrum against each direction's
 //               interaural transfer function;
 //   MUSIC     - per-bin 2x2 spatial covariance, noise subspace against HRTF steering vectors, pseudo-spectra
 //               normalised per bin and summed over 200 Hz - 7 kHz.
+// The PHAT cross-spectrum of gcc_phat / srp_phat is Knapp and Carter's: the cross-power spectrum averaged over
+// the frames, then whitened, so that loud frames (speech) outweigh quiet ones (pauses, where a steady noise
+// source is all there is). The *_frames variants whiten every frame first and average the unit phasors (every
+// frame one vote): better in diffuse noise, easily captured by a steady point source in the speech's pauses.
 // All work on the horizontal plane (elevation 0) over the candidate azimuths of a frontal or full grid.
 #pragma once
 #include <complex>
@@ -15,7 +19,8 @@
 
 namespace bsim {
 
-enum class ClassicMethod { gcc_phat, srp_phat, music };
+enum class ClassicMethod { gcc_phat, srp_phat, music, gcc_phat_frames, srp_phat_frames };
+constexpr int kClassicMethods = 5;  // the enum's values are 0 .. kClassicMethods - 1
 ClassicMethod classic_method(const std::string& name);
 const char* classic_method_name(ClassicMethod m);
 
@@ -24,6 +29,8 @@ class ClassicDoa {
   // candidates: azimuths in [-90, 90] (frontal) or [-180, 180) (full) every step_deg.
   ClassicDoa(const HrirGrid& grid, const FeatureConfig& stft, bool full_circle, double step_deg = 1.0);
   double estimate(ClassicMethod m, const float* left, const float* right, int n) const;  // azimuth, degrees
+  // Several methods on one STFT: the azimuth of each, in the order of `methods`.
+  std::vector<double> estimate(const std::vector<ClassicMethod>& methods, const float* left, const float* right, int n) const;
   // The score of every candidate (higher is better; estimate() returns the first maximum): the steered power
   // (SRP-PHAT), the summed per-bin normalised pseudo-spectrum (MUSIC), minus the distance of the candidate's
   // ITD to the GCC-PHAT peak lag in samples (GCC-PHAT).
@@ -40,8 +47,15 @@ class ClassicDoa {
   const FeatureConfig& stft_config() const { return stft_; }
 
  private:
-  std::vector<double> gcc_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;
-  std::vector<double> srp_phat(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;
+  // The PHAT cross-spectrum over the analysis band (0 elsewhere): whitened after (per_frame false) or before
+  // (true) averaging over the frames.
+  std::vector<std::complex<float>> phat_spectrum(const std::vector<std::complex<float>>& XL,
+                                                 const std::vector<std::complex<float>>& XR, int frames,
+                                                 bool per_frame) const;
+  std::vector<double> gcc_phat(const std::vector<std::complex<float>>& G) const;
+  std::vector<double> srp_phat(const std::vector<std::complex<float>>& G) const;
+  std::vector<double> scores(ClassicMethod m, const std::vector<std::complex<float>>& XL,
+                             const std::vector<std::complex<float>>& XR, int frames) const;
   std::vector<double> music(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;
 
   FeatureConfig stft_;

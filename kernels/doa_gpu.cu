@@ -1,6 +1,7 @@
 // Host side of the batched classic DoA estimators: tables uploaded once, three launches per batch.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "io/error.h"
@@ -53,16 +54,16 @@ BatchClassicDoa::BatchClassicDoa(const ClassicDoa& cpu, int max_batch, int T) : 
   m.audio = DeviceBuffer<float>(size_t(max_batch) * 2 * T);
   m.X = DeviceBuffer<float2>(size_t(max_batch) * 2 * p.n_frames * p.bins);
   m.stats = DeviceBuffer<DoaStats>(size_t(max_batch) * p.bins);
-  m.choice = DeviceBuffer<int>(size_t(max_batch) * 3);
+  m.choice = DeviceBuffer<int>(size_t(max_batch) * kClassicMethods);
   m.stft_smem = doa_stft_shared_bytes(p);
-  m.decide_smem = int(sizeof(double)) * (2 * kThreads + p.n_candidates);
+  m.decide_smem = doa_decide_shared_bytes(p, kThreads);
   BSIM_CUDA_TRY(cudaFuncSetAttribute(doa_stft, cudaFuncAttributeMaxDynamicSharedMemorySize, m.stft_smem));
   BSIM_CUDA_TRY(cudaFuncSetAttribute(doa_decide, cudaFuncAttributeMaxDynamicSharedMemorySize, m.decide_smem));
 }
 
 BatchClassicDoa::~BatchClassicDoa() = default;
 
-std::vector<std::array<int, 3>> BatchClassicDoa::estimate(const float* audio, int count) {
+std::vector<BatchClassicDoa::Choices> BatchClassicDoa::estimate(const float* audio, int count) {
   Impl& m = *impl_;
   if (count < 1 || count > m.max_batch)
     throw InputError("GPU DoA: batch of " + std::to_string(count) + ", built for at most " + std::to_string(m.max_batch));
@@ -76,11 +77,12 @@ std::vector<std::array<int, 3>> BatchClassicDoa::estimate(const float* audio, in
   BSIM_CUDA_TRY(cudaGetLastError());
   doa_decide<<<count, kThreads, m.decide_smem, s>>>(m.stats.get(), m.steer.get(), m.itd.get(), p, m.choice.get());
   BSIM_CUDA_TRY(cudaGetLastError());
-  std::vector<int> flat(size_t(count) * 3);
+  std::vector<int> flat(size_t(count) * kClassicMethods);
   BSIM_CUDA_TRY(cudaMemcpyAsync(flat.data(), m.choice.get(), flat.size() * sizeof(int), cudaMemcpyDeviceToHost, s));
   BSIM_CUDA_TRY(cudaStreamSynchronize(s));
-  std::vector<std::array<int, 3>> out(static_cast<size_t>(count));
-  for (int i = 0; i < count; ++i) out[size_t(i)] = {flat[size_t(i) * 3], flat[size_t(i) * 3 + 1], flat[size_t(i) * 3 + 2]};
+  std::vector<Choices> out(static_cast<size_t>(count));
+  for (int i = 0; i < count; ++i)
+    std::copy_n(flat.begin() + long(i) * kClassicMethods, kClassicMethods, out[size_t(i)].begin());
   return out;
 }
 

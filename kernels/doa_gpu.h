@@ -18,9 +18,10 @@ class BatchClassicDoa {
   ~BatchClassicDoa();
   BatchClassicDoa(const BatchClassicDoa&) = delete;
   BatchClassicDoa& operator=(const BatchClassicDoa&) = delete;
-  // audio [count][2][T] (host) -> per example the candidate index chosen by GCC-PHAT, SRP-PHAT and MUSIC
-  // (index into cpu.candidates()). Synchronises.
-  std::vector<std::array<int, 3>> estimate(const float* audio, int count);
+  // audio [count][2][T] (host) -> per example the candidate index chosen by every method, indexed by
+  // ClassicMethod (index into cpu.candidates()). Synchronises.
+  using Choices = std::array<int, kClassicMethods>;
+  std::vector<Choices> estimate(const float* audio, int count);
 
  private:
   struct Impl;
@@ -28,7 +29,7 @@ class BatchClassicDoa {
 };
 
 // The same as a function (what apps use: builds without CUDA give one that throws InputError).
-using DoaBatchFn = std::function<std::vector<std::array<int, 3>>(const float* audio, int count)>;
+using DoaBatchFn = std::function<std::vector<BatchClassicDoa::Choices>(const float* audio, int count)>;
 DoaBatchFn make_gpu_doa(const ClassicDoa& cpu, int max_batch, int n_samples);
 
 }  // namespace bsim::cuda

@@ -1,8 +1,9 @@
 // The classic DoA estimators of doa/classic.cpp for a batch of examples on the GPU: the same STFT, the same
-// statistics (frame-averaged PHAT cross-spectrum, per-bin 2x2 covariance) and the same decisions (GCC-PHAT
+// statistics (per-bin 2x2 covariance, whose cross term whitened is the PHAT cross-spectrum of gcc_phat and
+// srp_phat; the sum of per-frame PHAT phasors for the *_frames variants) and the same decisions (GCC-PHAT
 // peak on a 1/8-sample lag grid -> nearest ITD of the set's table; SRP-PHAT argmax; MUSIC per-bin normalised
 // pseudo-spectra summed), accumulated in double as on the CPU. Three kernels: STFT of frame groups in shared
-// memory, statistics per example (a thread per bin, looping over frames), decisions per example.
+// memory, statistics per example (a thread per bin, looping over frames), all five decisions per example.
 // Device code only; runs on the CPU under kernels/emulation.h for the tests.
 #pragma once
 #include <cmath>
@@ -26,7 +27,7 @@ struct DoaParams {
 struct DoaStats {  // per example and bin
   double a, d;     // sum |X_L|^2, sum |X_R|^2
   double bx, by;   // sum X_L conj X_R
-  double gx, gy;   // sum of the PHAT-weighted cross-spectrum
+  double gx, gy;   // sum of the per-frame PHAT phasors X_L conj X_R / |X_L conj X_R|
 };
 
 struct DoaSteering {  // per candidate and bin
@@ -59,6 +60,10 @@ inline std::vector<DoaSteering> doa_steering(const ClassicDoa& cpu) {
 
 inline int doa_stft_shared_bytes(const DoaParams& p) {
   return fft_workspace_bytes(p.n_fft, p.frames_per_block);
+}
+// doa_decide: `threads` Best entries (two doubles each), the MUSIC scores and the two PHAT spectra.
+inline int doa_decide_shared_bytes(const DoaParams& p, int threads) {
+  return int(sizeof(double)) * (2 * threads + p.n_candidates + 4 * p.bins);
 }
 
 // X[b][ear][t][k] for frame group blockIdx.x of example blockIdx.y.
@@ -127,47 +132,65 @@ __device__ inline Best block_best(Best mine, bool want_max, Best* scratch) {
   return r;
 }
 
-// choice[b][0..2] = candidate index chosen by GCC-PHAT, SRP-PHAT, MUSIC. Grid (B); shared: blockDim Best
-// entries and n_candidates doubles (MUSIC scores).
+// choice[b][m] = candidate index chosen by method m (ClassicMethod order: GCC-PHAT, SRP-PHAT, MUSIC,
+// GCC-PHAT and SRP-PHAT on per-frame phasors). Grid (B); dynamic shared memory doa_decide_shared_bytes(p,
+// blockDim.x).
 __global__ void doa_decide(const DoaStats* stats, const DoaSteering* steer, const double* itd, DoaParams p, int* choice) {
   BSIM_DYNAMIC_SHARED(double, shared_doubles);
   Best* scratch = reinterpret_cast<Best*>(shared_doubles);
   double* score = shared_doubles + 2 * blockDim.x;
+  double* phat = score + p.n_candidates;  // [variant][bin][re, im]: 0 whitened average, 1 per-frame phasors
   const int b = blockIdx.x, nb = p.bins, C = p.n_candidates;
   const DoaStats* S = stats + (size_t)b * nb;
   const double pi = 3.14159265358979323846;
+  int chosen[kClassicMethods];  // indexed by ClassicMethod
 
-  // GCC-PHAT: r[m] = 2 sum_k Re(G_k exp(2 pi i k m / (8 n_fft))), peak over m in [-max_lag8, max_lag8].
-  Best mine{-1e300, -1};
-  for (int m = -p.max_lag8 + int(threadIdx.x); m <= p.max_lag8; m += blockDim.x) {
-    double r = 0;
-    for (int k = p.bin_lo; k <= p.bin_hi; ++k) {
-      const double ang = 2.0 * pi * double(k) * double(m) / double(8 * p.n_fft);
-      r += S[k].gx * cos(ang) - S[k].gy * sin(ang);
+  // The two PHAT cross-spectra, rounded to float as the CPU keeps them (0 outside the band).
+  for (int k = threadIdx.x; k < nb; k += blockDim.x) {
+    double ux = 0, uy = 0, fx = 0, fy = 0;
+    if (k >= p.bin_lo && k <= p.bin_hi) {
+      const double a = sqrt(S[k].bx * S[k].bx + S[k].by * S[k].by);
+      if (a > 0) ux = double(float(S[k].bx / a)), uy = double(float(S[k].by / a));
+      fx = double(float(S[k].gx)), fy = double(float(S[k].gy));
     }
-    r = float(2.0 * r);  // the CPU peak-picks float samples of its inverse FFT
-    if (mine.i < 0 || r > mine.v) mine = {r, m + p.max_lag8};
+    phat[2 * k] = ux, phat[2 * k + 1] = uy, phat[2 * (nb + k)] = fx, phat[2 * (nb + k) + 1] = fy;
   }
-  const Best peak = block_best(mine, true, scratch);
-  const double lag = -double(peak.i - p.max_lag8) / 8.0;
-  mine = {1e300, -1};
-  for (int c = threadIdx.x; c < C; c += blockDim.x) {
-    const double dist = fabs(itd[c] - lag);
-    if (mine.i < 0 || dist < mine.v) mine = {dist, c};
-  }
-  const Best gcc = block_best(mine, false, scratch);
+  __syncthreads();
 
-  // SRP-PHAT.
-  mine = {-1e300, -1};
-  for (int c = threadIdx.x; c < C; c += blockDim.x) {
-    double pw = 0;
-    for (int k = p.bin_lo; k <= p.bin_hi; ++k) {
-      const DoaSteering& h = steer[(size_t)c * nb + k];
-      pw += S[k].gx * h.ux + S[k].gy * h.uy;  // Re(G conj(u))
+  for (int v = 0; v < 2; ++v) {
+    const double* G = phat + 2 * v * nb;
+    // GCC-PHAT: r[m] = 2 sum_k Re(G_k exp(2 pi i k m / (8 n_fft))), peak over m in [-max_lag8, max_lag8].
+    Best mine{-1e300, -1};
+    for (int m = -p.max_lag8 + int(threadIdx.x); m <= p.max_lag8; m += blockDim.x) {
+      double r = 0;
+      for (int k = p.bin_lo; k <= p.bin_hi; ++k) {
+        const double ang = 2.0 * pi * double(k) * double(m) / double(8 * p.n_fft);
+        r += G[2 * k] * cos(ang) - G[2 * k + 1] * sin(ang);
+      }
+      r = float(2.0 * r);  // the CPU peak-picks float samples of its inverse FFT
+      if (mine.i < 0 || r > mine.v) mine = {r, m + p.max_lag8};
     }
-    if (mine.i < 0 || pw > mine.v) mine = {pw, c};
+    const Best peak = block_best(mine, true, scratch);
+    const double lag = -double(peak.i - p.max_lag8) / 8.0;
+    mine = {1e300, -1};
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+      const double dist = fabs(itd[c] - lag);
+      if (mine.i < 0 || dist < mine.v) mine = {dist, c};
+    }
+    chosen[int(v == 0 ? ClassicMethod::gcc_phat : ClassicMethod::gcc_phat_frames)] = block_best(mine, false, scratch).i;
+
+    // SRP-PHAT.
+    mine = {-1e300, -1};
+    for (int c = threadIdx.x; c < C; c += blockDim.x) {
+      double pw = 0;
+      for (int k = p.bin_lo; k <= p.bin_hi; ++k) {
+        const DoaSteering& h = steer[(size_t)c * nb + k];
+        pw += G[2 * k] * h.ux + G[2 * k + 1] * h.uy;  // Re(G conj(u))
+      }
+      if (mine.i < 0 || pw > mine.v) mine = {pw, c};
+    }
+    chosen[int(v == 0 ? ClassicMethod::srp_phat : ClassicMethod::srp_phat_frames)] = block_best(mine, true, scratch).i;
   }
-  const Best srp = block_best(mine, true, scratch);
 
   // MUSIC: per bin, the noise eigenvector of the 2x2 covariance against every candidate's HRTF pair.
   for (int c = threadIdx.x; c < C; c += blockDim.x) score[c] = 0;
@@ -202,15 +225,12 @@ __global__ void doa_decide(const DoaStats* stats, const DoaSteering* steer, cons
     for (int c = threadIdx.x; c < C; c += blockDim.x) score[c] += pseudo(c) / top.v;
     __syncthreads();
   }
-  mine = {-1e300, -1};
+  Best mine{-1e300, -1};
   for (int c = threadIdx.x; c < C; c += blockDim.x)
     if (mine.i < 0 || score[c] > mine.v) mine = {score[c], c};
-  const Best music = block_best(mine, true, scratch);
-  if (threadIdx.x == 0) {
-    choice[b * 3 + 0] = gcc.i;
-    choice[b * 3 + 1] = srp.i;
-    choice[b * 3 + 2] = music.i;
-  }
+  chosen[int(ClassicMethod::music)] = block_best(mine, true, scratch).i;
+  if (threadIdx.x == 0)
+    for (int m = 0; m < kClassicMethods; ++m) choice[b * kClassicMethods + m] = chosen[m];
 }
 
 }  // namespace bsim::cuda

@@ -82,4 +82,6 @@ echo "== report"
 "$PY" scripts/doa_report.py --out "$OUT/report" --pretrained pretrained --scratch scratch \
   --pred pretrained="$OUT/eval-pretrained/predictions.csv" --pred scratch="$OUT/eval-scratch/predictions.csv" \
   --pred gcc_phat="$OUT/eval-classic/predictions_gcc_phat.csv" --pred srp_phat="$OUT/eval-classic/predictions_srp_phat.csv" \
-  --pred music="$OUT/eval-classic/predictions_music.csv"
+  --pred music="$OUT/eval-classic/predictions_music.csv" \
+  --pred gcc_phat_frames="$OUT/eval-classic/predictions_gcc_phat_frames.csv" \
+  --pred srp_phat_frames="$OUT/eval-classic/predictions_srp_phat_frames.csv"

@@ -411,11 +411,11 @@ TEST(GpuClassicDoa, ChoosesAsTheCpu) {
     const auto choice = gpu.estimate(audio.data(), int(azimuths.size()));
     for (size_t b = 0; b < azimuths.size(); ++b) {
       const float* l = audio.data() + b * 2 * T;
-      int m = 0;
-      for (ClassicMethod method : {ClassicMethod::gcc_phat, ClassicMethod::srp_phat, ClassicMethod::music}) {
+      for (int m = 0; m < kClassicMethods; ++m) {
+        const ClassicMethod method = ClassicMethod(m);
         const std::vector<double> score = cpu.scores(method, l, l + T, T);
         const size_t want = size_t(std::max_element(score.begin(), score.end()) - score.begin());
-        const size_t got = size_t(choice[b][size_t(m++)]);
+        const size_t got = size_t(choice[b][size_t(m)]);
         const double range = *std::max_element(score.begin(), score.end()) - *std::min_element(score.begin(), score.end());
         ++total, exact += got == want;
         EXPECT_GE(score[got], score[want] - 1e-4 * range)

@@ -168,19 +168,18 @@ TEST(EmulatedClassicDoa, ChoosesAsTheCpu) {
     const std::vector<cuda::DoaSteering> steer = cuda::doa_steering(cpu);
     std::vector<float2> X(size_t(B) * 2 * p.n_frames * p.bins);
     std::vector<cuda::DoaStats> stats(size_t(B) * p.bins);
-    std::vector<int> choice(size_t(B) * 3, -1);
+    std::vector<int> choice(size_t(B) * kClassicMethods, -1);
     emu::launch(unsigned((p.n_frames + 7) / 8), unsigned(B), cuda::doa_stft, audio.data(), w.data(), tw.data(), p, X.data());
     emu::launch(unsigned(B), 1u, cuda::doa_statistics, X.data(), p, stats.data());
     emu::launch(unsigned(B), 1u, cuda::doa_decide, stats.data(), steer.data(), cpu.itd_table().data(), p, choice.data());
     for (int b = 0; b < B; ++b) {
       const float* l = audio.data() + size_t(b) * 2 * T;
-      int m = 0;
-      for (ClassicMethod method : {ClassicMethod::gcc_phat, ClassicMethod::srp_phat, ClassicMethod::music}) {
+      for (int m = 0; m < kClassicMethods; ++m) {
+        const ClassicMethod method = ClassicMethod(m);
         const double want = cpu.estimate(method, l, l + T, T);
-        ASSERT_GE(choice[size_t(b) * 3 + m], 0);
-        EXPECT_EQ(cpu.candidates()[size_t(choice[size_t(b) * 3 + m])], want)
+        ASSERT_GE(choice[size_t(b) * kClassicMethods + m], 0);
+        EXPECT_EQ(cpu.candidates()[size_t(choice[size_t(b) * kClassicMethods + m])], want)
             << classic_method_name(method) << " at " << azimuths[size_t(b)] << " deg";
-        ++m;
       }
     }
   }

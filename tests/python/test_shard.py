@@ -174,7 +174,7 @@ def test_classic_doa_on_a_shard(run, tmp_path):
     generate(run, shard, "--set", "room.anechoic_prob=1", "--set", "noise.snr_db=30",
              "--set", "noise.type_weights={diffuse: 1}", rooms=8).close()
     p = run("doa", "--shards", shard, "--report", tmp_path / "rep")
-    for m in ["gcc_phat", "srp_phat", "music"]:
+    for m in ["gcc_phat", "srp_phat", "music", "gcc_phat_frames", "srp_phat_frames"]:  # all five by default
         rows = (tmp_path / "rep" / f"predictions_{m}.csv").read_text().splitlines()
         assert rows[0] == "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type" and len(rows) == 9
         err = np.array([float(r.split(",")[2]) for r in rows[1:]])
