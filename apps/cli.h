@@ -16,7 +16,7 @@ namespace bsim {
 struct ConfigFlags {
   std::string file;
   std::vector<std::string> sets;
-  long long seed = -1;
+  std::string seed;  // as --set seed=N: the whole unsigned 64-bit range, and the same error for bad values
   int threads = -1;
 };
 
@@ -33,7 +33,7 @@ inline Config resolve_config(const ConfigFlags& f, const std::string& base_file 
   if (!base_file.empty()) apply_config_file(cfg, base_file);
   if (!f.file.empty()) apply_config_file(cfg, f.file);
   for (const auto& s : f.sets) apply_override(cfg, s);
-  if (f.seed >= 0) cfg.seed = (unsigned long long)f.seed;
+  if (!f.seed.empty()) apply_override(cfg, "seed=" + f.seed);
   if (f.threads >= 0) cfg.threads = f.threads;
   validate(cfg);
   return cfg;

@@ -178,6 +178,8 @@ def test_config_and_help(run):
     out = run("config", "--set", "room.t60_s=0.5").stdout
     assert "t60_s: [0.5, 0.5]" in out
     assert "room.t60_s" in run("help-config").stdout
+    # --seed takes the whole unsigned 64-bit range (it used to saturate at 2^63 - 1 without a word)
+    assert run("config", "--seed", "14920563941272094777").stdout.startswith("seed: 14920563941272094777\n")
 
 
 def test_doa_report_from_predictions(tmp_path):
