@@ -271,6 +271,10 @@ const std::vector<Field>& schema() {
       field("train.checkpoint_every", "btrain: steps between checkpoints", &C::train, &TrainConfig::checkpoint_every),
       field("train.labelled_examples", "btrain finetune: labelled examples to cycle over (0 = unlimited)", &C::train,
             &TrainConfig::labelled_examples),
+      field("train.val_examples", "btrain finetune --on-the-fly: validation examples (the training distribution, a seed "
+            "derived from seed) scored every train.val_every steps; the best step's model goes to best/ and is what "
+            "btrain eval scores (0 = off)", &C::train, &TrainConfig::val_examples),
+      field("train.val_every", "btrain finetune: steps between validations", &C::train, &TrainConfig::val_every),
       field("train.prefetch_batches", "btrain: batches prepared ahead", &C::train, &TrainConfig::prefetch_batches),
       field("train.device", "btrain: auto | cpu | cuda", &C::train, &TrainConfig::device),
       field("train.precision", "btrain on CUDA: fp32 | bf16 (autocast forward pass; stalls the LSTM, see bench/RESULTS.md)", &C::train, &TrainConfig::precision),
@@ -469,6 +473,8 @@ void validate(const Config& c) {
   BSIM_EXPECTS(c.train.log_every >= 1, "config key 'train.log_every' must be >= 1");
   BSIM_EXPECTS(c.train.checkpoint_every >= 1, "config key 'train.checkpoint_every' must be >= 1");
   BSIM_EXPECTS(c.train.labelled_examples >= 0, "config key 'train.labelled_examples' must be >= 0");
+  BSIM_EXPECTS(c.train.val_examples >= 0, "config key 'train.val_examples' must be >= 0");
+  BSIM_EXPECTS(c.train.val_every >= 1, "config key 'train.val_every' must be >= 1");
   BSIM_EXPECTS(c.train.prefetch_batches >= 1 && c.train.prefetch_batches <= 64,
                "config key 'train.prefetch_batches' must be within 1..64");
   BSIM_EXPECTS(c.train.device == "auto" || c.train.device == "cpu" || c.train.device == "cuda",

@@ -114,6 +114,8 @@ struct TrainConfig {
   int log_every = 10;           // steps between CSV rows / progress lines
   int checkpoint_every = 500;   // steps between checkpoints (and at the end or on Ctrl-C)
   long long labelled_examples = 0;  // fine-tuning: cycle over this many labelled examples (0 = unlimited)
+  long long val_examples = 0;   // fine-tuning: validation examples of a derived seed (0 = no validation)
+  int val_every = 250;          // fine-tuning: steps between validations (and at the last step)
   int prefetch_batches = 4;     // batches rendered or read ahead of the trainer
   std::string device = "auto";  // auto | cpu | cuda
   std::string precision = "fp32";  // fp32 | bf16: autocast of the forward pass on CUDA (loss, optimiser fp32)

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The experiment of the paper, end to end: a held-out test grid -> feature-distillation pretraining ->
 # DoA fine-tuning of the pretrained encoder and of the same network from scratch (same budget, limited
-# labels) -> evaluation of both and of GCC-PHAT / SRP-PHAT / MUSIC -> report (summary.md, cells.csv, plot).
+# labels; each scored at its best step on a validation set of the training distribution, since the
+# pretrained network memorises a small label set: docs/results/recipe-large-cpu) -> evaluation of both and of
+# the classic methods -> report (summary.md, cells.csv, plot).
 #   scripts/recipe_doa.sh small [OUT]   about 11 minutes on a 2-core CPU
 #   scripts/recipe_doa.sh medium [OUT]  about 35 minutes on a 2-core CPU (2.5x the training steps)
 #   scripts/recipe_doa.sh large  [OUT]  about 80 minutes on a 2-core CPU: the largest budget a CPU session allows
@@ -21,31 +23,36 @@ case "$SIZE" in
     PER_CELL=8; CLIP=2.0
     MODEL=(--set model.width=128 --set model.layers=2)
     PRE=(--set train.batch_size=16 --set train.steps=1200 --set train.lr=0.002)
-    FIN=(--set train.batch_size=16 --set train.steps=500 --set train.lr=0.002 --set train.labelled_examples=512)
+    FIN=(--set train.batch_size=16 --set train.steps=500 --set train.lr=0.002 --set train.labelled_examples=512
+         --set train.val_examples=256 --set train.val_every=100)
     ;;
   medium)
     PER_CELL=8; CLIP=2.0
     MODEL=(--set model.width=128 --set model.layers=2)
     PRE=(--set train.batch_size=16 --set train.steps=3000 --set train.lr=0.002)
-    FIN=(--set train.batch_size=16 --set train.steps=1200 --set train.lr=0.002 --set train.labelled_examples=512)
+    FIN=(--set train.batch_size=16 --set train.steps=1200 --set train.lr=0.002 --set train.labelled_examples=512
+         --set train.val_examples=256 --set train.val_every=200)
     ;;
   large)
     PER_CELL=40; CLIP=2.0
     MODEL=(--set model.width=128 --set model.layers=2)
     PRE=(--set train.batch_size=16 --set train.steps=10000 --set train.lr=0.002)
-    FIN=(--set train.batch_size=16 --set train.steps=3000 --set train.lr=0.002 --set train.labelled_examples=2048)
+    FIN=(--set train.batch_size=16 --set train.steps=3000 --set train.lr=0.002 --set train.labelled_examples=2048
+         --set train.val_examples=256 --set train.val_every=250)
     ;;
   gpu)
     PER_CELL=20; CLIP=4.0
     MODEL=()
     PRE=(--set train.batch_size=32 --set train.steps=1500 --set train.device=cuda)
-    FIN=(--set train.batch_size=32 --set train.steps=600 --set train.labelled_examples=2048 --set train.device=cuda)
+    FIN=(--set train.batch_size=32 --set train.steps=600 --set train.labelled_examples=2048 --set train.device=cuda
+         --set train.val_examples=512 --set train.val_every=100)
     ;;
   full)
     PER_CELL=40; CLIP=4.0
     MODEL=()
     PRE=(--set train.batch_size=32 --set train.steps=3000 --set train.device=cuda)
-    FIN=(--set train.batch_size=32 --set train.steps=1000 --set train.labelled_examples=2048 --set train.device=cuda)
+    FIN=(--set train.batch_size=32 --set train.steps=1000 --set train.labelled_examples=2048 --set train.device=cuda
+         --set train.val_examples=512 --set train.val_every=100)
     ;;
   *) echo "usage: $0 small|medium|large|gpu|full [OUT]" >&2; exit 2 ;;
 esac

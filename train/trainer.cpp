@@ -157,6 +157,83 @@ class Bf16Autocast {
   bool on_;
 };
 
+// Per example the DoA class of a clip: the frame logits averaged over the clip, then argmax. Waits for and
+// releases a device batch.
+std::vector<int> predict_classes(SpatialNet& net, Batch& b, const torch::Device& device) {
+  if (b.device) b.device->wait(cuda_stream(device));
+  auto audio = b.device ? device_tensor(b.device->augmented, {b.size, 2, b.n_samples}, device)
+                        : torch::from_blob(b.augmented.data(), {b.size, 2, b.n_samples}, torch::kFloat32).to(device);
+  auto pred = net->doa_logits(net->encode(audio)).mean(1).argmax(1).to(torch::kCPU);
+  if (b.device) b.device->release(cuda_stream(device));
+  std::vector<int> out(static_cast<size_t>(b.size));
+  for (int i = 0; i < b.size; ++i) out[size_t(i)] = int(pred[i].item<int64_t>());
+  return out;
+}
+
+double azimuth_error_deg(double estimate, double truth) { return std::fabs(std::fmod(estimate - truth + 540.0, 360.0) - 180.0); }
+
+// Fine-tuning validation: a fixed set of examples of the training distribution under a seed derived from the
+// training seed (never the labelled pool's), scored as btrain eval scores. The source cycles over exactly
+// n_batches batches, so every validation sees the same examples in the same order.
+class Validation {
+ public:
+  Validation(const Config& cfg, const torch::Device& device) : grid_(cfg.model), device_(device) {
+    Config v = cfg;
+    v.seed = validation_seed(cfg.seed);
+    const int B = cfg.train.batch_size;
+    n_batches_ = (cfg.train.val_examples + B - 1) / B;
+    source_ = on_the_fly(v, device, 0, n_batches_ * B);
+  }
+  static unsigned long long validation_seed(unsigned long long seed) { return seed * 6364136223846793005ULL + 1442695040888963407ULL; }
+  // Mean absolute azimuth error (degrees) over the validation set; leaves the network in training mode.
+  double mae(SpatialNet& net) {
+    torch::NoGradGuard no_grad;
+    net->eval();
+    double sum = 0;
+    long long n = 0;
+    for (long long k = 0; k < n_batches_; ++k) {
+      Batch b = source_->next();
+      const std::vector<int> c = predict_classes(net, b, device_);
+      for (int i = 0; i < b.size; ++i) sum += azimuth_error_deg(grid_.centre_deg(c[size_t(i)]), b.azimuth_deg[size_t(i)]), ++n;
+    }
+    net->train();
+    return sum / double(std::max(1LL, n));
+  }
+
+ private:
+  DoaGrid grid_;
+  torch::Device device_;
+  long long n_batches_ = 0;
+  std::unique_ptr<BatchSource> source_;
+};
+
+// best/: the model of the validation step with the lowest error so far, and that step and error.
+struct BestState {
+  long long step = -1;
+  double mae = 1e300;
+};
+BestState load_best(const fs::path& run) {
+  BestState b;
+  if (!fs::exists(run / "best" / "state.yaml")) return b;
+  std::istringstream in(read_text(run / "best" / "state.yaml"));
+  std::string k1, k2;
+  in >> k1 >> b.step >> k2 >> b.mae;
+  if (k1 != "step:" || k2 != "val_mae_deg:" || b.step < 0)
+    throw InputError("'" + (run / "best" / "state.yaml").string() + "' is corrupt: delete best/ and resume");
+  return b;
+}
+void save_best(const fs::path& run, SpatialNet& net, const BestState& b) {
+  const fs::path tmp = run / "best.tmp", dst = run / "best";
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  torch::save(net, (tmp / "model.pt").string());
+  char text[96];
+  std::snprintf(text, sizeof text, "step: %lld\nval_mae_deg: %.17g\n", b.step, b.mae);
+  std::ofstream(tmp / "state.yaml") << text;
+  fs::remove_all(dst);
+  fs::rename(tmp, dst);
+}
+
 // What must match for --resume: everything that shapes the model or the data. train.steps may grow (train
 // longer), and logging/checkpoint cadence, prefetch depth and threads never change results.
 std::string resume_key(const Config& cfg) {
@@ -203,8 +280,13 @@ void train(const Config& cfg, const TrainOptions& opt) {
   // The data source is opened before anything is written, so that bad data leaves no run folder behind.
   const bool pretrain = opt.task == Task::pretrain;
   const long long pool = pretrain ? 0 : cfg.train.labelled_examples;
+  const bool validate = !pretrain && cfg.train.val_examples > 0;
+  if (validate && !opt.shards.empty())
+    throw InputError("train.val_examples draws validation examples on the fly: use --on-the-fly, or set it to 0");
   std::unique_ptr<BatchSource> source = opt.shards.empty() ? on_the_fly(cfg, device, step, pool)
                                                            : make_shard_source(cfg, opt.shards, step, pretrain, opt.preload);
+  std::optional<Validation> validation;
+  if (validate) validation.emplace(cfg, device);
   std::error_code ec;
   fs::create_directories(run, ec);
   if (ec) throw InputError("cannot create run folder '" + opt.out + "': " + ec.message());
@@ -213,6 +295,18 @@ void train(const Config& cfg, const TrainOptions& opt) {
   if (opt.resume) truncate_log(log_path, step);
   std::ofstream log(log_path, std::ios::app);
   if (!opt.resume) log << "step,loss,data_ms,compute_ms,data_share,examples_per_s\n";
+  const fs::path val_path = run / "val.csv";
+  BestState best;
+  std::ofstream val_log;
+  if (validate) {
+    if (opt.resume) {
+      truncate_log(val_path, step);
+      best = load_best(run);
+    }
+    const bool fresh = !fs::exists(val_path);
+    val_log.open(val_path, std::ios::app);
+    if (fresh) val_log << "step,val_mae_deg\n";
+  }
 
   const DoaGrid grid(cfg.model);
   long long n_params = 0;
@@ -292,6 +386,13 @@ void train(const Config& cfg, const TrainOptions& opt) {
       data_ms_acc = compute_ms_acc = loss_acc = 0;
       acc_n = 0;
     }
+    if (validate && ((step + 1) % cfg.train.val_every == 0 || step + 1 == cfg.train.steps)) {
+      const double mae = validation->mae(net);
+      val_log << step + 1 << "," << mae << "\n" << std::flush;
+      if (mae < best.mae) best = {step + 1, mae}, save_best(run, net, best);
+      if (!opt.quiet)
+        std::fprintf(stderr, "step %lld validation MAE %.2f deg (best %.2f at step %lld)\n", step + 1, mae, best.mae, best.step);
+    }
     const bool stop = g_stop_requested.load();
     if ((step + 1) % cfg.train.checkpoint_every == 0 || step + 1 == cfg.train.steps || stop) {
       save_checkpoint(run, net, optimizer, step + 1, opt.task);
@@ -313,8 +414,18 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
   Config cfg = run_cfg;
   cfg.train.labelled_examples = 0;  // a fine-tuning label budget must not shrink the test set
   SpatialNet net = make_net(cfg);
+  // A run that validated is scored at its best validation step (best/), else at its last step.
+  const BestState best = load_best(run);
+  const fs::path weights = best.step >= 0 ? run / "best" / "model.pt" : run / "checkpoint" / "model.pt";
+  std::string which = "the last step";
+  if (best.step >= 0) {
+    char text[128];
+    std::snprintf(text, sizeof text, "the best validation step %lld (validation MAE %.2f deg)", best.step, best.mae);
+    which = text;
+  }
+  std::fprintf(stderr, "btrain eval: %s at %s\n", opt.model.c_str(), which.c_str());
   try {
-    torch::load(net, (run / "checkpoint" / "model.pt").string());
+    torch::load(net, weights.string());
   } catch (const c10::Error& e) {
     std::string what = e.what_without_backtrace();
     throw InputError("model in '" + opt.model + "' does not match its config.yaml: " + what.substr(0, what.find('\n')));
@@ -352,15 +463,11 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
   long long n = 0, exact = 0, within10 = 0, front_back = 0;
   for (long long k = 0; k < n_batches; ++k) {
     Batch b = source->next();
-    if (b.device) b.device->wait(cuda_stream(device));
-    auto audio = b.device ? device_tensor(b.device->augmented, {b.size, 2, b.n_samples}, device)
-                          : torch::from_blob(b.augmented.data(), {b.size, 2, b.n_samples}, torch::kFloat32).to(device);
-    auto pred = net->doa_logits(net->encode(audio)).mean(1).argmax(1).to(torch::kCPU);
-    if (b.device) b.device->release(cuda_stream(device));
+    const std::vector<int> pred = predict_classes(net, b, device);
     for (int i = 0; i < b.size; ++i) {
-      const int c = int(pred[i].item<int64_t>());
+      const int c = pred[size_t(i)];
       const double truth = b.azimuth_deg[size_t(i)], est = grid.centre_deg(c);
-      double err = std::fabs(std::fmod(est - truth + 540.0, 360.0) - 180.0);
+      double err = azimuth_error_deg(est, truth);
       sum_err += err, ++n;
       exact += c == grid.class_of(truth);
       within10 += err <= 10.0;
@@ -372,7 +479,7 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
     }
   }
   std::ostringstream md;
-  md << "# DoA evaluation of " << opt.model << "\n\n"
+  md << "# DoA evaluation of " << opt.model << " at " << which << "\n\n"
      << "| examples | MAE (deg) | accuracy (exact class) | within 10 deg |" << (grid.full ? " front-back confusions |" : "")
      << "\n|---|---|---|---|" << (grid.full ? "---|" : "") << "\n| " << n << " | " << sum_err / std::max(1LL, n) << " | "
      << double(exact) / std::max(1LL, n) << " | " << double(within10) / std::max(1LL, n) << " |";

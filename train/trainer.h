@@ -1,6 +1,8 @@
 // btrain's jobs: feature-distillation pretraining, DoA fine-tuning (from a pretrained encoder or from
 // scratch with the same budget) and evaluation. A run folder holds config.yaml, log.csv, checkpoint/
-// (model, optimiser, step) and encoder.pt; --resume continues exactly where a checkpoint left off.
+// (model, optimiser, step) and encoder.pt, and when fine-tuning validates (train.val_examples) val.csv and
+// best/ (the model of the best validation step, which evaluation scores); --resume continues exactly where a
+// checkpoint left off.
 #pragma once
 #include <string>
 

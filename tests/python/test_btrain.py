@@ -83,6 +83,41 @@ def test_finetune_and_eval_from_the_checkpoint(pretrained, tmp_path):
     assert len((tmp_path / "rep3" / "predictions.csv").read_text().splitlines()) == 14
 
 
+def test_validation_keeps_the_best_step_and_eval_scores_it(pretrained, tmp_path):
+    args = ["finetune", "--init", pretrained, "--on-the-fly", *TINY, "--set", "train.steps=30",
+            "--set", "train.labelled_examples=64", "--set", "train.log_every=5", "--quiet"]
+    btrain(*args, "--set", "train.val_examples=16", "--set", "train.val_every=10", "--out", tmp_path / "val")
+    btrain(*args, "--out", tmp_path / "plain")
+    assert losses(tmp_path / "val") == losses(tmp_path / "plain")  # validating never changes the training
+    rows = (tmp_path / "val" / "val.csv").read_text().splitlines()
+    assert rows[0] == "step,val_mae_deg"
+    val = {int(r.split(",")[0]): float(r.split(",")[1]) for r in rows[1:]}
+    assert sorted(val) == [10, 20, 30]
+    best_step = min(val, key=lambda k: (val[k], k))
+    state = (tmp_path / "val" / "best" / "state.yaml").read_text().split()
+    assert state[0] == "step:" and int(state[1]) == best_step and float(state[3]) == pytest.approx(val[best_step])
+    assert (tmp_path / "val" / "best" / "model.pt").exists() and not (tmp_path / "plain" / "best").exists()
+    # btrain eval scores the best step: on the validation examples (the derived seed, the same 16) it finds
+    # the validation error of that step.
+    seed = (1234 * 6364136223846793005 + 1442695040888963407) % 2**64
+    p = btrain("eval", "--model", tmp_path / "val", "--report", tmp_path / "rep", "--examples", 16, "--seed", seed)
+    assert f"best validation step {best_step}" in p.stderr
+    assert f"best validation step {best_step}" in (tmp_path / "rep" / "summary.md").read_text()
+    maes = [float(x) for x in p.stdout.split("|") if x.strip().replace(".", "", 1).isdigit()]
+    assert maes[1] == pytest.approx(val[best_step], abs=1e-3), p.stdout  # | examples | MAE | ...
+    # Resumed from step 20 to 30, the validation log and the best step come out the same.
+    short = [a if a != "train.steps=30" else "train.steps=20" for a in args]
+    vargs = ["--set", "train.val_examples=16", "--set", "train.val_every=10", "--set", "train.checkpoint_every=10"]
+    btrain(*short, *vargs, "--out", tmp_path / "res")
+    btrain(*args, *vargs, "--out", tmp_path / "res", "--resume")
+    assert (tmp_path / "res" / "val.csv").read_text() == (tmp_path / "val" / "val.csv").read_text()
+    assert (tmp_path / "res" / "best" / "state.yaml").read_text() == (tmp_path / "val" / "best" / "state.yaml").read_text()
+    bad = [a for a in args if a != "--on-the-fly"]
+    one_error_line(btrain(*bad, "--set", "train.val_examples=16", "--shards", small_shard(tmp_path, "s.h5"),
+                          "--out", tmp_path / "bad", check=False), "val_examples")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_interrupted_run_resumes_to_identical_losses(tmp_path):
     args = ["pretrain", "--on-the-fly", *TINY, "--set", "train.steps=60", "--set", "train.log_every=1",
             "--set", "train.checkpoint_every=1000", "--quiet"]
