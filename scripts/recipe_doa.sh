@@ -18,44 +18,25 @@ OUT=${2:-runs/recipe-$SIZE}
 BSIM=${BSIM:-build/apps/bsim}
 BTRAIN=${BTRAIN:-build/apps/btrain}
 PY=${PY:-.venv/bin/python}
+# One row per size: test examples per grid cell, clip length, pretraining and fine-tuning steps, labelled
+# examples, steps between validations. The CPU sizes train a 2 x 128 LSTM at batch 16 (lr 0.002) and validate
+# on 256 examples; the GPU sizes the paper's 3 x 256 at batch 32 on CUDA and validate on 512.
 case "$SIZE" in
-  small)
-    PER_CELL=8; CLIP=2.0
-    MODEL=(--set model.width=128 --set model.layers=2)
-    PRE=(--set train.batch_size=16 --set train.steps=1200 --set train.lr=0.002)
-    FIN=(--set train.batch_size=16 --set train.steps=500 --set train.lr=0.002 --set train.labelled_examples=512
-         --set train.val_examples=256 --set train.val_every=100)
-    ;;
-  medium)
-    PER_CELL=8; CLIP=2.0
-    MODEL=(--set model.width=128 --set model.layers=2)
-    PRE=(--set train.batch_size=16 --set train.steps=3000 --set train.lr=0.002)
-    FIN=(--set train.batch_size=16 --set train.steps=1200 --set train.lr=0.002 --set train.labelled_examples=512
-         --set train.val_examples=256 --set train.val_every=200)
-    ;;
-  large)
-    PER_CELL=40; CLIP=2.0
-    MODEL=(--set model.width=128 --set model.layers=2)
-    PRE=(--set train.batch_size=16 --set train.steps=10000 --set train.lr=0.002)
-    FIN=(--set train.batch_size=16 --set train.steps=3000 --set train.lr=0.002 --set train.labelled_examples=2048
-         --set train.val_examples=256 --set train.val_every=250)
-    ;;
-  gpu)
-    PER_CELL=20; CLIP=4.0
-    MODEL=()
-    PRE=(--set train.batch_size=32 --set train.steps=1500 --set train.device=cuda)
-    FIN=(--set train.batch_size=32 --set train.steps=600 --set train.labelled_examples=2048 --set train.device=cuda
-         --set train.val_examples=512 --set train.val_every=100)
-    ;;
-  full)
-    PER_CELL=40; CLIP=4.0
-    MODEL=()
-    PRE=(--set train.batch_size=32 --set train.steps=3000 --set train.device=cuda)
-    FIN=(--set train.batch_size=32 --set train.steps=1000 --set train.labelled_examples=2048 --set train.device=cuda
-         --set train.val_examples=512 --set train.val_every=100)
-    ;;
+  small)  PER_CELL=8;  CLIP=2.0; PRE_STEPS=1200;  FIN_STEPS=500;  LABELS=512;  VAL_EVERY=100 ;;
+  medium) PER_CELL=8;  CLIP=2.0; PRE_STEPS=3000;  FIN_STEPS=1200; LABELS=512;  VAL_EVERY=200 ;;
+  large)  PER_CELL=40; CLIP=2.0; PRE_STEPS=10000; FIN_STEPS=3000; LABELS=2048; VAL_EVERY=250 ;;
+  gpu)    PER_CELL=20; CLIP=4.0; PRE_STEPS=1500;  FIN_STEPS=600;  LABELS=2048; VAL_EVERY=100 ;;
+  full)   PER_CELL=40; CLIP=4.0; PRE_STEPS=3000;  FIN_STEPS=1000; LABELS=2048; VAL_EVERY=100 ;;
   *) echo "usage: $0 small|medium|large|gpu|full [OUT]" >&2; exit 2 ;;
 esac
+if [ "$SIZE" = gpu ] || [ "$SIZE" = full ]; then
+  MODEL=(); OPTIM=(--set train.batch_size=32 --set train.device=cuda); VAL_EXAMPLES=512
+else
+  MODEL=(--set model.width=128 --set model.layers=2); OPTIM=(--set train.batch_size=16 --set train.lr=0.002); VAL_EXAMPLES=256
+fi
+PRE=("${OPTIM[@]}" --set train.steps=$PRE_STEPS)
+FIN=("${OPTIM[@]}" --set train.steps=$FIN_STEPS --set train.labelled_examples=$LABELS
+     --set train.val_examples=$VAL_EXAMPLES --set train.val_every=$VAL_EVERY)
 # The test grid is rendered, and the classic methods run, on the GPU for the GPU sizes (same scenes, labels
 # and decisions as on the CPU: tests/test_gpu.cpp).
 GEN_DEVICE=()
