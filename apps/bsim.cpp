@@ -28,6 +28,7 @@
 #include "sim/generate.h"
 #include "sim/parallel.h"
 #include "sim/pipeline.h"
+#include "sim/scene.h"
 
 using namespace bsim;
 
@@ -172,7 +173,7 @@ void run_doa(const std::string& shard, const std::vector<std::string>& method_na
     csv << "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type\n";
     double sum = 0;
     for (long long i = 0; i < N; ++i) {
-      const double err = std::fabs(std::fmod(est[m][size_t(i)] - az[size_t(i)] + 540.0, 360.0) - 180.0);
+      const double err = azimuth_error_deg(est[m][size_t(i)], az[size_t(i)]);
       sum += err;
       csv << az[size_t(i)] << "," << est[m][size_t(i)] << "," << err << "," << snr[size_t(i)] << ","
           << (anechoic[size_t(i)] != 0 ? 0.0f : t60[size_t(i)]) << "," << int(noise[size_t(i)]) << "\n";

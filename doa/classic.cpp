@@ -84,22 +84,31 @@ ClassicDoa::ClassicDoa(const HrirGrid& grid, const FeatureConfig& stft, bool ful
 
 int ClassicDoa::max_lag_eighths() const { return int(std::ceil(0.0015 * fs_hz_ * kLagUpsample)); }
 
-std::vector<double> ClassicDoa::scores(ClassicMethod m, const float* left, const float* right, int n) const {
-  int frames = 0;
-  const auto XL = stft(left, n, stft_, frames);
-  const auto XR = stft(right, n, stft_, frames);
-  if (frames == 0) throw InputError("signal shorter than one STFT frame");
-  return scores(m, XL, XR, frames);
+ClassicDoa::Spectra ClassicDoa::spectra(const float* left, const float* right, int n) const {
+  Spectra s;
+  s.XL = stft(left, n, stft_, s.frames);
+  s.XR = stft(right, n, stft_, s.frames);
+  if (s.frames == 0) throw InputError("signal shorter than one STFT frame");
+  return s;
 }
 
-std::vector<double> ClassicDoa::scores(ClassicMethod m, const std::vector<std::complex<float>>& XL,
-                                       const std::vector<std::complex<float>>& XR, int frames) const {
+std::vector<double> ClassicDoa::scores(ClassicMethod m, const float* left, const float* right, int n) const {
+  Spectra s = spectra(left, right, n);
+  return scores(m, s);
+}
+
+std::vector<double> ClassicDoa::scores(ClassicMethod m, Spectra& s) const {
+  const auto phat = [&](bool per_frame) -> const std::vector<std::complex<float>>& {
+    auto& G = s.phat[per_frame ? 1 : 0];
+    if (G.empty()) G = phat_spectrum(s.XL, s.XR, s.frames, per_frame);
+    return G;
+  };
   switch (m) {
-    case ClassicMethod::gcc_phat: return gcc_phat(phat_spectrum(XL, XR, frames, false));
-    case ClassicMethod::srp_phat: return srp_phat(phat_spectrum(XL, XR, frames, false));
-    case ClassicMethod::music: return music(XL, XR, frames);
-    case ClassicMethod::gcc_phat_frames: return gcc_phat(phat_spectrum(XL, XR, frames, true));
-    case ClassicMethod::srp_phat_frames: return srp_phat(phat_spectrum(XL, XR, frames, true));
+    case ClassicMethod::gcc_phat: return gcc_phat(phat(false));
+    case ClassicMethod::srp_phat: return srp_phat(phat(false));
+    case ClassicMethod::music: return music(s.XL, s.XR, s.frames);
+    case ClassicMethod::gcc_phat_frames: return gcc_phat(phat(true));
+    case ClassicMethod::srp_phat_frames: return srp_phat(phat(true));
   }
   return {};
 }
@@ -117,12 +126,9 @@ double ClassicDoa::estimate(ClassicMethod m, const float* left, const float* rig
 
 std::vector<double> ClassicDoa::estimate(const std::vector<ClassicMethod>& methods, const float* left,
                                          const float* right, int n) const {
-  int frames = 0;
-  const auto XL = stft(left, n, stft_, frames);
-  const auto XR = stft(right, n, stft_, frames);
-  if (frames == 0) throw InputError("signal shorter than one STFT frame");
+  Spectra s = spectra(left, right, n);
   std::vector<double> out;
-  for (ClassicMethod m : methods) out.push_back(first_best(azimuth_deg_, scores(m, XL, XR, frames)));
+  for (ClassicMethod m : methods) out.push_back(first_best(azimuth_deg_, scores(m, s)));
   return out;
 }
 

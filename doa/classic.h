@@ -54,8 +54,14 @@ class ClassicDoa {
                                                  bool per_frame) const;
   std::vector<double> gcc_phat(const std::vector<std::complex<float>>& G) const;
   std::vector<double> srp_phat(const std::vector<std::complex<float>>& G) const;
-  std::vector<double> scores(ClassicMethod m, const std::vector<std::complex<float>>& XL,
-                             const std::vector<std::complex<float>>& XR, int frames) const;
+  // The two ears' STFTs, [frame][bin] each; throws for signals shorter than one frame.
+  struct Spectra {
+    std::vector<std::complex<float>> XL, XR;
+    int frames = 0;
+    std::vector<std::complex<float>> phat[2];  // phat_spectrum(per_frame = 0 / 1), made when first needed
+  };
+  Spectra spectra(const float* left, const float* right, int n) const;
+  std::vector<double> scores(ClassicMethod m, Spectra& s) const;
   std::vector<double> music(const std::vector<std::complex<float>>& XL, const std::vector<std::complex<float>>& XR, int frames) const;
 
   FeatureConfig stft_;

@@ -1,6 +1,7 @@
 // One training example's acoustic scene, drawn from the config by a seeded sampler: example i of seed s
 // is the same on every machine and thread count, which is what makes generation resumable.
 #pragma once
+#include <cmath>
 #include <cstdint>
 
 #include "io/config.h"
@@ -26,6 +27,11 @@ struct Scene {
   int babble_talkers = 0;
   Vec3 noise_source_m;       // point noise position (meaningful for point noise only)
 };
+
+// Angular distance between two azimuths in degrees, in [0, 180] (wraps around the circle): the DoA error.
+inline double azimuth_error_deg(double estimate, double truth) {
+  return std::fabs(std::fmod(estimate - truth + 540.0, 360.0) - 180.0);
+}
 
 // Throws InputError when the ranges make a valid scene impossible (listener or source cannot be placed).
 Scene sample_scene(const Config& cfg, int n_hrtf, uint64_t index);

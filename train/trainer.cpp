@@ -18,6 +18,7 @@
 #include "io/shard.h"
 #include "sim/features.h"
 #include "sim/generate.h"
+#include "sim/scene.h"
 #include "train/batch_source.h"
 #include "train/model.h"
 
@@ -92,18 +93,25 @@ SpatialNet make_net(const Config& cfg) {
   return SpatialNet(cfg.model, cfg.features, teacher_features_of(cfg), DoaGrid(cfg.model).n_classes);
 }
 
-// Saves model + optimiser + step into checkpoint/ through a temporary folder, so that a crash mid-save
-// never leaves a half-written checkpoint in place of the last good one.
-void save_checkpoint(const fs::path& run, SpatialNet& net, torch::optim::Optimizer& opt, long long step, Task task) {
-  const fs::path tmp = run / "checkpoint.tmp", dst = run / "checkpoint";
+// Writes folder `dst` through `dst`.tmp, so that a crash mid-save never leaves a half-written folder in
+// place of the last good one.
+template <typename Fill>
+void replace_folder(const fs::path& dst, Fill fill) {
+  const fs::path tmp = dst.string() + ".tmp";
   fs::remove_all(tmp);
   fs::create_directories(tmp);
-  torch::save(net, (tmp / "model.pt").string());
-  torch::save(opt, (tmp / "optimizer.pt").string());
-  std::ofstream(tmp / "state.yaml") << "step: " << step << "\ntask: " << (task == Task::pretrain ? "pretrain" : "finetune")
-                                    << "\n";
+  fill(tmp);
   fs::remove_all(dst);
   fs::rename(tmp, dst);
+}
+// Saves model + optimiser + step into checkpoint/.
+void save_checkpoint(const fs::path& run, SpatialNet& net, torch::optim::Optimizer& opt, long long step, Task task) {
+  replace_folder(run / "checkpoint", [&](const fs::path& tmp) {
+    torch::save(net, (tmp / "model.pt").string());
+    torch::save(opt, (tmp / "optimizer.pt").string());
+    std::ofstream(tmp / "state.yaml") << "step: " << step << "\ntask: " << (task == Task::pretrain ? "pretrain" : "finetune")
+                                      << "\n";
+  });
   save_encoder_state_dict(net, (run / "encoder.pt").string());
 }
 
@@ -163,14 +171,11 @@ std::vector<int> predict_classes(SpatialNet& net, Batch& b, const torch::Device&
   if (b.device) b.device->wait(cuda_stream(device));
   auto audio = b.device ? device_tensor(b.device->augmented, {b.size, 2, b.n_samples}, device)
                         : torch::from_blob(b.augmented.data(), {b.size, 2, b.n_samples}, torch::kFloat32).to(device);
-  auto pred = net->doa_logits(net->encode(audio)).mean(1).argmax(1).to(torch::kCPU);
+  const auto pred = net->doa_logits(net->encode(audio)).mean(1).argmax(1).to(torch::kCPU).contiguous();
   if (b.device) b.device->release(cuda_stream(device));
-  std::vector<int> out(static_cast<size_t>(b.size));
-  for (int i = 0; i < b.size; ++i) out[size_t(i)] = int(pred[i].item<int64_t>());
-  return out;
+  const int64_t* p = pred.data_ptr<int64_t>();
+  return std::vector<int>(p, p + b.size);
 }
-
-double azimuth_error_deg(double estimate, double truth) { return std::fabs(std::fmod(estimate - truth + 540.0, 360.0) - 180.0); }
 
 // Fine-tuning validation: a fixed set of examples of the training distribution under a seed derived from the
 // training seed (never the labelled pool's), scored as btrain eval scores. The source cycles over exactly
@@ -223,15 +228,12 @@ BestState load_best(const fs::path& run) {
   return b;
 }
 void save_best(const fs::path& run, SpatialNet& net, const BestState& b) {
-  const fs::path tmp = run / "best.tmp", dst = run / "best";
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
-  torch::save(net, (tmp / "model.pt").string());
-  char text[96];
-  std::snprintf(text, sizeof text, "step: %lld\nval_mae_deg: %.17g\n", b.step, b.mae);
-  std::ofstream(tmp / "state.yaml") << text;
-  fs::remove_all(dst);
-  fs::rename(tmp, dst);
+  replace_folder(run / "best", [&](const fs::path& tmp) {
+    torch::save(net, (tmp / "model.pt").string());
+    char text[96];
+    std::snprintf(text, sizeof text, "step: %lld\nval_mae_deg: %.17g\n", b.step, b.mae);
+    std::ofstream(tmp / "state.yaml") << text;
+  });
 }
 
 // What must match for --resume: everything that shapes the model or the data. train.steps may grow (train
@@ -473,7 +475,7 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
       within10 += err <= 10.0;
       // Front-back confusion: the estimate is nearer the truth mirrored about the interaural axis.
       const double mirrored = 180.0 - truth;
-      front_back += grid.full && std::fabs(std::fmod(est - mirrored + 540.0, 360.0) - 180.0) < err;
+      front_back += grid.full && azimuth_error_deg(est, mirrored) < err;
       csv << truth << "," << est << "," << err << "," << b.snr_db[size_t(i)] << "," << b.t60_s[size_t(i)] << ","
           << int(b.noise_type[size_t(i)]) << "\n";
     }
