@@ -275,6 +275,9 @@ const std::vector<Field>& schema() {
             "derived from seed) scored every train.val_every steps; the best step's model goes to best/ and is what "
             "btrain eval scores (0 = off)", &C::train, &TrainConfig::val_examples),
       field("train.val_every", "btrain finetune: steps between validations", &C::train, &TrainConfig::val_every),
+      field("train.encoder_lr_scale", "btrain finetune: the encoder's learning rate as a multiple of train.lr (the "
+            "DoA head keeps train.lr); 0 freezes the encoder: a linear probe of the pretrained representation",
+            &C::train, &TrainConfig::encoder_lr_scale),
       field("train.prefetch_batches", "btrain: batches prepared ahead", &C::train, &TrainConfig::prefetch_batches),
       field("train.device", "btrain: auto | cpu | cuda", &C::train, &TrainConfig::device),
       field("train.precision", "btrain on CUDA: fp32 | bf16 (autocast forward pass; stalls the LSTM, see bench/RESULTS.md)", &C::train, &TrainConfig::precision),
@@ -475,6 +478,8 @@ void validate(const Config& c) {
   BSIM_EXPECTS(c.train.labelled_examples >= 0, "config key 'train.labelled_examples' must be >= 0");
   BSIM_EXPECTS(c.train.val_examples >= 0, "config key 'train.val_examples' must be >= 0");
   BSIM_EXPECTS(c.train.val_every >= 1, "config key 'train.val_every' must be >= 1");
+  BSIM_EXPECTS(c.train.encoder_lr_scale >= 0 && c.train.encoder_lr_scale <= 100,
+               "config key 'train.encoder_lr_scale' must be within [0, 100] (0 freezes the encoder)");
   BSIM_EXPECTS(c.train.prefetch_batches >= 1 && c.train.prefetch_batches <= 64,
                "config key 'train.prefetch_batches' must be within 1..64");
   BSIM_EXPECTS(c.train.device == "auto" || c.train.device == "cpu" || c.train.device == "cuda",

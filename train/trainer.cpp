@@ -11,6 +11,7 @@
 #include <fstream>
 #include <numeric>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "io/error.h"
@@ -247,6 +248,27 @@ std::string resume_key(const Config& cfg) {
   return stored_config_yaml(c);
 }
 
+// The optimiser's parameter groups. Fine-tuning may move the encoder more slowly than the new DoA head
+// (train.encoder_lr_scale, the usual remedy when a small label set is memorised); at 0 the encoder is frozen
+// (no gradients, no weight decay): a linear probe of what pretraining learnt. At 1 there is one group, as
+// before the key existed, so earlier run folders resume unchanged.
+std::vector<torch::optim::OptimizerParamGroup> parameter_groups(SpatialNet& net, const TrainConfig& t) {
+  if (t.encoder_lr_scale == 1.0) return {torch::optim::OptimizerParamGroup(net->parameters())};
+  std::vector<torch::Tensor> encoder, head;
+  std::set<const void*> in_encoder;
+  for (auto& [name, p] : net->encoder_parameters()) encoder.push_back(p), in_encoder.insert(p.unsafeGetTensorImpl());
+  for (auto& p : net->parameters())
+    if (!in_encoder.count(p.unsafeGetTensorImpl())) head.push_back(p);
+  std::vector<torch::optim::OptimizerParamGroup> groups{torch::optim::OptimizerParamGroup(head)};
+  if (t.encoder_lr_scale == 0.0) {
+    for (auto& p : encoder) p.set_requires_grad(false);
+  } else {
+    groups.emplace_back(encoder, std::make_unique<torch::optim::AdamWOptions>(
+                                     torch::optim::AdamWOptions(t.lr * t.encoder_lr_scale).weight_decay(t.weight_decay)));
+  }
+  return groups;
+}
+
 }  // namespace
 
 void train(const Config& cfg, const TrainOptions& opt) {
@@ -264,6 +286,8 @@ void train(const Config& cfg, const TrainOptions& opt) {
     throw InputError("run folder '" + opt.out + "' already holds a run: use --resume to continue it or another --out");
   }
   if (opt.task == Task::pretrain && !opt.init.empty()) throw InputError("--init is for finetune");
+  if (opt.task == Task::pretrain && cfg.train.encoder_lr_scale != 1.0)
+    throw InputError("train.encoder_lr_scale is for btrain finetune (pretraining trains the encoder itself): leave it at 1");
 
   torch::manual_seed(cfg.seed);
   const torch::Device device = pick_device(cfg.train.device);
@@ -274,7 +298,7 @@ void train(const Config& cfg, const TrainOptions& opt) {
     load_encoder_state_dict(net, init.string());
   }
   net->to(device);
-  torch::optim::AdamW optimizer(net->parameters(),
+  torch::optim::AdamW optimizer(parameter_groups(net, cfg.train),
                                 torch::optim::AdamWOptions(cfg.train.lr).weight_decay(cfg.train.weight_decay));
 
   long long step = 0;

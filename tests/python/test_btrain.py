@@ -118,6 +118,39 @@ def test_validation_keeps_the_best_step_and_eval_scores_it(pretrained, tmp_path)
     assert not (tmp_path / "bad").exists()
 
 
+def test_encoder_learning_rate_scale(pretrained, tmp_path):
+    """train.encoder_lr_scale=0 freezes the encoder (a linear probe: encoder.pt stays the pretrained one, bit for
+    bit, while the head learns); a scale between 0 and 1 moves it, but less than the default; pretraining
+    refuses the key."""
+    torch = pytest.importorskip("torch")
+    args = ["finetune", "--init", pretrained, "--on-the-fly", *TINY, "--set", "train.steps=20",
+            "--set", "train.labelled_examples=64", "--set", "train.log_every=5", "--quiet"]
+    runs = {}
+    for scale in ["0", "0.1", "1"]:
+        btrain(*args, "--set", f"train.encoder_lr_scale={scale}", "--out", tmp_path / scale)
+        runs[scale] = torch.load(tmp_path / scale / "encoder.pt")
+    init = torch.load(pretrained / "encoder.pt")
+    moved = {s: sum(float((sd[k] - init[k]).abs().sum()) for k in init) for s, sd in runs.items()}
+    assert moved["0"] == 0.0 and 0 < moved["0.1"] < 0.5 * moved["1"], moved
+    l0 = losses(tmp_path / "0")
+    assert l0[20] < l0[5], l0  # the head alone still learns
+    # The default is one parameter group as before: the same losses as a run that does not name the key.
+    btrain(*args, "--out", tmp_path / "plain")
+    assert losses(tmp_path / "plain") == losses(tmp_path / "1")
+    # Resuming a frozen run keeps it frozen and gives the uninterrupted losses.
+    short = [a if a != "train.steps=20" else "train.steps=10" for a in args]
+    frozen = ["--set", "train.encoder_lr_scale=0", "--set", "train.checkpoint_every=10"]
+    btrain(*short, *frozen, "--out", tmp_path / "res")
+    btrain(*args, *frozen, "--out", tmp_path / "res", "--resume")
+    assert losses(tmp_path / "res") == pytest.approx(l0, rel=1e-5)
+    assert all(torch.equal(torch.load(tmp_path / "res" / "encoder.pt")[k], init[k]) for k in init)
+    one_error_line(btrain("pretrain", "--on-the-fly", *TINY, "--set", "train.encoder_lr_scale=0.5",
+                          "--out", tmp_path / "bad", check=False), "encoder_lr_scale", "finetune")
+    one_error_line(btrain(*args, "--set", "train.encoder_lr_scale=-1", "--out", tmp_path / "bad", check=False),
+                   "encoder_lr_scale")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_interrupted_run_resumes_to_identical_losses(tmp_path):
     args = ["pretrain", "--on-the-fly", *TINY, "--set", "train.steps=60", "--set", "train.log_every=1",
             "--set", "train.checkpoint_every=1000", "--quiet"]
