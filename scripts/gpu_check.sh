@@ -4,7 +4,8 @@
 #   scripts/gpu_check.sh quick   kernels only (no libtorch): build, gpu tests, memcheck, kernel benchmarks,
 #                                torch ratios (~4 min)
 #   scripts/gpu_check.sh kernels the shared-memory FFT kernels only: their gpu tests + racecheck, the
-#                                convolution / teacher / whole-batch benchmarks and the torch ratios (~2.5 min)
+#                                convolution / teacher / whole-batch benchmarks, the torch ratios and, where
+#                                ncu is installed, Nsight Compute counters of the teacher and convolution (~3 min)
 #   scripts/gpu_check.sh full    + racecheck, end-to-end generate timing, btrain timings (on the fly on the
 #                                device, streamed shards, pre-loaded) (~4 min)
 #   scripts/gpu_check.sh recipe [gpu|full]  build, gpu tests, pipeline + DoA benchmarks, then the DoA recipe
@@ -93,6 +94,26 @@ if [ "$MODE" = full ]; then
     --gtest_filter=GpuTeacher.*:GpuBrir.MatchesCpu*:GpuPipeline.Deterministic* > "$LOG/racecheck.log" 2>&1
   racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc"
 fi
+# Hardware counters for the two kernels short of their targets (GCC-PHAT teacher, convolution's output
+# blocks), where Nsight Compute is installed and the counters may be read: what bounds them (shared-memory
+# pipe, issue, barriers, occupancy) decides the next change. One launch of each, ~30 s.
+ncu_state=skipped
+if [ "$MODE" = kernels ] || [ "$MODE" = quick ]; then
+  NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+  if [ -n "$NCU" ]; then
+    timeout 60 "$NCU" --kernel-name regex:'fused_teacher([^_]|$)|conv_output_blocks' --launch-count 2 \
+      --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+      --section MemoryWorkloadAnalysis_Tables build-gpu/bench/bench_gpu --benchmark_min_time=0.05s \
+      --benchmark_filter='BM_TeacherBatch/0/|BM_ConvolveBatch/' > "$LOG/ncu.txt" 2>&1
+    ncu_rc=$?
+    if grep -q "ERR_NVGPUCTRPERM" "$LOG/ncu.txt"; then ncu_state="no permission to read the counters"
+    else ncu_state="rc=$ncu_rc, $(grep -c 'Section: GPU Speed Of Light' "$LOG/ncu.txt") kernels profiled (logs.tgz: ncu.txt)"; fi
+  else
+    ncu_state="ncu not installed"
+  fi
+  stamp "ncu: $ncu_state"
+  grep -E "^  [a-z_]+\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Shared Memory Configuration Size|Stall|Bank" "$LOG/ncu.txt" 2>/dev/null | head -40
+fi
 if [ "$MODE" = recipe ]; then
   timeout 60 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
     --gtest_filter='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*' > "$LOG/racecheck.log" 2>&1
@@ -138,6 +159,7 @@ echo "| card | $(head -1 "$LOG/gpu.txt") |"
 echo "| build (CUDA sm_90, trainer $TRAINER) | rc=$build_rc, ${build_s} s |"
 echo "| test_gpu | rc=$gpu_tests_rc; $(grep -E '^\[  PASSED|^\[  FAILED|^\[  SKIPPED' "$LOG/test_gpu.log" | tr '\n' ' ') |"
 echo "| compute-sanitizer memcheck / racecheck | rc=$memcheck_rc / $racecheck_rc; $(grep -E 'ERROR SUMMARY' "$LOG/memcheck.log" | tail -1) |"
+echo "| Nsight Compute (teacher, convolution) | $ncu_state |"
 grep -hE "^BM_" "$LOG/bench_gpu.txt" | awk '{printf "| %s | %s %s |", $1, $2, $3; for (i = 6; i <= NF; ++i) printf " %s", $i; print " |"}'
 cat "$LOG/torch_baselines.md" 2>/dev/null
 if [ "$MODE" = recipe ]; then
