@@ -60,7 +60,13 @@ def main():
     ap.add_argument("--out", required=True)
     ap.add_argument("--pretrained")
     ap.add_argument("--scratch")
+    ap.add_argument("--network", action="append", default=[],
+                    help="NAME of a --pred that is another neural model (reported; never counted as a classic method)")
     args = ap.parse_args()
+    names = [p.partition("=")[0] for p in args.pred]
+    for n in [args.pretrained, args.scratch, *args.network]:
+        if n is not None and n not in names:
+            raise SystemExit(f"doa_report: {n!r} names no --pred (have {', '.join(names)})")
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = {}
@@ -133,13 +139,15 @@ def main():
         pre, scr = by[args.pretrained], by[args.scratch]
         hard = [k for k in pre if k[0] <= 0 or k[1] >= 0.6]
         held = [k for k in hard if pre[k]["mae"] <= 0.8 * scr[k]["mae"]]
-        classic = [m for m in by if m not in (args.pretrained, args.scratch)]
+        classic = [m for m in by if m not in (args.pretrained, args.scratch, *args.network)]
         beats = [k for k in pre if all(pre[k]["mae"] < by[m][k]["mae"] for m in classic if k in by[m])]
         md += ["\n## The paper's claim\n",
+               f"Pretrained = `{args.pretrained}`, from scratch = `{args.scratch}`.\n",
                f"- Pretrained MAE <= 0.8 x from-scratch MAE in the hard cells (SNR <= 0 dB or T60 >= 0.6 s): "
                f"{len(held)} of {len(hard)} cells ({'holds' if held and len(held) == len(hard) else 'does not hold everywhere'}).",
                f"- Pretrained MAE below every classic method ({', '.join(classic)}): {len(beats)} of {len(pre)} cells "
-               f"({'holds' if len(beats) == len(pre) else 'does not hold everywhere'})."]
+               f"({'holds' if len(beats) == len(pre) else 'does not hold everywhere'})." if classic else
+               "- Pretrained MAE against the classic methods: none among the predictions."]
     (out / "summary.md").write_text("\n".join(md) + "\n")
 
     fig, axes = plt.subplots(1, len(t60s), figsize=(4 * len(t60s), 3.6), sharey=True, squeeze=False)

@@ -126,7 +126,10 @@ if [ "$MODE" = recipe ]; then
     bash scripts/recipe_doa.sh "$RECIPE_SIZE" /tmp/recipe-gpu > "$LOG/recipe.log" 2>&1
   recipe_rc=$?; stamp "recipe rc=$recipe_rc"; tail -5 "$LOG/recipe.log"
   cp -r /tmp/recipe-gpu/report "$LOG/recipe-report" 2>/dev/null
-  for r in pre doa-pretrained doa-scratch; do cp "/tmp/recipe-gpu/$r/log.csv" "$LOG/recipe-$r.csv" 2>/dev/null; done
+  for r in /tmp/recipe-gpu/pre /tmp/recipe-gpu/doa-*; do
+    cp "$r/log.csv" "$LOG/recipe-$(basename "$r").csv" 2>/dev/null
+    cp "$r/val.csv" "$LOG/recipe-val-$(basename "$r").csv" 2>/dev/null
+  done
   cp /tmp/recipe-gpu/report/summary.md "$DEST/recipe-summary.md" 2>/dev/null
   cp /tmp/recipe-gpu/report/mae_vs_snr.png "$DEST/recipe-mae_vs_snr.png" 2>/dev/null
   cp /tmp/recipe-gpu/report/cells.csv "$DEST/recipe-cells.csv" 2>/dev/null

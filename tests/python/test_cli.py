@@ -186,7 +186,7 @@ def test_doa_report_from_predictions(tmp_path):
     import subprocess as sp
     import sys
     rng = np.random.default_rng(0)
-    for name, spread in [("a", 2.0), ("b", 20.0)]:
+    for name, spread in [("a", 2.0), ("b", 20.0), ("c", 0.5)]:
         az = rng.uniform(-90, 90, 96)
         est = np.clip(az + rng.normal(0, spread, 96), -90, 90)
         with open(tmp_path / f"{name}.csv", "w") as f:
@@ -194,11 +194,18 @@ def test_doa_report_from_predictions(tmp_path):
             for i in range(96):
                 f.write(f"{az[i]},{est[i]},{abs(est[i] - az[i])},{[-5, 0, 10][i % 3]},{[0, 0.6][i % 2]},{(i // 6) % 3}\n")
     script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "doa_report.py")
-    out = sp.run([sys.executable, script, "--pred", f"a={tmp_path / 'a.csv'}", "--pred", f"b={tmp_path / 'b.csv'}",
-                  "--pretrained", "a", "--scratch", "b", "--out", tmp_path / "rep"], capture_output=True, text=True)
+    args = [sys.executable, script, "--pred", f"a={tmp_path / 'a.csv'}", "--pred", f"b={tmp_path / 'b.csv'}",
+            "--pred", f"c={tmp_path / 'c.csv'}", "--pretrained", "a", "--scratch", "b"]
+    out = sp.run([*args, "--network", "c", "--out", tmp_path / "rep"], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     summary = (tmp_path / "rep" / "summary.md").read_text()
-    assert "| a | 96 |" in summary and "The paper's claim" in summary
+    assert "| a | 96 |" in summary and "The paper's claim" in summary and "| c | 96 |" in summary
+    # c is another network (more accurate than a): not a classic method that a must beat.
+    assert "- Pretrained MAE against the classic methods: none among the predictions." in summary
+    sp.run([*args, "--out", tmp_path / "rep-c-classic"], check=True, capture_output=True)
+    assert "- Pretrained MAE below every classic method (c): " in (tmp_path / "rep-c-classic" / "summary.md").read_text()
+    bad = sp.run([*args, "--network", "d", "--out", tmp_path / "bad"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "'d' names no --pred" in bad.stderr
     assert "| method | diffuse | diffuse, >= 10 dB | point | point, >= 10 dB | babble | babble, >= 10 dB |" in summary
     by_noise = next(l for l in summary.splitlines() if l.startswith("| b | ") and "+-" in l and l.count("|") == 8)
     d = np.loadtxt(tmp_path / "b.csv", delimiter=",", skiprows=1)
@@ -206,7 +213,7 @@ def test_doa_report_from_predictions(tmp_path):
     assert f"{point_hi.mean():.1f} +-" in by_noise.split("|")[5]
     assert (tmp_path / "rep" / "mae_vs_snr.png").stat().st_size > 10000
     rows = (tmp_path / "rep" / "cells.csv").read_text().splitlines()
-    assert rows[0] == "method,snr_db,t60_s,noise,n,mae,ci95,within10,accuracy" and len(rows) == 1 + 2 * 18
+    assert rows[0] == "method,snr_db,t60_s,noise,n,mae,ci95,within10,accuracy" and len(rows) == 1 + 3 * 18
 
 
 def test_configs_default_yaml_is_the_embedded_default(run):
