@@ -275,6 +275,9 @@ const std::vector<Field>& schema() {
             "derived from seed) scored every train.val_every steps; the best step's model goes to best/ and is what "
             "btrain eval scores (0 = off)", &C::train, &TrainConfig::val_examples),
       field("train.val_every", "btrain finetune: steps between validations", &C::train, &TrainConfig::val_every),
+      field("train.val_sofa", "btrain finetune: SOFA files the validation examples are rendered with instead of "
+            "hrtf.sofa (empty = the training heads), e.g. a head held out of fine-tuning, so that early stopping "
+            "and the choice between runs favour what generalises to unseen listeners", &C::train, &TrainConfig::val_sofa),
       field("train.encoder_lr_scale", "btrain finetune: the encoder's learning rate as a multiple of train.lr (the "
             "DoA head keeps train.lr); 0 freezes the encoder: a linear probe of the pretrained representation",
             &C::train, &TrainConfig::encoder_lr_scale),
@@ -478,6 +481,8 @@ void validate(const Config& c) {
   BSIM_EXPECTS(c.train.labelled_examples >= 0, "config key 'train.labelled_examples' must be >= 0");
   BSIM_EXPECTS(c.train.val_examples >= 0, "config key 'train.val_examples' must be >= 0");
   BSIM_EXPECTS(c.train.val_every >= 1, "config key 'train.val_every' must be >= 1");
+  BSIM_EXPECTS(c.train.val_sofa.empty() || c.train.val_examples > 0,
+               "config key 'train.val_sofa' renders validation examples: set train.val_examples > 0 too");
   BSIM_EXPECTS(c.train.encoder_lr_scale >= 0 && c.train.encoder_lr_scale <= 100,
                "config key 'train.encoder_lr_scale' must be within [0, 100] (0 freezes the encoder)");
   BSIM_EXPECTS(c.train.prefetch_batches >= 1 && c.train.prefetch_batches <= 64,

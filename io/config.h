@@ -116,6 +116,7 @@ struct TrainConfig {
   long long labelled_examples = 0;  // fine-tuning: cycle over this many labelled examples (0 = unlimited)
   long long val_examples = 0;   // fine-tuning: validation examples of a derived seed (0 = no validation)
   int val_every = 250;          // fine-tuning: steps between validations (and at the last step)
+  std::vector<std::string> val_sofa;  // fine-tuning: SOFA files the validation examples are rendered with (empty = hrtf.sofa)
   double encoder_lr_scale = 1.0;  // fine-tuning: the encoder's learning rate over the head's (0 = frozen encoder)
   int prefetch_batches = 4;     // batches rendered or read ahead of the trainer
   std::string device = "auto";  // auto | cpu | cuda

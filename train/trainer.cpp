@@ -186,6 +186,7 @@ class Validation {
   Validation(const Config& cfg, const torch::Device& device) : grid_(cfg.model), device_(device) {
     Config v = cfg;
     v.seed = validation_seed(cfg.seed);
+    if (!cfg.train.val_sofa.empty()) v.hrtf.sofa = cfg.train.val_sofa;  // e.g. a head held out of fine-tuning
     const int B = cfg.train.batch_size;
     n_batches_ = (cfg.train.val_examples + B - 1) / B;
     source_ = on_the_fly(v, device, 0, n_batches_ * B);

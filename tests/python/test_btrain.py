@@ -118,6 +118,29 @@ def test_validation_keeps_the_best_step_and_eval_scores_it(pretrained, tmp_path)
     assert not (tmp_path / "bad").exists()
 
 
+def test_validation_on_a_held_out_head(pretrained, tmp_path, shared_hrtf_dir):
+    """train.val_sofa renders the validation examples with other heads than training: the training is untouched,
+    the validation scores change; a missing file or a val_sofa without validation examples is one line."""
+    if shared_hrtf_dir is None:
+        pytest.skip("no ../shared/hrtf beside the checkout")
+    args = ["finetune", "--init", pretrained, "--on-the-fly", *TINY, "--set", "train.steps=20",
+            "--set", "train.labelled_examples=64", "--set", "train.log_every=5", "--set", "train.val_examples=16",
+            "--set", "train.val_every=10", "--quiet"]
+    held_out = shared_hrtf_dir / "CIPIC_subject_003_hrir_final.sofa"
+    btrain(*args, "--out", tmp_path / "same")
+    btrain(*args, "--set", f"train.val_sofa=[{held_out}]", "--out", tmp_path / "held")
+    assert losses(tmp_path / "held") == losses(tmp_path / "same")
+    same = (tmp_path / "same" / "val.csv").read_text().splitlines()
+    held = (tmp_path / "held" / "val.csv").read_text().splitlines()
+    assert len(held) == len(same) == 3 and held[1:] != same[1:], (same, held)
+    assert "val_sofa:" in (tmp_path / "held" / "config.yaml").read_text()
+    one_error_line(btrain(*args, "--set", "train.val_sofa=[/nonexistent/held.sofa]", "--out", tmp_path / "bad",
+                          check=False), "/nonexistent/held.sofa")
+    one_error_line(btrain(*args, "--set", "train.val_examples=0",  # the later --set wins
+                          "--set", f"train.val_sofa=[{held_out}]", "--out", tmp_path / "bad", check=False), "val_examples")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_encoder_learning_rate_scale(pretrained, tmp_path):
     """train.encoder_lr_scale=0 freezes the encoder (a linear probe: encoder.pt stays the pretrained one, bit for
     bit, while the head learns); a scale between 0 and 1 moves it, but less than the default; pretraining
