@@ -135,7 +135,7 @@ def test_validation_on_a_held_out_head(pretrained, tmp_path, shared_hrtf_dir):
     assert len(held) == len(same) == 3 and held[1:] != same[1:], (same, held)
     assert "val_sofa:" in (tmp_path / "held" / "config.yaml").read_text()
     one_error_line(btrain(*args, "--set", "train.val_sofa=[/nonexistent/held.sofa]", "--out", tmp_path / "bad",
-                          check=False), "/nonexistent/held.sofa")
+                          check=False), "/nonexistent/held.sofa", "train.val_sofa")
     one_error_line(btrain(*args, "--set", "train.val_examples=0",  # the later --set wins
                           "--set", f"train.val_sofa=[{held_out}]", "--out", tmp_path / "bad", check=False), "val_examples")
     assert not (tmp_path / "bad").exists()
