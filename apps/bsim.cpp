@@ -125,7 +125,8 @@ void run_doa(const std::string& shard, const std::vector<std::string>& method_na
   Config cfg;
   apply_config_text(cfg, reader.info().config_yaml, "shard '" + shard + "'");
   const std::string sofa = sofa_flag.empty() ? cfg.hrtf.sofa.front() : sofa_flag;
-  const HrirGrid grid = load_hrir_grid(sofa, reader.info().fs_hz, 1.0, 5.0);
+  const HrirGrid grid = load_hrir_grid(sofa, reader.info().fs_hz, 1.0, 5.0,
+                                       sofa_flag.empty() ? "the shard's hrtf.sofa or give --sofa" : "--sofa");
   const ClassicDoa doa(grid, cfg.features, full, 1.0);
   std::error_code ec;
   std::filesystem::create_directories(report, ec);
@@ -337,7 +338,7 @@ int main(int argc, char** argv) {
         render_brir(req, nullptr, nullptr, tail, b);
       } else {
         const std::string sofa = rir_sofa.empty() ? HrtfConfig{}.sofa.front() : rir_sofa;
-        const HrirGrid grid = load_hrir_grid(sofa, rir_fs, 2.0, 5.0);
+        const HrirGrid grid = load_hrir_grid(sofa, rir_fs, 2.0, 5.0, "--sofa");
         const DiffuseField df = compute_diffuse_field(grid);
         render_brir(req, &grid, &df, tail, b);
       }

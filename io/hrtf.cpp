@@ -59,10 +59,11 @@ int HrirGrid::index(double azimuth_deg, double elevation_deg) const {
   return grid_direction_index(azimuth_deg, elevation_deg, n_az, n_el, az_step_deg, el_step_deg);
 }
 
-HrirGrid load_hrir_grid(const std::string& path, double fs_hz, double az_step_deg, double el_step_deg) {
+HrirGrid load_hrir_grid(const std::string& path, double fs_hz, double az_step_deg, double el_step_deg,
+                        const std::string& origin) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
-    throw InputError("SOFA file '" + path + "' does not exist: check hrtf.sofa");
+    throw InputError("SOFA file '" + path + "' does not exist: check " + origin);
   int err = 0;
   std::unique_ptr<MYSOFA_HRTF, HrtfDeleter> hrtf(mysofa_load(path.c_str(), &err));
   if (!hrtf || err != MYSOFA_OK)

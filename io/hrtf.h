@@ -33,7 +33,9 @@ struct HrirGrid {
 // the grid. Interpolation treats delay and shape separately: each measured HRIR's onset is removed,
 // the three nearest measurements are blended (inverse angular distance), and the blended onset is put
 // back as a fractional delay. Directions outside the measured elevation range take the nearest measured.
-// Throws InputError naming the file when it is missing, corrupt or not an HRIR set.
-HrirGrid load_hrir_grid(const std::string& sofa_path, double fs_hz, double az_step_deg, double el_step_deg);
+// Throws InputError naming the file when it is missing, corrupt or not an HRIR set; a missing file's message
+// points at `origin`, the setting or flag the path came from.
+HrirGrid load_hrir_grid(const std::string& sofa_path, double fs_hz, double az_step_deg, double el_step_deg,
+                        const std::string& origin = "hrtf.sofa");
 
 }  // namespace bsim

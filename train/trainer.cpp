@@ -187,7 +187,7 @@ class Validation {
     Config v = cfg;
     v.seed = validation_seed(cfg.seed);
     if (!cfg.train.val_sofa.empty()) v.hrtf.sofa = cfg.train.val_sofa;  // e.g. a head held out of fine-tuning
-    for (const auto& f : cfg.train.val_sofa)  // named here: the loader's own message points at hrtf.sofa
+    for (const auto& f : cfg.train.val_sofa)  // named here: the renderer's loader points at hrtf.sofa
       if (!fs::is_regular_file(f)) throw InputError("SOFA file '" + f + "' does not exist: check train.val_sofa");
     const int B = cfg.train.batch_size;
     n_batches_ = (cfg.train.val_examples + B - 1) / B;

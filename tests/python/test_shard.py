@@ -180,6 +180,10 @@ def test_classic_doa_on_a_shard(run, tmp_path):
         err = np.array([float(r.split(",")[2]) for r in rows[1:]])
         assert np.median(err) < 5, (m, err)  # anechoic, 30 dB diffuse noise: near-perfect
         assert f"{m}" in p.stdout
+    # A missing steering set names the flag it came from, and leaves no report behind.
+    bad = run("doa", "--shards", shard, "--sofa", tmp_path / "none.sofa", "--report", tmp_path / "bad", check=False)
+    assert bad.returncode == 2 and "none.sofa' does not exist: check --sofa" in bad.stderr, bad.stderr
+    assert not (tmp_path / "bad").exists()
 
 
 def test_ranks_write_disjoint_parts_of_one_dataset(run, bsim, tmp_path):
