@@ -80,14 +80,14 @@ for s in $ENC_LR_SCALES; do
 done
 echo "== fine-tuning (scratch)"
 finetune scratch
-# The validation MAE of each variant's best step: the choice.
+# Each variant's best validation step and MAE (best/state.yaml), read once: the selection table and the choice.
+BEST=$(for i in "${!VARIANTS[@]}"; do
+  awk -v v="${VARIANTS[$i]}" -v s="${SCALES[$i]}" '/^step:/ {st = $2} /^val_mae_deg:/ {print $2, v, s, st}' \
+    "$OUT/doa-${VARIANTS[$i]}/best/state.yaml"
+done)
 { echo "| pretrained variant | encoder lr scale | best validation step | validation MAE (deg) |"; echo "|---|---|---|---|"
-  for i in "${!VARIANTS[@]}"; do
-    awk -v v="${VARIANTS[$i]}" -v s="${SCALES[$i]}" \
-      '/^step:/ {st = $2} /^val_mae_deg:/ {printf "| %s | %s | %s | %.2f |\n", v, s, st, $2}' "$OUT/doa-${VARIANTS[$i]}/best/state.yaml"
-  done; } > "$OUT/selection.md"
-CHOSEN=$(for v in "${VARIANTS[@]}"; do echo "$(awk '/^val_mae_deg:/ {print $2}' "$OUT/doa-$v/best/state.yaml") $v"; done |
-         sort -g | head -1 | cut -d' ' -f2)
+  echo "$BEST" | awk '{printf "| %s | %s | %s | %.2f |\n", $2, $3, $4, $1}'; } > "$OUT/selection.md"
+CHOSEN=$(echo "$BEST" | sort -g | head -1 | cut -d' ' -f2)
 echo "== pretrained variant chosen on validation: $CHOSEN"
 echo "== classic methods"
 "$BSIM" doa --shards "$OUT/test_grid.h5" --report "$OUT/eval-classic" "${GEN_DEVICE[@]}" 2>/dev/null
