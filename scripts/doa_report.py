@@ -4,6 +4,11 @@ paper's claim checked cell by cell, and a plot of error against SNR per method (
 
 usage: doa_report.py --pred NAME=predictions.csv [--pred ...] --out DIR
                      [--pretrained NAME --scratch NAME]   # names of the two neural runs for the claim
+                     [--network NAME]...                  # other neural runs: reported, never classic
+                     [--classic-group LABEL=NAME,NAME...]...
+Every --pred that is not a network is a classic method. The claim's "below every classic method" is checked
+against all of them, or once per --classic-group (e.g. the methods steered with the test head's own HRTFs, and
+the same methods steered with a generic head, which is all a network trained on other heads has to go on).
 Inputs are the CSVs of `btrain eval` and `bsim doa` (azimuth_deg, predicted_deg, abs_error_deg, snr_db,
 t60_s, noise_type). Accuracy: the estimate falls in the true 5-degree class of [-90, 90) (of [-180, 180)
 when the data cover the full circle). Front-back
@@ -62,11 +67,26 @@ def main():
     ap.add_argument("--scratch")
     ap.add_argument("--network", action="append", default=[],
                     help="NAME of a --pred that is another neural model (reported; never counted as a classic method)")
+    ap.add_argument("--classic-group", action="append", default=[], metavar="LABEL=NAME,NAME...",
+                    help="classic methods checked together in the claim (repeatable; default: every non-network --pred)")
     args = ap.parse_args()
     names = [p.partition("=")[0] for p in args.pred]
     for n in [args.pretrained, args.scratch, *args.network]:
         if n is not None and n not in names:
             raise SystemExit(f"doa_report: {n!r} names no --pred (have {', '.join(names)})")
+    networks = {n for n in (args.pretrained, args.scratch, *args.network) if n is not None}
+    groups = []  # (label, [classic method names]) for the claim
+    for g in args.classic_group:
+        label, _, members = g.rpartition("=")
+        members = [m for m in members.split(",") if m]
+        if not label or not members:
+            raise SystemExit(f"doa_report: --classic-group {g!r}: expected LABEL=NAME,NAME...")
+        for m in members:
+            if m not in names or m in networks:
+                raise SystemExit(f"doa_report: --classic-group {label!r}: {m!r} is not a classic method's --pred")
+        groups.append((label, members))
+    if not groups:
+        groups = [(None, [n for n in names if n not in networks])]
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = {}
@@ -139,29 +159,41 @@ def main():
         pre, scr = by[args.pretrained], by[args.scratch]
         hard = [k for k in pre if k[0] <= 0 or k[1] >= 0.6]
         held = [k for k in hard if pre[k]["mae"] <= 0.8 * scr[k]["mae"]]
-        classic = [m for m in by if m not in (args.pretrained, args.scratch, *args.network)]
-        beats = [k for k in pre if all(pre[k]["mae"] < by[m][k]["mae"] for m in classic if k in by[m])]
         md += ["\n## The paper's claim\n",
                f"Pretrained = `{args.pretrained}`, from scratch = `{args.scratch}`.\n",
                f"- Pretrained MAE <= 0.8 x from-scratch MAE in the hard cells (SNR <= 0 dB or T60 >= 0.6 s): "
-               f"{len(held)} of {len(hard)} cells ({'holds' if held and len(held) == len(hard) else 'does not hold everywhere'}).",
-               f"- Pretrained MAE below every classic method ({', '.join(classic)}): {len(beats)} of {len(pre)} cells "
-               f"({'holds' if len(beats) == len(pre) else 'does not hold everywhere'})." if classic else
-               "- Pretrained MAE against the classic methods: none among the predictions."]
+               f"{len(held)} of {len(hard)} cells ({'holds' if held and len(held) == len(hard) else 'does not hold everywhere'})."]
+        for label, classic in groups:
+            if not classic:
+                md.append("- Pretrained MAE against the classic methods: none among the predictions.")
+                continue
+            beats = [k for k in pre if all(pre[k]["mae"] < by[m][k]["mae"] for m in classic if k in by[m])]
+            md.append(f"- Pretrained MAE below every classic method{f' {label}' if label else ''} ({', '.join(classic)}): "
+                      f"{len(beats)} of {len(pre)} cells ({'holds' if len(beats) == len(pre) else 'does not hold everywhere'}).")
     (out / "summary.md").write_text("\n".join(md) + "\n")
 
-    fig, axes = plt.subplots(1, len(t60s), figsize=(4 * len(t60s), 3.6), sharey=True, squeeze=False)
+    # Networks solid, classic methods dashed, those of a second or later --classic-group dotted in the colour of
+    # the method at the same place in the first group (so a method steered two ways is one colour, two lines).
+    nets = [n for n in data if n in networks]
+    look = {n: (f"C{i % 10}", "-") for i, n in enumerate(nets)}
+    for g, (_, classic) in enumerate(groups):
+        for j, m in enumerate(classic):
+            look.setdefault(m, (f"C{(len(nets) + j) % 10}", "--" if g == 0 else ":"))
+    fig, axes = plt.subplots(1, len(t60s), figsize=(4 * len(t60s) + 2.5, 3.8), sharey=True, squeeze=False)
     for ax, t in zip(axes[0], t60s):
         for name, d in data.items():
             mae = [d["abs_error_deg"][(d["snr_db"] == s) & (d["t60_s"] == t)] for s in snrs]
+            color, line = look.get(name, (None, "--"))
             ax.errorbar(snrs, [x.mean() if len(x) else np.nan for x in mae],
-                        yerr=[ci95(x) if len(x) else np.nan for x in mae], marker="o", capsize=3, label=name)
+                        yerr=[ci95(x) if len(x) else np.nan for x in mae], marker="o", markersize=4, capsize=2,
+                        elinewidth=0.8, label=name, color=color, linestyle=line)
         ax.set_title("anechoic" if t == 0 else f"T60 {t:g} s")
         ax.set_xlabel("SNR (dB)")
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("mean absolute error (deg)")
-    axes[0][-1].legend(fontsize=8)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1 - 2.4 / fig.get_figwidth(), 1))
     fig.savefig(out / "mae_vs_snr.png", dpi=110)
     print((out / "summary.md").read_text())
 

@@ -4,7 +4,8 @@
 # encoder frozen; the variant with the best validation MAE is the report's "pretrained") and of the same
 # network from scratch (same budget, limited labels; each scored at its best step on a validation set of the
 # training distribution, since the pretrained network memorises a small label set:
-# docs/results/recipe-large-cpu) -> evaluation of all of them and of the classic methods -> report
+# docs/results/recipe-large-cpu) -> evaluation of all of them and of the classic methods (steered with the test
+# head's own HRTFs and with a generic head) -> report
 # (summary.md, cells.csv, plot).
 #   scripts/recipe_doa.sh small [OUT]   about 12.5 minutes on a 2-core CPU (measured: 12 min 26 s)
 #   scripts/recipe_doa.sh medium [OUT]  about 45 minutes on a 2-core CPU (2.5x the training steps)
@@ -90,13 +91,22 @@ done)
 CHOSEN=$(echo "$BEST" | sort -g | head -1 | cut -d' ' -f2)
 echo "== pretrained variant chosen on validation: $CHOSEN"
 echo "== classic methods"
+# Steered twice: with the test head's own HRTFs (the shard's set: an oracle no network has) and with a generic
+# head, GENERIC_SOFA (default the embedded KEMAR, one of the training heads), which is what a network trained on
+# other heads has to go on. The claim is checked against each group.
+GENERIC_SOFA=${GENERIC_SOFA:-/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa}
 "$BSIM" doa --shards "$OUT/test_grid.h5" --report "$OUT/eval-classic" "${GEN_DEVICE[@]}" 2>/dev/null
+"$BSIM" doa --shards "$OUT/test_grid.h5" --report "$OUT/eval-classic-generic" --sofa "$GENERIC_SOFA" \
+  "${GEN_DEVICE[@]}" 2>/dev/null
 echo "== report"
 NETS=(); for v in "${VARIANTS[@]}"; do NETS+=(--pred "$v=$OUT/eval-$v/predictions.csv"); [ "$v" = "$CHOSEN" ] || NETS+=(--network "$v"); done
+CLASSIC=(); OWN=(); GENERIC=()
+for m in gcc_phat srp_phat music gcc_phat_frames srp_phat_frames; do
+  CLASSIC+=(--pred "$m=$OUT/eval-classic/predictions_$m.csv" --pred "${m}_generic=$OUT/eval-classic-generic/predictions_$m.csv")
+  OWN+=("$m"); GENERIC+=("${m}_generic")
+done
 "$PY" scripts/doa_report.py --out "$OUT/report" --pretrained "$CHOSEN" --scratch scratch \
-  "${NETS[@]}" --pred scratch="$OUT/eval-scratch/predictions.csv" \
-  --pred gcc_phat="$OUT/eval-classic/predictions_gcc_phat.csv" --pred srp_phat="$OUT/eval-classic/predictions_srp_phat.csv" \
-  --pred music="$OUT/eval-classic/predictions_music.csv" \
-  --pred gcc_phat_frames="$OUT/eval-classic/predictions_gcc_phat_frames.csv" \
-  --pred srp_phat_frames="$OUT/eval-classic/predictions_srp_phat_frames.csv"
+  "${NETS[@]}" --pred scratch="$OUT/eval-scratch/predictions.csv" "${CLASSIC[@]}" \
+  --classic-group "steered with the test head's own HRTFs=$(IFS=,; echo "${OWN[*]}")" \
+  --classic-group "steered with a generic head ($(basename "$GENERIC_SOFA"))=$(IFS=,; echo "${GENERIC[*]}")"
 { echo; echo "## The pretrained variant, chosen on the validation set"; echo; cat "$OUT/selection.md"; } >> "$OUT/report/summary.md"

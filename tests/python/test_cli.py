@@ -1,5 +1,6 @@
 """The bsim command line on real inputs: bad input gives one line, a non-zero exit and no output file;
 an interrupted run keeps only a .partial file and --resume finishes it bit-identically."""
+import csv
 import os
 import signal
 import subprocess
@@ -186,7 +187,7 @@ def test_doa_report_from_predictions(tmp_path):
     import subprocess as sp
     import sys
     rng = np.random.default_rng(0)
-    for name, spread in [("a", 2.0), ("b", 20.0), ("c", 0.5)]:
+    for name, spread in [("a", 2.0), ("b", 20.0), ("c", 0.5), ("e", 30.0)]:
         az = rng.uniform(-90, 90, 96)
         est = np.clip(az + rng.normal(0, spread, 96), -90, 90)
         with open(tmp_path / f"{name}.csv", "w") as f:
@@ -206,6 +207,22 @@ def test_doa_report_from_predictions(tmp_path):
     assert "- Pretrained MAE below every classic method (c): " in (tmp_path / "rep-c-classic" / "summary.md").read_text()
     bad = sp.run([*args, "--network", "d", "--out", tmp_path / "bad"], capture_output=True, text=True)
     assert bad.returncode != 0 and "'d' names no --pred" in bad.stderr
+    # Classic groups: the claim is checked once per group. c (spread 0.5) beats a everywhere, e (spread 30) almost
+    # nowhere: a is below every method of {c, e} in no cell, below e in the cells where its MAE is lower.
+    grouped = sp.run([*args, "--pred", f"e={tmp_path / 'e.csv'}", "--classic-group", "own HRTFs=c,e",
+                      "--classic-group", "generic=e", "--out", tmp_path / "rep-groups"], capture_output=True, text=True)
+    assert grouped.returncode == 0, grouped.stderr
+    claim = [l for l in (tmp_path / "rep-groups" / "summary.md").read_text().splitlines()
+             if l.startswith("- Pretrained MAE below every classic method")]
+    assert len(claim) == 2 and claim[0].startswith("- Pretrained MAE below every classic method own HRTFs (c, e): 0 of 18")
+    cells = list(csv.DictReader(open(tmp_path / "rep-groups" / "cells.csv")))
+    mae = {(r["method"], r["snr_db"], r["t60_s"], r["noise"]): float(r["mae"]) for r in cells}
+    below_e = sum(v < mae[("e", *k[1:])] for k, v in mae.items() if k[0] == "a")
+    assert below_e > 0  # so the two groups give different counts
+    assert claim[1].startswith(f"- Pretrained MAE below every classic method generic (e): {below_e} of 18")
+    for g, why in [("x=a", "'a' is not a classic"), ("x=z", "'z' is not a classic"), ("=c", "expected LABEL=NAME")]:
+        bad = sp.run([*args, "--classic-group", g, "--out", tmp_path / "bad"], capture_output=True, text=True)
+        assert bad.returncode != 0 and why in bad.stderr, (g, bad.stderr)
     assert "| method | diffuse | diffuse, >= 10 dB | point | point, >= 10 dB | babble | babble, >= 10 dB |" in summary
     by_noise = next(l for l in summary.splitlines() if l.startswith("| b | ") and "+-" in l and l.count("|") == 8)
     d = np.loadtxt(tmp_path / "b.csv", delimiter=",", skiprows=1)
