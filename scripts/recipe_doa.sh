@@ -5,8 +5,8 @@
 # network from scratch (same budget, limited labels; each scored at its best step on a validation set of the
 # training distribution, since the pretrained network memorises a small label set:
 # docs/results/recipe-large-cpu) -> evaluation of all of them and of the classic methods (steered with the test
-# head's own HRTFs and with a generic head) -> report
-# (summary.md, cells.csv, plot).
+# head's own HRTFs and with a generic head) -> report (summary.md, cells.csv, plot) -> on the CPU sizes, the
+# test grid's scenes with a training head and then the training speech: what each shift costs (shift.md).
 #   scripts/recipe_doa.sh small [OUT]   about 12.5 minutes on a 2-core CPU (measured: 12 min 26 s)
 #   scripts/recipe_doa.sh medium [OUT]  about 45 minutes on a 2-core CPU (2.5x the training steps)
 #   scripts/recipe_doa.sh large  [OUT]  about 110 minutes on a 2-core CPU: the largest budget a CPU session allows
@@ -110,3 +110,43 @@ done
   --classic-group "steered with the test head's own HRTFs=$(IFS=,; echo "${OWN[*]}")" \
   --classic-group "steered with a generic head ($(basename "$GENERIC_SOFA"))=$(IFS=,; echo "${GENERIC[*]}")"
 { echo; echo "## The pretrained variant, chosen on the validation set"; echo; cat "$OUT/selection.md"; } >> "$OUT/report/summary.md"
+
+# What the distribution shift costs: the test grid again (same seed, so the same scenes cell by cell) with the
+# test head swapped for a training head (SHIFT_SOFA, default the embedded KEMAR), then also the speech swapped for
+# the training corpus (SHIFT_SPEECH, default configs/default.yaml's [nl, cs]; utterances the networks heard, so an
+# in-distribution check, not a result). Every network and classic method is scored on each; the table goes into
+# shift.md and the summary (docs/results/recipe-large-cpu-shift). SHIFT=0 skips it (default for the GPU sizes,
+# whose time on the device is counted).
+SHIFT=${SHIFT:-$([ "$SIZE" = gpu ] || [ "$SIZE" = full ] && echo 0 || echo 1)}
+if [ "$SHIFT" = 1 ]; then
+  SHIFT_SOFA=${SHIFT_SOFA:-/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa}
+  SHIFT_SPEECH=${SHIFT_SPEECH:-[nl, cs]}
+  mae() { awk -F, 'NR == 1 {for (i = 1; i <= NF; ++i) if ($i == "abs_error_deg") c = i; next} {s += $c; n++}
+                   END {printf "%.2f", s / n}' "$1"; }
+  METHODS=(gcc_phat srp_phat music gcc_phat_frames srp_phat_frames)
+  row() {  # LABEL DIR-OF-NETWORK-EVALS-PREFIX CLASSIC-DIR
+    printf "| %s |" "$1"
+    for v in "${VARIANTS[@]}" scratch; do printf " %s |" "$(mae "$2$v/predictions.csv")"; done
+    for m in "${METHODS[@]}"; do printf " %s |" "$(mae "$3/predictions_$m.csv")"; done; echo
+  }
+  echo "== distribution shift: the test grid with a training head ($(basename "$SHIFT_SOFA")), then also training speech"
+  {
+    echo "| test grid (same scenes) | $(printf '%s | ' "${VARIANTS[@]}")scratch | $(printf '%s | ' "${METHODS[@]}" | sed 's/ | $//') |"
+    printf '|---|'; for _ in "${VARIANTS[@]}" scratch "${METHODS[@]}"; do printf -- '---|'; done; echo
+    row "unseen head and speech (the test grid)" "$OUT/eval-" "$OUT/eval-classic"
+  } > "$OUT/shift.md"
+  for g in head speech; do
+    SETS=(--set "hrtf.sofa=[$SHIFT_SOFA]"); LABEL="training head, unseen speech"
+    [ "$g" = speech ] && SETS+=(--set "speech.include_dirs=$SHIFT_SPEECH") && LABEL="training head and speech"
+    [ -f "$OUT/shift-$g.h5" ] || "$BSIM" generate --rooms $((72 * PER_CELL)) --out "$OUT/shift-$g.h5" \
+      --config configs/test_grid.yaml "${SETS[@]}" --quiet "${GEN_DEVICE[@]}"
+    for v in "${VARIANTS[@]}" scratch; do
+      "$BTRAIN" eval --model "$OUT/doa-$v" --shards "$OUT/shift-$g.h5" --report "$OUT/shift-$g/eval-$v" > /dev/null
+    done
+    "$BSIM" doa --shards "$OUT/shift-$g.h5" --report "$OUT/shift-$g/eval-classic" "${GEN_DEVICE[@]}" 2>/dev/null
+    row "$LABEL" "$OUT/shift-$g/eval-" "$OUT/shift-$g/eval-classic" >> "$OUT/shift.md"
+  done
+  { echo; echo "## What the distribution shift costs: MAE (deg) on the test grid's scenes"; echo
+    echo "The classic methods are steered with each grid's own head."; echo; cat "$OUT/shift.md"; } >> "$OUT/report/summary.md"
+  cat "$OUT/shift.md"
+fi

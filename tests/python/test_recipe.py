@@ -29,6 +29,7 @@ elif args[0] == "eval":
     model, report = pathlib.Path(opt("--model")), pathlib.Path(opt("--report"))
     report.mkdir(parents=True, exist_ok=True)
     spread = {"doa-pretrained": 8, "doa-pretrained_enclr0.1": 6, "doa-pretrained_frozen": 7, "doa-scratch": 12}[model.name]
+    spread -= {"test_grid.h5": 0, "shift-head.h5": 1, "shift-speech.h5": 2}[pathlib.Path(opt("--shards")).name]
     rows = ["azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type"]
     for i in range(144):
         c = i % 72
@@ -89,9 +90,19 @@ def test_recipe_runs_every_stage_and_chooses_on_validation(tmp_path):
         for a in ["train.steps=500", "train.labelled_examples=512", "train.val_examples=256", "--seed 4321"]:
             assert a in c, (a, c)
     evals = [c for c in calls if c.startswith("btrain eval")]
-    assert len(evals) == 4 and all(f"--shards {out}/test_grid.h5" in c for c in evals)
+    assert len(evals) == 12 and all(f"--shards {out}/test_grid.h5" in c for c in evals[:4])
     doa = [c for c in calls if c.startswith("bsim doa")]
-    assert len(doa) == 2 and "--sofa" not in doa[0] and "--sofa /some/generic.sofa" in doa[1]
+    assert len(doa) == 4 and "--sofa" not in doa[0] and "--sofa /some/generic.sofa" in doa[1]
+    # The distribution-shift grids: the same seed and grid with a training head, then also the training speech;
+    # every network and the classic methods (steered with the grid's own head) scored on each.
+    gen = [c for c in calls if c.startswith("bsim generate")]
+    assert len(gen) == 3 and all("--rooms 576 " in c and "configs/test_grid.yaml" in c for c in gen)
+    kemar = "--set hrtf.sofa=[/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa]"
+    assert kemar not in gen[0] and kemar in gen[1] and "speech.include_dirs" not in gen[1]
+    assert kemar in gen[2] and "--set speech.include_dirs=[nl, cs]" in gen[2]
+    for g, first in [("head", 4), ("speech", 8)]:
+        assert all(f"--shards {out}/shift-{g}.h5" in c for c in evals[first:first + 4])
+        assert f"--shards {out}/shift-{g}.h5" in " ".join(doa[2:]) and "--sofa" not in " ".join(doa[2:])
     assert "chosen on validation: pretrained_enclr0.1" in stdout
 
     summary = (out / "report" / "summary.md").read_text()
@@ -99,6 +110,14 @@ def test_recipe_runs_every_stage_and_chooses_on_validation(tmp_path):
     assert "below every classic method steered with the test head's own HRTFs (gcc_phat, srp_phat, music, " in summary
     assert "below every classic method steered with a generic head (generic.sofa) (gcc_phat_generic, " in summary
     assert "| pretrained_enclr0.1 | 0.1 | 300 | 11.50 |" in summary  # the selection table
+    shift = (out / "shift.md").read_text().splitlines()
+    assert len(shift) == 5 and "## What the distribution shift costs" in summary
+    assert [l.split(" |")[0] for l in shift[2:]] == ["| unseen head and speech (the test grid)",
+                                                      "| training head, unseen speech", "| training head and speech"]
+    for row, folder in zip(shift[2:], [out, out / "shift-head", out / "shift-speech"]):  # each row from its own grid
+        errors = [float(r["abs_error_deg"]) for r in csv.DictReader(open(folder / "eval-pretrained_frozen" / "predictions.csv"))]
+        assert row.split("|")[4].strip() == f"{sum(errors) / len(errors):.2f}"  # the frozen variant's MAE
+    assert shift[2].split("|")[4] != shift[3].split("|")[4] != shift[4].split("|")[4]
     methods = {r["method"] for r in csv.DictReader(open(out / "report" / "cells.csv"))}
     assert methods == {"pretrained", "pretrained_enclr0.1", "pretrained_frozen", "scratch",
                        *(m + s for m in ["gcc_phat", "srp_phat", "music", "gcc_phat_frames", "srp_phat_frames"]
@@ -111,6 +130,13 @@ def test_recipe_resumes_without_retraining(tmp_path):
     _, calls = _recipe(tmp_path, out)
     # Finished stages are kept: no new test grid, pretraining or fine-tuning; evaluation and the report run again.
     assert not any(c.startswith(("bsim generate", "btrain pretrain", "btrain finetune")) for c in calls), calls
-    assert sum(c.startswith("btrain eval") for c in calls) == 4
+    assert sum(c.startswith("btrain eval") for c in calls) == 12
     # The default generic head is the embedded KEMAR set.
     assert any(c.startswith("bsim doa") and "--sofa /usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa" in c for c in calls)
+
+
+def test_recipe_shift_can_be_skipped(tmp_path):
+    out = tmp_path / "recipe"
+    _, calls = _recipe(tmp_path, out, SHIFT="0")
+    assert sum(c.startswith("bsim generate") for c in calls) == 1 and sum(c.startswith("btrain eval") for c in calls) == 4
+    assert not (out / "shift.md").exists()
