@@ -216,6 +216,10 @@ const std::vector<Field>& schema() {
       field("hrtf.grid_elevation_step_deg", "elevation step of the interpolated HRIR grid", &C::hrtf,
             &HrtfConfig::grid_elevation_step_deg),
       field("hrtf.head_radius_m", "head radius; sources must be farther", &C::hrtf, &HrtfConfig::head_radius_m),
+      field("hrtf.head_scales",
+            "each SOFA set is also used scaled in size by these factors (interaural delays x s, spectra / s), one drawn "
+            "per example: augmentation towards unmeasured heads; [1] = the measured heads only",
+            &C::hrtf, &HrtfConfig::head_scales),
       field("speech.roots", "folders scanned recursively for speech", &C::speech, &SpeechConfig::roots),
       field("speech.include_dirs", "use files under a folder with one of these names (empty = any)", &C::speech,
             &SpeechConfig::include_dirs),
@@ -412,6 +416,9 @@ void validate(const Config& c) {
   BSIM_EXPECTS(c.hrtf.grid_elevation_step_deg > 0 && c.hrtf.grid_elevation_step_deg <= 30,
                "config key 'hrtf.grid_elevation_step_deg' must be within (0, 30]");
   BSIM_EXPECTS(c.hrtf.head_radius_m > 0, "config key 'hrtf.head_radius_m' must be positive");
+  BSIM_EXPECTS(!c.hrtf.head_scales.empty(), "config key 'hrtf.head_scales' needs at least one factor ([1]: no scaling)");
+  for (double s : c.hrtf.head_scales)
+    BSIM_EXPECTS(s >= 0.5 && s <= 2.0, "config key 'hrtf.head_scales' values must be within [0.5, 2]");
   BSIM_EXPECTS(!c.speech.roots.empty(), "config key 'speech.roots' needs at least one folder");
   BSIM_EXPECTS(c.speech.cache_mb >= 0, "config key 'speech.cache_mb' must be >= 0");
   double wsum = 0;

@@ -39,6 +39,9 @@ struct HrtfConfig {
   double grid_azimuth_step_deg = 2.0;
   double grid_elevation_step_deg = 5.0;
   double head_radius_m = 0.0875;  // a source closer than this is impossible geometry
+  // Each SOFA set is also used scaled in size by these factors (io/hrtf.h scale_head_size); one is drawn per
+  // example. [1] = the measured heads only (no extra random draw: scenes as before).
+  std::vector<double> head_scales{1.0};
 };
 
 struct SpeechConfig {

@@ -195,4 +195,43 @@ HrirGrid load_hrir_grid(const std::string& path, double fs_hz, double az_step_de
   return g;
 }
 
+HrirGrid scale_head_size(const HrirGrid& g, double scale) {
+  BSIM_EXPECTS(scale >= 0.5 && scale <= 2.0, "head scale " + std::to_string(scale) + " is outside [0.5, 2]");
+  if (scale == 1.0) return g;
+  constexpr int kHalfWidth = 16;  // kernel half width in (input samples) / cutoff
+  const double cut = std::min(1.0, scale);  // cutoff as a fraction of the input's Nyquist
+  const double reach = (kHalfWidth + 1) / cut;
+  HrirGrid out = g;
+  out.n_taps = int(std::ceil(g.n_taps * scale + reach * scale));
+  out.ir.assign(static_cast<size_t>(g.n_az) * g.n_el * 2 * out.n_taps, 0.0f);
+  // One kernel row per output tap (positions n / s are the same for every IR): weights and first input index.
+  std::vector<int> first(out.n_taps);
+  const int width = int(std::ceil(2 * reach)) + 1;
+  std::vector<double> wt(static_cast<size_t>(out.n_taps) * width, 0.0);
+  for (int n = 0; n < out.n_taps; ++n) {
+    const double tau = n / scale;
+    first[n] = int(std::floor(tau - reach)) + 1;
+    for (int j = 0; j < width; ++j) {
+      const double x = tau - (first[n] + j);  // input samples from the kernel centre
+      const double a = x * cut / (kHalfWidth + 1);
+      if (a <= -1.0 || a >= 1.0) continue;
+      const double sinc = std::fabs(x) < 1e-12 ? 1.0 : std::sin(kPi * cut * x) / (kPi * cut * x);
+      wt[size_t(n) * width + j] = cut * sinc * 0.5 * (1.0 + std::cos(kPi * a)) / scale;
+    }
+  }
+  for (size_t r = 0; r < static_cast<size_t>(g.n_az) * g.n_el * 2; ++r) {
+    const float* h = g.ir.data() + r * g.n_taps;
+    float* y = out.ir.data() + r * out.n_taps;
+    for (int n = 0; n < out.n_taps; ++n) {
+      double acc = 0;
+      for (int j = 0; j < width; ++j) {
+        const int m = first[n] + j;
+        if (m >= 0 && m < g.n_taps) acc += wt[size_t(n) * width + j] * h[m];
+      }
+      y[n] = float(acc);
+    }
+  }
+  return out;
+}
+
 }  // namespace bsim

@@ -38,4 +38,11 @@ struct HrirGrid {
 HrirGrid load_hrir_grid(const std::string& sofa_path, double fs_hz, double az_step_deg, double el_step_deg,
                         const std::string& origin = "hrtf.sofa");
 
+// The same head scaled in size by `scale` (a rigid scatterer scaled by s has H_s(f) = H(s f): acoustic
+// similarity), so h_s(t) = h(t / s) / s: every IR stretched in time by s (band-limited, windowed-sinc
+// resampling, low-passed at fs/2 when s < 1). Interaural delays scale by s, spectral features move down in
+// frequency by 1/s. Training on a range of sizes is augmentation towards heads never measured (hrtf.head_scales).
+// scale 1 returns the grid unchanged; scale must lie in [0.5, 2].
+HrirGrid scale_head_size(const HrirGrid& grid, double scale);
+
 }  // namespace bsim

@@ -249,7 +249,7 @@ RoomGeometry room_geometry(const Config& cfg, const Scene& s, const Vec3& p, uin
     g.t60_s = float(s.t60_s);
   }
   g.tail_seed = Rng(cfg.seed, s.index, ::bsim::Stream::tail, tail_sub).next();
-  g.grid_id = s.hrtf_index;
+  g.grid_id = hrir_grid_index(cfg, s);
   return g;
 }
 
@@ -531,7 +531,7 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
     p.snr_db = h.plan.scene.snr_db;
     p.noise_seed = Rng(cfg.seed, h.plan.scene.index, ::bsim::Stream::noise).next();
     p.noise_type = int(h.plan.scene.noise_type);
-    p.grid_id = h.plan.scene.hrtf_index;
+    p.grid_id = hrir_grid_index(cfg, h.plan.scene);
     p.first_emitter = E;
     p.n_emitters = int(h.plan.emitters.size());
     for (size_t k = 0; k < h.plan.emitters.size(); ++k, ++E) {

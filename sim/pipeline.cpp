@@ -49,9 +49,12 @@ Renderer::Renderer(const Config& cfg) : cfg_(cfg) {
   check_geometry(cfg_);
   n_samples_ = int(std::lround(cfg_.clip_s * cfg_.sample_rate_hz));
   for (const auto& path : cfg_.hrtf.sofa) {
-    grids_.push_back(load_hrir_grid(path, cfg_.sample_rate_hz, cfg_.hrtf.grid_azimuth_step_deg,
-                                    cfg_.hrtf.grid_elevation_step_deg));
-    diffuse_.push_back(compute_diffuse_field(grids_.back()));
+    const HrirGrid measured = load_hrir_grid(path, cfg_.sample_rate_hz, cfg_.hrtf.grid_azimuth_step_deg,
+                                             cfg_.hrtf.grid_elevation_step_deg);
+    for (double scale : cfg_.hrtf.head_scales) {  // grid_index(): set-major, then scale
+      grids_.push_back(scale_head_size(measured, scale));
+      diffuse_.push_back(compute_diffuse_field(grids_.back()));
+    }
   }
   speech_ = scan_corpus(cfg_.speech.roots, {cfg_.speech.include_dirs, cfg_.speech.exclude_dirs, cfg_.speech.extensions});
   if (speech_.empty())
@@ -165,7 +168,7 @@ std::vector<float> Renderer::assemble(const ClipPlan& clip, int n) const {
 
 ExamplePlan Renderer::plan(uint64_t index) const {
   ExamplePlan p;
-  p.scene = sample_scene(cfg_, int(grids_.size()), index);
+  p.scene = sample_scene(cfg_, int(cfg_.hrtf.sofa.size()), index);
   const Scene& s = p.scene;
   const int T = n_samples_;
   Rng speech_rng(cfg_.seed, index, Stream::speech);
@@ -231,8 +234,8 @@ Example Renderer::render(uint64_t index) const {
   const Scene& s = ex.scene;
   const int T = n_samples_;
   ex.n_samples = T;
-  const HrirGrid& grid = grids_[size_t(s.hrtf_index)];
-  const DiffuseField& df = diffuse_[size_t(s.hrtf_index)];
+  const HrirGrid& grid = grids_[size_t(grid_index(s))];
+  const DiffuseField& df = diffuse_[size_t(grid_index(s))];
   const double fs = cfg_.sample_rate_hz;
 
   // Target speech through its BRIR; the clean rendering is the same speech through the direct path only.

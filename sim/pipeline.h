@@ -79,7 +79,9 @@ class Renderer {
   // Recorded noise file `idx` at the simulation rate, kept in the same cache as the utterances.
   std::shared_ptr<const std::vector<float>> noise_file(int idx) const;
   const Config& config() const { return cfg_; }
+  // One grid per (SOFA set, head scale), set-major: grids()[grid_index(scene)] is the scene's head.
   const std::vector<HrirGrid>& grids() const { return grids_; }
+  int grid_index(const Scene& s) const { return hrir_grid_index(cfg_, s); }
   const std::vector<DiffuseField>& diffuse_fields() const { return diffuse_; }
   const std::vector<std::string>& speech_files() const { return speech_; }
   const std::vector<std::string>& noise_files() const { return noise_files_; }

@@ -88,6 +88,9 @@ Scene sample_scene(const Config& cfg, int n_hrtf, uint64_t index) {
       s.source_m = src;
       s.azimuth_deg = az, s.elevation_deg = el, s.distance_m = d;
       s.hrtf_index = n_hrtf > 1 ? rng.uniform_int(0, n_hrtf - 1) : 0;
+      const int n_scales = int(cfg.hrtf.head_scales.size());
+      s.head_scale_index = n_scales > 1 ? rng.uniform_int(0, n_scales - 1) : 0;
+      s.head_scale = cfg.hrtf.head_scales[size_t(s.head_scale_index)];
       double wsum = 0;
       for (const auto& kv : cfg.noise.type_weights) wsum += kv.second;
       double u = rng.uniform() * wsum;

@@ -22,11 +22,18 @@ struct Scene {
   Vec3 source_m;
   double azimuth_deg = 0, elevation_deg = 0, distance_m = 0;  // source relative to the head (the labels)
   int hrtf_index = 0;        // which of hrtf.sofa
+  int head_scale_index = 0;  // which of hrtf.head_scales
+  double head_scale = 1.0;   // its value
   NoiseType noise_type = NoiseType::diffuse;
   double snr_db = 0;
   int babble_talkers = 0;
   Vec3 noise_source_m;       // point noise position (meaningful for point noise only)
 };
+
+// Which HRIR grid renders the scene: one grid per (hrtf.sofa entry, hrtf.head_scales entry), set-major.
+inline int hrir_grid_index(const Config& cfg, const Scene& s) {
+  return s.hrtf_index * int(cfg.hrtf.head_scales.size()) + s.head_scale_index;
+}
 
 // Angular distance between two azimuths in degrees, in [0, 180] (wraps around the circle): the DoA error.
 inline double azimuth_error_deg(double estimate, double truth) {

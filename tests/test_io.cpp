@@ -186,6 +186,51 @@ TEST(Hrtf, EverySharedSetLoadsAndHasTheRightEarOrder) {
   }
 }
 
+// Scaling a head by s: H_s(f) = H(s f) (acoustic similarity), so interaural delays grow by s and the magnitude
+// response at f is the measured one at s f. Checked on the embedded KEMAR against direct DFTs of the measured IRs.
+TEST(Hrtf, HeadSizeScalingScalesDelaysAndFrequencies) {
+  const double fs = 16000.0;
+  const HrirGrid g = load_hrir_grid(kKemar, fs, 5.0, 10.0);
+  EXPECT_EQ(scale_head_size(g, 1.0).ir, g.ir);  // 1: the measured head, untouched
+  // Interaural delay: the cross-correlation peak of the two ears (parabolic interpolation), source at +90 deg.
+  auto itd = [](const HrirGrid& h, int idx) {
+    const float *l = h.at(idx, 0), *r = h.at(idx, 1);
+    auto xc = [&](int lag) {
+      double a = 0;
+      for (int i = 0; i < h.n_taps; ++i)
+        if (i + lag >= 0 && i + lag < h.n_taps) a += double(l[i]) * r[i + lag];
+      return a;
+    };
+    int best = 0;
+    for (int lag = -40; lag <= 40; ++lag)
+      if (xc(lag) > xc(best)) best = lag;
+    const double ym = xc(best - 1), y0 = xc(best), yp = xc(best + 1);
+    return best + 0.5 * (ym - yp) / (ym - 2 * y0 + yp);
+  };
+  auto response_db = [fs](const float* h, int n, double f) {  // |H(f)| in dB by a direct DFT
+    double re = 0, im = 0;
+    for (int i = 0; i < n; ++i) re += h[i] * std::cos(2 * M_PI * f * i / fs), im -= h[i] * std::sin(2 * M_PI * f * i / fs);
+    return 10 * std::log10(re * re + im * im + 1e-30);
+  };
+  const int lateral = g.index(90, 0), front = g.index(30, 0);
+  const double itd1 = itd(g, lateral);
+  EXPECT_GT(itd1, 8.0) << "KEMAR at 90 deg: about 10 samples at 16 kHz";
+  for (double s : {0.8, 0.9, 1.15, 1.3}) {
+    SCOPED_TRACE(s);
+    const HrirGrid h = scale_head_size(g, s);
+    EXPECT_EQ(h.n_az, g.n_az);
+    EXPECT_GE(h.n_taps, int(g.n_taps * s));
+    EXPECT_NEAR(itd(h, lateral), s * itd1, 0.25);
+    double worst = 0;
+    for (int ear = 0; ear < 2; ++ear)
+      for (double f = 200; f <= 0.8 * std::min(1.0, 1.0 / s) * fs / 2; f += 100)
+        worst = std::max(worst, std::fabs(response_db(h.at(front, ear), h.n_taps, f) -
+                                          response_db(g.at(front, ear), g.n_taps, s * f)));
+    EXPECT_LT(worst, 0.5) << "dB between H_s(f) and H(s f)";
+  }
+  EXPECT_NE(error_of([&] { scale_head_size(g, 0.3); }).find("outside [0.5, 2]"), std::string::npos);
+}
+
 TEST(Hrtf, MissingCorruptAndTruncatedFilesGiveOneLineErrors) {
   const TempDir dir("sofa");
   EXPECT_NE(error_of([&] { load_hrir_grid((dir / "missing.sofa").string(), 16000, 2, 5); }).find("does not exist"),

@@ -44,6 +44,8 @@ BAD_INPUTS = {
     "source does not fit": (["--set", "source.distance_m=[30,40]"], ["source.distance_m"]),
     "bad teacher": (["--set", "features.teacher=mfcc"], ["features.teacher"]),
     "bad device": (["--device", "tpu"], ["--device"]),
+    "head scale out of range": (["--set", "hrtf.head_scales=[1,3]"], ["hrtf.head_scales", "[0.5, 2]"]),
+    "no head scale": (["--set", "hrtf.head_scales=[]"], ["hrtf.head_scales", "at least one"]),
 }
 
 

@@ -143,6 +143,28 @@ def test_one_hrtf_subject_is_drawn_per_example(run, tmp_path, shared_hrtf_dir):
     assert set(idx.tolist()) == {0, 1, 2}
 
 
+def test_head_size_scaling_is_drawn_recorded_and_scales_the_interaural_delay(run, tmp_path):
+    with generate(run, tmp_path / "scaled.h5", "--set", "hrtf.head_scales=[0.85,1.2]", rooms=16) as f:
+        assert set(f["scene/head_scale"][()].tolist()) == {0.85, 1.2}
+    with generate(run, tmp_path / "measured.h5", rooms=2) as f:
+        assert np.all(f["scene/head_scale"][()] == 1.0)
+    # A single factor draws nothing: the same scenes with a smaller and a larger head. The clean pair's
+    # interaural delay (GCC-PHAT peak, 16x interpolated) must grow by the ratio of the factors, 1.2 / 0.85.
+    lags = {}
+    for s in (0.85, 1.2):
+        with generate(run, tmp_path / f"s{s}.h5", "--set", f"hrtf.head_scales=[{s}]", rooms=8) as f:
+            az = f["scene/azimuth_deg"][()]
+            x = f["clean"][()].astype(np.float64)
+        cross = np.fft.rfft(x[:, 0], 2 * x.shape[2]) * np.conj(np.fft.rfft(x[:, 1], 2 * x.shape[2]))
+        r = np.fft.irfft(cross / (np.abs(cross) + 1e-12), 16 * 2 * x.shape[2])  # interpolated by zero padding
+        r = np.concatenate([r[:, -16 * 40:], r[:, :16 * 40 + 1]], axis=1)  # lags -40..40 samples
+        lags[s] = (np.argmax(r, axis=1) - 16 * 40) / 16.0
+    lateral = np.abs(az) > 40
+    assert lateral.sum() >= 2, az
+    ratio = lags[1.2][lateral] / lags[0.85][lateral]
+    np.testing.assert_allclose(ratio, 1.2 / 0.85, rtol=0.08)
+
+
 def test_recorded_point_noise_is_used(run, tmp_path):
     noise_dir = tmp_path / "noise"
     noise_dir.mkdir()
