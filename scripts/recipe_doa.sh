@@ -7,9 +7,9 @@
 # docs/results/recipe-large-cpu) -> evaluation of all of them and of the classic methods (steered with the test
 # head's own HRTFs and with a generic head) -> report (summary.md, cells.csv, plot) -> on the CPU sizes, the
 # test grid's scenes with a training head and then the training speech: what each shift costs (shift.md).
-#   scripts/recipe_doa.sh small [OUT]   about 12.5 minutes on a 2-core CPU (measured: 12 min 26 s)
+#   scripts/recipe_doa.sh small [OUT]   about 15 minutes on a 2-core CPU (measured: 15 min 1 s, a compile sharing the cores)
 #   scripts/recipe_doa.sh medium [OUT]  about 45 minutes on a 2-core CPU (2.5x the training steps)
-#   scripts/recipe_doa.sh large  [OUT]  about 110 minutes on a 2-core CPU: the largest budget a CPU session allows
+#   scripts/recipe_doa.sh large  [OUT]  about 115 minutes on a 2-core CPU: the largest budget a CPU session allows
 #                                       (the GPU recipe's 2,048 labels, 40 test examples per cell)
 #   scripts/recipe_doa.sh gpu   [OUT]   the paper's model size in about 4 minutes on an H100/H200 (one device check)
 #   scripts/recipe_doa.sh full  [OUT]   sized for about 10 minutes on the GPU host (train.device=cuda)
