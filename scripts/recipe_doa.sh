@@ -52,6 +52,9 @@ HEADS=${HEADS:-$([ -d ../shared/hrtf ] && echo multi || echo kemar)}
 HEAD_CFG=(); [ "$HEADS" = multi ] && HEAD_CFG=(--config configs/multi_subject.yaml)
 echo "== training heads: $HEADS"
 TRAIN=("${HEAD_CFG[@]}" --set clip_s=$CLIP "${MODEL[@]}" --set train.log_every=50 --set train.checkpoint_every=250)
+# HEAD_SCALES="[0.9, 0.95, 1, 1.05, 1.1]" trains (pretraining and fine-tuning) on the heads scaled in size as well
+# (hrtf.head_scales); unset, the measured heads only. The test grid is never scaled.
+[ -n "${HEAD_SCALES:-}" ] && TRAIN+=(--set "hrtf.head_scales=$HEAD_SCALES") && echo "== head scales: $HEAD_SCALES"
 
 echo "== test grid: 72 cells x $PER_CELL examples (English speech, ARI head: both unseen in training)"
 [ -f "$OUT/test_grid.h5" ] || "$BSIM" generate --rooms $((72 * PER_CELL)) --out "$OUT/test_grid.h5" \

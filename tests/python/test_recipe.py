@@ -140,3 +140,10 @@ def test_recipe_shift_can_be_skipped(tmp_path):
     _, calls = _recipe(tmp_path, out, SHIFT="0")
     assert sum(c.startswith("bsim generate") for c in calls) == 1 and sum(c.startswith("btrain eval") for c in calls) == 4
     assert not (out / "shift.md").exists()
+
+
+def test_recipe_head_scales_reach_training_not_the_test_grid(tmp_path):
+    _, calls = _recipe(tmp_path, tmp_path / "recipe", HEAD_SCALES="[0.9, 1.1]", SHIFT="0")
+    train = [c for c in calls if c.startswith(("btrain pretrain", "btrain finetune"))]
+    assert len(train) == 5 and all("--set hrtf.head_scales=[0.9, 1.1]" in c for c in train), train
+    assert not any("hrtf.head_scales" in c for c in calls if not c.startswith(("btrain pretrain", "btrain finetune")))
