@@ -44,6 +44,20 @@ FIN=("${OPTIM[@]}" --set train.steps=$FIN_STEPS --set train.labelled_examples=$L
 # and decisions as on the CPU: tests/test_gpu.cpp).
 GEN_DEVICE=()
 if [ "$SIZE" = gpu ] || [ "$SIZE" = full ]; then GEN_DEVICE=(--device cuda); fi
+# Settings of the later stages, checked now: a typo must not surface after hours of training.
+GENERIC_SOFA=${GENERIC_SOFA:-/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa}
+SHIFT=${SHIFT:-$([ "$SIZE" = gpu ] || [ "$SIZE" = full ] && echo 0 || echo 1)}
+SHIFT_SOFA=${SHIFT_SOFA:-/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa}
+SHIFT_SPEECH=${SHIFT_SPEECH:-[nl, cs]}
+for v in GENERIC_SOFA SHIFT_SOFA; do
+  [ "$v" = SHIFT_SOFA ] && [ "$SHIFT" != 1 ] && continue
+  [ -f "${!v}" ] || { echo "recipe_doa.sh: $v file '${!v}' does not exist: set $v to a SOFA file" >&2; exit 2; }
+done
+# bsim doa shows a progress bar on stderr; it goes to a log, which is shown if the command fails.
+classic() {  # LOG bsim-doa-args...
+  local log=$1; shift
+  "$BSIM" doa "$@" 2> "$log" || { echo "recipe_doa.sh: bsim doa failed ($log):" >&2; tail -3 "$log" >&2; exit 3; }
+}
 mkdir -p "$OUT"
 # Training heads: HEADS=multi (default when ../shared/hrtf exists: five subjects, one drawn per example, as
 # the paper's authors drew a subject per utterance; configs/multi_subject.yaml) or HEADS=kemar (the embedded
@@ -97,10 +111,9 @@ echo "== classic methods"
 # Steered twice: with the test head's own HRTFs (the shard's set: an oracle no network has) and with a generic
 # head, GENERIC_SOFA (default the embedded KEMAR, one of the training heads), which is what a network trained on
 # other heads has to go on. The claim is checked against each group.
-GENERIC_SOFA=${GENERIC_SOFA:-/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa}
-"$BSIM" doa --shards "$OUT/test_grid.h5" --report "$OUT/eval-classic" "${GEN_DEVICE[@]}" 2>/dev/null
-"$BSIM" doa --shards "$OUT/test_grid.h5" --report "$OUT/eval-classic-generic" --sofa "$GENERIC_SOFA" \
-  "${GEN_DEVICE[@]}" 2>/dev/null
+classic "$OUT/eval-classic.log" --shards "$OUT/test_grid.h5" --report "$OUT/eval-classic" "${GEN_DEVICE[@]}"
+classic "$OUT/eval-classic-generic.log" --shards "$OUT/test_grid.h5" --report "$OUT/eval-classic-generic" \
+  --sofa "$GENERIC_SOFA" "${GEN_DEVICE[@]}"
 echo "== report"
 NETS=(); for v in "${VARIANTS[@]}"; do NETS+=(--pred "$v=$OUT/eval-$v/predictions.csv"); [ "$v" = "$CHOSEN" ] || NETS+=(--network "$v"); done
 CLASSIC=(); OWN=(); GENERIC=()
@@ -120,10 +133,7 @@ done
 # in-distribution check, not a result). Every network and classic method is scored on each; the table goes into
 # shift.md and the summary (docs/results/recipe-large-cpu-shift). SHIFT=0 skips it (default for the GPU sizes,
 # whose time on the device is counted).
-SHIFT=${SHIFT:-$([ "$SIZE" = gpu ] || [ "$SIZE" = full ] && echo 0 || echo 1)}
 if [ "$SHIFT" = 1 ]; then
-  SHIFT_SOFA=${SHIFT_SOFA:-/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa}
-  SHIFT_SPEECH=${SHIFT_SPEECH:-[nl, cs]}
   mae() { awk -F, 'NR == 1 {for (i = 1; i <= NF; ++i) if ($i == "abs_error_deg") c = i; next} {s += $c; n++}
                    END {printf "%.2f", s / n}' "$1"; }
   METHODS=(gcc_phat srp_phat music gcc_phat_frames srp_phat_frames)
@@ -143,10 +153,12 @@ if [ "$SHIFT" = 1 ]; then
     [ "$g" = speech ] && SETS+=(--set "speech.include_dirs=$SHIFT_SPEECH") && LABEL="training head and speech"
     [ -f "$OUT/shift-$g.h5" ] || "$BSIM" generate --rooms $((72 * PER_CELL)) --out "$OUT/shift-$g.h5" \
       --config configs/test_grid.yaml "${SETS[@]}" --quiet "${GEN_DEVICE[@]}"
+    mkdir -p "$OUT/shift-$g"
     for v in "${VARIANTS[@]}" scratch; do
       "$BTRAIN" eval --model "$OUT/doa-$v" --shards "$OUT/shift-$g.h5" --report "$OUT/shift-$g/eval-$v" > /dev/null
     done
-    "$BSIM" doa --shards "$OUT/shift-$g.h5" --report "$OUT/shift-$g/eval-classic" "${GEN_DEVICE[@]}" 2>/dev/null
+    classic "$OUT/shift-$g/eval-classic.log" --shards "$OUT/shift-$g.h5" --report "$OUT/shift-$g/eval-classic" \
+      "${GEN_DEVICE[@]}"
     row "$LABEL" "$OUT/shift-$g/eval-" "$OUT/shift-$g/eval-classic" >> "$OUT/shift.md"
   done
   { echo; echo "## What the distribution shift costs: MAE (deg) on the test grid's scenes"; echo

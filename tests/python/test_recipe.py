@@ -45,6 +45,9 @@ opt = lambda k: args[args.index(k) + 1] if k in args else None
 if args[0] == "generate":
     pathlib.Path(opt("--out")).write_bytes(b"h5")
 elif args[0] == "doa":
+    if os.environ.get("STUB_DOA_FAIL") and "--sofa" in args:
+        sys.stderr.write("[####....] 10/576 examples\nbsim: error: steering failed for a test\n")
+        sys.exit(2)
     report = pathlib.Path(opt("--report")); report.mkdir(parents=True, exist_ok=True)
     base = 9 if opt("--sofa") else 4  # the generic head steers worse than the test head's own HRTFs
     for k, m in enumerate(["gcc_phat", "srp_phat", "music", "gcc_phat_frames", "srp_phat_frames"]):
@@ -63,21 +66,22 @@ def _stub(path, body):
     return str(path)
 
 
-def _recipe(tmp_path, out, **env):
+def _recipe(tmp_path, out, expect_rc=0, **env):
     log = tmp_path / "calls.log"
     env = dict(os.environ, BSIM=_stub(tmp_path / "bsim", STUB_BSIM), BTRAIN=_stub(tmp_path / "btrain", STUB_BTRAIN),
                PY=sys.executable, HEADS="kemar", STUB_LOG=str(log), **env)
     p = subprocess.run(["bash", str(ROOT / "scripts" / "recipe_doa.sh"), "small", str(out)], env=env,
                        capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stdout + p.stderr
-    calls = log.read_text().splitlines()
-    log.unlink()
-    return p.stdout, calls
+    assert p.returncode == expect_rc, p.stdout + p.stderr
+    calls = log.read_text().splitlines() if log.exists() else []
+    log.unlink(missing_ok=True)
+    return (p.stdout, calls) if expect_rc == 0 else (p.stderr, calls)
 
 
 def test_recipe_runs_every_stage_and_chooses_on_validation(tmp_path):
     out = tmp_path / "recipe"
-    stdout, calls = _recipe(tmp_path, out, GENERIC_SOFA="/some/generic.sofa")
+    (tmp_path / "generic.sofa").write_bytes(b"")  # the stand-in bsim does not read it; the recipe checks it exists
+    stdout, calls = _recipe(tmp_path, out, GENERIC_SOFA=str(tmp_path / "generic.sofa"))
     assert calls[0].startswith("bsim generate --rooms 576 ") and "configs/test_grid.yaml" in calls[0]
     pre = [c for c in calls if c.startswith("btrain pretrain")]
     assert len(pre) == 1 and "--set train.steps=1200" in pre[0]
@@ -92,7 +96,7 @@ def test_recipe_runs_every_stage_and_chooses_on_validation(tmp_path):
     evals = [c for c in calls if c.startswith("btrain eval")]
     assert len(evals) == 12 and all(f"--shards {out}/test_grid.h5" in c for c in evals[:4])
     doa = [c for c in calls if c.startswith("bsim doa")]
-    assert len(doa) == 4 and "--sofa" not in doa[0] and "--sofa /some/generic.sofa" in doa[1]
+    assert len(doa) == 4 and "--sofa" not in doa[0] and f"--sofa {tmp_path / 'generic.sofa'}" in doa[1]
     # The distribution-shift grids: the same seed and grid with a training head, then also the training speech;
     # every network and the classic methods (steered with the grid's own head) scored on each.
     gen = [c for c in calls if c.startswith("bsim generate")]
@@ -147,3 +151,16 @@ def test_recipe_head_scales_reach_training_not_the_test_grid(tmp_path):
     train = [c for c in calls if c.startswith(("btrain pretrain", "btrain finetune"))]
     assert len(train) == 5 and all("--set hrtf.head_scales=[0.9, 1.1]" in c for c in train), train
     assert not any("hrtf.head_scales" in c for c in calls if not c.startswith(("btrain pretrain", "btrain finetune")))
+
+
+def test_recipe_refuses_a_missing_sofa_before_any_work(tmp_path):
+    for var in ["GENERIC_SOFA", "SHIFT_SOFA"]:
+        err, calls = _recipe(tmp_path, tmp_path / var, expect_rc=2, **{var: "/no/such/head.sofa"})
+        assert err.strip() == f"recipe_doa.sh: {var} file '/no/such/head.sofa' does not exist: set {var} to a SOFA file"
+        assert calls == [] and not (tmp_path / var).exists()
+    _recipe(tmp_path, tmp_path / "no-shift", SHIFT="0", SHIFT_SOFA="/no/such/head.sofa")  # not used: not checked
+
+
+def test_recipe_shows_why_bsim_doa_failed(tmp_path):
+    err, _ = _recipe(tmp_path, tmp_path / "recipe", expect_rc=3, STUB_DOA_FAIL="1")
+    assert "recipe_doa.sh: bsim doa failed" in err and "bsim: error: steering failed for a test" in err
