@@ -163,13 +163,45 @@ def main():
                f"Pretrained = `{args.pretrained}`, from scratch = `{args.scratch}`.\n",
                f"- Pretrained MAE <= 0.8 x from-scratch MAE in the hard cells (SNR <= 0 dB or T60 >= 0.6 s): "
                f"{len(held)} of {len(hard)} cells ({'holds' if held and len(held) == len(hard) else 'does not hold everywhere'})."]
+        # When every method scored the same examples (one test shard; btrain eval and bsim doa list them in
+        # different orders), each cell's comparison is paired per example: rows are matched on (noise, T60,
+        # SNR, true azimuth), which is unique per example, and a cell counts as holding or failing only when
+        # the 95 % confidence interval of the mean paired difference excludes 0; the rest are undecided.
+        keys = ("noise_type", "t60_s", "snr_db", "azimuth_deg")
+        for name, d in data.items():
+            order = np.lexsort([d[k] for k in reversed(keys)])
+            data[name] = {k: v[order] for k, v in d.items()}
+        first = next(iter(data.values()))
+        unique = len({tuple(r) for r in np.stack([first[k] for k in keys], axis=1)}) == len(first["azimuth_deg"])
+        paired = unique and all(len(d["azimuth_deg"]) == len(first["azimuth_deg"]) and
+                                all(np.array_equal(d[k], first[k]) for k in keys) for d in data.values())
+
+        def errors(name, k):
+            d = data[name]
+            m = (d["snr_db"] == k[0]) & (d["t60_s"] == k[1]) & np.array([NOISE.get(int(x), str(x)) == k[2] for x in d["noise_type"]])
+            return d["abs_error_deg"][m]
+
+        def verdict(diffs):  # paired differences, one array per comparison that must all be < 0
+            bounds = [(x.mean() - ci95(x), x.mean() + ci95(x)) for x in diffs]
+            return "holds" if all(hi < 0 for _, hi in bounds) else "fails" if any(lo > 0 for lo, _ in bounds) else "undecided"
+
+        def confidence(verdicts):
+            if not paired:
+                return " (no paired confidence: the predictions are not of the same examples)"
+            n = {v: sum(x == v for x in verdicts) for v in ("holds", "fails", "undecided")}
+            return f"; with 95 % paired confidence: holds in {n['holds']}, fails in {n['fails']}, undecided in {n['undecided']}"
+
+        md[-1] = md[-1][:-1] + confidence(
+            [verdict([errors(args.pretrained, k) - 0.8 * errors(args.scratch, k)]) for k in hard] if paired else []) + "."
         for label, classic in groups:
             if not classic:
                 md.append("- Pretrained MAE against the classic methods: none among the predictions.")
                 continue
             beats = [k for k in pre if all(pre[k]["mae"] < by[m][k]["mae"] for m in classic if k in by[m])]
+            sure = [verdict([errors(args.pretrained, k) - errors(m, k) for m in classic if k in by[m]]) for k in pre] if paired else []
             md.append(f"- Pretrained MAE below every classic method{f' {label}' if label else ''} ({', '.join(classic)}): "
-                      f"{len(beats)} of {len(pre)} cells ({'holds' if len(beats) == len(pre) else 'does not hold everywhere'}).")
+                      f"{len(beats)} of {len(pre)} cells ({'holds' if len(beats) == len(pre) else 'does not hold everywhere'})"
+                      + confidence(sure) + ".")
     (out / "summary.md").write_text("\n".join(md) + "\n")
 
     # Networks solid, classic methods dashed, those of a second or later --classic-group dotted in the colour of

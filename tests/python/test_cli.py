@@ -205,6 +205,7 @@ def test_doa_report_from_predictions(tmp_path):
     assert "| a | 96 |" in summary and "The paper's claim" in summary and "| c | 96 |" in summary
     # c is another network (more accurate than a): not a classic method that a must beat.
     assert "- Pretrained MAE against the classic methods: none among the predictions." in summary
+    assert "(no paired confidence: the predictions are not of the same examples)." in summary  # each its own azimuths
     sp.run([*args, "--out", tmp_path / "rep-c-classic"], check=True, capture_output=True)
     assert "- Pretrained MAE below every classic method (c): " in (tmp_path / "rep-c-classic" / "summary.md").read_text()
     bad = sp.run([*args, "--network", "d", "--out", tmp_path / "bad"], capture_output=True, text=True)
@@ -233,6 +234,38 @@ def test_doa_report_from_predictions(tmp_path):
     assert (tmp_path / "rep" / "mae_vs_snr.png").stat().st_size > 10000
     rows = (tmp_path / "rep" / "cells.csv").read_text().splitlines()
     assert rows[0] == "method,snr_db,t60_s,noise,n,mae,ci95,within10,accuracy" and len(rows) == 1 + 3 * 18
+
+
+def test_doa_report_pairs_examples_for_the_claims_confidence(tmp_path):
+    """Every method on the same 720 examples (40 per cell): the claim per cell is decided only where the paired
+    95 % interval excludes 0, whatever order each file lists the examples in."""
+    import subprocess as sp
+    import sys
+    rng = np.random.default_rng(5)
+    n = 720
+    cell = np.arange(n) % 18
+    snr, t60, noise = np.array([-5, 0, 10])[cell % 3], np.array([0, 0.6])[cell // 3 % 2], cell // 6
+    az = rng.uniform(-90, 90, n)
+    for name, spread in [("pre", 2.0), ("scr", 20.0), ("sharp", 0.5), ("level", 2.0)]:
+        err = np.abs(rng.normal(0, spread, n))
+        order = rng.permutation(n) if name != "pre" else np.arange(n)  # each file in its own order
+        with open(tmp_path / f"{name}.csv", "w") as f:
+            f.write("azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type\n")
+            for i in order:
+                f.write(f"{az[i]:g},{az[i] + err[i]:g},{err[i]:g},{snr[i]},{t60[i]:g},{noise[i]}\n")
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "doa_report.py")
+    out = sp.run([sys.executable, script, *[a for m in ["pre", "scr", "sharp", "level"] for a in ("--pred", f"{m}={tmp_path / m}.csv")],
+                  "--pretrained", "pre", "--scratch", "scr", "--classic-group", "sharp=sharp", "--classic-group", "level=level",
+                  "--out", tmp_path / "rep"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    claim = [l for l in (tmp_path / "rep" / "summary.md").read_text().splitlines() if l.startswith("- Pretrained MAE")]
+    # pre's errors are a tenth of scratch's: 0.8x holds, surely, in every hard cell (SNR <= 0 dB or T60 0.6: 15 of 18).
+    assert claim[0].endswith("15 of 15 cells (holds); with 95 % paired confidence: holds in 15, fails in 0, undecided in 0.")
+    # A classic method four times sharper: pre is surely not below it anywhere.
+    assert claim[1].endswith("with 95 % paired confidence: holds in 0, fails in 18, undecided in 0.")
+    # One as good as pre: mostly undecided.
+    undecided = int(claim[2].split("undecided in ")[1].rstrip("."))
+    assert undecided >= 12, claim[2]
 
 
 def test_configs_default_yaml_is_the_embedded_default(run):
