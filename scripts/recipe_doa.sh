@@ -32,6 +32,10 @@ case "$SIZE" in
   full)   PER_CELL=40; CLIP=4.0; PRE_STEPS=3000;  FIN_STEPS=1000; LABELS=2048; VAL_EVERY=100 ;;
   *) echo "usage: $0 small|medium|large|gpu|full [OUT]" >&2; exit 2 ;;
 esac
+# TEST_PER_CELL overrides the test examples per cell: at 40 most cells cannot decide the claim either way (the
+# report's paired confidence; docs/results/recipe-large-cpu-validated: about 190 per cell would).
+PER_CELL=${TEST_PER_CELL:-$PER_CELL}
+[[ "$PER_CELL" =~ ^[1-9][0-9]*$ ]] || { echo "recipe_doa.sh: TEST_PER_CELL must be a positive whole number" >&2; exit 2; }
 if [ "$SIZE" = gpu ] || [ "$SIZE" = full ]; then
   MODEL=(); OPTIM=(--set train.batch_size=32 --set train.device=cuda); VAL_EXAMPLES=512
 else

@@ -164,3 +164,10 @@ def test_recipe_refuses_a_missing_sofa_before_any_work(tmp_path):
 def test_recipe_shows_why_bsim_doa_failed(tmp_path):
     err, _ = _recipe(tmp_path, tmp_path / "recipe", expect_rc=3, STUB_DOA_FAIL="1")
     assert "recipe_doa.sh: bsim doa failed" in err and "bsim: error: steering failed for a test" in err
+
+
+def test_recipe_test_examples_per_cell_can_be_set(tmp_path):
+    _, calls = _recipe(tmp_path, tmp_path / "recipe", TEST_PER_CELL="200", SHIFT="0")
+    assert calls[0].startswith("bsim generate --rooms 14400 ")
+    err, calls = _recipe(tmp_path, tmp_path / "bad", expect_rc=2, TEST_PER_CELL="many")
+    assert "TEST_PER_CELL must be a positive whole number" in err and calls == []
