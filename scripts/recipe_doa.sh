@@ -62,6 +62,17 @@ classic() {  # LOG bsim-doa-args...
   local log=$1; shift
   "$BSIM" doa "$@" 2> "$log" || { echo "recipe_doa.sh: bsim doa failed ($log):" >&2; tail -3 "$log" >&2; exit 3; }
 }
+# A test grid (FILE, extra bsim generate args): rendered once; a grid left by an earlier run must have this run's
+# size (TEST_PER_CELL may have changed since).
+grid() {
+  local f=$1 n; shift
+  if [ -f "$f" ]; then
+    n=$("$BSIM" info "$f" | awk '$1 == "examples" {print $2}')
+    [ "$n" = $((72 * PER_CELL)) ] || { echo "recipe_doa.sh: $f holds $n examples, not 72 x $PER_CELL: remove it or set TEST_PER_CELL to match" >&2; exit 2; }
+  else
+    "$BSIM" generate --rooms $((72 * PER_CELL)) --out "$f" --config configs/test_grid.yaml --quiet "${GEN_DEVICE[@]}" "$@"
+  fi
+}
 mkdir -p "$OUT"
 # Training heads: HEADS=multi (default when ../shared/hrtf exists: five subjects, one drawn per example, as
 # the paper's authors drew a subject per utterance; configs/multi_subject.yaml) or HEADS=kemar (the embedded
@@ -75,8 +86,7 @@ TRAIN=("${HEAD_CFG[@]}" --set clip_s=$CLIP "${MODEL[@]}" --set train.log_every=5
 [ -n "${HEAD_SCALES:-}" ] && TRAIN+=(--set "hrtf.head_scales=$HEAD_SCALES") && echo "== head scales: $HEAD_SCALES"
 
 echo "== test grid: 72 cells x $PER_CELL examples (English speech, ARI head: both unseen in training)"
-[ -f "$OUT/test_grid.h5" ] || "$BSIM" generate --rooms $((72 * PER_CELL)) --out "$OUT/test_grid.h5" \
-  --config configs/test_grid.yaml --quiet "${GEN_DEVICE[@]}"
+grid "$OUT/test_grid.h5"
 echo "== pretraining (feature distillation, on the fly)"
 [ -f "$OUT/pre/encoder.pt" ] && [ -f "$OUT/pre/.done" ] || { "$BTRAIN" pretrain --on-the-fly --out "$OUT/pre" \
   "${TRAIN[@]}" "${PRE[@]}" --quiet $( [ -d "$OUT/pre/checkpoint" ] && echo --resume ) && touch "$OUT/pre/.done"; }
@@ -155,8 +165,7 @@ if [ "$SHIFT" = 1 ]; then
   for g in head speech; do
     SETS=(--set "hrtf.sofa=[$SHIFT_SOFA]"); LABEL="training head, unseen speech"
     [ "$g" = speech ] && SETS+=(--set "speech.include_dirs=$SHIFT_SPEECH") && LABEL="training head and speech"
-    [ -f "$OUT/shift-$g.h5" ] || "$BSIM" generate --rooms $((72 * PER_CELL)) --out "$OUT/shift-$g.h5" \
-      --config configs/test_grid.yaml "${SETS[@]}" --quiet "${GEN_DEVICE[@]}"
+    grid "$OUT/shift-$g.h5" "${SETS[@]}"
     mkdir -p "$OUT/shift-$g"
     for v in "${VARIANTS[@]}" scratch; do
       "$BTRAIN" eval --model "$OUT/doa-$v" --shards "$OUT/shift-$g.h5" --report "$OUT/shift-$g/eval-$v" > /dev/null

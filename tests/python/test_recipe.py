@@ -43,7 +43,10 @@ args = sys.argv[1:]
 open(os.environ["STUB_LOG"], "a").write("bsim " + " ".join(args) + "\n")
 opt = lambda k: args[args.index(k) + 1] if k in args else None
 if args[0] == "generate":
-    pathlib.Path(opt("--out")).write_bytes(b"h5")
+    pathlib.Path(opt("--out")).write_text(opt("--rooms"))
+elif args[0] == "info":  # the line of the real `bsim info` that the recipe reads
+    n = pathlib.Path(args[1]).read_text()
+    print(f"  examples      {n} of {n} written")
 elif args[0] == "doa":
     if os.environ.get("STUB_DOA_FAIL") and "--sofa" in args:
         sys.stderr.write("[####....] 10/576 examples\nbsim: error: steering failed for a test\n")
@@ -133,6 +136,7 @@ def test_recipe_resumes_without_retraining(tmp_path):
     _recipe(tmp_path, out)
     _, calls = _recipe(tmp_path, out)
     # Finished stages are kept: no new test grid, pretraining or fine-tuning; evaluation and the report run again.
+    assert sum(c.startswith("bsim info") for c in calls) == 3  # each kept grid's size checked
     assert not any(c.startswith(("bsim generate", "btrain pretrain", "btrain finetune")) for c in calls), calls
     assert sum(c.startswith("btrain eval") for c in calls) == 12
     # The default generic head is the embedded KEMAR set.
@@ -171,3 +175,11 @@ def test_recipe_test_examples_per_cell_can_be_set(tmp_path):
     assert calls[0].startswith("bsim generate --rooms 14400 ")
     err, calls = _recipe(tmp_path, tmp_path / "bad", expect_rc=2, TEST_PER_CELL="many")
     assert "TEST_PER_CELL must be a positive whole number" in err and calls == []
+
+
+def test_recipe_refuses_a_kept_grid_of_another_size(tmp_path):
+    out = tmp_path / "recipe"
+    _recipe(tmp_path, out, SHIFT="0")
+    err, calls = _recipe(tmp_path, out, expect_rc=2, SHIFT="0", TEST_PER_CELL="9")
+    assert f"recipe_doa.sh: {out}/test_grid.h5 holds 576 examples, not 72 x 9: remove it or set TEST_PER_CELL" in err
+    assert not any(c.startswith(("btrain", "bsim generate", "bsim doa")) for c in calls)
