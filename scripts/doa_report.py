@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """DoA report over a test grid: per-cell metrics with 95% confidence intervals, a markdown summary, the
-paper's claim checked cell by cell, and a plot of error against SNR per method (one panel per T60).
+paper's claim checked cell by cell (with paired 95 % confidence where every method scored the same examples),
+and a plot of error against SNR per method (one panel per T60).
 
 usage: doa_report.py --pred NAME=predictions.csv [--pred ...] --out DIR
                      [--pretrained NAME --scratch NAME]   # names of the two neural runs for the claim
@@ -159,10 +160,6 @@ def main():
         pre, scr = by[args.pretrained], by[args.scratch]
         hard = [k for k in pre if k[0] <= 0 or k[1] >= 0.6]
         held = [k for k in hard if pre[k]["mae"] <= 0.8 * scr[k]["mae"]]
-        md += ["\n## The paper's claim\n",
-               f"Pretrained = `{args.pretrained}`, from scratch = `{args.scratch}`.\n",
-               f"- Pretrained MAE <= 0.8 x from-scratch MAE in the hard cells (SNR <= 0 dB or T60 >= 0.6 s): "
-               f"{len(held)} of {len(hard)} cells ({'holds' if held and len(held) == len(hard) else 'does not hold everywhere'})."]
         # When every method scored the same examples (one test shard; btrain eval and bsim doa list them in
         # different orders), each cell's comparison is paired per example: rows are matched on (noise, T60,
         # SNR, true azimuth), which is unique per example, and a cell counts as holding or failing only when
@@ -185,20 +182,25 @@ def main():
             bounds = [(x.mean() - ci95(x), x.mean() + ci95(x)) for x in diffs]
             return "holds" if all(hi < 0 for _, hi in bounds) else "fails" if any(lo > 0 for lo, _ in bounds) else "undecided"
 
-        def confidence(verdicts):
+        def confidence(verdicts):  # "; with 95 % paired confidence: ..." for one claim line (verdicts: a callable)
             if not paired:
                 return " (no paired confidence: the predictions are not of the same examples)"
+            verdicts = verdicts()
             n = {v: sum(x == v for x in verdicts) for v in ("holds", "fails", "undecided")}
             return f"; with 95 % paired confidence: holds in {n['holds']}, fails in {n['fails']}, undecided in {n['undecided']}"
 
-        md[-1] = md[-1][:-1] + confidence(
-            [verdict([errors(args.pretrained, k) - 0.8 * errors(args.scratch, k)]) for k in hard] if paired else []) + "."
+        md += ["\n## The paper's claim\n",
+               f"Pretrained = `{args.pretrained}`, from scratch = `{args.scratch}`.\n",
+               f"- Pretrained MAE <= 0.8 x from-scratch MAE in the hard cells (SNR <= 0 dB or T60 >= 0.6 s): "
+               f"{len(held)} of {len(hard)} cells ({'holds' if held and len(held) == len(hard) else 'does not hold everywhere'})"
+               + confidence(lambda: [verdict([errors(args.pretrained, k) - 0.8 * errors(args.scratch, k)]) for k in hard]) + "."]
         for label, classic in groups:
             if not classic:
                 md.append("- Pretrained MAE against the classic methods: none among the predictions.")
                 continue
             beats = [k for k in pre if all(pre[k]["mae"] < by[m][k]["mae"] for m in classic if k in by[m])]
-            sure = [verdict([errors(args.pretrained, k) - errors(m, k) for m in classic if k in by[m]]) for k in pre] if paired else []
+            sure = lambda: [verdict([errors(args.pretrained, k) - errors(m, k) for m in classic if k in by[m]])  # noqa: E731
+                            for k in pre]
             md.append(f"- Pretrained MAE below every classic method{f' {label}' if label else ''} ({', '.join(classic)}): "
                       f"{len(beats)} of {len(pre)} cells ({'holds' if len(beats) == len(pre) else 'does not hold everywhere'})"
                       + confidence(sure) + ".")
