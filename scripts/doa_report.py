@@ -28,12 +28,24 @@ import numpy as np  # noqa: E402
 NOISE = {0: "diffuse", 1: "point", 2: "babble"}
 
 
+COLUMNS = ("azimuth_deg", "predicted_deg", "abs_error_deg", "snr_db", "t60_s", "noise_type")
+
+
 def load(path):
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with open(path) as f:
+            rows = list(csv.DictReader(f))
+    except OSError as e:
+        raise SystemExit(f"doa_report: cannot read --pred file {path}: {e.strerror}")
     if not rows:
         raise SystemExit(f"doa_report: {path} has no rows")
-    return {k: np.array([float(r[k]) for r in rows]) for k in rows[0]}
+    missing = [c for c in COLUMNS if c not in rows[0]]
+    if missing:
+        raise SystemExit(f"doa_report: {path} lacks column(s) {', '.join(missing)}: expected the CSV of btrain eval or bsim doa")
+    try:
+        return {k: np.array([float(r[k]) for r in rows]) for k in COLUMNS}
+    except (TypeError, ValueError):
+        raise SystemExit(f"doa_report: {path} holds a value that is not a number")
 
 
 def ci95(x):

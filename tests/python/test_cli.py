@@ -210,6 +210,12 @@ def test_doa_report_from_predictions(tmp_path):
     assert "- Pretrained MAE below every classic method (c): " in (tmp_path / "rep-c-classic" / "summary.md").read_text()
     bad = sp.run([*args, "--network", "d", "--out", tmp_path / "bad"], capture_output=True, text=True)
     assert bad.returncode != 0 and "'d' names no --pred" in bad.stderr
+    (tmp_path / "cols.csv").write_text("azimuth_deg,predicted_deg\n1,2\n")
+    (tmp_path / "text.csv").write_text("azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type\n1,2,x,0,0,0\n")
+    for f, why in [(tmp_path / "none.csv", "cannot read --pred file"), (tmp_path / "cols.csv", "lacks column(s) abs_error_deg"),
+                   (tmp_path / "text.csv", "holds a value that is not a number")]:
+        bad = sp.run([sys.executable, script, "--pred", f"x={f}", "--out", tmp_path / "bad"], capture_output=True, text=True)
+        assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and why in bad.stderr, bad.stderr
     # Classic groups: the claim is checked once per group. c (spread 0.5) beats a everywhere, e (spread 30) almost
     # nowhere: a is below every method of {c, e} in no cell, below e in the cells where its MAE is lower.
     grouped = sp.run([*args, "--pred", f"e={tmp_path / 'e.csv'}", "--classic-group", "own HRTFs=c,e",
