@@ -175,6 +175,8 @@ def test_render_writes_listenable_wavs(run, tmp_path):
     assert "ex000000_clean.wav" in names and "ex000001_augmented.wav" in names
     fs, x = scipy.io.wavfile.read(tmp_path / "wav" / "ex000000_augmented.wav")
     assert fs == 16000 and x.shape == (8000, 2) and np.max(np.abs(x)) <= 0.99 + 1e-6
+    run("render", "--out-dir", tmp_path / "scaled", "--count", 1, *SMALL, "--set", "hrtf.head_scales=[1.1]")
+    assert "\nhead_scale 1.100\n" in (tmp_path / "scaled" / "ex000000_scene.txt").read_text()
 
 
 def test_config_and_help(run):
