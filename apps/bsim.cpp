@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iostream>
 #include <fstream>
+#include <numeric>
 #include <sstream>
 #include <thread>
 
@@ -140,6 +141,9 @@ void run_doa(const std::string& shard, const std::vector<std::string>& method_na
   reader.read("scene/t60_s", 0, int(N), t60);
   reader.read("scene/anechoic", 0, int(N), anechoic);
   reader.read("scene/noise_type", 0, int(N), noise);
+  std::vector<double> example(static_cast<size_t>(N));  // scene/example_index; the row where a shard lacks it
+  if (reader.has("scene/example_index")) reader.read("scene/example_index", 0, int(N), example);
+  else std::iota(example.begin(), example.end(), 0.0);
   std::vector<std::vector<double>> est(methods.size(), std::vector<double>(size_t(N)));
   // On the GPU every method comes out of one pass (kernels/doa_gpu.h); the CPU runs the requested ones on one
   // STFT per example.
@@ -172,13 +176,14 @@ void run_doa(const std::string& shard, const std::vector<std::string>& method_na
     const std::string path = (std::filesystem::path(report) / ("predictions_" + method_names[m] + ".csv")).string();
     std::ofstream csv(path);
     if (!csv) throw InputError("cannot write '" + path + "'");
-    csv << "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type\n";
+    csv << "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type,example_index\n";
     double sum = 0;
     for (long long i = 0; i < N; ++i) {
       const double err = azimuth_error_deg(est[m][size_t(i)], az[size_t(i)]);
       sum += err;
       csv << az[size_t(i)] << "," << est[m][size_t(i)] << "," << err << "," << snr[size_t(i)] << ","
-          << (anechoic[size_t(i)] != 0 ? 0.0f : t60[size_t(i)]) << "," << int(noise[size_t(i)]) << "\n";
+          << (anechoic[size_t(i)] != 0 ? 0.0f : t60[size_t(i)]) << "," << int(noise[size_t(i)]) << ","
+          << static_cast<long long>(example[size_t(i)]) << "\n";
     }
     std::printf("%-15s MAE %.2f deg over %lld examples -> %s\n", method_names[m].c_str(), sum / double(N), N, path.c_str());
   }

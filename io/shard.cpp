@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <type_traits>
 
 #include "io/error.h"
 
@@ -272,22 +273,38 @@ bool ShardReader::has(const std::string& dataset) const {
   return H5Lexists(file_.get(), "scene", H5P_DEFAULT) >= 0 && H5Oexists_by_name(file_.get(), dataset.c_str(), H5P_DEFAULT) > 0;
 }
 
-void ShardReader::read(const std::string& dataset, long long start, int count, std::vector<float>& out) const {
-  if (!has(dataset)) throw InputError("shard '" + info_.path + "' has no dataset '" + dataset + "'");
-  h5::Handle d = h5::check(H5Dopen2(file_.get(), dataset.c_str(), H5P_DEFAULT), "opening " + dataset);
+namespace {
+// Rows [start, start+count) of a dataset into out, converted by HDF5 to float or double (float16 by hand).
+template <class T>
+void read_rows_as(hid_t file, const ShardInfo& info, const std::string& dataset, long long start, int count,
+                  std::vector<T>& out) {
+  h5::Handle d = h5::check(H5Dopen2(file, dataset.c_str(), H5P_DEFAULT), "opening " + dataset);
   const auto dims = h5::dims_of(d.get());
   size_t row = 1;
   for (size_t i = 1; i < dims.size(); ++i) row *= size_t(dims[i]);
-  if (start < 0 || start + count > (long long)dims[0]) throw RuntimeError("shard read past the end of " + dataset);
+  if (start < 0 || start + count > (long long)dims[0])
+    throw RuntimeError("shard '" + info.path + "': read past the end of " + dataset);
   out.resize(size_t(count) * row);
   h5::Handle t = h5::check(H5Dget_type(d.get()), "type of " + dataset);
   if (H5Tget_class(t.get()) == H5T_FLOAT && H5Tget_size(t.get()) == 2) {
     std::vector<uint16_t> half(out.size());
     h5::read_rows(d.get(), h5::float16_type(), hsize_t(start), hsize_t(count), half.data());
-    for (size_t i = 0; i < half.size(); ++i) out[i] = half_to_float(half[i]);
+    for (size_t i = 0; i < half.size(); ++i) out[i] = T(half_to_float(half[i]));
   } else {
-    h5::read_rows(d.get(), H5T_NATIVE_FLOAT, hsize_t(start), hsize_t(count), out.data());
+    h5::read_rows(d.get(), std::is_same<T, double>::value ? H5T_NATIVE_DOUBLE : H5T_NATIVE_FLOAT, hsize_t(start),
+                  hsize_t(count), out.data());
   }
+}
+}  // namespace
+
+void ShardReader::read(const std::string& dataset, long long start, int count, std::vector<float>& out) const {
+  if (!has(dataset)) throw InputError("shard '" + info_.path + "' has no dataset '" + dataset + "'");
+  read_rows_as(file_.get(), info_, dataset, start, count, out);
+}
+
+void ShardReader::read(const std::string& dataset, long long start, int count, std::vector<double>& out) const {
+  if (!has(dataset)) throw InputError("shard '" + info_.path + "' has no dataset '" + dataset + "'");
+  read_rows_as(file_.get(), info_, dataset, start, count, out);
 }
 
 }  // namespace bsim

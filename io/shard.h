@@ -99,6 +99,8 @@ class ShardReader {
   // Reads rows [start, start+count) of a float dataset ("augmented", "clean", "teacher", "scene/azimuth_deg"...)
   // into out (resized to count x row size).
   void read(const std::string& dataset, long long start, int count, std::vector<float>& out) const;
+  // The same in double precision, for columns that float would round ("scene/example_index" past 2^24).
+  void read(const std::string& dataset, long long start, int count, std::vector<double>& out) const;
 
  private:
   ShardInfo info_;

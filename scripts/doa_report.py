@@ -11,7 +11,7 @@ Every --pred that is not a network is a classic method. The claim's "below every
 against all of them, or once per --classic-group (e.g. the methods steered with the test head's own HRTFs, and
 the same methods steered with a generic head, which is all a network trained on other heads has to go on).
 Inputs are the CSVs of `btrain eval` and `bsim doa` (azimuth_deg, predicted_deg, abs_error_deg, snr_db,
-t60_s, noise_type). Accuracy: the estimate falls in the true 5-degree class of [-90, 90) (of [-180, 180)
+t60_s, noise_type; example_index optional: it pairs the methods' rows). Accuracy: the estimate falls in the true 5-degree class of [-90, 90) (of [-180, 180)
 when the data cover the full circle). Front-back
 confusions (reported when any true azimuth lies behind the head): estimates nearer to 180 - az than to az.
 """
@@ -42,8 +42,8 @@ def load(path):
     missing = [c for c in COLUMNS if c not in rows[0]]
     if missing:
         raise SystemExit(f"doa_report: {path} lacks column(s) {', '.join(missing)}: expected the CSV of btrain eval or bsim doa")
-    try:
-        return {k: np.array([float(r[k]) for r in rows]) for k in COLUMNS}
+    try:  # example_index (written by btrain eval and bsim doa since 2026-11-26) pairs the methods' rows
+        return {k: np.array([float(r[k]) for r in rows]) for k in (*COLUMNS, "example_index") if k in rows[0]}
     except (TypeError, ValueError):
         raise SystemExit(f"doa_report: {path} holds a value that is not a number")
 
@@ -173,17 +173,21 @@ def main():
         hard = [k for k in pre if k[0] <= 0 or k[1] >= 0.6]
         held = [k for k in hard if pre[k]["mae"] <= 0.8 * scr[k]["mae"]]
         # When every method scored the same examples (one test shard; btrain eval and bsim doa list them in
-        # different orders), each cell's comparison is paired per example: rows are matched on (noise, T60,
-        # SNR, true azimuth), which is unique per example, and a cell counts as holding or failing only when
-        # the 95 % confidence interval of the mean paired difference excludes 0; the rest are undecided.
-        keys = ("noise_type", "t60_s", "snr_db", "azimuth_deg")
+        # different orders), each cell's comparison is paired per example: rows are matched on example_index,
+        # or where a CSV lacks it (older files, other tools) on (noise, T60, SNR, true azimuth), which is unique
+        # per example; a cell counts as holding or failing only when the 95 % confidence interval of the mean
+        # paired difference excludes 0; the rest are undecided.
+        keys = (("example_index",) if all("example_index" in d for d in data.values())
+                else ("noise_type", "t60_s", "snr_db", "azimuth_deg"))
         for name, d in data.items():
             order = np.lexsort([d[k] for k in reversed(keys)])
             data[name] = {k: v[order] for k, v in d.items()}
         first = next(iter(data.values()))
         unique = len({tuple(r) for r in np.stack([first[k] for k in keys], axis=1)}) == len(first["azimuth_deg"])
-        paired = unique and all(len(d["azimuth_deg"]) == len(first["azimuth_deg"]) and
-                                all(np.array_equal(d[k], first[k]) for k in keys) for d in data.values())
+        same = lambda d: (len(d["azimuth_deg"]) == len(first["azimuth_deg"])  # noqa: E731
+                          and all(np.array_equal(d[k], first[k]) for k in (*keys, "snr_db", "t60_s", "noise_type"))
+                          and np.allclose(d["azimuth_deg"], first["azimuth_deg"], atol=1e-3))  # the same truths
+        paired = unique and all(same(d) for d in data.values())
 
         def errors(name, k):
             d = data[name]

@@ -109,6 +109,7 @@ std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long
     b.snr_db.resize(static_cast<size_t>(B));
     b.t60_s.resize(static_cast<size_t>(B));
     b.noise_type.resize(static_cast<size_t>(B));
+    b.example_index.resize(static_cast<size_t>(B));
     parallel_for(B, threads, [&](int i) {
       long long idx = k * B + i;
       if (example_pool > 0) idx %= example_pool;
@@ -119,6 +120,7 @@ std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long
       b.snr_db[size_t(i)] = float(e.scene.snr_db);
       b.t60_s[size_t(i)] = float(e.scene.anechoic ? 0.0 : e.scene.t60_s);
       b.noise_type[size_t(i)] = float(int(e.scene.noise_type));
+      b.example_index[size_t(i)] = double(e.scene.index);
     });
     return b;
   };
@@ -181,6 +183,12 @@ std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::str
     fetch("scene/anechoic", start, B, anechoic);
     for (int i = 0; i < B; ++i)
       if (anechoic[size_t(i)] != 0) b.t60_s[size_t(i)] = 0;
+    if (reader->has("scene/example_index")) {
+      reader->read("scene/example_index", start, B, b.example_index);  // double: exact past 2^24
+    } else {
+      b.example_index.resize(size_t(B));
+      std::iota(b.example_index.begin(), b.example_index.end(), double(start));  // the row
+    }
     return b;
   };
   return std::make_unique<Prefetcher>(produce, first, cfg.train.prefetch_batches,

@@ -29,6 +29,7 @@ struct Batch {
   std::vector<float> azimuth_deg;   // [B]
   std::vector<float> snr_db, t60_s; // [B]; t60 0 = anechoic
   std::vector<float> noise_type;    // [B]: 0 diffuse, 1 point, 2 babble
+  std::vector<double> example_index;  // [B]: the example's global index (scene/example_index), for pairing results
   std::shared_ptr<DeviceBatch> device;  // set: augmented/teacher are on the device instead of in the vectors
 };
 

@@ -68,6 +68,7 @@ class DeviceSource : public BatchSource {
       b.snr_db.push_back(float(e.scene.snr_db));
       b.t60_s.push_back(float(e.scene.anechoic ? 0.0 : e.scene.t60_s));
       b.noise_type.push_back(float(int(e.scene.noise_type)));
+      b.example_index.push_back(double(e.scene.index));
     }
     auto d = std::make_shared<DeviceBatch>();
     d->augmented = pipe_.augmented(slot);

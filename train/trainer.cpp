@@ -487,7 +487,7 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
   fs::create_directories(opt.report, ec);
   if (ec) throw InputError("cannot create --report folder '" + opt.report + "': " + ec.message());
   std::ofstream csv(fs::path(opt.report) / "predictions.csv");
-  csv << "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type\n";
+  csv << "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type,example_index\n";
   double sum_err = 0;
   long long n = 0, exact = 0, within10 = 0, front_back = 0;
   for (long long k = 0; k < n_batches; ++k) {
@@ -504,7 +504,7 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
       const double mirrored = 180.0 - truth;
       front_back += grid.full && azimuth_error_deg(est, mirrored) < err;
       csv << truth << "," << est << "," << err << "," << b.snr_db[size_t(i)] << "," << b.t60_s[size_t(i)] << ","
-          << int(b.noise_type[size_t(i)]) << "\n";
+          << int(b.noise_type[size_t(i)]) << "," << static_cast<long long>(b.example_index[size_t(i)]) << "\n";
     }
   }
   std::ostringstream md;

@@ -73,14 +73,16 @@ def test_finetune_and_eval_from_the_checkpoint(pretrained, tmp_path):
     p = btrain("eval", "--model", tmp_path / "doa", "--report", tmp_path / "rep", "--examples", 16, "--seed", 4242)
     assert "MAE (deg)" in p.stdout
     rows = (tmp_path / "rep" / "predictions.csv").read_text().splitlines()
-    assert rows[0] == "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type" and len(rows) == 17
+    assert rows[0] == "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type,example_index" and len(rows) == 17
+    assert sorted(int(r.split(",")[6]) for r in rows[1:]) == list(range(16))  # examples 0..15 of seed 4242
     one_error_line(btrain("eval", "--model", tmp_path / "doa", "--report", tmp_path / "rep2", check=False),
                    "training seed")
     shard = tmp_path / "thirteen.h5"  # 13 examples: not a multiple of the batch size; all must be scored
     subprocess.run([os.environ.get("BSIM", str(ROOT / "build" / "apps" / "bsim")), "generate", "--rooms", "13",
                     "--out", shard, *TINY, "--quiet"], check=True, capture_output=True)
     btrain("eval", "--model", tmp_path / "doa", "--shards", shard, "--report", tmp_path / "rep3")
-    assert len((tmp_path / "rep3" / "predictions.csv").read_text().splitlines()) == 14
+    rows = (tmp_path / "rep3" / "predictions.csv").read_text().splitlines()
+    assert len(rows) == 14 and sorted(int(r.split(",")[6]) for r in rows[1:]) == list(range(13))  # each once
 
 
 def test_validation_keeps_the_best_step_and_eval_scores_it(pretrained, tmp_path):

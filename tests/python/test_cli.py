@@ -274,6 +274,25 @@ def test_doa_report_pairs_examples_for_the_claims_confidence(tmp_path):
     # One as good as pre: mostly undecided.
     undecided = int(claim[2].split("undecided in ")[1].rstrip("."))
     assert undecided >= 12, claim[2]
+    # With an example_index column the rows pair on it, even where the azimuths are printed to other precisions.
+    for name, spread, fmt in [("pre", 2.0, ".7f"), ("scr", 20.0, ".4f")]:
+        err = np.abs(rng.normal(0, spread, n))
+        with open(tmp_path / f"{name}-idx.csv", "w") as f:
+            f.write("azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type,example_index\n")
+            for i in rng.permutation(n):
+                f.write(f"{az[i]:{fmt}},{az[i] + err[i]:g},{err[i]:g},{snr[i]},{t60[i]:g},{noise[i]},{i}\n")
+    idx_run = sp.run([sys.executable, script, "--pred", f"pre={tmp_path / 'pre-idx.csv'}", "--pred",
+                      f"scr={tmp_path / 'scr-idx.csv'}", "--pretrained", "pre", "--scratch", "scr", "--out", tmp_path / "idx"],
+                     capture_output=True, text=True)
+    assert "holds in 15, fails in 0, undecided in 0." in idx_run.stdout, idx_run.stdout + idx_run.stderr
+    # The same indices over other examples (truths differ) are not paired.
+    shifted = (tmp_path / "scr-idx.csv").read_text().splitlines()
+    (tmp_path / "scr-other.csv").write_text("\n".join([shifted[0]] + [
+        ",".join([str(float(r.split(",")[0]) + 1.0), *r.split(",")[1:]]) for r in shifted[1:]]) + "\n")
+    other = sp.run([sys.executable, script, "--pred", f"pre={tmp_path / 'pre-idx.csv'}", "--pred",
+                    f"scr={tmp_path / 'scr-other.csv'}", "--pretrained", "pre", "--scratch", "scr", "--out", tmp_path / "other"],
+                   capture_output=True, text=True)
+    assert "(no paired confidence: the predictions are not of the same examples)" in other.stdout, other.stdout
 
 
 def test_configs_default_yaml_is_the_embedded_default(run):

@@ -198,10 +198,16 @@ def test_classic_doa_on_a_shard(run, tmp_path):
     p = run("doa", "--shards", shard, "--report", tmp_path / "rep")
     for m in ["gcc_phat", "srp_phat", "music", "gcc_phat_frames", "srp_phat_frames"]:  # all five by default
         rows = (tmp_path / "rep" / f"predictions_{m}.csv").read_text().splitlines()
-        assert rows[0] == "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type" and len(rows) == 9
+        assert rows[0] == "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type,example_index" and len(rows) == 9
+        assert [int(r.split(",")[6]) for r in rows[1:]] == list(range(8))
         err = np.array([float(r.split(",")[2]) for r in rows[1:]])
         assert np.median(err) < 5, (m, err)  # anechoic, 30 dB diffuse noise: near-perfect
         assert f"{m}" in p.stdout
+    # example_index is the shard's own (scene/example_index), not the row: here a part starting at example 100.
+    generate(run, tmp_path / "part.h5", "--first-index", 100, "--set", "room.anechoic_prob=1", rooms=2).close()
+    run("doa", "--shards", tmp_path / "part.h5", "--methods", "music", "--report", tmp_path / "part")
+    rows = (tmp_path / "part" / "predictions_music.csv").read_text().splitlines()
+    assert [int(r.split(",")[6]) for r in rows[1:]] == [100, 101]
     # A missing steering set names the flag it came from, and leaves no report behind.
     bad = run("doa", "--shards", shard, "--sofa", tmp_path / "none.sofa", "--report", tmp_path / "bad", check=False)
     assert bad.returncode == 2 and "none.sofa' does not exist: check --sofa" in bad.stderr, bad.stderr
