@@ -38,10 +38,13 @@ struct GridView {
   double az_step_deg, el_step_deg;
 };
 
-constexpr int kMaxGrids = 16;
+// One grid per (SOFA set, head scale): 5 sets x 5 scales is 25. The set travels as a kernel parameter
+// (40 B per grid; 64 grids = 2.5 kB, within the 4 kB parameter space).
+constexpr int kMaxGrids = 64;
 struct GridSet {
   GridView g[kMaxGrids];
 };
+static_assert(sizeof(GridSet) <= 3072, "GridSet is a kernel parameter: keep it well within the 4 kB parameter space");
 
 __global__ void image_sources_kernel(const RoomGeometry* rooms, GridSet grids, double fs_over_c, int capacity,
                                      DeviceImage* images,  // [room][capacity]
@@ -227,7 +230,8 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
   if (!device_available()) throw RuntimeError("no CUDA device is visible: the GPU renderer cannot start");
   if (half_width > kMaxHalfWidth) throw InputError("GPU renderer: frac_delay_half_width must be <= 64");
   if (grids.empty() || int(grids.size()) > kMaxGrids)
-    throw InputError("GPU renderer: between 1 and " + std::to_string(kMaxGrids) + " HRTF sets (hrtf.sofa)");
+    throw InputError("GPU renderer: between 1 and " + std::to_string(kMaxGrids) +
+                     " HRIR grids (hrtf.sofa entries x hrtf.head_scales entries), not " + std::to_string(grids.size()));
   if (!diffuse.empty() && diffuse.size() != grids.size())
     throw InputError("GPU renderer: one diffuse field per HRTF set");
   Impl& m = *impl_;
