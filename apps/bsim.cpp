@@ -11,7 +11,6 @@
 #include <filesystem>
 #include <iostream>
 #include <fstream>
-#include <numeric>
 #include <sstream>
 #include <thread>
 
@@ -141,9 +140,7 @@ void run_doa(const std::string& shard, const std::vector<std::string>& method_na
   reader.read("scene/t60_s", 0, int(N), t60);
   reader.read("scene/anechoic", 0, int(N), anechoic);
   reader.read("scene/noise_type", 0, int(N), noise);
-  std::vector<double> example(static_cast<size_t>(N));  // scene/example_index; the row where a shard lacks it
-  if (reader.has("scene/example_index")) reader.read("scene/example_index", 0, int(N), example);
-  else std::iota(example.begin(), example.end(), 0.0);
+  const std::vector<double> example = reader.example_indices(0, int(N));
   std::vector<std::vector<double>> est(methods.size(), std::vector<double>(size_t(N)));
   // On the GPU every method comes out of one pass (kernels/doa_gpu.h); the CPU runs the requested ones on one
   // STFT per example.

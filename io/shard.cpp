@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <numeric>
 #include <type_traits>
 
 #include "io/error.h"
@@ -305,6 +306,13 @@ void ShardReader::read(const std::string& dataset, long long start, int count, s
 void ShardReader::read(const std::string& dataset, long long start, int count, std::vector<double>& out) const {
   if (!has(dataset)) throw InputError("shard '" + info_.path + "' has no dataset '" + dataset + "'");
   read_rows_as(file_.get(), info_, dataset, start, count, out);
+}
+
+std::vector<double> ShardReader::example_indices(long long start, int count) const {
+  std::vector<double> out(static_cast<size_t>(count));
+  if (has("scene/example_index")) read("scene/example_index", start, count, out);
+  else std::iota(out.begin(), out.end(), double(start));
+  return out;
 }
 
 }  // namespace bsim

@@ -101,6 +101,9 @@ class ShardReader {
   void read(const std::string& dataset, long long start, int count, std::vector<float>& out) const;
   // The same in double precision, for columns that float would round ("scene/example_index" past 2^24).
   void read(const std::string& dataset, long long start, int count, std::vector<double>& out) const;
+  // Global example indices of rows [start, start+count): scene/example_index, or the row numbers in a shard
+  // written before that column existed.
+  std::vector<double> example_indices(long long start, int count) const;
 
  private:
   ShardInfo info_;

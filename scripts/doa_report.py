@@ -189,9 +189,11 @@ def main():
                           and np.allclose(d["azimuth_deg"], first["azimuth_deg"], atol=1e-3))  # the same truths
         paired = unique and all(same(d) for d in data.values())
 
-        def errors(name, k):
+        noise_code = {NOISE.get(int(nt), str(nt)): nt for d in data.values() for nt in np.unique(d["noise_type"])}
+
+        def errors(name, k):  # the cell's errors, in the paired order
             d = data[name]
-            m = (d["snr_db"] == k[0]) & (d["t60_s"] == k[1]) & np.array([NOISE.get(int(x), str(x)) == k[2] for x in d["noise_type"]])
+            m = (d["snr_db"] == k[0]) & (d["t60_s"] == k[1]) & (d["noise_type"] == noise_code[k[2]])
             return d["abs_error_deg"][m]
 
         def verdict(diffs):  # paired differences, one array per comparison that must all be < 0

@@ -183,12 +183,7 @@ std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::str
     fetch("scene/anechoic", start, B, anechoic);
     for (int i = 0; i < B; ++i)
       if (anechoic[size_t(i)] != 0) b.t60_s[size_t(i)] = 0;
-    if (reader->has("scene/example_index")) {
-      reader->read("scene/example_index", start, B, b.example_index);  // double: exact past 2^24
-    } else {
-      b.example_index.resize(size_t(B));
-      std::iota(b.example_index.begin(), b.example_index.end(), double(start));  // the row
-    }
+    b.example_index = reader->example_indices(start, B);
     return b;
   };
   return std::make_unique<Prefetcher>(produce, first, cfg.train.prefetch_batches,
