@@ -53,10 +53,16 @@ GENERIC_SOFA=${GENERIC_SOFA:-/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa}
 SHIFT=${SHIFT:-$([ "$SIZE" = gpu ] || [ "$SIZE" = full ] && echo 0 || echo 1)}
 SHIFT_SOFA=${SHIFT_SOFA:-/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa}
 SHIFT_SPEECH=${SHIFT_SPEECH:-[nl, cs]}
+[[ "$SHIFT" =~ ^[01]$ ]] || { echo "recipe_doa.sh: SHIFT must be 0 or 1, not '$SHIFT'" >&2; exit 2; }
 for v in GENERIC_SOFA SHIFT_SOFA; do
   [ "$v" = SHIFT_SOFA ] && [ "$SHIFT" != 1 ] && continue
   [ -f "${!v}" ] || { echo "recipe_doa.sh: $v file '${!v}' does not exist: set $v to a SOFA file" >&2; exit 2; }
 done
+# The config values taken from the environment, checked by bsim's own config validation (its message names the key).
+CHECK=()
+[ -n "${HEAD_SCALES:-}" ] && CHECK+=(--set "hrtf.head_scales=$HEAD_SCALES")
+[ "$SHIFT" = 1 ] && CHECK+=(--set "speech.include_dirs=$SHIFT_SPEECH")
+"$BSIM" config "${CHECK[@]}" > /dev/null || { echo "recipe_doa.sh: HEAD_SCALES or SHIFT_SPEECH is not a valid value (above)" >&2; exit 2; }
 # bsim doa shows a progress bar on stderr; it goes to a log, which is shown if the command fails.
 classic() {  # LOG bsim-doa-args...
   local log=$1; shift

@@ -71,8 +71,8 @@ def _stub(path, body):
 
 def _recipe(tmp_path, out, expect_rc=0, **env):
     log = tmp_path / "calls.log"
-    env = dict(os.environ, BSIM=_stub(tmp_path / "bsim", STUB_BSIM), BTRAIN=_stub(tmp_path / "btrain", STUB_BTRAIN),
-               PY=sys.executable, HEADS="kemar", STUB_LOG=str(log), **env)
+    env = {**os.environ, "BSIM": _stub(tmp_path / "bsim", STUB_BSIM), "BTRAIN": _stub(tmp_path / "btrain", STUB_BTRAIN),
+           "PY": sys.executable, "HEADS": "kemar", "STUB_LOG": str(log), **env}
     p = subprocess.run(["bash", str(ROOT / "scripts" / "recipe_doa.sh"), "small", str(out)], env=env,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == expect_rc, p.stdout + p.stderr
@@ -85,7 +85,8 @@ def test_recipe_runs_every_stage_and_chooses_on_validation(tmp_path):
     out = tmp_path / "recipe"
     (tmp_path / "generic.sofa").write_bytes(b"")  # the stand-in bsim does not read it; the recipe checks it exists
     stdout, calls = _recipe(tmp_path, out, GENERIC_SOFA=str(tmp_path / "generic.sofa"))
-    assert calls[0].startswith("bsim generate --rooms 576 ") and "configs/test_grid.yaml" in calls[0]
+    assert calls[0].startswith("bsim config --set speech.include_dirs=[nl, cs]")  # settings checked first
+    assert calls[1].startswith("bsim generate --rooms 576 ") and "configs/test_grid.yaml" in calls[1]
     pre = [c for c in calls if c.startswith("btrain pretrain")]
     assert len(pre) == 1 and "--set train.steps=1200" in pre[0]
     fin = [c for c in calls if c.startswith("btrain finetune")]
@@ -154,7 +155,7 @@ def test_recipe_head_scales_reach_training_not_the_test_grid(tmp_path):
     _, calls = _recipe(tmp_path, tmp_path / "recipe", HEAD_SCALES="[0.9, 1.1]", SHIFT="0")
     train = [c for c in calls if c.startswith(("btrain pretrain", "btrain finetune"))]
     assert len(train) == 5 and all("--set hrtf.head_scales=[0.9, 1.1]" in c for c in train), train
-    assert not any("hrtf.head_scales" in c for c in calls if not c.startswith(("btrain pretrain", "btrain finetune")))
+    assert not any("hrtf.head_scales" in c for c in calls if c.startswith(("bsim generate", "bsim doa", "btrain eval")))
 
 
 def test_recipe_refuses_a_missing_sofa_before_any_work(tmp_path):
@@ -172,7 +173,7 @@ def test_recipe_shows_why_bsim_doa_failed(tmp_path):
 
 def test_recipe_test_examples_per_cell_can_be_set(tmp_path):
     _, calls = _recipe(tmp_path, tmp_path / "recipe", TEST_PER_CELL="200", SHIFT="0")
-    assert calls[0].startswith("bsim generate --rooms 14400 ")
+    assert next(c for c in calls if c.startswith("bsim generate")).startswith("bsim generate --rooms 14400 ")
     err, calls = _recipe(tmp_path, tmp_path / "bad", expect_rc=2, TEST_PER_CELL="many")
     assert "TEST_PER_CELL must be a positive whole number" in err and calls == []
 
@@ -183,3 +184,13 @@ def test_recipe_refuses_a_kept_grid_of_another_size(tmp_path):
     err, calls = _recipe(tmp_path, out, expect_rc=2, SHIFT="0", TEST_PER_CELL="9")
     assert f"recipe_doa.sh: {out}/test_grid.h5 holds 576 examples, not 72 x 9: remove it or set TEST_PER_CELL" in err
     assert not any(c.startswith(("btrain", "bsim generate", "bsim doa")) for c in calls)
+
+
+def test_recipe_checks_config_values_from_the_environment_with_bsim(tmp_path):
+    bsim = os.environ.get("BSIM", str(ROOT / "build" / "apps" / "bsim"))
+    for var, value, key in [("HEAD_SCALES", "[3]", "hrtf.head_scales"), ("SHIFT_SPEECH", "{nl: 1}", "speech.include_dirs")]:
+        err, calls = _recipe(tmp_path, tmp_path / var, expect_rc=2, BSIM=bsim, **{var: value})
+        assert f"config key '{key}'" in err and "HEAD_SCALES or SHIFT_SPEECH is not a valid value" in err, err
+        assert calls == [] and not (tmp_path / var).exists()  # the real bsim logs nothing; no training started
+    err, _ = _recipe(tmp_path, tmp_path / "shift", expect_rc=2, SHIFT="yes")
+    assert err.strip() == "recipe_doa.sh: SHIFT must be 0 or 1, not 'yes'"
