@@ -7,6 +7,7 @@ usage: doa_report.py --pred NAME=predictions.csv [--pred ...] --out DIR
                      [--pretrained NAME --scratch NAME]   # names of the two neural runs for the claim
                      [--network NAME]...                  # other neural runs: reported, never classic
                      [--classic-group LABEL=NAME,NAME...]...
+                     [--shard test_grid.h5]               # adds MAE by the speech's high-frequency share
 Every --pred that is not a network is a classic method. The claim's "below every classic method" is checked
 against all of them, or once per --classic-group (e.g. the methods steered with the test head's own HRTFs, and
 the same methods steered with a generic head, which is all a network trained on other heads has to go on).
@@ -48,6 +49,32 @@ def load(path):
         raise SystemExit(f"doa_report: {path} holds a value that is not a number")
 
 
+HF_HZ = 3000.0  # "bright" speech: its energy above this share of the total
+
+
+def speech_hf_share(path):
+    """Per example of a shard: (keys, dB) where dB = 10 log10 of the clean pair's energy above HF_HZ over its total
+    energy (both ears; the clean pair is the speech through the direct path's HRIR only, so this is the talker's
+    and the utterance's brightness, hardly the room's or the noise's). keys: scene/example_index, else the row."""
+    import h5py  # only here: the report itself needs no shard
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise SystemExit(f"doa_report: cannot open --shard {path}: {e}")
+    with f:
+        if "clean" not in f or "sample_rate_hz" not in f.attrs:
+            raise SystemExit(f"doa_report: --shard {path} is not a bsim shard (no clean audio or sample_rate_hz)")
+        clean, fs = f["clean"], float(f.attrs["sample_rate_hz"])
+        n, t = clean.shape[0], clean.shape[2]
+        keys = f["scene/example_index"][:].astype(np.float64) if "scene/example_index" in f else np.arange(n, dtype=np.float64)
+        high = np.fft.rfftfreq(t, 1.0 / fs) >= HF_HZ
+        share = np.empty(n)
+        for i in range(0, n, 256):  # blocks: a 14,400-example grid of 4 s clips is 3.7 GB of float16
+            power = (np.abs(np.fft.rfft(clean[i:i + 256].astype(np.float32), axis=2)) ** 2).sum(axis=1)
+            share[i:i + 256] = 10.0 * np.log10(power[:, high].sum(axis=1) / np.maximum(power.sum(axis=1), 1e-30) + 1e-12)
+    return keys, share
+
+
 def ci95(x):
     if len(x) < 2:
         return float("nan")
@@ -82,6 +109,8 @@ def main():
                     help="NAME of a --pred that is another neural model (reported; never counted as a classic method)")
     ap.add_argument("--classic-group", action="append", default=[], metavar="LABEL=NAME,NAME...",
                     help="classic methods checked together in the claim (repeatable; default: every non-network --pred)")
+    ap.add_argument("--shard", help="the test shard the predictions score (matched on example_index): adds MAE by "
+                                    "quartile of the speech's energy share above 3 kHz")
     args = ap.parse_args()
     names = [p.partition("=")[0] for p in args.pred]
     for n in [args.pretrained, args.scratch, *args.network]:
@@ -163,6 +192,27 @@ def main():
                 e = d["abs_error_deg"][m]
                 row.append(f"{e.mean():.1f} +-{ci95(e):.1f}" if len(e) else "-")
         md.append(f"| {name} | " + " | ".join(row) + " |")
+
+    if args.shard:
+        # By the speech's brightness: the classic methods steer with the full band, so they gain from speech with
+        # energy above 3 kHz (interaural level differences); a network that has learnt to ignore those bands does
+        # not (docs/results/recipe-large-cpu-shift).
+        keys, share = speech_hf_share(args.shard)
+        row = {k: i for i, k in enumerate(keys)}
+        edges = np.percentile(share, [25, 50, 75])
+        bounds = [share.min(), *edges, share.max()]
+        md += [f"\n## MAE (deg) by the speech's energy share above {HF_HZ / 1000:g} kHz (clean pair; quartiles of the shard)\n",
+               "| method | " + " | ".join(f"{lo:.1f} .. {hi:.1f} dB" for lo, hi in zip(bounds[:-1], bounds[1:])) + " |",
+               "|---|" + "---|" * 4]
+        for name, d in data.items():
+            if "example_index" not in d:
+                raise SystemExit(f"doa_report: --shard needs example_index in every --pred; {name}'s CSV has none")
+            idx = [row.get(k) for k in d["example_index"]]
+            if any(i is None for i in idx):
+                raise SystemExit(f"doa_report: {name} scores examples that --shard {args.shard} does not hold")
+            q = np.searchsorted(edges, share[np.array(idx)])
+            cells_q = [d["abs_error_deg"][q == j] for j in range(4)]
+            md.append(f"| {name} | " + " | ".join(f"{e.mean():.1f} +-{ci95(e):.1f}" if len(e) else "-" for e in cells_q) + " |")
 
     if args.pretrained and args.scratch:
         key = lambda c: (c["snr_db"], c["t60_s"], c["noise"])  # noqa: E731

@@ -295,6 +295,53 @@ def test_doa_report_pairs_examples_for_the_claims_confidence(tmp_path):
     assert "(no paired confidence: the predictions are not of the same examples)" in other.stdout, other.stdout
 
 
+def test_doa_report_by_speech_brightness(tmp_path):
+    """--shard adds MAE by quartile of the clean pair's energy share above 3 kHz, matched on example_index: half the
+    examples are white noise (bright), half the same noise low-passed at 1 kHz (dull); method 'treble' errs only on
+    the dull ones, 'bass' only on the bright ones, and the table must say so whatever order the CSVs list them in."""
+    import subprocess as sp
+    import sys
+    import h5py
+    from scipy.signal import butter, sosfilt
+    rng = np.random.default_rng(11)
+    n, t, fs = 48, 4000, 16000.0
+    x = rng.normal(0, 0.1, (n, 2, t))
+    dull = np.arange(n) % 2 == 1
+    x[dull] = sosfilt(butter(8, 1000.0, fs=fs, output="sos"), x[dull], axis=2)
+    index = 1000 + np.arange(n)[::-1]  # global indices, not rows
+    with h5py.File(tmp_path / "grid.h5", "w") as f:
+        f.attrs["sample_rate_hz"] = fs
+        f["clean"] = x.astype(np.float16)
+        f["scene/example_index"] = index.astype(np.int64)
+    az = rng.uniform(-90, 90, n)
+    for name, bad in [("treble", dull), ("bass", ~dull)]:
+        err = np.where(bad, 30.0, 1.0)
+        with open(tmp_path / f"{name}.csv", "w") as f:
+            f.write("azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type,example_index\n")
+            for i in rng.permutation(n):
+                f.write(f"{az[i]:g},{az[i] + err[i]:g},{err[i]:g},0,0,0,{index[i]}\n")
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "doa_report.py")
+    args = [sys.executable, script, "--pred", f"treble={tmp_path / 'treble.csv'}", "--pred", f"bass={tmp_path / 'bass.csv'}"]
+    out = sp.run([*args, "--shard", tmp_path / "grid.h5", "--out", tmp_path / "rep"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    lines = (tmp_path / "rep" / "summary.md").read_text().splitlines()
+    head = lines.index("## MAE (deg) by the speech's energy share above 3 kHz (clean pair; quartiles of the shard)")
+    rows = {l.split("|")[1].strip(): [c.strip() for c in l.split("|")[2:6]] for l in lines[head + 4:head + 6]}
+    # quartiles from dull to bright: the two dull ones first
+    assert rows["treble"] == ["30.0 +-0.0", "30.0 +-0.0", "1.0 +-0.0", "1.0 +-0.0"], rows
+    assert rows["bass"] == ["1.0 +-0.0", "1.0 +-0.0", "30.0 +-0.0", "30.0 +-0.0"], rows
+    # bad input: one line each
+    (tmp_path / "noidx.csv").write_text("azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type\n1,2,1,0,0,0\n")
+    (tmp_path / "other.csv").write_text("azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type,example_index\n1,2,1,0,0,0,7\n")
+    with h5py.File(tmp_path / "plain.h5", "w") as f:
+        f["x"] = np.zeros(3)
+    for pred, shard, why in [("noidx.csv", "grid.h5", "has none"), ("other.csv", "grid.h5", "does not hold"),
+                             ("treble.csv", "plain.h5", "is not a bsim shard"), ("treble.csv", "none.h5", "cannot open --shard")]:
+        bad = sp.run([sys.executable, script, "--pred", f"x={tmp_path / pred}", "--shard", tmp_path / shard,
+                      "--out", tmp_path / "bad"], capture_output=True, text=True)
+        assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and why in bad.stderr, bad.stderr
+
+
 def test_configs_default_yaml_is_the_embedded_default(run):
     root = os.path.join(os.path.dirname(__file__), "..", "..")
     text = open(os.path.join(root, "configs", "default.yaml")).read()
