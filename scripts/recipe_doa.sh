@@ -5,7 +5,8 @@
 # network from scratch (same budget, limited labels; each scored at its best step on a validation set of the
 # training distribution, since the pretrained network memorises a small label set:
 # docs/results/recipe-large-cpu) -> evaluation of all of them and of the classic methods (steered with the test
-# head's own HRTFs and with a generic head) -> report (summary.md, cells.csv, plot) -> on the CPU sizes, the
+# head's own HRTFs and with a generic head) -> report (summary.md, cells.csv, plot; MAE by the speech's
+# brightness, read from the test grid's clean audio) -> on the CPU sizes, the
 # test grid's scenes with a training head and then the training speech: what each shift costs (shift.md).
 #   scripts/recipe_doa.sh small [OUT]   about 15 minutes on a 2-core CPU (measured: 15 min 1 s, a compile sharing the cores)
 #   scripts/recipe_doa.sh medium [OUT]  about 45 minutes on a 2-core CPU (2.5x the training steps)
@@ -144,7 +145,8 @@ done
 "$PY" scripts/doa_report.py --out "$OUT/report" --pretrained "$CHOSEN" --scratch scratch \
   "${NETS[@]}" --pred scratch="$OUT/eval-scratch/predictions.csv" "${CLASSIC[@]}" \
   --classic-group "steered with the test head's own HRTFs=$(IFS=,; echo "${OWN[*]}")" \
-  --classic-group "steered with a generic head ($(basename "$GENERIC_SOFA"))=$(IFS=,; echo "${GENERIC[*]}")"
+  --classic-group "steered with a generic head ($(basename "$GENERIC_SOFA"))=$(IFS=,; echo "${GENERIC[*]}")" \
+  --shard "$OUT/test_grid.h5"
 { echo; echo "## The pretrained variant, chosen on the validation set"; echo; cat "$OUT/selection.md"; } >> "$OUT/report/summary.md"
 
 # What the distribution shift costs: the test grid again (same seed, so the same scenes cell by cell) with the

@@ -30,10 +30,10 @@ elif args[0] == "eval":
     report.mkdir(parents=True, exist_ok=True)
     spread = {"doa-pretrained": 8, "doa-pretrained_enclr0.1": 6, "doa-pretrained_frozen": 7, "doa-scratch": 12}[model.name]
     spread -= {"test_grid.h5": 0, "shift-head.h5": 1, "shift-speech.h5": 2}[pathlib.Path(opt("--shards")).name]
-    rows = ["azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type"]
+    rows = ["azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type,example_index"]
     for i in range(144):
         c = i % 72
-        rows.append(f"0,{spread + c % 5},{spread + c % 5},{[-5, 0, 5, 10, 15, 20][c % 6]},{[0, 0.3, 0.6, 0.9][c // 6 % 4]},{c // 24}")
+        rows.append(f"0,{spread + c % 5},{spread + c % 5},{[-5, 0, 5, 10, 15, 20][c % 6]},{[0, 0.3, 0.6, 0.9][c // 6 % 4]},{c // 24},{i}")
     (report / "predictions.csv").write_text("\n".join(rows) + "\n")
 '''
 
@@ -42,10 +42,16 @@ import os, pathlib, sys
 args = sys.argv[1:]
 open(os.environ["STUB_LOG"], "a").write("bsim " + " ".join(args) + "\n")
 opt = lambda k: args[args.index(k) + 1] if k in args else None
-if args[0] == "generate":
-    pathlib.Path(opt("--out")).write_text(opt("--rooms"))
+if args[0] in ("generate", "info"):
+    import h5py, numpy as np
+if args[0] == "generate":  # a shard with what doa_report --shard reads: clean audio, its rate, example indices
+    n = int(opt("--rooms"))
+    with h5py.File(opt("--out"), "w") as f:
+        f.attrs["sample_rate_hz"] = 16000.0
+        f["clean"] = np.random.default_rng(n).normal(size=(n, 2, 64)).astype(np.float16)
+        f["scene/example_index"] = np.arange(n, dtype=np.int64)
 elif args[0] == "info":  # the line of the real `bsim info` that the recipe reads
-    n = pathlib.Path(args[1]).read_text()
+    n = len(h5py.File(args[1], "r")["clean"])
     print(f"  examples      {n} of {n} written")
 elif args[0] == "doa":
     if os.environ.get("STUB_DOA_FAIL") and "--sofa" in args:
@@ -54,11 +60,11 @@ elif args[0] == "doa":
     report = pathlib.Path(opt("--report")); report.mkdir(parents=True, exist_ok=True)
     base = 9 if opt("--sofa") else 4  # the generic head steers worse than the test head's own HRTFs
     for k, m in enumerate(["gcc_phat", "srp_phat", "music", "gcc_phat_frames", "srp_phat_frames"]):
-        rows = ["azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type"]
+        rows = ["azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type,example_index"]
         for i in range(144):
             c = i % 72
             e = base + k + (c % 3)
-            rows.append(f"0,{e},{e},{[-5, 0, 5, 10, 15, 20][c % 6]},{[0, 0.3, 0.6, 0.9][c // 6 % 4]},{c // 24}")
+            rows.append(f"0,{e},{e},{[-5, 0, 5, 10, 15, 20][c % 6]},{[0, 0.3, 0.6, 0.9][c // 6 % 4]},{c // 24},{i}")
         (report / f"predictions_{m}.csv").write_text("\n".join(rows) + "\n")
 '''
 
@@ -118,6 +124,9 @@ def test_recipe_runs_every_stage_and_chooses_on_validation(tmp_path):
     assert "below every classic method steered with the test head's own HRTFs (gcc_phat, srp_phat, music, " in summary
     assert "below every classic method steered with a generic head (generic.sofa) (gcc_phat_generic, " in summary
     assert "| pretrained_enclr0.1 | 0.1 | 300 | 11.50 |" in summary  # the selection table
+    # the test grid is given to the report: MAE by the speech's brightness, every method
+    bright = summary.split("## MAE (deg) by the speech's energy share above 3 kHz")[1].split("\n## ")[0]
+    assert bright.count("\n| ") == 1 + 14 and "| music_generic | " in bright
     shift = (out / "shift.md").read_text().splitlines()
     assert len(shift) == 5 and "## What the distribution shift costs" in summary
     assert [l.split(" |")[0] for l in shift[2:]] == ["| unseen head and speech (the test grid)",
