@@ -194,9 +194,10 @@ def main():
         md.append(f"| {name} | " + " | ".join(row) + " |")
 
     if args.shard:
-        # By the speech's brightness: the classic methods steer with the full band, so they gain from speech with
-        # energy above 3 kHz (interaural level differences); a network that has learnt to ignore those bands does
-        # not (docs/results/recipe-large-cpu-shift).
+        # By the voice's spectral balance: on the large CPU grid the classic methods halve their error from the
+        # dullest to the brightest quarter while the networks do not, though MUSIC scores the same with everything
+        # above 3 kHz removed: the share marks voices whose energy is not all below 500 Hz, where the
+        # interaural cues resolve little (docs/results/speech-brightness-cpu).
         keys, share = speech_hf_share(args.shard)
         row = {k: i for i, k in enumerate(keys)}
         edges = np.percentile(share, [25, 50, 75])
