@@ -53,7 +53,10 @@ if [ "$SIZE" = gpu ] || [ "$SIZE" = full ]; then GEN_DEVICE=(--device cuda); fi
 GENERIC_SOFA=${GENERIC_SOFA:-/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa}
 SHIFT=${SHIFT:-$([ "$SIZE" = gpu ] || [ "$SIZE" = full ] && echo 0 || echo 1)}
 SHIFT_SOFA=${SHIFT_SOFA:-/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa}
-SHIFT_SPEECH=${SHIFT_SPEECH:-[nl, cs]}
+# TRAIN_SPEECH (speech.include_dirs of pretraining and fine-tuning; unset: the default corpus, Dutch and Czech).
+# "[cs]" leaves out the muffled Dutch half, which cost the large CPU networks 6 deg on the brightest quarter of
+# the test voices (docs/results/speech-brightness-cpu). The shift stage's training speech follows it.
+SHIFT_SPEECH=${SHIFT_SPEECH:-${TRAIN_SPEECH:-[nl, cs]}}
 [[ "$SHIFT" =~ ^[01]$ ]] || { echo "recipe_doa.sh: SHIFT must be 0 or 1, not '$SHIFT'" >&2; exit 2; }
 for v in GENERIC_SOFA SHIFT_SOFA; do
   [ "$v" = SHIFT_SOFA ] && [ "$SHIFT" != 1 ] && continue
@@ -64,6 +67,9 @@ CHECK=()
 [ -n "${HEAD_SCALES:-}" ] && CHECK+=(--set "hrtf.head_scales=$HEAD_SCALES")
 [ "$SHIFT" = 1 ] && CHECK+=(--set "speech.include_dirs=$SHIFT_SPEECH")
 "$BSIM" config "${CHECK[@]}" > /dev/null || { echo "recipe_doa.sh: HEAD_SCALES or SHIFT_SPEECH is not a valid value (above)" >&2; exit 2; }
+if [ -n "${TRAIN_SPEECH:-}" ]; then
+  "$BSIM" config --set "speech.include_dirs=$TRAIN_SPEECH" > /dev/null || { echo "recipe_doa.sh: TRAIN_SPEECH is not a valid value (above)" >&2; exit 2; }
+fi
 # bsim doa shows a progress bar on stderr; it goes to a log, which is shown if the command fails.
 classic() {  # LOG bsim-doa-args...
   local log=$1; shift
@@ -91,6 +97,7 @@ TRAIN=("${HEAD_CFG[@]}" --set clip_s=$CLIP "${MODEL[@]}" --set train.log_every=5
 # HEAD_SCALES="[0.9, 0.95, 1, 1.05, 1.1]" trains (pretraining and fine-tuning) on the heads scaled in size as well
 # (hrtf.head_scales); unset, the measured heads only. The test grid is never scaled.
 [ -n "${HEAD_SCALES:-}" ] && TRAIN+=(--set "hrtf.head_scales=$HEAD_SCALES") && echo "== head scales: $HEAD_SCALES"
+[ -n "${TRAIN_SPEECH:-}" ] && TRAIN+=(--set "speech.include_dirs=$TRAIN_SPEECH") && echo "== training speech: $TRAIN_SPEECH"
 
 echo "== test grid: 72 cells x $PER_CELL examples (English speech, ARI head: both unseen in training)"
 grid "$OUT/test_grid.h5"
@@ -151,7 +158,7 @@ done
 
 # What the distribution shift costs: the test grid again (same seed, so the same scenes cell by cell) with the
 # test head swapped for a training head (SHIFT_SOFA, default the embedded KEMAR), then also the speech swapped for
-# the training corpus (SHIFT_SPEECH, default configs/default.yaml's [nl, cs]; utterances the networks heard, so an
+# the training corpus (SHIFT_SPEECH, default TRAIN_SPEECH or [nl, cs]; utterances the networks heard, so an
 # in-distribution check, not a result). Every network and classic method is scored on each; the table goes into
 # shift.md and the summary (docs/results/recipe-large-cpu-shift). SHIFT=0 skips it (default for the GPU sizes,
 # whose time on the device is counted).

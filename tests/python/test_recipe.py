@@ -167,6 +167,19 @@ def test_recipe_head_scales_reach_training_not_the_test_grid(tmp_path):
     assert not any("hrtf.head_scales" in c for c in calls if c.startswith(("bsim generate", "bsim doa", "btrain eval")))
 
 
+def test_recipe_training_speech_reaches_training_and_the_shift_grid_not_the_test_grid(tmp_path):
+    _, calls = _recipe(tmp_path, tmp_path / "recipe", TRAIN_SPEECH="[cs]")
+    train = [c for c in calls if c.startswith(("btrain pretrain", "btrain finetune"))]
+    assert len(train) == 5 and all("--set speech.include_dirs=[cs]" in c for c in train), train
+    gen = [c for c in calls if c.startswith("bsim generate")]
+    assert "speech.include_dirs" not in gen[0] + gen[1] and "--set speech.include_dirs=[cs]" in gen[2], gen
+    assert calls[0] == "bsim config --set speech.include_dirs=[cs]"  # SHIFT_SPEECH follows it; checked first
+    bsim = os.environ.get("BSIM", str(ROOT / "build" / "apps" / "bsim"))
+    err, calls = _recipe(tmp_path, tmp_path / "bad", expect_rc=2, BSIM=bsim, SHIFT="0", TRAIN_SPEECH="{cs: 1}")
+    assert "config key 'speech.include_dirs'" in err and "TRAIN_SPEECH is not a valid value" in err, err
+    assert calls == [] and not (tmp_path / "bad").exists()
+
+
 def test_recipe_refuses_a_missing_sofa_before_any_work(tmp_path):
     for var in ["GENERIC_SOFA", "SHIFT_SOFA"]:
         err, calls = _recipe(tmp_path, tmp_path / var, expect_rc=2, **{var: "/no/such/head.sofa"})
