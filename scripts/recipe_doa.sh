@@ -98,6 +98,14 @@ TRAIN=("${HEAD_CFG[@]}" --set clip_s=$CLIP "${MODEL[@]}" --set train.log_every=5
 # (hrtf.head_scales); unset, the measured heads only. The test grid is never scaled.
 [ -n "${HEAD_SCALES:-}" ] && TRAIN+=(--set "hrtf.head_scales=$HEAD_SCALES") && echo "== head scales: $HEAD_SCALES"
 [ -n "${TRAIN_SPEECH:-}" ] && TRAIN+=(--set "speech.include_dirs=$TRAIN_SPEECH") && echo "== training speech: $TRAIN_SPEECH"
+# A finished stage is kept on a rerun, so a rerun into the same folder must train on the same data: the settings
+# that choose it are written on the first run and compared on every later one.
+SETTINGS="size=$SIZE heads=$HEADS head_scales=${HEAD_SCALES:-} train_speech=${TRAIN_SPEECH:-}"
+if [ -f "$OUT/recipe-settings.txt" ]; then
+  [ "$(cat "$OUT/recipe-settings.txt")" = "$SETTINGS" ] || { echo "recipe_doa.sh: $OUT holds a run with $(cat "$OUT/recipe-settings.txt"), not $SETTINGS: give another OUT or remove it" >&2; exit 2; }
+else
+  echo "$SETTINGS" > "$OUT/recipe-settings.txt"
+fi
 
 echo "== test grid: 72 cells x $PER_CELL examples (English speech, ARI head: both unseen in training)"
 grid "$OUT/test_grid.h5"

@@ -180,6 +180,17 @@ def test_recipe_training_speech_reaches_training_and_the_shift_grid_not_the_test
     assert calls == [] and not (tmp_path / "bad").exists()
 
 
+def test_recipe_refuses_to_rerun_a_folder_on_other_training_data(tmp_path):
+    out = tmp_path / "recipe"
+    _recipe(tmp_path, out, SHIFT="0")
+    for env, now in [({"TRAIN_SPEECH": "[cs]"}, "train_speech=[cs]"), ({"HEAD_SCALES": "[0.9, 1]"}, "head_scales=[0.9, 1]"),
+                     ({"HEADS": "multi"}, "heads=multi")]:
+        err, calls = _recipe(tmp_path, out, expect_rc=2, SHIFT="0", **env)
+        assert f"recipe_doa.sh: {out} holds a run with size=small heads=kemar head_scales= train_speech=, not " in err, err
+        assert now in err and not any(c.startswith(("btrain", "bsim generate", "bsim doa")) for c in calls), calls
+    _recipe(tmp_path, out, SHIFT="0")  # the same settings: resumes
+
+
 def test_recipe_refuses_a_missing_sofa_before_any_work(tmp_path):
     for var in ["GENERIC_SOFA", "SHIFT_SOFA"]:
         err, calls = _recipe(tmp_path, tmp_path / var, expect_rc=2, **{var: "/no/such/head.sofa"})
