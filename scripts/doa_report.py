@@ -62,7 +62,7 @@ def speech_hf_share(path):
     except OSError as e:
         raise SystemExit(f"doa_report: cannot open --shard {path}: {e}")
     with f:
-        if "clean" not in f or "sample_rate_hz" not in f.attrs:
+        if "clean" not in f or f["clean"].ndim != 3 or "sample_rate_hz" not in f.attrs:
             raise SystemExit(f"doa_report: --shard {path} is not a bsim shard (no clean audio or sample_rate_hz)")
         clean, fs = f["clean"], float(f.attrs["sample_rate_hz"])
         n, t = clean.shape[0], clean.shape[2]
@@ -129,14 +129,27 @@ def main():
         groups.append((label, members))
     if not groups:
         groups = [(None, [n for n in names if n not in networks])]
-    out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     data = {}
     for p in args.pred:
         name, _, path = p.partition("=")
         if not path:
             raise SystemExit(f"doa_report: --pred {p!r}: expected NAME=path")
         data[name] = load(path)
+    # The shard's per-example brightness, read (and every --pred matched to it) before any output is written.
+    share_of = {}
+    if args.shard:
+        for name, d in data.items():  # before reading the shard (seconds for a large grid)
+            if "example_index" not in d:
+                raise SystemExit(f"doa_report: --shard needs example_index in every --pred; {name}'s CSV has none")
+        keys, share = speech_hf_share(args.shard)
+        row = {k: i for i, k in enumerate(keys)}
+        for name, d in data.items():
+            idx = [row.get(k) for k in d["example_index"]]
+            if any(i is None for i in idx):
+                raise SystemExit(f"doa_report: {name} scores examples that --shard {args.shard} does not hold")
+            share_of[name] = share[np.array(idx)]
+    out = pathlib.Path(args.out)  # made only now: bad input leaves no folder behind
+    out.mkdir(parents=True, exist_ok=True)
 
     global FULL
     FULL = any(np.any(np.abs(d["azimuth_deg"]) > 90) for d in data.values())
@@ -198,20 +211,13 @@ def main():
         # dullest to the brightest quarter while the networks do not, though MUSIC scores the same with everything
         # above 3 kHz removed: the share marks voices whose energy is not all below 500 Hz, where the
         # interaural cues resolve little (docs/results/speech-brightness-cpu).
-        keys, share = speech_hf_share(args.shard)
-        row = {k: i for i, k in enumerate(keys)}
         edges = np.percentile(share, [25, 50, 75])
         bounds = [share.min(), *edges, share.max()]
         md += [f"\n## MAE (deg) by the speech's energy share above {HF_HZ / 1000:g} kHz (clean pair; quartiles of the shard)\n",
                "| method | " + " | ".join(f"{lo:.1f} .. {hi:.1f} dB" for lo, hi in zip(bounds[:-1], bounds[1:])) + " |",
                "|---|" + "---|" * 4]
         for name, d in data.items():
-            if "example_index" not in d:
-                raise SystemExit(f"doa_report: --shard needs example_index in every --pred; {name}'s CSV has none")
-            idx = [row.get(k) for k in d["example_index"]]
-            if any(i is None for i in idx):
-                raise SystemExit(f"doa_report: {name} scores examples that --shard {args.shard} does not hold")
-            q = np.searchsorted(edges, share[np.array(idx)])
+            q = np.searchsorted(edges, share_of[name])
             cells_q = [d["abs_error_deg"][q == j] for j in range(4)]
             md.append(f"| {name} | " + " | ".join(f"{e.mean():.1f} +-{ci95(e):.1f}" if len(e) else "-" for e in cells_q) + " |")
 

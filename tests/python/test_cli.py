@@ -335,11 +335,16 @@ def test_doa_report_by_speech_brightness(tmp_path):
     (tmp_path / "other.csv").write_text("azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type,example_index\n1,2,1,0,0,0,7\n")
     with h5py.File(tmp_path / "plain.h5", "w") as f:
         f["x"] = np.zeros(3)
+    with h5py.File(tmp_path / "flat.h5", "w") as f:
+        f.attrs["sample_rate_hz"] = fs
+        f["clean"] = np.zeros((n, t), np.float16)
     for pred, shard, why in [("noidx.csv", "grid.h5", "has none"), ("other.csv", "grid.h5", "does not hold"),
-                             ("treble.csv", "plain.h5", "is not a bsim shard"), ("treble.csv", "none.h5", "cannot open --shard")]:
+                             ("treble.csv", "plain.h5", "is not a bsim shard"), ("treble.csv", "flat.h5", "is not a bsim shard"),
+                             ("treble.csv", "none.h5", "cannot open --shard")]:
         bad = sp.run([sys.executable, script, "--pred", f"x={tmp_path / pred}", "--shard", tmp_path / shard,
                       "--out", tmp_path / "bad"], capture_output=True, text=True)
         assert bad.returncode != 0 and bad.stderr.count("\n") == 1 and why in bad.stderr, bad.stderr
+        assert not (tmp_path / "bad").exists()  # nothing written
 
 
 def test_configs_default_yaml_is_the_embedded_default(run):
