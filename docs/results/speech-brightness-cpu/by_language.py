@@ -13,11 +13,11 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[3] / "scripts"))
 from doa_report import speech_hf_share  # noqa: E402
 
 for path in sys.argv[1:]:
+    _, share = speech_hf_share(path)  # first: a missing file or a non-shard is a one-line error there
     with h5py.File(path, "r") as f:
         files = [x.decode() for x in f["speech_files"][:]]
         first = f["scene/speech_index"][:]
     lang = np.array([pathlib.Path(files[i]).parent.name for i in first])
-    _, share = speech_hf_share(path)
     for l in sorted(set(lang)):
         s = share[lang == l]
         print(f"{path}: {l}: {len(s)} examples, energy share above 3 kHz: median {np.median(s):.1f} dB "

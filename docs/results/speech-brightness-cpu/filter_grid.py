@@ -6,6 +6,7 @@ usage: filter_grid.py SRC.h5 DST.h5 --lowpass HZ              8th-order Butterwo
                       the average horizontal-plane power spectrum of head A replaced by the mean of heads B, C, ...
                       (1/3-octave smoothed, level kept at 1 kHz): a head's equalisation, not its directional cues."""
 import argparse
+import os
 import shutil
 
 import h5py
@@ -34,8 +35,15 @@ ap.add_argument("--eq-to", nargs="+")
 a = ap.parse_args()
 if (a.lowpass is None) == (a.eq_from is None) or (a.eq_from is None) != (a.eq_to is None):
     raise SystemExit("filter_grid.py: give either --lowpass HZ or both --eq-from and --eq-to")
-shutil.copy(a.src, a.dst)
-with h5py.File(a.dst, "r+") as o:
+try:
+    with h5py.File(a.src, "r") as f:
+        if "augmented" not in f or "sample_rate_hz" not in f.attrs:
+            raise SystemExit(f"filter_grid.py: {a.src} is not a bsim shard (no augmented audio or sample_rate_hz)")
+except OSError as e:
+    raise SystemExit(f"filter_grid.py: cannot open {a.src}: {e}")
+partial = a.dst + ".partial"  # renamed when complete: an interrupted run leaves no DST that looks finished
+shutil.copy(a.src, partial)
+with h5py.File(partial, "r+") as o:
     x = o["augmented"]
     fs, t = float(o.attrs["sample_rate_hz"]), x.shape[2]
     n = 2 * t  # zero padding: the zero-phase filter's response is short against it
@@ -51,3 +59,4 @@ with h5py.File(a.dst, "r+") as o:
     for i in range(0, x.shape[0], 128):
         block = np.fft.irfft(np.fft.rfft(x[i:i + 128].astype(np.float32), n=n, axis=2) * gain, n=n, axis=2)[..., :t]
         x[i:i + 128] = block.astype(x.dtype)
+os.replace(partial, a.dst)
