@@ -109,10 +109,11 @@ void write_example_wavs(const Example& ex, const std::string& dir, double fs) {
   if (!f) throw InputError("cannot write '" + base + "_scene.txt'");
   std::fprintf(f,
                "azimuth_deg %.2f\nelevation_deg %.2f\ndistance_m %.3f\nroom_m %.2f %.2f %.2f\nt60_s %.3f\n"
-               "anechoic %d\nnoise %s\nsnr_db %.2f\nhrtf_index %d\nhead_scale %.3f\nimages %d\n",
+               "anechoic %d\nnoise %s\nsnr_db %.2f\nhrtf_index %d\nhead_scale %.3f\nspeech_tilt_db_per_octave %.2f\n"
+               "images %d\n",
                s.azimuth_deg, s.elevation_deg, s.distance_m, s.room.size_m.x, s.room.size_m.y, s.room.size_m.z,
                s.t60_s, int(s.anechoic), noise_type_name(s.noise_type), s.snr_db, s.hrtf_index, s.head_scale,
-               ex.n_images);
+               s.speech_tilt_db_per_octave, ex.n_images);
   std::fclose(f);
 }
 

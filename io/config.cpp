@@ -230,6 +230,10 @@ const std::vector<Field>& schema() {
       field("speech.skip_unreadable", "skip and report unreadable or empty speech files instead of stopping",
             &C::speech, &SpeechConfig::skip_unreadable),
       field("speech.cache_mb", "memory for decoded utterances (speed only)", &C::speech, &SpeechConfig::cache_mb),
+      field("speech.tilt_db_per_octave",
+            "augmentation: spectral tilt of the target speech drawn per example, dB per octave around 1 kHz (zero "
+            "phase, flat below 125 Hz; the noise is not tilted); [0, 0] = off",
+            &C::speech, &SpeechConfig::tilt_db_per_octave),
       field("noise.snr_db", "SNR: reverberant speech vs noise, energy summed over both ears", &C::noise,
             &NoiseConfig::snr_db),
       field("noise.type_weights", "relative probability of diffuse | point | babble noise", &C::noise,
@@ -421,6 +425,8 @@ void validate(const Config& c) {
     BSIM_EXPECTS(s >= 0.5 && s <= 2.0, "config key 'hrtf.head_scales' values must be within [0.5, 2]");
   BSIM_EXPECTS(!c.speech.roots.empty(), "config key 'speech.roots' needs at least one folder");
   BSIM_EXPECTS(c.speech.cache_mb >= 0, "config key 'speech.cache_mb' must be >= 0");
+  BSIM_EXPECTS(c.speech.tilt_db_per_octave.lo >= -12 && c.speech.tilt_db_per_octave.hi <= 12,
+               "config key 'speech.tilt_db_per_octave' must be within [-12, 12] dB per octave");
   double wsum = 0;
   for (const auto& kv : c.noise.type_weights) {
     BSIM_EXPECTS(kv.first == "diffuse" || kv.first == "point" || kv.first == "babble",

@@ -56,6 +56,9 @@ struct SpeechConfig {
   // Skip (and report) unreadable or empty files instead of stopping: real corpora have a few (the embedded
   // Dutch set has two empty OGG files). A corpus where 50 draws in a row fail is still an error.
   bool skip_unreadable = true;
+  // Augmentation: each example's dry target speech is tilted by a slope drawn from this range, in dB per octave
+  // around 1 kHz (sim/spectral_tilt.h). [0, 0] = off (no extra random draw: scenes as before).
+  Range tilt_db_per_octave{0.0, 0.0};
 };
 
 struct NoiseConfig {

@@ -29,6 +29,7 @@
 #include "sim/fft.h"
 #include "sim/parallel.h"
 #include "sim/rng.h"
+#include "sim/spectral_tilt.h"
 
 namespace bsim::cuda {
 namespace {
@@ -42,7 +43,7 @@ struct ExampleParams {
   int synthetic_point;  // point noise drawn on the device
   int first_emitter, n_emitters;  // its noise emitters among the emitter rows
   int grid_id;
-  int pad;
+  float speech_tilt_db_per_octave;  // sim/spectral_tilt.h, applied to the target speech's spectrum
 };
 
 struct Segment {
@@ -124,14 +125,19 @@ __global__ void gather_segments(const Segment* segs, int n_segs, long long strid
   }
 }
 
-// H[h_row0 + j][k] *= X[j / 2][k] * scale for j < n_rows (two ears per input row).
+// H[h_row0 + j][k] *= X[j / 2][k] * scale for j < n_rows (two ears per input row); input rows below B are
+// the examples' target speech, whose spectrum is tilted as the CPU's convolve_many does (N-point transforms).
 __global__ void multiply_rows(const cufftComplex* X, cufftComplex* H, long long n_rows, long long h_row0, int nb,
-                              float scale) {
+                              float scale, const ExampleParams* ex, int B, int N, float fs_hz) {
   const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n_rows * nb) return;
   const long long j = i / nb;
   const int k = int(i % nb);
-  const cufftComplex x = X[(j / 2) * nb + k];
+  cufftComplex x = X[(j / 2) * nb + k];
+  if (j / 2 < B) {
+    const float w = spectral_tilt_gain(ex[j / 2].speech_tilt_db_per_octave, k, N, fs_hz);
+    x.x *= w, x.y *= w;
+  }
   cufftComplex& h = H[(h_row0 + j) * nb + k];
   const cufftComplex y = h;
   h = make_cuFloatComplex((x.x * y.x - x.y * y.y) * scale, (x.x * y.y + x.y * y.x) * scale);
@@ -532,6 +538,7 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
     p.noise_seed = Rng(cfg.seed, h.plan.scene.index, ::bsim::Stream::noise).next();
     p.noise_type = int(h.plan.scene.noise_type);
     p.grid_id = hrir_grid_index(cfg, h.plan.scene);
+    p.speech_tilt_db_per_octave = float(h.plan.scene.speech_tilt_db_per_octave);
     p.first_emitter = E;
     p.n_emitters = int(h.plan.emitters.size());
     for (size_t k = 0; k < h.plan.emitters.size(); ++k, ++E) {
@@ -589,8 +596,11 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   m.exec_r2c(m.filters.get(), m.H.get(), 0, 2LL * E);
   m.exec_r2c(m.filters.get(), m.H.get(), m.direct_row0, m.direct_row0 + 2LL * B);
   const float scale = 1.0f / float(m.N);
-  multiply_rows<<<blocks_for(2LL * E * m.nb), kThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * E, 0, m.nb, scale);
-  multiply_rows<<<blocks_for(2LL * B * m.nb), kThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * B, m.direct_row0, m.nb, scale);
+  const float fs = float(cfg.sample_rate_hz);
+  multiply_rows<<<blocks_for(2LL * E * m.nb), kThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * E, 0, m.nb, scale,
+                                                                 m.d_examples.get(), B, int(m.N), fs);
+  multiply_rows<<<blocks_for(2LL * B * m.nb), kThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * B, m.direct_row0, m.nb,
+                                                                 scale, m.d_examples.get(), B, int(m.N), fs);
   BSIM_CUDA_TRY(cudaGetLastError());
   m.exec_c2r(m.H.get(), m.filters.get(), 0, 2LL * E);
   m.exec_c2r(m.H.get(), m.filters.get(), m.direct_row0, m.direct_row0 + 2LL * B);

@@ -69,13 +69,15 @@ void RealFft::inverse(std::complex<float>* in, float* out) const {
 }
 
 void convolve_many(const float* x, int n_x, const std::vector<const float*>& h, int n_h, int n_out,
-                   const std::vector<float*>& out) {
+                   const std::vector<float*>& out, const SpectralTilt& x_tilt) {
   const int n = good_fft_size(std::max(n_out, std::min(n_x, n_out) + n_h - 1));
   RealFft fft(n);
   FloatVec buf(static_cast<size_t>(n), 0.0f);
   ComplexVec X(static_cast<size_t>(fft.bins())), H(static_cast<size_t>(fft.bins()));
   std::copy(x, x + std::min(n_x, n_out), buf.begin());  // samples past n_out cannot reach the kept output
   fft.forward(buf.data(), X.data());
+  if (x_tilt.db_per_octave != 0.0f)
+    for (int b = 0; b < fft.bins(); ++b) X[size_t(b)] *= spectral_tilt_gain(x_tilt.db_per_octave, b, n, x_tilt.fs_hz);
   const float scale = 1.0f / float(n);
   for (size_t k = 0; k < h.size(); ++k) {
     std::fill(buf.begin(), buf.end(), 0.0f);

@@ -5,6 +5,8 @@
 #include <cstddef>
 #include <vector>
 
+#include "sim/spectral_tilt.h"
+
 namespace bsim {
 
 // Smallest 2^a 3^b 5^c >= n: sizes FFTW (and cuFFT) handle fast.
@@ -44,8 +46,8 @@ class RealFft {
 };
 
 // Linear convolution of x (n_x) with each filter h[k] (n_h), keeping the first n_out samples of each
-// result. One forward FFT of x serves all filters.
+// result. One forward FFT of x serves all filters; x_tilt weights x's spectrum (sim/spectral_tilt.h).
 void convolve_many(const float* x, int n_x, const std::vector<const float*>& h, int n_h, int n_out,
-                   const std::vector<float*>& out);
+                   const std::vector<float*>& out, const SpectralTilt& x_tilt = {});
 
 }  // namespace bsim

@@ -3,11 +3,7 @@
 #pragma once
 #include <cmath>
 
-#if defined(__CUDACC__)
-#define BSIM_HD __host__ __device__
-#else
-#define BSIM_HD
-#endif
+#include "sim/host_device.h"
 
 namespace bsim {
 

@@ -38,6 +38,7 @@ std::vector<ColumnSpec> scene_columns() {
       {"source_pos_m", 3, T::f64, "source position in room coordinates"},
       {"hrtf_index", 1, T::i32, "index into /hrtf_files"},
       {"head_scale", 1, T::f64, "size factor the head was scaled by (hrtf.head_scales; 1 = as measured)"},
+      {"speech_tilt_db_per_octave", 1, T::f64, "spectral tilt of the target speech (speech.tilt_db_per_octave)"},
       {"noise_type", 1, T::i8, "0 diffuse, 1 point, 2 babble"},
       {"snr_db", 1, T::f64, "reverberant speech to noise energy ratio, both ears summed"},
       {"babble_talkers", 1, T::i32, "talkers in babble noise (0 for other noise types)"},
@@ -68,6 +69,7 @@ void append_columns(const Example& e, std::map<std::string, std::vector<double>>
   push3("source_pos_m", s.source_m);
   c["hrtf_index"].push_back(s.hrtf_index);
   c["head_scale"].push_back(s.head_scale);
+  c["speech_tilt_db_per_octave"].push_back(s.speech_tilt_db_per_octave);
   c["noise_type"].push_back(int(s.noise_type));
   c["snr_db"].push_back(s.snr_db);
   c["babble_talkers"].push_back(s.noise_type == NoiseType::babble ? s.babble_talkers : 0);

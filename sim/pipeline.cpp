@@ -251,7 +251,8 @@ Example Renderer::render(uint64_t index) const {
   convolve_many(speech.data(), T,
                 {brir.response[0].data(), brir.response[1].data(), brir.direct[0].data(), brir.direct[1].data()},
                 brir.length, T,
-                {ex.reverberant.data(), ex.reverberant.data() + T, ex.clean.data(), ex.clean.data() + T});
+                {ex.reverberant.data(), ex.reverberant.data() + T, ex.clean.data(), ex.clean.data() + T},
+                SpectralTilt{float(s.speech_tilt_db_per_octave), float(fs)});
 
   // Noise, before scaling: diffuse noise directly at the ears, or each emitter through its own BRIR.
   ex.noise.assign(static_cast<size_t>(2 * T), 0.0f);

@@ -13,8 +13,9 @@ inline uint64_t splitmix64(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-// Independent random streams of one example: geometry, speech choice, noise, late tail.
-enum class Stream : uint64_t { scene = 1, speech = 2, noise = 3, tail = 4, babble = 5 };
+// Independent random streams of one example: geometry, speech choice, noise, late tail, babble talkers, and
+// augmentations of the dry speech (a stream of their own, so that turning one on changes no other draw).
+enum class Stream : uint64_t { scene = 1, speech = 2, noise = 3, tail = 4, babble = 5, augment = 6 };
 
 class Rng {
  public:

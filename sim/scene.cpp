@@ -117,6 +117,8 @@ Scene sample_scene(const Config& cfg, int n_hrtf, uint64_t index) {
           break;
         }
       }
+      Rng augment(cfg.seed, index, Stream::augment);
+      s.speech_tilt_db_per_octave = draw(augment, cfg.speech.tilt_db_per_octave);
       return s;
     }
   }

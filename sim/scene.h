@@ -28,6 +28,7 @@ struct Scene {
   double snr_db = 0;
   int babble_talkers = 0;
   Vec3 noise_source_m;       // point noise position (meaningful for point noise only)
+  double speech_tilt_db_per_octave = 0;  // spectral tilt of the dry speech (speech.tilt_db_per_octave)
 };
 
 // Which HRIR grid renders the scene: one grid per (hrtf.sofa entry, hrtf.head_scales entry), set-major.

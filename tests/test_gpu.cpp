@@ -235,6 +235,7 @@ Config pipeline_config() {
   cfg.seed = 3;
   cfg.room.anechoic_prob = 0.15;  // some direct-path-only scenes too
   cfg.hrtf.head_scales = {0.9, 1.0, 1.12};  // scaled heads: grids of different lengths, picked per example
+  cfg.speech.tilt_db_per_octave = {-6, 6};  // tilted voices: the weight on the GPU's N-point spectra
   return cfg;
 }
 
@@ -282,6 +283,7 @@ TEST(GpuPipeline, RendersTheCpuPlan) {
     ++counted[int(cpu.scene.noise_type)];
     EXPECT_EQ(g.scene.azimuth_deg, cpu.scene.azimuth_deg);
     EXPECT_EQ(g.scene.head_scale, cpu.scene.head_scale);
+    EXPECT_EQ(g.scene.speech_tilt_db_per_octave, cpu.scene.speech_tilt_db_per_octave);
     EXPECT_EQ(g.scene.snr_db, cpu.scene.snr_db);
     EXPECT_EQ(g.speech_index, cpu.speech_index);
     EXPECT_EQ(g.noise_index, cpu.noise_index);

@@ -46,6 +46,8 @@ BAD_INPUTS = {
     "bad device": (["--device", "tpu"], ["--device"]),
     "head scale out of range": (["--set", "hrtf.head_scales=[1,3]"], ["hrtf.head_scales", "[0.5, 2]"]),
     "no head scale": (["--set", "hrtf.head_scales=[]"], ["hrtf.head_scales", "at least one"]),
+    "tilt out of range": (["--set", "speech.tilt_db_per_octave=[-20,3]"], ["speech.tilt_db_per_octave", "[-12, 12]"]),
+    "tilt reversed": (["--set", "speech.tilt_db_per_octave=[3,-3]"], ["speech.tilt_db_per_octave", "min is larger"]),
 }
 
 
