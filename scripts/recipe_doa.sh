@@ -70,6 +70,11 @@ CHECK=()
 if [ -n "${TRAIN_SPEECH:-}" ]; then
   "$BSIM" config --set "speech.include_dirs=$TRAIN_SPEECH" > /dev/null || { echo "recipe_doa.sh: TRAIN_SPEECH is not a valid value (above)" >&2; exit 2; }
 fi
+# SPEECH_TILT (speech.tilt_db_per_octave of pretraining and fine-tuning, e.g. "[-4, 4]"; unset: no tilt): voices
+# of other spectral balance in training. The test grid and the shift grids are never tilted.
+if [ -n "${SPEECH_TILT:-}" ]; then
+  "$BSIM" config --set "speech.tilt_db_per_octave=$SPEECH_TILT" > /dev/null || { echo "recipe_doa.sh: SPEECH_TILT is not a valid value (above)" >&2; exit 2; }
+fi
 # bsim doa shows a progress bar on stderr; it goes to a log, which is shown if the command fails.
 classic() {  # LOG bsim-doa-args...
   local log=$1; shift
@@ -98,9 +103,11 @@ TRAIN=("${HEAD_CFG[@]}" --set clip_s=$CLIP "${MODEL[@]}" --set train.log_every=5
 # (hrtf.head_scales); unset, the measured heads only. The test grid is never scaled.
 [ -n "${HEAD_SCALES:-}" ] && TRAIN+=(--set "hrtf.head_scales=$HEAD_SCALES") && echo "== head scales: $HEAD_SCALES"
 [ -n "${TRAIN_SPEECH:-}" ] && TRAIN+=(--set "speech.include_dirs=$TRAIN_SPEECH") && echo "== training speech: $TRAIN_SPEECH"
+[ -n "${SPEECH_TILT:-}" ] && TRAIN+=(--set "speech.tilt_db_per_octave=$SPEECH_TILT") && echo "== speech tilt: $SPEECH_TILT dB/octave"
 # A finished stage is kept on a rerun, so a rerun into the same folder must train on the same data: the settings
 # that choose it are written on the first run and compared on every later one.
 SETTINGS="size=$SIZE heads=$HEADS head_scales=${HEAD_SCALES:-} train_speech=${TRAIN_SPEECH:-}"
+[ -n "${SPEECH_TILT:-}" ] && SETTINGS+=" speech_tilt=$SPEECH_TILT"  # only when set: earlier folders still match
 if [ -f "$OUT/recipe-settings.txt" ]; then
   [ "$(cat "$OUT/recipe-settings.txt")" = "$SETTINGS" ] || { echo "recipe_doa.sh: $OUT holds a run with $(cat "$OUT/recipe-settings.txt"), not $SETTINGS: give another OUT or remove it" >&2; exit 2; }
 else

@@ -180,11 +180,24 @@ def test_recipe_training_speech_reaches_training_and_the_shift_grid_not_the_test
     assert calls == [] and not (tmp_path / "bad").exists()
 
 
+def test_recipe_speech_tilt_reaches_training_not_the_grids(tmp_path):
+    _, calls = _recipe(tmp_path, tmp_path / "recipe", SPEECH_TILT="[-4, 4]")
+    train = [c for c in calls if c.startswith(("btrain pretrain", "btrain finetune"))]
+    assert len(train) == 5 and all("--set speech.tilt_db_per_octave=[-4, 4]" in c for c in train), train
+    assert not any("tilt_db" in c for c in calls if c.startswith(("bsim generate", "bsim doa", "btrain eval")))
+    assert "bsim config --set speech.tilt_db_per_octave=[-4, 4]" in calls  # checked before any work
+    assert (tmp_path / "recipe" / "recipe-settings.txt").read_text().strip().endswith("speech_tilt=[-4, 4]")
+    bsim = os.environ.get("BSIM", str(ROOT / "build" / "apps" / "bsim"))
+    err, calls = _recipe(tmp_path, tmp_path / "bad", expect_rc=2, BSIM=bsim, SHIFT="0", SPEECH_TILT="[-30, 4]")
+    assert "config key 'speech.tilt_db_per_octave'" in err and "SPEECH_TILT is not a valid value" in err, err
+    assert calls == [] and not (tmp_path / "bad").exists()
+
+
 def test_recipe_refuses_to_rerun_a_folder_on_other_training_data(tmp_path):
     out = tmp_path / "recipe"
     _recipe(tmp_path, out, SHIFT="0")
     for env, now in [({"TRAIN_SPEECH": "[cs]"}, "train_speech=[cs]"), ({"HEAD_SCALES": "[0.9, 1]"}, "head_scales=[0.9, 1]"),
-                     ({"HEADS": "multi"}, "heads=multi")]:
+                     ({"HEADS": "multi"}, "heads=multi"), ({"SPEECH_TILT": "[-4, 4]"}, "speech_tilt=[-4, 4]")]:
         err, calls = _recipe(tmp_path, out, expect_rc=2, SHIFT="0", **env)
         assert f"recipe_doa.sh: {out} holds a run with size=small heads=kemar head_scales= train_speech=, not " in err, err
         assert now in err and not any(c.startswith(("btrain", "bsim generate", "bsim doa")) for c in calls), calls
