@@ -22,10 +22,14 @@ def named(arg):
     return name, path
 
 
-def errors_by_key(path, keys):
+def read(path):
     d = load(path)
     if "example_index" not in d:
         raise SystemExit(f"paired.py: {path} has no example_index column: rerun btrain eval / bsim doa")
+    return d
+
+
+def errors_by_key(path, d, keys):
     where = {k: i for i, k in enumerate(d["example_index"])}
     missing = [k for k in keys if k not in where]
     if missing:
@@ -39,15 +43,16 @@ def main():
     ap.add_argument("--base", required=True, type=named)
     ap.add_argument("--pred", required=True, action="append", type=named)
     a = ap.parse_args()
+    preds = {path: read(path) for _, path in [a.base, *a.pred]}  # every CSV checked before the shard is read
     keys, share = speech_hf_share(a.shard)
     edges = np.quantile(share, [0.25, 0.5, 0.75])
     quart = np.searchsorted(edges, share, side="right")
     base_name, base_path = a.base
-    base = errors_by_key(base_path, keys)
+    base = errors_by_key(base_path, preds[base_path], keys)
     print("| network | MAE | paired vs " + base_name + " | quartiles, dull -> bright | paired, by quartile |")
     print("|---|---|---|---|---|")
     for name, path in [a.base, *a.pred]:
-        e = errors_by_key(path, keys)
+        e = errors_by_key(path, preds[path], keys)
         q = " / ".join(f"{e[quart == i].mean():.1f}" for i in range(4))
         if name == base_name:
             print(f"| {name} | {e.mean():.2f} +-{ci95(e):.2f} | | {q} | |")
