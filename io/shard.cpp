@@ -135,8 +135,8 @@ ShardWriter ShardWriter::resume(const std::string& path, const ShardLayout& layo
   w.file_ = h5::Handle(f);
   const hid_t root = w.file_.get();
   if (!h5::has_attr(root, "config") || h5::get_attr_string(root, "config") != config_yaml)
-    throw InputError("partial shard '" + tmp + "' was made with another configuration: resume with the same "
-                     "config and flags, or delete it");
+    throw InputError("partial shard '" + tmp + "' was made with another configuration (or by a bsim whose config "
+                     "has other keys): resume with the same config, flags and bsim, or delete it");
   if (h5::get_attr_int(root, "n_examples") != layout.n_examples)
     throw InputError("partial shard '" + tmp + "' was started for " + std::to_string(h5::get_attr_int(root, "n_examples")) +
                      " examples, not " + std::to_string(layout.n_examples) + ": use the same --rooms");
