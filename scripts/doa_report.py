@@ -75,6 +75,12 @@ def speech_hf_share(path):
     return keys, share
 
 
+def brightness_quartiles(share):
+    """The shard's quartile edges of the share and each example's quartile (0 dullest .. 3 brightest)."""
+    edges = np.percentile(share, [25, 50, 75])
+    return edges, np.searchsorted(edges, share)
+
+
 def ci95(x):
     if len(x) < 2:
         return float("nan")
@@ -136,18 +142,19 @@ def main():
             raise SystemExit(f"doa_report: --pred {p!r}: expected NAME=path")
         data[name] = load(path)
     # The shard's per-example brightness, read (and every --pred matched to it) before any output is written.
-    share_of = {}
+    quartile_of = {}
     if args.shard:
         for name, d in data.items():  # before reading the shard (seconds for a large grid)
             if "example_index" not in d:
                 raise SystemExit(f"doa_report: --shard needs example_index in every --pred; {name}'s CSV has none")
         keys, share = speech_hf_share(args.shard)
+        edges, quartile = brightness_quartiles(share)
         row = {k: i for i, k in enumerate(keys)}
         for name, d in data.items():
             idx = [row.get(k) for k in d["example_index"]]
             if any(i is None for i in idx):
                 raise SystemExit(f"doa_report: {name} scores examples that --shard {args.shard} does not hold")
-            share_of[name] = share[np.array(idx)]
+            quartile_of[name] = quartile[np.array(idx)]
     out = pathlib.Path(args.out)  # made only now: bad input leaves no folder behind
     out.mkdir(parents=True, exist_ok=True)
 
@@ -211,13 +218,12 @@ def main():
         # dullest to the brightest quarter while the networks do not, though MUSIC scores the same with everything
         # above 3 kHz removed: the share marks voices whose energy is not all below 500 Hz, where the
         # interaural cues resolve little (docs/results/speech-brightness-cpu).
-        edges = np.percentile(share, [25, 50, 75])
         bounds = [share.min(), *edges, share.max()]
         md += [f"\n## MAE (deg) by the speech's energy share above {HF_HZ / 1000:g} kHz (clean pair; quartiles of the shard)\n",
                "| method | " + " | ".join(f"{lo:.1f} .. {hi:.1f} dB" for lo, hi in zip(bounds[:-1], bounds[1:])) + " |",
                "|---|" + "---|" * 4]
         for name, d in data.items():
-            q = np.searchsorted(edges, share_of[name])
+            q = quartile_of[name]
             cells_q = [d["abs_error_deg"][q == j] for j in range(4)]
             md.append(f"| {name} | " + " | ".join(f"{e.mean():.1f} +-{ci95(e):.1f}" if len(e) else "-" for e in cells_q) + " |")
 

@@ -67,14 +67,13 @@ CHECK=()
 [ -n "${HEAD_SCALES:-}" ] && CHECK+=(--set "hrtf.head_scales=$HEAD_SCALES")
 [ "$SHIFT" = 1 ] && CHECK+=(--set "speech.include_dirs=$SHIFT_SPEECH")
 "$BSIM" config "${CHECK[@]}" > /dev/null || { echo "recipe_doa.sh: HEAD_SCALES or SHIFT_SPEECH is not a valid value (above)" >&2; exit 2; }
-if [ -n "${TRAIN_SPEECH:-}" ]; then
-  "$BSIM" config --set "speech.include_dirs=$TRAIN_SPEECH" > /dev/null || { echo "recipe_doa.sh: TRAIN_SPEECH is not a valid value (above)" >&2; exit 2; }
-fi
+check_env() {  # VAR KEY: the value of $VAR, when set, must be valid for config KEY (one bsim call, so the message names VAR)
+  [ -z "${!1:-}" ] || "$BSIM" config --set "$2=${!1}" > /dev/null || { echo "recipe_doa.sh: $1 is not a valid value (above)" >&2; exit 2; }
+}
+check_env TRAIN_SPEECH speech.include_dirs
 # SPEECH_TILT (speech.tilt_db_per_octave of pretraining and fine-tuning, e.g. "[-4, 4]"; unset: no tilt): voices
 # of other spectral balance in training. The test grid and the shift grids are never tilted.
-if [ -n "${SPEECH_TILT:-}" ]; then
-  "$BSIM" config --set "speech.tilt_db_per_octave=$SPEECH_TILT" > /dev/null || { echo "recipe_doa.sh: SPEECH_TILT is not a valid value (above)" >&2; exit 2; }
-fi
+check_env SPEECH_TILT speech.tilt_db_per_octave
 # bsim doa shows a progress bar on stderr; it goes to a log, which is shown if the command fails.
 classic() {  # LOG bsim-doa-args...
   local log=$1; shift

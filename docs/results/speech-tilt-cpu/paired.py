@@ -12,7 +12,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "scripts"))
-from doa_report import ci95, load, speech_hf_share  # noqa: E402
+from doa_report import brightness_quartiles, ci95, load, speech_hf_share  # noqa: E402
 
 
 def named(arg):
@@ -45,8 +45,7 @@ def main():
     a = ap.parse_args()
     preds = {path: read(path) for _, path in [a.base, *a.pred]}  # every CSV checked before the shard is read
     keys, share = speech_hf_share(a.shard)
-    edges = np.quantile(share, [0.25, 0.5, 0.75])
-    quart = np.searchsorted(edges, share, side="right")
+    _, quart = brightness_quartiles(share)
     base_name, base_path = a.base
     base = errors_by_key(base_path, preds[base_path], keys)
     print("| network | MAE | paired vs " + base_name + " | quartiles, dull -> bright | paired, by quartile |")
