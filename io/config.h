@@ -108,6 +108,10 @@ struct ModelConfig {
   int conv_kernel = 15;         // conformer: causal depthwise convolution length (frames)
   std::string doa_grid = "frontal";  // frontal: [-90, 90) deg; full: [-180, 180) deg
   double doa_resolution_deg = 5.0;   // class width: frontal 5 deg = 36 classes (the paper's setting)
+  // How a clip's class scores become one azimuth (train/model.h, DoaGrid::azimuth_deg): class (the winning
+  // class's centre) | parabolic (the vertex of the parabola through the winner's and its neighbours' scores)
+  // | local_mean (the winner and its neighbours' centres weighted by their softmax probabilities).
+  std::string doa_estimate = "parabolic";
 };
 
 // btrain: optimisation and data.

@@ -6,6 +6,7 @@
 #include <torch/csrc/jit/serialization/pickle.h>
 #include <torch/csrc/jit/serialization/pickler.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <fstream>
@@ -17,6 +18,9 @@ namespace bsim {
 
 DoaGrid::DoaGrid(const ModelConfig& m) : full(m.doa_grid == "full"), resolution_deg(m.doa_resolution_deg) {
   n_classes = int(std::lround((full ? 360.0 : 180.0) / resolution_deg));
+  estimate = m.doa_estimate == "parabolic"    ? Estimate::parabolic
+             : m.doa_estimate == "local_mean" ? Estimate::local_mean
+                                              : Estimate::class_centre;
 }
 
 int DoaGrid::class_of(double az) const {
@@ -29,6 +33,27 @@ int DoaGrid::class_of(double az) const {
 }
 
 double DoaGrid::centre_deg(int c) const { return (full ? -180.0 : -90.0) + (c + 0.5) * resolution_deg; }
+
+double DoaGrid::azimuth_deg(const float* s) const {
+  int c = 0;
+  for (int k = 1; k < n_classes; ++k)
+    if (s[k] > s[c]) c = k;  // the first maximum, as torch's argmax
+  const bool edge = !full && (c == 0 || c == n_classes - 1);
+  if (estimate == Estimate::class_centre || edge || n_classes < 3) return centre_deg(c);
+  const double lo = s[(c + n_classes - 1) % n_classes], mid = s[c], hi = s[(c + 1) % n_classes];
+  double shift = 0;  // in classes, within [-0.5, 0.5] since mid is the maximum
+  if (estimate == Estimate::parabolic) {
+    const double curvature = lo - 2 * mid + hi;  // <= 0
+    if (curvature < 0) shift = 0.5 * (lo - hi) / curvature;
+  } else {  // local_mean: softmax weights relative to the winner
+    const double p_lo = std::exp(lo - mid), p_hi = std::exp(hi - mid);
+    shift = (p_hi - p_lo) / (p_lo + 1 + p_hi);
+  }
+  double az = centre_deg(c) + std::clamp(shift, -0.5, 0.5) * resolution_deg;
+  if (full && az >= 180.0) az -= 360.0;
+  if (full && az < -180.0) az += 360.0;
+  return az;
+}
 
 ConformerBlockImpl::ConformerBlockImpl(int width, int heads, int kernel) : kernel_(kernel) {
   auto ff = [&] {

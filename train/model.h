@@ -12,12 +12,18 @@ namespace bsim {
 
 // Azimuth classes: frontal covers [-90, 90), full covers [-180, 180); both in model.doa_resolution_deg steps.
 struct DoaGrid {
+  enum class Estimate { class_centre, parabolic, local_mean };  // model.doa_estimate
   bool full = false;
   double resolution_deg = 5.0;
   int n_classes = 36;
+  Estimate estimate = Estimate::class_centre;
   explicit DoaGrid(const ModelConfig& m);
   int class_of(double azimuth_deg) const;
   double centre_deg(int c) const;
+  // One clip's azimuth from its n_classes scores (logits; any constant offset): the centre of the first
+  // highest class, moved within that class towards the higher neighbour by model.doa_estimate. The full grid's
+  // classes are circular; on the frontal grid the two end classes keep their centres (one neighbour only).
+  double azimuth_deg(const float* scores) const;
 };
 
 // One causal Conformer block (Gulati et al. 2020) for streaming use: half-step feed-forward, self-attention

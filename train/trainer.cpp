@@ -166,16 +166,18 @@ class Bf16Autocast {
   bool on_;
 };
 
-// Per example the DoA class of a clip: the frame logits averaged over the clip, then argmax. Waits for and
-// releases a device batch.
-std::vector<int> predict_classes(SpatialNet& net, Batch& b, const torch::Device& device) {
+// Per example the azimuth of a clip: the frame logits averaged over the clip, read out by the grid
+// (model.doa_estimate). Waits for and releases a device batch.
+std::vector<double> predict_azimuths(SpatialNet& net, Batch& b, const torch::Device& device, const DoaGrid& grid) {
   if (b.device) b.device->wait(cuda_stream(device));
   auto audio = b.device ? device_tensor(b.device->augmented, {b.size, 2, b.n_samples}, device)
                         : torch::from_blob(b.augmented.data(), {b.size, 2, b.n_samples}, torch::kFloat32).to(device);
-  const auto pred = net->doa_logits(net->encode(audio)).mean(1).argmax(1).to(torch::kCPU).contiguous();
+  const auto scores = net->doa_logits(net->encode(audio)).mean(1).to(torch::kCPU, torch::kFloat32).contiguous();
   if (b.device) b.device->release(cuda_stream(device));
-  const int64_t* p = pred.data_ptr<int64_t>();
-  return std::vector<int>(p, p + b.size);
+  const float* s = scores.data_ptr<float>();
+  std::vector<double> az(size_t(b.size));
+  for (int i = 0; i < b.size; ++i) az[size_t(i)] = grid.azimuth_deg(s + size_t(i) * size_t(grid.n_classes));
+  return az;
 }
 
 // Fine-tuning validation: a fixed set of examples of the training distribution under a seed derived from the
@@ -202,8 +204,8 @@ class Validation {
     long long n = 0;
     for (long long k = 0; k < n_batches_; ++k) {
       Batch b = source_->next();
-      const std::vector<int> c = predict_classes(net, b, device_);
-      for (int i = 0; i < b.size; ++i) sum += azimuth_error_deg(grid_.centre_deg(c[size_t(i)]), b.azimuth_deg[size_t(i)]), ++n;
+      const std::vector<double> est = predict_azimuths(net, b, device_, grid_);
+      for (int i = 0; i < b.size; ++i) sum += azimuth_error_deg(est[size_t(i)], b.azimuth_deg[size_t(i)]), ++n;
     }
     net->train();
     return sum / double(std::max(1LL, n));
@@ -492,13 +494,12 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
   long long n = 0, exact = 0, within10 = 0, front_back = 0;
   for (long long k = 0; k < n_batches; ++k) {
     Batch b = source->next();
-    const std::vector<int> pred = predict_classes(net, b, device);
+    const std::vector<double> pred = predict_azimuths(net, b, device, grid);
     for (int i = 0; i < b.size; ++i) {
-      const int c = pred[size_t(i)];
-      const double truth = b.azimuth_deg[size_t(i)], est = grid.centre_deg(c);
+      const double truth = b.azimuth_deg[size_t(i)], est = pred[size_t(i)];
       double err = azimuth_error_deg(est, truth);
       sum_err += err, ++n;
-      exact += c == grid.class_of(truth);
+      exact += grid.class_of(est) == grid.class_of(truth);
       within10 += err <= 10.0;
       // Front-back confusion: the estimate is nearer the truth mirrored about the interaural axis.
       const double mirrored = 180.0 - truth;
@@ -508,7 +509,8 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
     }
   }
   std::ostringstream md;
-  md << "# DoA evaluation of " << opt.model << " at " << which << "\n\n"
+  md << "# DoA evaluation of " << opt.model << " at " << which << " (model.doa_estimate: " << cfg.model.doa_estimate
+     << ")\n\n"
      << "| examples | MAE (deg) | accuracy (exact class) | within 10 deg |" << (grid.full ? " front-back confusions |" : "")
      << "\n|---|---|---|---|" << (grid.full ? "---|" : "") << "\n| " << n << " | " << sum_err / std::max(1LL, n) << " | "
      << double(exact) / std::max(1LL, n) << " | " << double(within10) / std::max(1LL, n) << " |";

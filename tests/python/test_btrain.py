@@ -75,6 +75,15 @@ def test_finetune_and_eval_from_the_checkpoint(pretrained, tmp_path):
     rows = (tmp_path / "rep" / "predictions.csv").read_text().splitlines()
     assert rows[0] == "azimuth_deg,predicted_deg,abs_error_deg,snr_db,t60_s,noise_type,example_index" and len(rows) == 17
     assert sorted(int(r.split(",")[6]) for r in rows[1:]) == list(range(16))  # examples 0..15 of seed 4242
+    assert "model.doa_estimate: parabolic" in (tmp_path / "rep" / "summary.md").read_text()
+    # The class readout gives class centres; the default parabolic readout moves each within its class.
+    btrain("eval", "--model", tmp_path / "doa", "--report", tmp_path / "rep-class", "--examples", 16, "--seed", 4242,
+           "--set", "model.doa_estimate=class")
+    def predicted(csv):  # example index -> predicted azimuth
+        return {int(r.split(",")[6]): float(r.split(",")[1]) for r in csv.read_text().splitlines()[1:]}
+    centre, vertex = predicted(tmp_path / "rep-class" / "predictions.csv"), predicted(tmp_path / "rep" / "predictions.csv")
+    assert all(abs((c + 90) % 5 - 2.5) < 1e-4 for c in centre.values()), centre
+    assert all(abs(vertex[i] - centre[i]) <= 2.5 + 1e-4 for i in centre) and vertex != centre, (vertex, centre)
     one_error_line(btrain("eval", "--model", tmp_path / "doa", "--report", tmp_path / "rep2", check=False),
                    "training seed")
     shard = tmp_path / "thirteen.h5"  # 13 examples: not a multiple of the batch size; all must be scored

@@ -48,6 +48,7 @@ BAD_INPUTS = {
     "no head scale": (["--set", "hrtf.head_scales=[]"], ["hrtf.head_scales", "at least one"]),
     "tilt out of range": (["--set", "speech.tilt_db_per_octave=[-20,3]"], ["speech.tilt_db_per_octave", "[-12, 12]"]),
     "tilt reversed": (["--set", "speech.tilt_db_per_octave=[3,-3]"], ["speech.tilt_db_per_octave", "min is larger"]),
+    "bad doa estimate": (["--set", "model.doa_estimate=argmax"], ["model.doa_estimate", "class, parabolic or local_mean"]),
 }
 
 
