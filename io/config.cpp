@@ -274,6 +274,10 @@ const std::vector<Field>& schema() {
             "btrain: a clip's azimuth from its class scores: class (the winner's centre) | parabolic (the vertex "
             "through the winner and its neighbours) | local_mean (their centres weighted by probability)",
             &C::model, &ModelConfig::doa_estimate),
+      field("model.doa_pooling",
+            "btrain: a clip's class scores from its frames' logits: mean (all frames) | last (the final frame, "
+            "which a causal encoder reaches having heard the whole clip)",
+            &C::model, &ModelConfig::doa_pooling),
       field("train.batch_size", "btrain: examples per step", &C::train, &TrainConfig::batch_size),
       field("train.steps", "btrain: optimiser steps", &C::train, &TrainConfig::steps),
       field("train.lr", "btrain: Adam learning rate", &C::train, &TrainConfig::lr),
@@ -490,6 +494,8 @@ void validate(const Config& c) {
                "config key 'model.doa_resolution_deg' must be within [0.5, 90]");
   BSIM_EXPECTS(c.model.doa_estimate == "class" || c.model.doa_estimate == "parabolic" || c.model.doa_estimate == "local_mean",
                "config key 'model.doa_estimate' must be class, parabolic or local_mean");
+  BSIM_EXPECTS(c.model.doa_pooling == "mean" || c.model.doa_pooling == "last",
+               "config key 'model.doa_pooling' must be mean or last");
   BSIM_EXPECTS(c.train.batch_size >= 1 && c.train.batch_size <= 4096, "config key 'train.batch_size' must be within 1..4096");
   BSIM_EXPECTS(c.train.steps >= 1, "config key 'train.steps' must be >= 1");
   BSIM_EXPECTS(c.train.lr > 0 && c.train.lr < 10, "config key 'train.lr' must be within (0, 10)");

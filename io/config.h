@@ -112,6 +112,9 @@ struct ModelConfig {
   // class's centre) | parabolic (the vertex of the parabola through the winner's and its neighbours' scores)
   // | local_mean (the winner and its neighbours' centres weighted by their softmax probabilities).
   std::string doa_estimate = "parabolic";
+  // Which frames' DoA logits make a clip's class scores: mean (all frames alike) | last (the final frame: a
+  // causal encoder's estimate after hearing the whole clip).
+  std::string doa_pooling = "last";
 };
 
 // btrain: optimisation and data.

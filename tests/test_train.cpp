@@ -145,3 +145,14 @@ TEST(DoaGrid, FrontalEndClassesKeepTheirCentres) {
     }
   }
 }
+
+TEST(DoaGrid, ClipScoresPoolAllFramesOrTakeTheLast) {
+  const torch::Tensor frames = torch::arange(2 * 4 * 36, torch::kFloat32).reshape({2, 4, 36});
+  ModelConfig m;
+  m.doa_pooling = "mean";
+  EXPECT_TRUE(torch::allclose(DoaGrid(m).clip_scores(frames), frames.mean(1)));
+  m.doa_pooling = "last";
+  const torch::Tensor last = DoaGrid(m).clip_scores(frames);
+  EXPECT_EQ(last.sizes(), (std::vector<int64_t>{2, 36}));
+  EXPECT_TRUE(torch::equal(last, frames.index({torch::indexing::Slice(), 3})));
+}

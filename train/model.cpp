@@ -21,6 +21,11 @@ DoaGrid::DoaGrid(const ModelConfig& m) : full(m.doa_grid == "full"), resolution_
   estimate = m.doa_estimate == "parabolic"    ? Estimate::parabolic
              : m.doa_estimate == "local_mean" ? Estimate::local_mean
                                               : Estimate::class_centre;
+  last_frame = m.doa_pooling == "last";
+}
+
+torch::Tensor DoaGrid::clip_scores(const torch::Tensor& frame_logits) const {
+  return last_frame ? frame_logits.select(1, -1) : frame_logits.mean(1);
 }
 
 int DoaGrid::class_of(double az) const {

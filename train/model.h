@@ -17,6 +17,7 @@ struct DoaGrid {
   double resolution_deg = 5.0;
   int n_classes = 36;
   Estimate estimate = Estimate::class_centre;
+  bool last_frame = false;  // model.doa_pooling = last
   explicit DoaGrid(const ModelConfig& m);
   int class_of(double azimuth_deg) const;
   double centre_deg(int c) const;
@@ -24,6 +25,8 @@ struct DoaGrid {
   // highest class, moved within that class towards the higher neighbour by model.doa_estimate. The full grid's
   // classes are circular; on the frontal grid the two end classes keep their centres (one neighbour only).
   double azimuth_deg(const float* scores) const;
+  // [B, frames, n_classes] frame logits -> [B, n_classes] clip scores, pooled by model.doa_pooling.
+  torch::Tensor clip_scores(const torch::Tensor& frame_logits) const;
 };
 
 // One causal Conformer block (Gulati et al. 2020) for streaming use: half-step feed-forward, self-attention

@@ -166,13 +166,13 @@ class Bf16Autocast {
   bool on_;
 };
 
-// Per example the azimuth of a clip: the frame logits averaged over the clip, read out by the grid
-// (model.doa_estimate). Waits for and releases a device batch.
+// Per example the azimuth of a clip: the frame logits pooled (model.doa_pooling) and read out
+// (model.doa_estimate) by the grid. Waits for and releases a device batch.
 std::vector<double> predict_azimuths(SpatialNet& net, Batch& b, const torch::Device& device, const DoaGrid& grid) {
   if (b.device) b.device->wait(cuda_stream(device));
   auto audio = b.device ? device_tensor(b.device->augmented, {b.size, 2, b.n_samples}, device)
                         : torch::from_blob(b.augmented.data(), {b.size, 2, b.n_samples}, torch::kFloat32).to(device);
-  const auto scores = net->doa_logits(net->encode(audio)).mean(1).to(torch::kCPU, torch::kFloat32).contiguous();
+  const auto scores = grid.clip_scores(net->doa_logits(net->encode(audio))).to(torch::kCPU, torch::kFloat32).contiguous();
   if (b.device) b.device->release(cuda_stream(device));
   const float* s = scores.data_ptr<float>();
   std::vector<double> az(size_t(b.size));
@@ -509,8 +509,8 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
     }
   }
   std::ostringstream md;
-  md << "# DoA evaluation of " << opt.model << " at " << which << " (model.doa_estimate: " << cfg.model.doa_estimate
-     << ")\n\n"
+  md << "# DoA evaluation of " << opt.model << " at " << which << " (model.doa_pooling: " << cfg.model.doa_pooling
+     << ", model.doa_estimate: " << cfg.model.doa_estimate << ")\n\n"
      << "| examples | MAE (deg) | accuracy (exact class) | within 10 deg |" << (grid.full ? " front-back confusions |" : "")
      << "\n|---|---|---|---|" << (grid.full ? "---|" : "") << "\n| " << n << " | " << sum_err / std::max(1LL, n) << " | "
      << double(exact) / std::max(1LL, n) << " | " << double(within10) / std::max(1LL, n) << " |";

@@ -49,6 +49,7 @@ BAD_INPUTS = {
     "tilt out of range": (["--set", "speech.tilt_db_per_octave=[-20,3]"], ["speech.tilt_db_per_octave", "[-12, 12]"]),
     "tilt reversed": (["--set", "speech.tilt_db_per_octave=[3,-3]"], ["speech.tilt_db_per_octave", "min is larger"]),
     "bad doa estimate": (["--set", "model.doa_estimate=argmax"], ["model.doa_estimate", "class, parabolic or local_mean"]),
+    "bad doa pooling": (["--set", "model.doa_pooling=max"], ["model.doa_pooling", "mean or last"]),
 }
 
 
