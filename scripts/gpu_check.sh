@@ -141,6 +141,16 @@ if [ "$MODE" = recipe ]; then
   cp /tmp/recipe-gpu/report/summary.md "$DEST/recipe-summary.md" 2>/dev/null
   cp /tmp/recipe-gpu/report/mae_vs_snr.png "$DEST/recipe-mae_vs_snr.png" 2>/dev/null
   cp /tmp/recipe-gpu/report/cells.csv "$DEST/recipe-cells.csv" 2>/dev/null
+  # Each network scored again with the readout of GPU recipe runs 3-4 (mean of all frames, class centres), so
+  # that this run compares with those and shows the readout's effect at the paper's size; bounded, after the
+  # report is safe, since a full-size lease has little time left here.
+  for d in /tmp/recipe-gpu/doa-*; do
+    [ -d "$d" ] || continue; n=$(basename "$d")
+    timeout 25 build-gpu/apps/btrain eval --model "$d" --shards /tmp/recipe-gpu/test_grid.h5 \
+      --report "$LOG/recipe-oldreadout-$n" --set model.doa_pooling=mean --set model.doa_estimate=class > /dev/null 2>&1
+    mae() { tail -1 "$1" 2>/dev/null | cut -d'|' -f3 | tr -d ' '; }
+    echo "${n#doa-} $(mae /tmp/recipe-gpu/eval-${n#doa-}/summary.md) / $(mae "$LOG/recipe-oldreadout-$n/summary.md")"
+  done > "$DEST/recipe-readouts.txt"
 fi
 if [ "$MODE" = full ]; then
   # End to end: 10,000 rooms to HDF5 on the device, beside the time to write the same bytes to this disk.
@@ -175,6 +185,7 @@ grep -hE "^BM_" "$LOG/bench_gpu.txt" | awk '{printf "| %s | %s %s |", $1, $2, $3
 cat "$LOG/torch_baselines.md" 2>/dev/null
 if [ "$MODE" = recipe ]; then
   echo "| DoA recipe ($RECIPE_SIZE size, teacher kernel $teacher_impl) | rc=$recipe_rc; see recipe-summary.md |"
+  echo "| DoA MAE, default readout / mean, class (runs 3-4's) | $(tr '\n' ';' < "$DEST/recipe-readouts.txt" 2>/dev/null) |"
 fi
 if [ "$MODE" = full ]; then
   echo "| generate --rooms 10000 --device cuda | rc=$gen_rc; $(grep -E 'wrote' "$LOG/generate.log" | tail -1); disk write of the same $bytes bytes ${disk_s} s |"
