@@ -10,7 +10,8 @@
 
 namespace bsim {
 
-// Azimuth classes: frontal covers [-90, 90), full covers [-180, 180); both in model.doa_resolution_deg steps.
+// Azimuth classes (frontal covers [-90, 90), full covers [-180, 180); both in model.doa_resolution_deg steps)
+// and how a clip's frame logits become one azimuth (model.doa_pooling, model.doa_estimate).
 struct DoaGrid {
   enum class Estimate { class_centre, parabolic, local_mean };  // model.doa_estimate
   bool full = false;
