@@ -20,6 +20,7 @@ import argparse
 import csv
 import math
 import pathlib
+import re
 
 import matplotlib
 matplotlib.use("Agg")
@@ -79,6 +80,22 @@ def brightness_quartiles(share):
     """The shard's quartile edges of the share and each example's quartile (0 dullest .. 3 brightest)."""
     edges = np.percentile(share, [25, 50, 75])
     return edges, np.searchsorted(edges, share)
+
+
+def readout(path):
+    """How btrain eval read the network out, from the summary.md beside its predictions.csv: "last frame,
+    parabolic" and the like; the old readout for a summary written before the keys existed; None for anything
+    that is not a btrain eval folder (bsim doa's predictions_<method>.csv, CSVs of other tools)."""
+    p = pathlib.Path(path)
+    summary = p.with_name("summary.md")
+    if p.name != "predictions.csv" or not summary.is_file():
+        return None
+    title = summary.read_text().split("\n", 1)[0]
+    if not title.startswith("# DoA evaluation of "):
+        return None
+    m = re.search(r"\(model\.doa_pooling: (\w+), model\.doa_estimate: (\w+)\)$", title)
+    pooling, estimate = m.groups() if m else ("mean", "class")  # btrain before 2026-11-26 had only these
+    return f"{'last frame' if pooling == 'last' else 'mean of all frames'}, {estimate.replace('_', ' ')}"
 
 
 def ci95(x):
@@ -185,6 +202,11 @@ def main():
         acc = (cls(d["predicted_deg"]) == cls(d["azimuth_deg"])).mean()
         md.append(f"| {name} | {len(e)} | {e.mean():.2f} | +-{ci95(e):.2f} | {acc:.3f} | {(e <= 10).mean():.3f} |"
                   + (f" {front_back(d):.3f} |" if full else ""))
+    # Networks read out differently are not comparable to the degree: say how each was (btrain eval's summary.md).
+    readouts = {name: r for name, path in (p.partition("=")[::2] for p in args.pred) if (r := readout(path))}
+    if readouts:
+        md.append("\nNetworks read out as (model.doa_pooling, model.doa_estimate): "
+                  + "; ".join(f"{n}: {r}" for n, r in readouts.items()) + ".")
     t60s = sorted({c["t60_s"] for c in cells})
     snrs = sorted({c["snr_db"] for c in cells})
     for name, d in data.items():

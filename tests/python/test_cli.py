@@ -244,6 +244,22 @@ def test_doa_report_from_predictions(tmp_path):
     point_hi = d[(d[:, 5] == 1) & (d[:, 3] >= 10), 2]  # the point-noise examples at 10 dB
     assert f"{point_hi.mean():.1f} +-" in by_noise.split("|")[5]
     assert (tmp_path / "rep" / "mae_vs_snr.png").stat().st_size > 10000
+    assert "read out as" not in summary  # no btrain eval folders among these predictions
+    # btrain eval folders: the report says how each network was read out (its summary.md's title; an older
+    # title without the keys means the old readout); bsim doa's predictions_<method>.csv have none.
+    for net, title in [("new", " (model.doa_pooling: last, model.doa_estimate: parabolic)"), ("old", "")]:
+        (tmp_path / net).mkdir()
+        (tmp_path / net / "predictions.csv").write_bytes((tmp_path / "a.csv").read_bytes())
+        (tmp_path / net / "summary.md").write_text(f"# DoA evaluation of runs/{net} at the last step{title}\n\n| x |\n")
+    (tmp_path / "classic").mkdir()
+    (tmp_path / "classic" / "predictions_music.csv").write_bytes((tmp_path / "b.csv").read_bytes())
+    (tmp_path / "classic" / "summary.md").write_text("# DoA evaluation of runs/x at the last step (model.doa_pooling: last, "
+                                                     "model.doa_estimate: class)\n")
+    sp.run([sys.executable, script, "--pred", f"new={tmp_path / 'new' / 'predictions.csv'}", "--pred",
+            f"old={tmp_path / 'old' / 'predictions.csv'}", "--pred", f"music={tmp_path / 'classic' / 'predictions_music.csv'}",
+            "--network", "new", "--network", "old", "--out", tmp_path / "rep-readout"], check=True, capture_output=True)
+    assert ("Networks read out as (model.doa_pooling, model.doa_estimate): new: last frame, parabolic; "
+            "old: mean of all frames, class.\n") in (tmp_path / "rep-readout" / "summary.md").read_text()
     rows = (tmp_path / "rep" / "cells.csv").read_text().splitlines()
     assert rows[0] == "method,snr_db,t60_s,noise,n,mae,ci95,within10,accuracy" and len(rows) == 1 + 3 * 18
 
