@@ -152,12 +152,14 @@ def main():
         groups.append((label, members))
     if not groups:
         groups = [(None, [n for n in names if n not in networks])]
-    data = {}
-    for p in args.pred:
+    data, readouts = {}, {}  # readouts: how each btrain eval network was read out (networks read out
+    for p in args.pred:       # differently are not comparable to the degree)
         name, _, path = p.partition("=")
         if not path:
             raise SystemExit(f"doa_report: --pred {p!r}: expected NAME=path")
         data[name] = load(path)
+        if r := readout(path):
+            readouts[name] = r
     # The shard's per-example brightness, read (and every --pred matched to it) before any output is written.
     quartile_of = {}
     if args.shard:
@@ -202,8 +204,6 @@ def main():
         acc = (cls(d["predicted_deg"]) == cls(d["azimuth_deg"])).mean()
         md.append(f"| {name} | {len(e)} | {e.mean():.2f} | +-{ci95(e):.2f} | {acc:.3f} | {(e <= 10).mean():.3f} |"
                   + (f" {front_back(d):.3f} |" if full else ""))
-    # Networks read out differently are not comparable to the degree: say how each was (btrain eval's summary.md).
-    readouts = {name: r for name, path in (p.partition("=")[::2] for p in args.pred) if (r := readout(path))}
     if readouts:
         md.append("\nNetworks read out as (model.doa_pooling, model.doa_estimate): "
                   + "; ".join(f"{n}: {r}" for n, r in readouts.items()) + ".")

@@ -144,11 +144,11 @@ if [ "$MODE" = recipe ]; then
   # Each network scored again with the readout of GPU recipe runs 3-4 (mean of all frames, class centres), so
   # that this run compares with those and shows the readout's effect at the paper's size; bounded, after the
   # report is safe, since a full-size lease has little time left here.
+  mae() { tail -1 "$1" 2>/dev/null | cut -d'|' -f3 | tr -d ' '; }  # MAE column of a btrain eval summary.md
   for d in /tmp/recipe-gpu/doa-*; do
     [ -d "$d" ] || continue; n=$(basename "$d")
     timeout 25 build-gpu/apps/btrain eval --model "$d" --shards /tmp/recipe-gpu/test_grid.h5 \
       --report "$LOG/recipe-oldreadout-$n" --set model.doa_pooling=mean --set model.doa_estimate=class > /dev/null 2>&1
-    mae() { tail -1 "$1" 2>/dev/null | cut -d'|' -f3 | tr -d ' '; }
     echo "${n#doa-} $(mae /tmp/recipe-gpu/eval-${n#doa-}/summary.md) / $(mae "$LOG/recipe-oldreadout-$n/summary.md")"
   done > "$DEST/recipe-readouts.txt"
 fi

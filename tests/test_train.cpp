@@ -73,7 +73,7 @@ DoaGrid grid_of(const std::string& layout, const std::string& estimate, double r
   return DoaGrid(m);
 }
 // Scores that fall off with the squared (circular, on the full grid) distance of each centre from `az`.
-std::vector<float> quadratic_scores(const DoaGrid& g, double az, double offset = 3.0f) {
+std::vector<float> quadratic_scores(const DoaGrid& g, double az, double offset = 3.0) {
   std::vector<float> s(size_t(g.n_classes));
   for (int k = 0; k < g.n_classes; ++k) {
     double d = g.centre_deg(k) - az;
