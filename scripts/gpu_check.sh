@@ -12,13 +12,25 @@
 #                                at the paper's model size (scripts/recipe_doa.sh gpu: ~3.5 min, or full: ~7 min,
 #                                which leaves the sanitizers to kernels mode; needs the English voices and the
 #                                shared HRTF sets from fetch_gpu_deps.sh)
+#   scripts/gpu_check.sh both [gpu|full]  kernels mode's checks with every gpu test, then the recipe started in the
+#                                background (its own process session, so it outlives this command) while the
+#                                sanitizers and Nsight Compute run beside it; returns after those (~5 min)
+#   scripts/gpu_check.sh collect [SECONDS]  the next command on the same warm machine: waits for that recipe, saves
+#                                its report and rescores like recipe mode, all within SECONDS (default 480; give
+#                                it the lease's time left, less a margin: what is unfinished then is skipped).
+#                                The two fit kernels and full recipe into one 15-minute lease, whose commands are
+#                                limited to 10 minutes each.
 # Every stage has its own time limit so that one hang cannot eat the lease; full logs are packed into
 # $OUT/logs.tgz (the device tool returns at most 8 files) and a short table is printed last and kept in
 # $OUT/summary.md.
 set -uo pipefail
 MODE=${1:-full}
-RECIPE_SIZE=${2:-gpu}  # recipe mode: scripts/recipe_doa.sh gpu (~3.5 min) or full (~7 min)
+case "$MODE" in quick|kernels|full|recipe|both|collect) ;; *) echo "mode: quick, kernels, full, recipe, both or collect" >&2; exit 2 ;; esac
+RECIPE_SIZE=gpu; COLLECT_WAIT=480
+[ "$MODE" = collect ] && COLLECT_WAIT=${2:-480} || RECIPE_SIZE=${2:-gpu}  # recipe_doa.sh gpu (~3.5 min) or full (~7 min)
 case "$RECIPE_SIZE" in gpu) RECIPE_LIMIT=330 ;; full) RECIPE_LIMIT=540 ;; *) echo "recipe size: gpu or full" >&2; exit 2 ;; esac
+[[ "$COLLECT_WAIT" =~ ^[0-9]+$ ]] || { echo "collect: SECONDS must be a whole number" >&2; exit 2; }
+RECIPE_DIR=/tmp/recipe-gpu; RECIPE_RC=/tmp/recipe-gpu.rc
 export PATH=/usr/local/cuda/bin:$PATH
 cd "$(dirname "$0")/.."
 DEST=${OUT:-gpu-check-logs}
@@ -29,7 +41,9 @@ stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 { nvidia-smi -L; date -u +%FT%TZ; git rev-parse --short HEAD 2>/dev/null; } | tee "$LOG/gpu.txt"
 
 # Debian packages unpacked aside (never into /), the machine's own HDF5 kept. The data folders (SOFA file,
-# speech corpus) are linked to where the default config and the tests look for them.
+# speech corpus) are linked to where the default config and the tests look for them. Not again in collect mode:
+# the recipe is reading them.
+if [ "$MODE" != collect ]; then
 mkdir -p /opt/deps
 for f in .gpu-deps/*.deb; do dpkg -x "$f" /opt/deps; done
 for pc in /opt/deps/usr/lib/x86_64-linux-gnu/pkgconfig/*.pc; do sed -i 's#^prefix=/usr#prefix=/opt/deps/usr#' "$pc"; done
@@ -41,13 +55,34 @@ mkdir -p /usr/share/games
 # English voices (held-out test speech) into the corpus; the shared HRTF sets where the configs expect them.
 [ -d .gpu-deps/sound-en ] && cp -r .gpu-deps/sound-en/. /opt/deps/usr/share/games/fillets-ng/sound/
 [ -d .gpu-deps/hrtf ] && [ ! -d ../shared/hrtf ] && mkdir -p ../shared/hrtf && cp .gpu-deps/hrtf/*.sofa ../shared/hrtf/
+fi
 export PKG_CONFIG_PATH=/opt/deps/usr/lib/x86_64-linux-gnu/pkgconfig
 export LD_LIBRARY_PATH=/opt/deps/usr/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 PY=$(command -v python3)
 TORCH_PREFIX=$($PY -c 'import torch; print(torch.utils.cmake_prefix_path)')
 
+# The DoA recipe at the paper's model size (recipe and both modes): runs into $RECIPE_DIR and leaves its exit
+# status in $RECIPE_RC. Should the fused teacher kernel have failed its test, the recipe uses the framing +
+# cuFFT teacher instead (said in the table).
+start_recipe() {  # fg | bg
+  local teacher_impl=fused
+  if grep -q "FAILED  \] GpuTeacher" "$LOG/test_gpu.log"; then export BSIM_TEACHER_KERNEL=cufft; teacher_impl=cufft; fi
+  echo "$RECIPE_SIZE $teacher_impl" > "$RECIPE_RC.about"; rm -f "$RECIPE_RC"
+  local run=(env BSIM=build-gpu/apps/bsim BTRAIN=build-gpu/apps/btrain PY=python3 bash -c
+    'timeout "$0" bash scripts/recipe_doa.sh "$1" "$2" > "$3" 2>&1; echo $? > "$4"'
+    "$RECIPE_LIMIT" "$RECIPE_SIZE" "$RECIPE_DIR" "$LOG/recipe.log" "$RECIPE_RC")
+  if [ "$1" = bg ]; then
+    # A process session of its own outlives this command (the device tool ends the others when it returns).
+    setsid "${run[@]}" < /dev/null > /dev/null 2>&1 &
+    stamp "recipe ($RECIPE_SIZE) started in the background; scripts/gpu_check.sh collect picks it up"
+  else
+    "${run[@]}"; stamp "recipe rc=$(cat "$RECIPE_RC")"
+  fi
+}
+
+if [ "$MODE" != collect ]; then
 TRAINER=OFF; TARGETS=(--target bsim test_gpu bench_gpu)
-if [ "$MODE" = full ] || [ "$MODE" = recipe ]; then TRAINER=ON; TARGETS=(--target bsim btrain test_gpu bench_gpu); fi
+case "$MODE" in full|recipe|both) TRAINER=ON; TARGETS=(--target bsim btrain test_gpu bench_gpu) ;; esac
 t=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;/opt/deps/usr" -DBSIM_PYTHON="$PY" -DBSIM_ENABLE_CUDA=ON \
@@ -62,7 +97,7 @@ timeout 180 build-gpu/tests/test_gpu --gtest_filter="$TEST_FILTER" > "$LOG/test_
 stamp "test_gpu rc=$gpu_tests_rc"; grep -E "FAILED|Failure|error|Expected|Which is|actual|example|ms\)" "$LOG/test_gpu.log" | head -60
 build-gpu/apps/bsim devices > "$LOG/devices.txt" 2>&1
 BENCH_FILTER=.; [ "$MODE" = recipe ] && BENCH_FILTER='Pipeline|ClassicDoa'
-[ "$MODE" = kernels ] && BENCH_FILTER='Convolve|Teacher|Pipeline|ClassicDoa'
+[ "$MODE" = kernels ] || [ "$MODE" = both ] && BENCH_FILTER='Convolve|Teacher|Pipeline|ClassicDoa'
 timeout 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filter="$BENCH_FILTER" \
   --benchmark_out="$LOG/bench_gpu.json" --benchmark_out_format=json > "$LOG/bench_gpu.txt" 2>&1
 stamp "bench_gpu rc=$?"
@@ -76,9 +111,11 @@ if [ "$MODE" != recipe ]; then
 fi
 # The torch ratios need the convolution and teacher benchmarks: not in recipe mode (quick/full measure them).
 [ "$MODE" != recipe ] && { timeout 120 $PY bench/torch_baselines.py "$LOG/bench_gpu.json" > "$LOG/torch_baselines.md" 2>&1; stamp "torch rc=$?"; }
+# From here on nothing is timed in both mode, so the recipe starts now and the sanitizers run beside it.
+[ "$MODE" = both ] && start_recipe bg
 # Sanitizers: the heavy end-to-end generate test is left out (minutes under instrumentation).
 MEMCHECK_FILTER=-GpuPipeline.GenerateWritesTheCpuScenes:GpuBrir.LongResponsesAt48kHz
-[ "$MODE" = recipe ] || [ "$MODE" = kernels ] && MEMCHECK_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*'
+case "$MODE" in recipe|kernels|both) MEMCHECK_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*' ;; esac
 # The full-size recipe leaves them to `kernels` mode (the same kernels, run first in the same lease): it needs
 # the time (four fine-tuning runs).
 memcheck_rc=skipped
@@ -88,12 +125,12 @@ if [ "$MODE" != recipe ] || [ "$RECIPE_SIZE" != full ]; then
   memcheck_rc=$?; stamp "memcheck rc=$memcheck_rc"
 fi
 racecheck_rc=skipped
-if [ "$MODE" = quick ] || [ "$MODE" = kernels ]; then
+case "$MODE" in quick|kernels|both)
   # racecheck: the shared-memory FFT kernels (convolution, teacher, DoA STFT).
   timeout 90 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
     --gtest_filter='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*' > "$LOG/racecheck.log" 2>&1
-  racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc"
-fi
+  racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc" ;;
+esac
 if [ "$MODE" = full ]; then
   # racecheck: the kernels that share memory between threads (scatter taps, reductions, teacher).
   timeout 90 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
@@ -102,9 +139,10 @@ if [ "$MODE" = full ]; then
 fi
 # Hardware counters for the two kernels short of their targets (GCC-PHAT teacher, convolution's output
 # blocks), where Nsight Compute is installed and the counters may be read: what bounds them (shared-memory
-# pipe, issue, barriers, occupancy) decides the next change. One launch of each, ~30 s.
+# pipe, issue, barriers, occupancy) decides the next change. One launch of each, ~30 s. (In both mode the
+# recipe's training shares the GPU: the counters hold, the durations do not.)
 ncu_state=skipped
-if [ "$MODE" = kernels ] || [ "$MODE" = quick ]; then
+case "$MODE" in quick|kernels|both)
   NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [ -n "$NCU" ]; then
     timeout 60 "$NCU" --kernel-name regex:'fused_teacher([^_]|$)|conv_output_blocks' --launch-count 2 \
@@ -118,38 +156,43 @@ if [ "$MODE" = kernels ] || [ "$MODE" = quick ]; then
     ncu_state="ncu not installed"
   fi
   stamp "ncu: $ncu_state"
-  grep -E "^  [a-z_]+\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Shared Memory Configuration Size|Stall|Bank" "$LOG/ncu.txt" 2>/dev/null | head -40
+  grep -E "^  [a-z_]+\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Shared Memory Configuration Size|Stall|Bank" "$LOG/ncu.txt" 2>/dev/null | head -40 ;;
+esac
+[ "$MODE" = recipe ] && [ "$RECIPE_SIZE" != full ] && {
+  timeout 60 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
+    --gtest_filter='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*' > "$LOG/racecheck.log" 2>&1
+  racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc"
+}
+[ "$MODE" = recipe ] && start_recipe fg
+fi  # not collect
+
+if [ "$MODE" = collect ]; then
+  [ -f "$RECIPE_RC.about" ] || { echo "collect: no recipe was started on this machine (run scripts/gpu_check.sh both first)" >&2; exit 2; }
+  while [ ! -f "$RECIPE_RC" ] && [ $(( $(date +%s) - T0 + 15 )) -lt "$COLLECT_WAIT" ]; do sleep 5; done
+  [ -f "$RECIPE_RC" ] && stamp "recipe rc=$(cat "$RECIPE_RC")" || stamp "recipe still running after ${COLLECT_WAIT} s: its partial logs are saved"
 fi
-if [ "$MODE" = recipe ]; then
-  if [ "$RECIPE_SIZE" != full ]; then
-    timeout 60 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
-      --gtest_filter='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*' > "$LOG/racecheck.log" 2>&1
-    racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc"
-  fi
-  # The DoA experiment at the paper's model size; the report comes back in $DEST. Should the fused teacher
-  # kernel have failed its test, the recipe uses the framing + cuFFT teacher instead (said in the table).
-  teacher_impl=fused
-  if grep -q "FAILED  \] GpuTeacher" "$LOG/test_gpu.log"; then export BSIM_TEACHER_KERNEL=cufft; teacher_impl=cufft; fi
-  BSIM=build-gpu/apps/bsim BTRAIN=build-gpu/apps/btrain PY=python3 timeout "$RECIPE_LIMIT" \
-    bash scripts/recipe_doa.sh "$RECIPE_SIZE" /tmp/recipe-gpu > "$LOG/recipe.log" 2>&1
-  recipe_rc=$?; stamp "recipe rc=$recipe_rc"; tail -5 "$LOG/recipe.log"
-  cp -r /tmp/recipe-gpu/report "$LOG/recipe-report" 2>/dev/null
-  for r in /tmp/recipe-gpu/pre /tmp/recipe-gpu/doa-*; do
+if [ "$MODE" = recipe ] || [ "$MODE" = collect ]; then
+  read -r RECIPE_SIZE teacher_impl < "$RECIPE_RC.about"
+  recipe_rc=$(cat "$RECIPE_RC" 2>/dev/null || echo "unfinished")
+  tail -5 "$LOG/recipe.log"
+  cp -r "$RECIPE_DIR/report" "$LOG/recipe-report" 2>/dev/null
+  for r in "$RECIPE_DIR"/pre "$RECIPE_DIR"/doa-*; do
     cp "$r/log.csv" "$LOG/recipe-$(basename "$r").csv" 2>/dev/null
     cp "$r/val.csv" "$LOG/recipe-val-$(basename "$r").csv" 2>/dev/null
   done
-  cp /tmp/recipe-gpu/report/summary.md "$DEST/recipe-summary.md" 2>/dev/null
-  cp /tmp/recipe-gpu/report/mae_vs_snr.png "$DEST/recipe-mae_vs_snr.png" 2>/dev/null
-  cp /tmp/recipe-gpu/report/cells.csv "$DEST/recipe-cells.csv" 2>/dev/null
+  cp "$RECIPE_DIR/report/summary.md" "$DEST/recipe-summary.md" 2>/dev/null
+  cp "$RECIPE_DIR/report/mae_vs_snr.png" "$DEST/recipe-mae_vs_snr.png" 2>/dev/null
+  cp "$RECIPE_DIR/report/cells.csv" "$DEST/recipe-cells.csv" 2>/dev/null
   # Each network scored again with the readout of GPU recipe runs 3-4 (mean of all frames, class centres), so
   # that this run compares with those and shows the readout's effect at the paper's size; bounded, after the
   # report is safe, since a full-size lease has little time left here.
   mae() { tail -1 "$1" 2>/dev/null | cut -d'|' -f3 | tr -d ' '; }  # MAE column of a btrain eval summary.md
-  for d in /tmp/recipe-gpu/doa-*; do
-    [ -d "$d" ] || continue; n=$(basename "$d")
-    timeout 25 build-gpu/apps/btrain eval --model "$d" --shards /tmp/recipe-gpu/test_grid.h5 \
+  for d in "$RECIPE_DIR"/doa-*; do
+    [ -f "$RECIPE_RC" ] && [ -d "$d" ] || continue; n=$(basename "$d")
+    [ "$MODE" = collect ] && [ $(( $(date +%s) - T0 + 35 )) -gt "$COLLECT_WAIT" ] && { echo "${n#doa-} (no time left to rescore)"; continue; }
+    timeout 25 build-gpu/apps/btrain eval --model "$d" --shards "$RECIPE_DIR/test_grid.h5" \
       --report "$LOG/recipe-oldreadout-$n" --set model.doa_pooling=mean --set model.doa_estimate=class > /dev/null 2>&1
-    echo "${n#doa-} $(mae /tmp/recipe-gpu/eval-${n#doa-}/summary.md) / $(mae "$LOG/recipe-oldreadout-$n/summary.md")"
+    echo "${n#doa-} $(mae "$RECIPE_DIR/eval-${n#doa-}/summary.md") / $(mae "$LOG/recipe-oldreadout-$n/summary.md")"
   done > "$DEST/recipe-readouts.txt"
 fi
 if [ "$MODE" = full ]; then
@@ -177,13 +220,16 @@ echo
 echo "| check | result |"
 echo "|---|---|"
 echo "| card | $(head -1 "$LOG/gpu.txt") |"
+if [ "$MODE" != collect ]; then
 echo "| build (CUDA sm_90, trainer $TRAINER) | rc=$build_rc, ${build_s} s |"
 echo "| test_gpu | rc=$gpu_tests_rc; $(grep -E '^\[  PASSED|^\[  FAILED|^\[  SKIPPED' "$LOG/test_gpu.log" | tr '\n' ' ') |"
 echo "| compute-sanitizer memcheck / racecheck | rc=$memcheck_rc / $racecheck_rc; $(grep -E 'ERROR SUMMARY' "$LOG/memcheck.log" 2>/dev/null | tail -1) |"
 echo "| Nsight Compute (teacher, convolution) | $ncu_state |"
 grep -hE "^BM_" "$LOG/bench_gpu.txt" | awk '{printf "| %s | %s %s |", $1, $2, $3; for (i = 6; i <= NF; ++i) printf " %s", $i; print " |"}'
 cat "$LOG/torch_baselines.md" 2>/dev/null
-if [ "$MODE" = recipe ]; then
+fi
+[ "$MODE" = both ] && echo "| DoA recipe ($RECIPE_SIZE size) | started in the background: scripts/gpu_check.sh collect |"
+if [ "$MODE" = recipe ] || [ "$MODE" = collect ]; then
   echo "| DoA recipe ($RECIPE_SIZE size, teacher kernel $teacher_impl) | rc=$recipe_rc; see recipe-summary.md |"
   echo "| DoA MAE, default readout / mean, class (runs 3-4's) | $(tr '\n' ';' < "$DEST/recipe-readouts.txt" 2>/dev/null) |"
 fi
