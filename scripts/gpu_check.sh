@@ -20,14 +20,20 @@
 #                                it the lease's time left, less a margin: what is unfinished then is skipped).
 #                                The two fit kernels and full recipe into one 15-minute lease, whose commands are
 #                                limited to 10 minutes each.
+#   scripts/gpu_check.sh test [FILTER]  builds test_gpu alone and runs the gpu tests FILTER selects (gtest filter,
+#                                default all): a failing test again with little device time (~1 min)
 # Every stage has its own time limit so that one hang cannot eat the lease; full logs are packed into
 # $OUT/logs.tgz (the device tool returns at most 8 files) and a short table is printed last and kept in
 # $OUT/summary.md.
 set -uo pipefail
 MODE=${1:-full}
-case "$MODE" in quick|kernels|full|recipe|both|collect) ;; *) echo "mode: quick, kernels, full, recipe, both or collect" >&2; exit 2 ;; esac
-RECIPE_SIZE=gpu; COLLECT_WAIT=480
-[ "$MODE" = collect ] && COLLECT_WAIT=${2:-480} || RECIPE_SIZE=${2:-gpu}  # recipe_doa.sh gpu (~3.5 min) or full (~7 min)
+case "$MODE" in quick|kernels|full|recipe|both|collect|test) ;; *) echo "mode: quick, kernels, full, recipe, both, collect or test" >&2; exit 2 ;; esac
+RECIPE_SIZE=gpu; COLLECT_WAIT=480; TEST_FILTER='*'
+case "$MODE" in
+  collect) COLLECT_WAIT=${2:-480} ;;
+  test) TEST_FILTER=${2:-*} ;;
+  *) RECIPE_SIZE=${2:-gpu} ;;  # recipe_doa.sh gpu (~3.5 min) or full (~7 min)
+esac
 case "$RECIPE_SIZE" in gpu) RECIPE_LIMIT=330 ;; full) RECIPE_LIMIT=540 ;; *) echo "recipe size: gpu or full" >&2; exit 2 ;; esac
 [[ "$COLLECT_WAIT" =~ ^[0-9]+$ ]] || { echo "collect: SECONDS must be a whole number" >&2; exit 2; }
 RECIPE_DIR=/tmp/recipe-gpu; RECIPE_RC=/tmp/recipe-gpu.rc
@@ -82,7 +88,7 @@ start_recipe() {  # fg | bg
 
 if [ "$MODE" != collect ]; then
 TRAINER=OFF; TARGETS=(--target bsim test_gpu bench_gpu)
-case "$MODE" in full|recipe|both) TRAINER=ON; TARGETS=(--target bsim btrain test_gpu bench_gpu) ;; esac
+case "$MODE" in full|recipe|both) TRAINER=ON; TARGETS=(--target bsim btrain test_gpu bench_gpu) ;; test) TARGETS=(--target test_gpu) ;; esac
 t=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;/opt/deps/usr" -DBSIM_PYTHON="$PY" -DBSIM_ENABLE_CUDA=ON \
@@ -92,9 +98,10 @@ build_rc=$?; build_s=$(( $(date +%s) - t ))
 stamp "build rc=$build_rc"
 [ $build_rc -ne 0 ] && { tail -40 "$LOG/build.log"; tail -20 "$LOG/configure.log"; }
 
-TEST_FILTER='*'; [ "$MODE" = kernels ] && TEST_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*:GpuPipeline.RendersTheCpuPlan'
+[ "$MODE" = kernels ] && TEST_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*:GpuPipeline.RendersTheCpuPlan'
 timeout 180 build-gpu/tests/test_gpu --gtest_filter="$TEST_FILTER" > "$LOG/test_gpu.log" 2>&1; gpu_tests_rc=$?
 stamp "test_gpu rc=$gpu_tests_rc"; grep -E "FAILED|Failure|error|Expected|Which is|actual|example|ms\)" "$LOG/test_gpu.log" | head -60
+[ "$MODE" = test ] && { cp "$LOG/test_gpu.log" "$DEST/"; tail -80 "$LOG/test_gpu.log"; exit "$gpu_tests_rc"; }
 build-gpu/apps/bsim devices > "$LOG/devices.txt" 2>&1
 BENCH_FILTER=.; [ "$MODE" = recipe ] && BENCH_FILTER='Pipeline|ClassicDoa'
 [ "$MODE" = kernels ] || [ "$MODE" = both ] && BENCH_FILTER='Convolve|Teacher|Pipeline|ClassicDoa'
