@@ -147,9 +147,9 @@ BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L, int b
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.max_batch = max_batch, m.n_filters = n_filters, m.T = T, m.L = L;
-  // By measurement (H200, bench/RESULTS.md) the partitioned overlap-save kernels with the radix-8
-  // shared-memory FFT (2.39 us per 4 s example with blocks of 2048) beat one full-length cuFFT transform per
-  // operand (3.60 us). BSIM_CONV_KERNEL=cufft selects the latter (tested); an odd filter count needs it.
+  // By measurement (bench/RESULTS.md) the partitioned overlap-save kernels with the shared-memory FFT beat one
+  // full-length cuFFT transform per operand (H200: 2.39 against 3.60 us per 4 s example with blocks of 2048),
+  // and radix-16 passes beat radix 8 there (H100: 1.89 against 2.13 us). BSIM_CONV_KERNEL=cufft selects the latter (tested); an odd filter count needs it.
   const char* choice = std::getenv("BSIM_CONV_KERNEL");
   if (choice && std::string(choice) != "fused" && std::string(choice) != "cufft")
     throw InputError(std::string("BSIM_CONV_KERNEL='") + choice + "': use fused or cufft (or leave it unset)");

@@ -13,11 +13,12 @@ namespace bsim::cuda {
 // out[b][f][0..T) = (x[b] * h[b][f])[0..T): B examples, F filters each (e.g. BRIR L/R + direct L/R).
 // Uniformly partitioned overlap-save with the transforms in shared memory (kernels/conv_fused.cuh; an even F),
 // blocks of `block` samples (a power of two, transforms of 2 x block points), FFT passes of radix 8 or 16
-// (max_radix); BSIM_CONV_KERNEL=cufft (or an odd F) takes one full-length cuFFT transform per operand instead.
+// (max_radix; 16 by measurement: 1.89 against 2.13 us per example with blocks of 2048 on an H100, run 7 of
+// bench/RESULTS.md); BSIM_CONV_KERNEL=cufft (or an odd F) takes one full-length cuFFT transform per operand.
 class BatchConvolver {
  public:
   BatchConvolver(int max_batch, int n_filters, int n_samples, int filter_length, int block = 2048,
-                 int max_radix = 8);
+                 int max_radix = 16);
   ~BatchConvolver();
   BatchConvolver(const BatchConvolver&) = delete;
   BatchConvolver& operator=(const BatchConvolver&) = delete;
