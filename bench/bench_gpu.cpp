@@ -149,7 +149,7 @@ BENCHMARK(BM_TeacherBatch)->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->UseRe
 // The whole batch (issue target: 256 examples of 4 s in under 10 ms): host planning of new scenes, uploads,
 // dry signals, every emitter's BRIR with its tail, convolution, noise at SNR, output gain, float16, teacher.
 // Reported: wall time per batch (planning included; two slots, so planning overlaps the previous batch's
-// GPU work) and the GPU time per batch from CUDA events.
+// GPU work), the GPU time per batch from CUDA events, and that time by stage.
 static void BM_PipelineBatch(benchmark::State& state) {
   if (!cuda::device_available()) {
     state.SkipWithError("no CUDA device");
@@ -167,6 +167,7 @@ static void BM_PipelineBatch(benchmark::State& state) {
   };
   for (int w = 0; w < 8; ++w) pipe.enqueue(batch(), w % 2), pipe.wait(w % 2);  // decode + upload the corpus once
   const double busy0 = pipe.busy_seconds();
+  const cuda::DevicePipeline::StageSeconds stages0 = pipe.stage_seconds();
   long long k = 0;
   pipe.enqueue(batch(), 0);
   for (auto _ : state) {
@@ -178,6 +179,15 @@ static void BM_PipelineBatch(benchmark::State& state) {
   const double busy = pipe.busy_seconds() - busy0;
   state.counters["examples/s"] = benchmark::Counter(double(state.iterations()) * B, benchmark::Counter::kIsRate);
   state.counters["gpu_ms/batch"] = 1e3 * busy / double(state.iterations() + 1);
+  // Where the GPU time goes, ms per batch by stage (kernels/pipeline_gpu.h).
+  const cuda::DevicePipeline::StageSeconds st = pipe.stage_seconds();
+  const double per = 1e3 / double(st.batches - stages0.batches);
+  state.counters["upload_ms"] = (st.upload - stages0.upload) * per;
+  state.counters["dry_ms"] = (st.dry_signals - stages0.dry_signals) * per;
+  state.counters["brir_ms"] = (st.brirs - stages0.brirs) * per;
+  state.counters["conv_ms"] = (st.convolution - stages0.convolution) * per;
+  state.counters["mix_ms"] = (st.mixing - stages0.mixing) * per;
+  state.counters["teacher_ms"] = (st.teacher - stages0.teacher) * per;
 }
 BENCHMARK(BM_PipelineBatch)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 

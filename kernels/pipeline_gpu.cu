@@ -306,11 +306,15 @@ struct DevicePipeline::Impl {
     PinnedBuffer<uint16_t> host_clean_half, host_aug_half;
     PinnedBuffer<float> host_teacher;
     std::unique_ptr<Event> start, done, uploaded, free, wait_begin, wait_end;
+    // Timed marks between the stages (DevicePipeline::StageSeconds): after the upload, the dry signals, the
+    // BRIRs, the convolution and the mixing; the teacher ends at `done`.
+    std::unique_ptr<Event> stage_end[5];
     bool free_recorded = false, uploaded_recorded = false, timed = true, pending = false;
     std::vector<Example> examples;
   };
   std::vector<Slot> slots;
   double busy_s = 0;
+  DevicePipeline::StageSeconds stages;
 
   void exec_r2c(float* in, cufftComplex* out, long long row_begin, long long row_end) {
     for (long long r = row_begin; r < row_end; r += chunk)
@@ -468,6 +472,7 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
     s.start = std::make_unique<Event>(true), s.done = std::make_unique<Event>(true);
     s.uploaded = std::make_unique<Event>(), s.free = std::make_unique<Event>();
     s.wait_begin = std::make_unique<Event>(true), s.wait_end = std::make_unique<Event>(true);
+    for (auto& e : s.stage_end) e = std::make_unique<Event>(true);
   }
 }
 
@@ -483,6 +488,7 @@ const float* DevicePipeline::noise(int s) const { return impl_->slots.at(size_t(
 const float* DevicePipeline::augmented(int s) const { return impl_->slots.at(size_t(s)).augmented.get(); }
 const float* DevicePipeline::teacher(int s) const { return impl_->slots.at(size_t(s)).teacher.get(); }
 double DevicePipeline::busy_seconds() const { return impl_->busy_s; }
+DevicePipeline::StageSeconds DevicePipeline::stage_seconds() const { return impl_->stages; }
 
 void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_index) {
   Impl& m = *impl_;
@@ -574,6 +580,7 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
                                 cudaMemcpyHostToDevice, st));
   BSIM_CUDA_TRY(cudaEventRecord(slot.uploaded->get(), st));
   slot.uploaded_recorded = true;
+  BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[0]->get(), st));
 
   // Synthetic noise (diffuse at the ears; dry point noise).
   synthetic_spectra<<<dim3(blocks_for(m.nbs), B), kThreads, 0, st>>>(m.d_examples.get(), m.syn_shape.get(),
@@ -587,12 +594,14 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   gather_segments<<<dim3(32, std::min(S, 65535)), kThreads, 0, st>>>(m.d_segments.get(), S, m.N, m.inputs.get());
   BSIM_CUDA_TRY(cudaGetLastError());
   m.exec_r2c(m.inputs.get(), m.X.get(), 0, E);
+  BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[1]->get(), st));
 
   // BRIRs of every emitter (and the direct paths of the targets) straight into zeroed filter rows.
   BSIM_CUDA_TRY(cudaMemsetAsync(m.filters.get(), 0, size_t(2 * E) * m.N * sizeof(float), st));
   float* direct = m.filters.get() + m.direct_row0 * m.N;
   BSIM_CUDA_TRY(cudaMemsetAsync(direct, 0, size_t(2 * B) * m.N * sizeof(float), st));
   m.brirs->enqueue_device(m.d_rooms.get(), E, true, m.filters.get(), direct, B, m.N, m.counts.get(), st);
+  BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[2]->get(), st));
   m.exec_r2c(m.filters.get(), m.H.get(), 0, 2LL * E);
   m.exec_r2c(m.filters.get(), m.H.get(), m.direct_row0, m.direct_row0 + 2LL * B);
   const float scale = 1.0f / float(m.N);
@@ -604,6 +613,7 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   BSIM_CUDA_TRY(cudaGetLastError());
   m.exec_c2r(m.H.get(), m.filters.get(), 0, 2LL * E);
   m.exec_c2r(m.H.get(), m.filters.get(), m.direct_row0, m.direct_row0 + 2LL * B);
+  BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[3]->get(), st));
 
   // Noise, SNR, output gain, outputs, teacher.
   if (E > B) {
@@ -622,6 +632,7 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
       slot.noise.get(), slot.augmented.get(), m.half ? slot.clean_half.get() : nullptr,
       m.half ? slot.augmented_half.get() : nullptr);
   BSIM_CUDA_TRY(cudaGetLastError());
+  BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[4]->get(), st));
   m.teacher->enqueue_device(slot.clean.get(), slot.teacher.get(), st);
   BSIM_CUDA_TRY(cudaMemcpyAsync(slot.h_counts.get(), m.counts.get(), size_t(B) * sizeof(int), cudaMemcpyDeviceToHost, st));
   BSIM_CUDA_TRY(cudaMemcpyAsync(slot.h_gains.get(), m.gains.get(), size_t(B) * sizeof(Gains), cudaMemcpyDeviceToHost, st));
@@ -642,6 +653,19 @@ const std::vector<Example>& DevicePipeline::wait(int slot_index) {
   float ms = 0;
   BSIM_CUDA_TRY(cudaEventElapsedTime(&ms, slot.start->get(), slot.done->get()));
   m.busy_s += ms * 1e-3;
+  {
+    const cudaEvent_t marks[7] = {slot.start->get(),        slot.stage_end[0]->get(), slot.stage_end[1]->get(),
+                                  slot.stage_end[2]->get(), slot.stage_end[3]->get(), slot.stage_end[4]->get(),
+                                  slot.done->get()};
+    double* sums[6] = {&m.stages.upload,      &m.stages.dry_signals, &m.stages.brirs,
+                       &m.stages.convolution, &m.stages.mixing,      &m.stages.teacher};
+    for (int i = 0; i < 6; ++i) {
+      float stage_ms = 0;
+      BSIM_CUDA_TRY(cudaEventElapsedTime(&stage_ms, marks[i], marks[i + 1]));
+      *sums[i] += stage_ms * 1e-3;
+    }
+    ++m.stages.batches;
+  }
   for (int b = 0; b < slot.B; ++b) {
     Example& e = slot.examples[size_t(b)];
     e.n_images = slot.h_counts.get()[b];

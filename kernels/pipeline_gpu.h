@@ -76,6 +76,17 @@ class DevicePipeline {
 
   double busy_seconds() const;  // sum of the GPU time of every rendered batch (CUDA events)
 
+  // Where that time goes: GPU seconds of each stage summed over the rendered batches (CUDA events between the
+  // stages, read when a slot is waited for). The stages, in stream order: uploading the batch's parameters;
+  // dry signals (synthetic noise, corpus gather, their spectra); BRIRs of every emitter with their tails;
+  // convolution (filter spectra, products, inverse transforms); mixing (babble levelling, SNR, output gain,
+  // float32/float16 outputs); teacher features.
+  struct StageSeconds {
+    double upload = 0, dry_signals = 0, brirs = 0, convolution = 0, mixing = 0, teacher = 0;
+    long long batches = 0;
+  };
+  StageSeconds stage_seconds() const;
+
   struct Impl;
 
  private:

@@ -298,6 +298,13 @@ TEST(GpuPipeline, RendersTheCpuPlan) {
   gpu.enqueue(idx, 1);
   const std::vector<Example> meta = gpu.wait(1);
   const auto out = gpu.copy_outputs(1);
+  // The stage times partition the batch's GPU time (events between the stages; copy_outputs waits again
+  // without counting the batch twice).
+  const cuda::DevicePipeline::StageSeconds st = gpu.stage_seconds();
+  EXPECT_EQ(st.batches, 1);
+  EXPECT_NEAR(st.upload + st.dry_signals + st.brirs + st.convolution + st.mixing + st.teacher, gpu.busy_seconds(),
+              1e-5 + 1e-3 * gpu.busy_seconds());
+  for (double v : {st.dry_signals, st.brirs, st.convolution, st.mixing, st.teacher}) EXPECT_GT(v, 0.0);
   const FeatureShape fs = teacher_shape(cfg.features, T);
   const size_t per_audio = size_t(2) * T, per_feat = size_t(fs.n_features) * fs.n_frames;
   ASSERT_EQ(out.clean.size(), B * per_audio);
