@@ -152,11 +152,14 @@ ncu_state=skipped
 case "$MODE" in quick|kernels|both)
   NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [ -n "$NCU" ]; then
-    timeout 60 "$NCU" --kernel-name regex:'fused_teacher([^_]|$)|conv_output_blocks' --launch-count 2 \
-      --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
-      --section MemoryWorkloadAnalysis_Tables build-gpu/bench/bench_gpu --benchmark_min_time=0.05s \
-      --benchmark_filter='BM_TeacherBatch/0/|BM_ConvolveBatch/' > "$LOG/ncu.txt" 2>&1
-    ncu_rc=$?
+    # One launch of each kernel, each from its own benchmark (one shared launch count went to the first one).
+    : > "$LOG/ncu.txt"; ncu_rc=0
+    for probe in "fused_teacher([^_]|$) BM_TeacherBatch/0/" "conv_output_blocks BM_ConvolveBatch/"; do
+      timeout 40 "$NCU" --kernel-name regex:"${probe% *}" --launch-count 1 \
+        --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
+        --section MemoryWorkloadAnalysis_Tables build-gpu/bench/bench_gpu --benchmark_min_time=0.05s \
+        --benchmark_filter="${probe#* }" >> "$LOG/ncu.txt" 2>&1 || ncu_rc=$?
+    done
     if grep -q "ERR_NVGPUCTRPERM" "$LOG/ncu.txt"; then ncu_state="no permission to read the counters"
     else ncu_state="rc=$ncu_rc, $(grep -c 'Section: GPU Speed Of Light' "$LOG/ncu.txt") kernels profiled (logs.tgz: ncu.txt)"; fi
   else
