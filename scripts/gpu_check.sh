@@ -44,7 +44,9 @@ LOG=/tmp/gpu-logs
 mkdir -p "$LOG" "$DEST"
 T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
-{ nvidia-smi -L; date -u +%FT%TZ; git rev-parse --short HEAD 2>/dev/null; } | tee "$LOG/gpu.txt"
+# The commit: BSIM_COMMIT when the caller sets it (the device tool copies the working tree, but the git metadata
+# there can be older than the tree: run 7 printed the session's first commit for every call).
+{ nvidia-smi -L; date -u +%FT%TZ; echo "commit ${BSIM_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null) (git metadata of the copy; set BSIM_COMMIT)}"; } | tee "$LOG/gpu.txt"
 
 # Debian packages unpacked aside (never into /), the machine's own HDF5 kept. The data folders (SOFA file,
 # speech corpus) are linked to where the default config and the tests look for them. Not again in collect mode:
