@@ -132,12 +132,13 @@ __global__ void scatter_kernel(const RoomGeometry* rooms, const DeviceImage* ima
 constexpr int kTailThreads = 256;
 constexpr double kTailFadeS = 0.004;  // as sim/brir.cpp
 
-// Z[room][ear][band][k] = w_band(f_k) * Y_ear[k] / n, where Y_L = M_L X1, Y_R = M_R (coh X1 + sqrt(1-coh^2) X2)
-// and X1, X2 are spectra of unit-variance white noise (E|X_k|^2 = n).
+// Z[room][ear][group][k] = w_group(f_k) * Y_ear[k] / n, where Y_L = M_L X1, Y_R = M_R (coh X1 + sqrt(1-coh^2) X2)
+// and X1, X2 are spectra of unit-variance white noise (E|X_k|^2 = n). A group is the bands of one T60 ratio
+// (sim/brir.h tail_band_groups), its weight their summed weights.
 __global__ void tail_spectra_kernel(const RoomGeometry* rooms, const float* mag_l_all, const float* mag_r_all,
                                     const float* coh_all,  // [grid][bin]: diffuse fields on the tail's n/2+1 bins
-                                    const float* weights,  // [band][bin]
-                                    int n, int nb, cufftComplex* Z) {
+                                    const float* weights,  // [group][bin]
+                                    int n_groups, int n, int nb, cufftComplex* Z) {
   const int room = blockIdx.y;
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
   if (k >= nb || rooms[room].t60_s <= 0.0f) return;
@@ -152,16 +153,17 @@ __global__ void tail_spectra_kernel(const RoomGeometry* rooms, const float* mag_
   const float2 yl = make_float2(mag_l[k] * x1.x, mag_l[k] * x1.y);
   const float2 yr = make_float2(mag_r[k] * (c * x1.x + q * x2.x), mag_r[k] * (c * x1.y + q * x2.y));
   const float inv_n = 1.0f / float(n);
-  for (int band = 0; band < kTailBands; ++band) {
-    const float w = weights[band * nb + k] * inv_n;
-    Z[(((size_t)room * 2 + 0) * kTailBands + band) * nb + k] = make_cuFloatComplex(w * yl.x, w * yl.y);
-    Z[(((size_t)room * 2 + 1) * kTailBands + band) * nb + k] = make_cuFloatComplex(w * yr.x, w * yr.y);
+  for (int g = 0; g < n_groups; ++g) {
+    const float w = weights[g * nb + k] * inv_n;
+    Z[(((size_t)room * 2 + 0) * n_groups + g) * nb + k] = make_cuFloatComplex(w * yl.x, w * yl.y);
+    Z[(((size_t)room * 2 + 1) * n_groups + g) * nb + k] = make_cuFloatComplex(w * yr.x, w * yr.y);
   }
 }
 
-// out[room][ear][t] += sum_b sqrt(c / (4 pi V fs)) exp(-3 ln10 t / T60_b) fade(t) z[room][ear][b][t], t >= start
-__global__ void tail_envelope_kernel(const RoomGeometry* rooms, const float* z, const float* band_ratio, int n,
-                                     int length, double fs, double c, long long stride, float* out) {
+// out[room][ear][t] += sum_g sqrt(c / (4 pi V fs)) exp(-3 ln10 t / T60_g) fade(t) z[room][ear][g][t], t >= start
+__global__ void tail_envelope_kernel(const RoomGeometry* rooms, const float* z, const float* group_ratio,
+                                     int n_groups, int n, int length, double fs, double c, long long stride,
+                                     float* out) {
   const int room = blockIdx.y / 2, ear = blockIdx.y % 2;
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
   if (t >= length) return;
@@ -178,9 +180,9 @@ __global__ void tail_envelope_kernel(const RoomGeometry* rooms, const float* z, 
   const double volume = double(r.size_m[0]) * r.size_m[1] * r.size_m[2];
   const double amp = sqrt(c / (4.0 * pi * volume * fs)) * fade;
   double acc = 0;
-  for (int band = 0; band < kTailBands; ++band) {
-    const double decay = -3.0 * log(10.0) / (double(r.t60_s) * band_ratio[band] * fs);
-    acc += exp(decay * t) * z[(((size_t)room * 2 + ear) * kTailBands + band) * n + t];
+  for (int g = 0; g < n_groups; ++g) {
+    const double decay = -3.0 * log(10.0) / (double(r.t60_s) * group_ratio[g] * fs);
+    acc += exp(decay * t) * z[(((size_t)room * 2 + ear) * n_groups + g) * n + t];
   }
   out[((size_t)room * 2 + ear) * stride + t] += float(amp * acc);
 }
@@ -200,8 +202,8 @@ struct BrirRenderer::Impl {
   double fs_over_c = 0, fs = 0, c = 0;
   // late tail
   bool has_tail = false;
-  int tail_n = 0, tail_nb = 0;
-  DeviceBuffer<float> mag_l, mag_r, coh, weights, band_ratio, tail_time;
+  int tail_n = 0, tail_nb = 0, tail_groups = 0;  // groups: the bands of one T60 ratio (tail_band_groups)
+  DeviceBuffer<float> mag_l, mag_r, coh, weights, group_ratio, tail_time;
   DeviceBuffer<cufftComplex> tail_spec;
   cufftHandle tail_plan = 0;
   int tail_chunk = 0;  // rooms per execution of tail_plan (a launch pays for the rooms it renders)
@@ -257,35 +259,36 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
   m.counts = DeviceBuffer<int>(size_t(max_rooms));
   m.fs = fs, m.c = c_m_s;
   if (!diffuse.empty()) {
-    if (band_ratio.size() != size_t(kTailBands)) throw InputError("GPU renderer: band_t60_ratio needs 7 values");
+    const TailBandGroups groups = tail_band_groups(band_ratio);
     m.has_tail = true;
+    m.tail_groups = int(groups.ratio.size());
     m.tail_n = good_fft_size(length);
     m.tail_nb = m.tail_n / 2 + 1;
     const size_t nb = size_t(m.tail_nb);
-    std::vector<float> ml(nb * m.n_grids), mr(nb * m.n_grids), co(nb * m.n_grids), w(size_t(kTailBands) * nb),
-        br(band_ratio.begin(), band_ratio.end());
+    std::vector<float> ml(nb * m.n_grids), mr(nb * m.n_grids), co(nb * m.n_grids), w(size_t(m.tail_groups) * nb),
+        br(groups.ratio.begin(), groups.ratio.end());
     for (int k = 0; k < m.tail_nb; ++k) {
       const double f = double(k) * m.fs / m.tail_n;
       for (int i = 0; i < m.n_grids; ++i) {
         const DiffuseField& d = *diffuse[size_t(i)];
         ml[i * nb + k] = d.magnitude_at(0, f), mr[i * nb + k] = d.magnitude_at(1, f), co[i * nb + k] = d.coherence_at(f);
       }
-      for (int b = 0; b < kTailBands; ++b) w[size_t(b) * nb + k] = float(band_weight(b, f));
+      for (int g = 0; g < m.tail_groups; ++g) w[size_t(g) * nb + k] = float(groups.weight(g, f));
     }
     auto upload = [](DeviceBuffer<float>& dst, const std::vector<float>& src) {
       dst = DeviceBuffer<float>(src.size());
       BSIM_CUDA_TRY(cudaMemcpy(dst.get(), src.data(), src.size() * sizeof(float), cudaMemcpyHostToDevice));
     };
-    upload(m.mag_l, ml), upload(m.mag_r, mr), upload(m.coh, co), upload(m.weights, w), upload(m.band_ratio, br);
+    upload(m.mag_l, ml), upload(m.mag_r, mr), upload(m.coh, co), upload(m.weights, w), upload(m.group_ratio, br);
     // One plan for a chunk of rooms, executed chunk by chunk over the rooms of a launch; one chunk of slack
     // rooms lets the last execution run past the rooms in use.
     m.tail_chunk = std::min(max_rooms, 256);
     const size_t rooms_alloc = size_t(max_rooms) + size_t(m.tail_chunk);
-    m.tail_spec = DeviceBuffer<cufftComplex>(rooms_alloc * 2 * kTailBands * m.tail_nb);
-    m.tail_time = DeviceBuffer<float>(rooms_alloc * 2 * kTailBands * m.tail_n);
+    m.tail_spec = DeviceBuffer<cufftComplex>(rooms_alloc * 2 * m.tail_groups * m.tail_nb);
+    m.tail_time = DeviceBuffer<float>(rooms_alloc * 2 * m.tail_groups * m.tail_n);
     int n = m.tail_n;
     if (cufftPlanMany(&m.tail_plan, 1, &n, nullptr, 1, m.tail_nb, nullptr, 1, m.tail_n, CUFFT_C2R,
-                      m.tail_chunk * 2 * kTailBands) != CUFFT_SUCCESS)
+                      m.tail_chunk * 2 * m.tail_groups) != CUFFT_SUCCESS)
       throw RuntimeError("cuFFT: cannot plan the late-tail transforms");
   }
 }
@@ -315,16 +318,17 @@ void BrirRenderer::enqueue_device(const RoomGeometry* rooms, int B, bool late_ta
   if (late_tail) {
     // Executions cover whole chunks of rooms; rooms past B hold stale spectra whose output is never read.
     tail_spectra_kernel<<<dim3((m.tail_nb + kTailThreads - 1) / kTailThreads, B), kTailThreads, 0, s>>>(
-        rooms, m.mag_l.get(), m.mag_r.get(), m.coh.get(), m.weights.get(), m.tail_n, m.tail_nb, m.tail_spec.get());
+        rooms, m.mag_l.get(), m.mag_r.get(), m.coh.get(), m.weights.get(), m.tail_groups, m.tail_n, m.tail_nb,
+        m.tail_spec.get());
     BSIM_CUDA_TRY(cudaGetLastError());
     if (cufftSetStream(m.tail_plan, s) != CUFFT_SUCCESS) throw RuntimeError("cuFFT: cufftSetStream failed");
-    const size_t per_room_spec = size_t(2) * kTailBands * m.tail_nb, per_room_time = size_t(2) * kTailBands * m.tail_n;
+    const size_t per_room_spec = size_t(2) * m.tail_groups * m.tail_nb, per_room_time = size_t(2) * m.tail_groups * m.tail_n;
     for (int r0 = 0; r0 < B; r0 += m.tail_chunk)
       if (cufftExecC2R(m.tail_plan, m.tail_spec.get() + r0 * per_room_spec, m.tail_time.get() + r0 * per_room_time) !=
           CUFFT_SUCCESS)
         throw RuntimeError("cuFFT: late-tail inverse transform failed");
     tail_envelope_kernel<<<dim3((m.length + kTailThreads - 1) / kTailThreads, 2 * B), kTailThreads, 0, s>>>(
-        rooms, m.tail_time.get(), m.band_ratio.get(), m.tail_n, m.length, m.fs, m.c, stride, out);
+        rooms, m.tail_time.get(), m.group_ratio.get(), m.tail_groups, m.tail_n, m.length, m.fs, m.c, stride, out);
     BSIM_CUDA_TRY(cudaGetLastError());
   }
 }

@@ -77,6 +77,26 @@ double band_weight(int band, double f_hz) {
   return 0.0;
 }
 
+TailBandGroups tail_band_groups(const std::vector<double>& band_t60_ratio) {
+  if (band_t60_ratio.size() != size_t(kTailBands))
+    throw InputError("render.band_t60_ratio needs " + std::to_string(kTailBands) + " values, not " +
+                     std::to_string(band_t60_ratio.size()));
+  TailBandGroups g;
+  for (double r : band_t60_ratio) {
+    const auto it = std::find(g.ratio.begin(), g.ratio.end(), r);
+    g.group_of_band.push_back(int(it - g.ratio.begin()));
+    if (it == g.ratio.end()) g.ratio.push_back(r);
+  }
+  return g;
+}
+
+double TailBandGroups::weight(int group, double f_hz) const {
+  double w = 0;
+  for (int b = 0; b < kTailBands; ++b)
+    if (group_of_band[size_t(b)] == group) w += band_weight(b, f_hz);
+  return w;
+}
+
 double auto_transition_s(double volume_m3, double fs_hz, double c) {
   const double t = std::sqrt(0.5 * fs_hz * volume_m3 / (4.0 * kPi * c * c * c));
   return std::clamp(t, 0.02, 0.1);
@@ -133,7 +153,8 @@ namespace {
 
 // Adds the late tail from the transition time on: diffuse noise split into octave bands, each band
 // multiplied by sqrt(c / (4 pi V fs)) * exp(-3 ln10 t / T60_band), the expected image-source energy
-// density of a room of volume V (so that the tail continues the early part at the same level).
+// density of a room of volume V (so that the tail continues the early part at the same level). Bands of equal
+// T60 are split off together (tail_band_groups).
 void add_late_tail(const BrirRequest& req, const DiffuseField* df, int channels, Rng& rng, Brir& out) {
   const int L = out.length;
   const double fs = req.fs_hz, t0 = out.transition_s;
@@ -149,29 +170,34 @@ void add_late_tail(const BrirRequest& req, const DiffuseField* df, int channels,
   const double amp = std::sqrt(req.c_m_s / (4.0 * kPi * S.x * S.y * S.z * fs));
   ComplexVec spec(static_cast<size_t>(nb)), band(static_cast<size_t>(nb));
   FloatVec y(static_cast<size_t>(nf));
-  std::vector<float> weights(static_cast<size_t>(kTailBands) * nb);  // [band][bin], computed once per BRIR
+  const TailBandGroups groups = tail_band_groups(req.band_t60_ratio);
+  const int G = int(groups.ratio.size());
+  std::vector<float> weights(static_cast<size_t>(G) * nb);  // [group][bin], computed once per BRIR
   for (int k = 0; k < nb; ++k) {
     const double f = double(k) * fs / nf;
-    for (int b = 0; b < kTailBands; ++b) weights[size_t(b) * nb + k] = float(band_weight(b, f) / nf);
+    for (int g = 0; g < G; ++g) weights[size_t(g) * nb + k] = float(groups.weight(g, f) / nf);
   }
   for (int ch = 0; ch < channels; ++ch) {
     FloatVec& x = ch == 0 ? noise_l : noise_r;
     fft.forward(x.data(), spec.data());
     float* dst = out.response[ch].data();
-    for (int b = 0; b < kTailBands; ++b) {
-      const float* w = weights.data() + size_t(b) * nb;
+    for (int g = 0; g < G; ++g) {
+      const float* w = weights.data() + size_t(g) * nb;
       for (int k = 0; k < nb; ++k) band[k] = spec[k] * w[k];
       fft.inverse(band.data(), y.data());
-      const double t60 = req.t60_s * req.band_t60_ratio[size_t(b)];
+      const double t60 = req.t60_s * groups.ratio[size_t(g)];
       const double decay = -3.0 * std::log(10.0) / (t60 * fs);
-      for (int i = start; i < L; ++i) {
+      // exp(decay i) by one multiplication per sample (relative drift ~L x 1e-16 over the response).
+      const double step = std::exp(decay);
+      double envelope = amp * std::exp(decay * start);
+      for (int i = start; i < L; ++i, envelope *= step) {
         const double t = double(i) / fs;
         double fade = 1.0;
         if (t < t0 + 0.5 * kTailFadeS) {
           const double u = std::clamp((t - (t0 - 0.5 * kTailFadeS)) / kTailFadeS, 0.0, 1.0);
           fade = std::sin(0.5 * kPi * u) * std::sin(0.5 * kPi * u);
         }
-        dst[i] += float(amp * std::exp(decay * i) * fade) * y[i];
+        dst[i] += float(envelope * fade) * y[i];
       }
     }
   }

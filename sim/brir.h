@@ -25,6 +25,17 @@ DiffuseField compute_diffuse_field(const HrirGrid& grid);
 constexpr int kTailBands = 7;
 double band_weight(int band, double f_hz);
 
+// The bands grouped by equal T60 ratio. Bands that decay alike are rendered as one filtered noise with the sum
+// of their weights (exact: the filtering is linear), so a tail costs one inverse transform and one envelope per
+// distinct ratio: 4 instead of 7 with the default ratios (1, 1, 1, 1, 0.95, 0.85, 0.7).
+struct TailBandGroups {
+  std::vector<double> ratio;       // per group, in order of first appearance
+  std::vector<int> group_of_band;  // kTailBands entries
+  // weight[g] at f: the sum of band_weight over the group's bands
+  double weight(int group, double f_hz) const;
+};
+TailBandGroups tail_band_groups(const std::vector<double>& band_t60_ratio);
+
 // Early/late split: when the image density 4 pi c^3 t^2 / V reaches fs/2 (one image per two samples),
 // clamped to 20..100 ms.
 double auto_transition_s(double volume_m3, double fs_hz, double c_m_s);

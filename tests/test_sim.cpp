@@ -212,6 +212,45 @@ TEST(Brir, HighBandsDecayFasterAsConfigured) {
   EXPECT_NEAR(t_4k / t_mid, 0.6, 0.08);
 }
 
+// Bands that decay alike are split off together: 4 inverse transforms instead of 7 with the default ratios.
+// Exact up to float rounding: ratios a hair apart (1 - 1e-12, not grouped) render band by band, and the two
+// tails agree sample by sample.
+TEST(Brir, BandsOfEqualDecayRenderedTogetherMatchBandByBand) {
+  const TailBandGroups g = tail_band_groups({1.0, 1.0, 1.0, 1.0, 0.95, 0.85, 0.7});
+  EXPECT_EQ(g.ratio, (std::vector<double>{1.0, 0.95, 0.85, 0.7}));
+  EXPECT_EQ(g.group_of_band, (std::vector<int>{0, 0, 0, 0, 1, 2, 3}));
+  for (double f : {50.0, 300.0, 1000.0, 2500.0, 7000.0}) {
+    double sum = 0;
+    for (int k = 0; k < 4; ++k) sum += g.weight(k, f);
+    EXPECT_NEAR(sum, 1.0, 1e-12) << "the bands' weights are complementary, and so are the groups'";
+    EXPECT_NEAR(g.weight(0, f), band_weight(0, f) + band_weight(1, f) + band_weight(2, f) + band_weight(3, f), 1e-15);
+  }
+  EXPECT_EQ(tail_band_groups({0.7, 1, 0.7, 1, 1, 1, 1}).group_of_band, (std::vector<int>{0, 1, 0, 1, 1, 1, 1}));
+  EXPECT_THROW(tail_band_groups({1, 1}), InputError);
+
+  BrirRequest req;
+  req.room = room(6, 5, 3, 0.7);
+  req.t60_s = 0.7;
+  req.listener_m = {2.5, 2, 1.5};
+  req.source_m = {4.5, 3.5, 1.4};
+  Brir grouped, separate;
+  Rng rng_a(5, 0, Stream::tail), rng_b(5, 0, Stream::tail);
+  req.band_t60_ratio = {1.0, 1.0, 1.0, 1.0, 0.95, 0.85, 0.7};
+  render_brir(req, &kemar(), &kemar_diffuse(), rng_a, grouped);
+  req.band_t60_ratio = {1.0, 1.0 - 1e-12, 1.0 - 2e-12, 1.0 - 3e-12, 0.95, 0.85, 0.7};
+  EXPECT_EQ(tail_band_groups(req.band_t60_ratio).ratio.size(), 7u);
+  render_brir(req, &kemar(), &kemar_diffuse(), rng_b, separate);
+  ASSERT_EQ(grouped.length, separate.length);
+  for (int ear = 0; ear < 2; ++ear) {
+    double err = 0, ref = 0;
+    for (int i = 0; i < grouped.length; ++i) {
+      const double d = double(grouped.response[ear][size_t(i)]) - separate.response[ear][size_t(i)];
+      err += d * d, ref += double(separate.response[ear][size_t(i)]) * separate.response[ear][size_t(i)];
+    }
+    EXPECT_LT(10 * std::log10(err / ref), -100.0) << "ear " << ear;
+  }
+}
+
 TEST(Brir, DiffuseCoherenceIsHighAtLowAndLowAtHighFrequencies) {
   const DiffuseField& df = kemar_diffuse();
   EXPECT_GT(df.coherence_at(100.0), 0.8);
