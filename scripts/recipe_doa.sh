@@ -19,6 +19,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${1:-small}
 OUT=${2:-runs/recipe-$SIZE}
+# PRE_STEPS / FIN_STEPS (environment) override the size's pretraining / fine-tuning steps, e.g. PRE_STEPS=10000 for
+# the full size on a GPU of your own: at 3,000 steps its pretraining was still learning
+# (docs/results/recipe-gpu-h100-full). Read before the size table sets the same names.
+PRE_STEPS_SET=${PRE_STEPS:-}; FIN_STEPS_SET=${FIN_STEPS:-}
 BSIM=${BSIM:-build/apps/bsim}
 BTRAIN=${BTRAIN:-build/apps/btrain}
 PY=${PY:-.venv/bin/python}
@@ -37,6 +41,10 @@ esac
 # report's paired confidence; docs/results/recipe-large-cpu-validated: about 190 per cell would).
 PER_CELL=${TEST_PER_CELL:-$PER_CELL}
 [[ "$PER_CELL" =~ ^[1-9][0-9]*$ ]] || { echo "recipe_doa.sh: TEST_PER_CELL must be a positive whole number" >&2; exit 2; }
+for v in PRE_STEPS_SET FIN_STEPS_SET; do
+  [ -z "${!v}" ] || [[ "${!v}" =~ ^[1-9][0-9]*$ ]] || { echo "recipe_doa.sh: ${v%_SET} must be a positive whole number, not '${!v}'" >&2; exit 2; }
+done
+PRE_STEPS=${PRE_STEPS_SET:-$PRE_STEPS}; FIN_STEPS=${FIN_STEPS_SET:-$FIN_STEPS}
 if [ "$SIZE" = gpu ] || [ "$SIZE" = full ]; then
   MODEL=(); OPTIM=(--set train.batch_size=32 --set train.device=cuda); VAL_EXAMPLES=512
 else
@@ -107,6 +115,8 @@ TRAIN=("${HEAD_CFG[@]}" --set clip_s=$CLIP "${MODEL[@]}" --set train.log_every=5
 # that choose it are written on the first run and compared on every later one.
 SETTINGS="size=$SIZE heads=$HEADS head_scales=${HEAD_SCALES:-} train_speech=${TRAIN_SPEECH:-}"
 [ -n "${SPEECH_TILT:-}" ] && SETTINGS+=" speech_tilt=$SPEECH_TILT"  # only when set: earlier folders still match
+[ -n "$PRE_STEPS_SET" ] && SETTINGS+=" pre_steps=$PRE_STEPS"
+[ -n "$FIN_STEPS_SET" ] && SETTINGS+=" fin_steps=$FIN_STEPS"
 if [ -f "$OUT/recipe-settings.txt" ]; then
   [ "$(cat "$OUT/recipe-settings.txt")" = "$SETTINGS" ] || { echo "recipe_doa.sh: $OUT holds a run with $(cat "$OUT/recipe-settings.txt"), not $SETTINGS: give another OUT or remove it" >&2; exit 2; }
 else

@@ -224,6 +224,23 @@ def test_recipe_test_examples_per_cell_can_be_set(tmp_path):
     assert "TEST_PER_CELL must be a positive whole number" in err and calls == []
 
 
+def test_recipe_training_steps_can_be_set(tmp_path):
+    out = tmp_path / "recipe"
+    _, calls = _recipe(tmp_path, out, PRE_STEPS="3000", FIN_STEPS="40", SHIFT="0")
+    pre = [c for c in calls if c.startswith("btrain pretrain")]
+    fin = [c for c in calls if c.startswith("btrain finetune")]
+    assert len(pre) == 1 and "--set train.steps=3000 " in pre[0]
+    assert len(fin) == 4 and all("--set train.steps=40 " in c for c in fin)
+    assert (out / "recipe-settings.txt").read_text().split()[-2:] == ["pre_steps=3000", "fin_steps=40"]
+    # A kept folder holds networks of its own steps: another budget into it is refused before any work.
+    err, calls = _recipe(tmp_path, out, expect_rc=2, PRE_STEPS="6000", FIN_STEPS="40", SHIFT="0")
+    assert "pre_steps=3000 fin_steps=40, not" in err and "pre_steps=6000" in err
+    assert not any(c.startswith(("btrain", "bsim generate", "bsim doa")) for c in calls)
+    for var, value in [("PRE_STEPS", "1e4"), ("FIN_STEPS", "0")]:
+        err, calls = _recipe(tmp_path, tmp_path / var, expect_rc=2, **{var: value})
+        assert err.strip() == f"recipe_doa.sh: {var} must be a positive whole number, not '{value}'" and calls == []
+
+
 def test_recipe_refuses_a_kept_grid_of_another_size(tmp_path):
     out = tmp_path / "recipe"
     _recipe(tmp_path, out, SHIFT="0")
