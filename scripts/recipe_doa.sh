@@ -13,7 +13,8 @@
 #   scripts/recipe_doa.sh large  [OUT]  about 115 minutes on a 2-core CPU: the largest budget a CPU session allows
 #                                       (the GPU recipe's 2,048 labels, 40 test examples per cell)
 #   scripts/recipe_doa.sh gpu   [OUT]   the paper's model size in about 4 minutes on an H100/H200 (one device check)
-#   scripts/recipe_doa.sh full  [OUT]   sized for about 10 minutes on the GPU host (train.device=cuda)
+#   scripts/recipe_doa.sh full  [OUT]   the paper's model size, twice the gpu size's budget (train.device=cuda;
+#                                       measured: 6 min 41 s on an H100, docs/results/recipe-gpu-h100-full)
 # Run from the repository root after scripts/build.sh (needs ../shared/hrtf for the held-out ARI head).
 set -euo pipefail
 cd "$(dirname "$0")/.."
