@@ -12,21 +12,45 @@
 
 namespace bsim::cuda {
 
+// One pair of filters in a row-addressed convolution (the GPU pipeline): filter rows `filter` and `filter + 1`,
+// which also receive the two outputs (in place: the filters' spectra are taken before any output is written),
+// convolved with input row `input`, using the filters' first `partitions` partitions (the rest are zero).
+struct ConvPair {
+  int input, filter, partitions;
+};
+
 struct FusedConvParams {
   int T, L, F;        // samples per input, taps per filter, filters per example (even)
   int K, N, log2_N;   // block, transform size 2K
-  int J, J2, Q;       // output blocks ceil(T/K), J rounded up to even, partitions ceil(L/K)
+  int J, J2, Q;       // output blocks ceil(T/K), input frames held (even), partitions ceil(L/K)
+  int first_frame;    // 0, or -1 with x_wrap: input frame j covers samples [(j - 1) K, (j + 1) K)
   int max_radix;      // of the shared-memory FFT passes: 8 or 16 (kernels/smem_fft.cuh); the kernels' MaxRadix
+  // Where rows start: input b at x + b x_stride, filter f at h + f h_stride, output f at out + f out_stride.
+  long long x_stride, h_stride, out_stride;
+  // > 0: an input's samples at negative times -K <= s < 0 are read at x_wrap + s of its row (a circular row of
+  // that length, whose end holds the pre-ringing of a zero-phase filter applied to it), earlier ones are zero;
+  // 0: every negative time is zero. Set it with conv_read_negative_times, which also holds the extra input
+  // frame (-1) that those samples need.
+  int x_wrap;
+  // nullptr: the dense layout of BatchConvolver (example b's pairs are b F/2 .. (b + 1) F/2 - 1, pair p takes
+  // filters 2p and 2p + 1 and every partition); else the pairs' rows, one ConvPair per pair (device memory).
+  const ConvPair* pairs;
 };
 
 inline FusedConvParams fused_conv_params(int T, int L, int F, int K, int max_radix = 8) {
   FusedConvParams p{};
   p.T = T, p.L = L, p.F = F, p.K = K, p.N = 2 * K, p.max_radix = max_radix;
+  p.x_stride = T, p.h_stride = L, p.out_stride = T, p.x_wrap = 0, p.pairs = nullptr, p.first_frame = 0;
   int lg = 0;
   while ((1 << lg) < p.N) ++lg;
   p.log2_N = lg;
   p.J = (T + K - 1) / K, p.J2 = p.J + (p.J & 1), p.Q = (L + K - 1) / K;
   return p;
+}
+inline void conv_read_negative_times(FusedConvParams& p, int row_length) {
+  p.x_wrap = row_length, p.first_frame = -1;
+  const int frames = p.J + 1;
+  p.J2 = frames + (frames & 1);
 }
 // Shared memory per block: two N-point transform buffers (kernels/smem_fft.cuh) and the twiddles.
 inline int fused_conv_shared_bytes(const FusedConvParams& p) { return fft_workspace_bytes(p.N, 1); }
@@ -41,30 +65,44 @@ __device__ inline void store_two_spectra(const float2* z, const FusedConvParams&
   }
 }
 
-// X[b][j][k], k <= K: spectra of input frames j and j+1 (j even). Grid (J2 / 2, B).
+// The pair's input row, first filter row and partitions in use.
+__device__ inline void conv_pair(const FusedConvParams& p, int bp, int& input, int& filter, int& partitions) {
+  if (p.pairs) {
+    const ConvPair c = p.pairs[bp];
+    input = c.input, filter = c.filter, partitions = c.partitions;
+  } else {
+    input = bp / (p.F / 2), filter = 2 * bp, partitions = p.Q;
+  }
+}
+
+// X[b][j - first_frame][k], k <= K: spectra of input frames j and j+1 (j - first_frame even). Grid (J2 / 2, inputs).
 template <int MaxRadix>
 __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedConvParams p, float2* X) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   const FftWorkspace w = fft_workspace(shared, p.N, 1, twiddle);
-  const int b = blockIdx.y, j0 = 2 * blockIdx.x, nb = p.K + 1;
-  const float* xb = x + (size_t)b * p.T;
-  const int K = p.K, T = p.T;
+  const int b = blockIdx.y, slot = 2 * blockIdx.x, j0 = slot + p.first_frame, nb = p.K + 1;
+  const float* xb = x + (size_t)b * p.x_stride;
+  const int K = p.K, T = p.T, wrap = p.x_wrap;
+  const auto sample = [=](int s) { return s >= 0 ? (s < T ? xb[s] : 0.0f) : (wrap > 0 && s >= -K ? xb[wrap + s] : 0.0f); };
   const auto frames = [=](int, int i) {  // frames j0 and j0 + 1 as one complex signal, read by the first pass
-    const int s0 = (j0 - 1) * K + i, s1 = s0 + K;
-    return make_float2(s0 >= 0 && s0 < T ? xb[s0] : 0.0f, s1 >= 0 && s1 < T ? xb[s1] : 0.0f);
+    const int s0 = (j0 - 1) * K + i;
+    return make_float2(sample(s0), sample(s0 + K));
   };
   const float2* z = smem_fft_load<MaxRadix>(frames, w.a, w.b, w.tw, p.log2_N, 1, false);
-  store_two_spectra(z, p, X + ((size_t)b * p.J2 + j0) * nb);
+  store_two_spectra(z, p, X + ((size_t)b * p.J2 + slot) * nb);
 }
 
-// H[b][pair][q][ear][k]: spectra of partition q of the pair's two filters. Grid (Q, B * F / 2).
+// H[pair][q][ear][k]: spectra of partition q of the pair's two filters. Grid (Q, pairs).
 template <int MaxRadix>
 __global__ void conv_filter_spectra(const float* h, const float2* twiddle, FusedConvParams p, float2* H) {
   BSIM_DYNAMIC_SHARED(float2, shared);
+  const int q = blockIdx.x, bp = blockIdx.y, nb = p.K + 1;  // dense: bp = b * F/2 + pair of example b
+  int input, filter, partitions;
+  conv_pair(p, bp, input, filter, partitions);
+  if (q >= partitions) return;  // (uniform per block: no thread reaches a barrier the others skip)
   const FftWorkspace w = fft_workspace(shared, p.N, 1, twiddle);
-  const int q = blockIdx.x, bp = blockIdx.y, nb = p.K + 1;  // bp = b * F/2 + pair
-  const float* h0 = h + (size_t)bp * 2 * p.L;               // filters 2 pair and 2 pair + 1 of example b
-  const float* h1 = h0 + p.L;
+  const float* h0 = h + (size_t)filter * p.h_stride;
+  const float* h1 = h0 + p.h_stride;
   const int K = p.K, L = p.L;
   const auto partition = [=](int, int i) {  // partition q of both filters, zero-padded, read by the first pass
     const int s = q * K + i;
@@ -75,20 +113,22 @@ __global__ void conv_filter_spectra(const float* h, const float2* twiddle, Fused
   store_two_spectra(z, p, H + ((size_t)bp * p.Q + q) * 2 * nb);
 }
 
-// out[b][f][jK + n] for the pair's two filters: multiply-accumulate over partitions, one inverse FFT of
-// Y_f0 + i Y_f1, real part -> filter f0, imaginary part -> f1. Grid (J, B * F / 2).
+// out[f][jK + n] for the pair's two filters: multiply-accumulate over partitions, one inverse FFT of
+// Y_f0 + i Y_f1, real part -> filter f0, imaginary part -> f1. Grid (J, pairs).
 template <int MaxRadix>
 __global__ void conv_output_blocks(const float2* X, const float2* H, const float2* twiddle, FusedConvParams p,
                                    float* out) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   const FftWorkspace w = fft_workspace(shared, p.N, 1, twiddle);
-  const int j = blockIdx.x, bp = blockIdx.y, b = bp / (p.F / 2), nb = p.K + 1;
+  const int j = blockIdx.x, bp = blockIdx.y, nb = p.K + 1;
+  int b, filter, partitions;
+  conv_pair(p, bp, b, filter, partitions);
   const float2* Hb = H + (size_t)bp * p.Q * 2 * nb;
   const float2* Xb = X + (size_t)b * p.J2 * nb;
   for (int k = threadIdx.x; k < nb; k += blockDim.x) {
     float2 y0 = make_float2(0.0f, 0.0f), y1 = y0;
-    for (int q = 0; q < p.Q && q <= j; ++q) {
-      const float2 xv = Xb[(size_t)(j - q) * nb + k];
+    for (int q = 0; q < partitions && j - q >= p.first_frame; ++q) {
+      const float2 xv = Xb[(size_t)(j - q - p.first_frame) * nb + k];
       const float2 u = cmul(xv, Hb[((size_t)q * 2 + 0) * nb + k]), v = cmul(xv, Hb[((size_t)q * 2 + 1) * nb + k]);
       y0.x += u.x, y0.y += u.y, y1.x += v.x, y1.y += v.y;
     }
@@ -98,8 +138,8 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
   }
   // The inverse transform's last pass writes the second half (the valid samples) straight to the output.
   const float scale = 1.0f / float(p.N);
-  float* o0 = out + ((size_t)bp * 2) * p.T;  // filters 2 pair, 2 pair + 1 of example b
-  float* o1 = o0 + p.T;
+  float* o0 = out + (size_t)filter * p.out_stride;
+  float* o1 = o0 + p.out_stride;
   const int K = p.K, T = p.T;
   const auto valid = [=](int, int i, float2 v) {
     const int t = j * K + i - K;

@@ -145,6 +145,55 @@ TEST(EmulatedFusedConvolution, MatchesCpuFftConvolution) {
     }
 }
 
+// The pipeline's layout: rows of a longer stride, pairs that share an input (an emitter's BRIR pair and a
+// target's direct-path pair), fewer partitions for a short filter, outputs in place into the filter rows, and
+// an input's pre-ringing read from the end of its circular row. Against a direct sum in double precision.
+TEST(EmulatedFusedConvolution, RowAddressedPairsInPlace) {
+  const int T = 3000 + 5, L = 1400, K = 256, S = 4096;  // S: every row's stride (>= T + K, the circular length)
+  const int n_inputs = 2;
+  Rng rng(32, 0, Stream::noise);
+  std::vector<float> x(size_t(n_inputs) * S, 0.0f);
+  for (int b = 0; b < n_inputs; ++b) {
+    for (int i = 0; i < T; ++i) x[size_t(b) * S + i] = float(rng.normal());
+    if (b == 0)  // pre-ringing at -2K .. -1, strongest near 0; -K .. -1 count, what lies before must be ignored
+      for (int i = S - 2 * K; i < S; ++i) x[size_t(b) * S + i] = float(rng.normal() * std::exp(-(S - i) / 200.0));
+  }
+  // Pairs: input 1 with a full-length pair (rows 0, 1), input 0 with a short pair (rows 4, 5: 300 taps, 2
+  // partitions) and input 0 with a full-length pair (rows 2, 3).
+  const std::vector<cuda::ConvPair> pairs = {{1, 0, 6}, {0, 4, 2}, {0, 2, 6}};
+  std::vector<float> h(size_t(6) * S, 0.0f);
+  for (int f = 0; f < 6; ++f)
+    for (int i = 0; i < (f >= 4 ? 300 : L); ++i) h[size_t(f) * S + i] = float(rng.normal() * std::exp(-i / 300.0));
+  const std::vector<float> h_in = h;
+  cuda::FusedConvParams p = cuda::fused_conv_params(T, L, 2, K, 16);
+  ASSERT_EQ(p.Q, 6);
+  p.x_stride = p.h_stride = p.out_stride = S, p.pairs = pairs.data();
+  cuda::conv_read_negative_times(p, S);
+  const std::vector<float2> tw = cuda::fft_twiddles(p.N, cuda::fft_twiddle_count(p.N));
+  std::vector<float2> X(size_t(n_inputs) * p.J2 * (K + 1));
+  // Partitions past a pair's own are neither transformed nor read: NaN there would show in the outputs.
+  std::vector<float2> H(pairs.size() * p.Q * 2 * (K + 1), make_float2(std::nanf(""), std::nanf("")));
+  const unsigned n_pairs = unsigned(pairs.size());
+  emu::launch(unsigned(p.J2 / 2), unsigned(n_inputs), cuda::conv_input_spectra<16>, x.data(), tw.data(), p, X.data());
+  emu::launch(unsigned(p.Q), n_pairs, cuda::conv_filter_spectra<16>, h.data(), tw.data(), p, H.data());
+  emu::launch(unsigned(p.J), n_pairs, cuda::conv_output_blocks<16>, X.data(), H.data(), tw.data(), p, h.data());
+  for (const cuda::ConvPair& c : pairs)
+    for (int f = c.filter; f < c.filter + 2; ++f) {
+      SCOPED_TRACE("filter row " + std::to_string(f));
+      std::vector<float> ref(static_cast<size_t>(T));
+      for (int t = 0; t < T; ++t) {
+        double acc = 0;
+        for (int tau = 0; tau < L; ++tau) {
+          const int s = t - tau;
+          const float xs = s >= 0 ? x[size_t(c.input) * S + s] : s >= -K ? x[size_t(c.input) * S + S + s] : 0.0f;
+          acc += double(h_in[size_t(f) * S + tau]) * xs;
+        }
+        ref[size_t(t)] = float(acc);
+      }
+      EXPECT_LT(test::nmse_db(h.data() + size_t(f) * S, ref.data(), size_t(T)), -100.0);
+    }
+}
+
 // --- classic DoA estimators -------------------------------------------------------------------------------
 #include "doa/classic.h"
 #include "kernels/doa_kernels.cuh"
