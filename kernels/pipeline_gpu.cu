@@ -14,13 +14,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <set>
+#include <string>
 
 #include "io/error.h"
 #include "kernels/batch_dsp.h"
 #include "kernels/brir_gpu.h"
 #include "kernels/check.cuh"
+#include "kernels/conv_fused.cuh"
 #include "kernels/counter_rng.cuh"
 #include "kernels/cufft_plan.cuh"
 #include "kernels/device_buffer.cuh"
@@ -141,6 +144,18 @@ __global__ void multiply_rows(const cufftComplex* X, cufftComplex* H, long long 
   cufftComplex& h = H[(h_row0 + j) * nb + k];
   const cufftComplex y = h;
   h = make_cuFloatComplex((x.x * y.x - x.y * y.y) * scale, (x.x * y.y + x.y * y.x) * scale);
+}
+
+// X[b][k] *= tilt gain of example b at bin k / N: the target speech's spectra before they return to the time
+// domain for the partitioned convolution (which then reads the tilt's pre-ringing from the rows' ends). Rows
+// from B to n_rows (the rest of the transforms' last chunk: emitter rows) get 1 / N, so that their round trip
+// leaves them as they were.
+__global__ void tilt_rows(cufftComplex* X, int B, int n_rows, int nb, int N, float fs_hz, const ExampleParams* ex) {
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= (long long)n_rows * nb) return;
+  const int b = int(i / nb), k = int(i % nb);
+  const float w = (b < B ? spectral_tilt_gain(ex[b].speech_tilt_db_per_octave, k, N, fs_hz) : 1.0f) / float(N);
+  X[i].x *= w, X[i].y *= w;
 }
 
 // energy[e] = both ears' energy over [0, T) of emitter e's rendering (babble levelling). One block each.
@@ -266,6 +281,13 @@ struct DevicePipeline::Impl {
   Config cfg;
   int max_batch = 0, n_slots = 0, T = 0, L = 0, N = 0, nb = 0, ns = 0, nbs = 0, E_max = 0, chunk = 0;
   long long direct_row0 = 0;  // first direct-path row of the filter rows
+  // The convolution: BSIM_PIPELINE_CONV=cufft (default: one N-point transform per row) or fused (the
+  // partitioned overlap-save kernels of kernels/conv_fused.cuh on the rows, blocks of 2048, radix 16).
+  bool fused_conv = false;
+  FusedConvParams cp{};
+  int conv_smem = 0, conv_threads = 0;
+  DeviceBuffer<float2> conv_twiddle, conv_X, conv_H;
+  DeviceBuffer<ConvPair> d_pairs;
   int n_features = 0, n_frames = 0, threads = 1;
   bool half = false;
   Stream stream, copy_stream;
@@ -301,6 +323,7 @@ struct DevicePipeline::Impl {
     PinnedBuffer<ExampleParams> h_examples;
     PinnedBuffer<EmitterParams> h_emitters;
     PinnedBuffer<Segment> h_segments;
+    PinnedBuffer<ConvPair> h_pairs;  // fused convolution: the batch's pairs (emitters, then direct paths)
     PinnedBuffer<int> h_counts;
     PinnedBuffer<Gains> h_gains;
     PinnedBuffer<uint16_t> host_clean_half, host_aug_half;
@@ -399,7 +422,32 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   m.inputs = DeviceBuffer<float>(size_t(m.E_max + m.chunk) * m.N);
   m.X = DeviceBuffer<cufftComplex>(size_t(m.E_max + m.chunk) * m.nb);
   m.filters = DeviceBuffer<float>(size_t(filter_rows) * m.N);
-  m.H = DeviceBuffer<cufftComplex>(size_t(filter_rows) * m.nb);
+  const char* conv_choice = std::getenv("BSIM_PIPELINE_CONV");
+  if (conv_choice && std::string(conv_choice) != "fused" && std::string(conv_choice) != "cufft")
+    throw InputError(std::string("BSIM_PIPELINE_CONV='") + conv_choice + "': use fused or cufft (or leave it unset)");
+  m.fused_conv = conv_choice && std::string(conv_choice) == "fused";
+  if (m.fused_conv) {
+    // Rows of N samples hold T of signal and, for a tilted voice, the tilt's pre-ringing at their end, which
+    // the kernels read for the K samples before time 0; the filter rows receive the results in place.
+    m.cp = fused_conv_params(m.T, m.L, 2, 2048, 16);
+    m.cp.x_stride = m.cp.h_stride = m.cp.out_stride = m.N;
+    conv_read_negative_times(m.cp, m.N);
+    if (m.N - m.cp.K < m.T) throw RuntimeError("GPU pipeline: rows too short for the partitioned convolution");
+    m.conv_smem = fused_conv_shared_bytes(m.cp);
+    for (const void* k : {(const void*)conv_input_spectra<16>, (const void*)conv_filter_spectra<16>,
+                          (const void*)conv_output_blocks<16>})
+      BSIM_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, m.conv_smem));
+    m.conv_threads = std::min(1024, std::max(256, m.cp.N / (1 << fft_plan(m.cp.log2_N, 16).log2_r)));
+    const std::vector<float2> tw = fft_twiddles(m.cp.N, fft_twiddle_count(m.cp.N));
+    m.conv_twiddle = DeviceBuffer<float2>(tw.size());
+    BSIM_CUDA_TRY(cudaMemcpy(m.conv_twiddle.get(), tw.data(), tw.size() * sizeof(float2), cudaMemcpyHostToDevice));
+    const size_t bins = size_t(m.cp.K + 1), max_pairs = size_t(m.E_max + max_batch);
+    m.conv_X = DeviceBuffer<float2>(size_t(m.E_max) * m.cp.J2 * bins);
+    m.conv_H = DeviceBuffer<float2>(max_pairs * m.cp.Q * 2 * bins);
+    m.d_pairs = DeviceBuffer<ConvPair>(max_pairs);
+  } else {
+    m.H = DeviceBuffer<cufftComplex>(size_t(filter_rows) * m.nb);
+  }
   m.r2c = std::make_unique<FftPlan>(m.N, CUFFT_R2C, m.chunk, m.N, m.nb);
   m.c2r = std::make_unique<FftPlan>(m.N, CUFFT_C2R, m.chunk, m.nb, m.N);
   BSIM_CUFFT_TRY(cufftSetStream(m.r2c->get(), m.stream.get()));
@@ -467,6 +515,7 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
     s.h_examples = PinnedBuffer<ExampleParams>(size_t(max_batch));
     s.h_emitters = PinnedBuffer<EmitterParams>(size_t(m.E_max));
     s.h_segments = PinnedBuffer<Segment>(m.segment_capacity);
+    if (m.fused_conv) s.h_pairs = PinnedBuffer<ConvPair>(size_t(m.E_max + max_batch));
     s.h_counts = PinnedBuffer<int>(size_t(max_batch));
     s.h_gains = PinnedBuffer<Gains>(size_t(max_batch));
     s.start = std::make_unique<Event>(true), s.done = std::make_unique<Event>(true);
@@ -568,6 +617,22 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   }
   std::copy(segs.begin(), segs.end(), slot.h_segments.get());
   const int S = int(segs.size());
+  // Fused convolution: emitter e's BRIR pair (rows 2e, 2e + 1) with input e, then target b's direct-path pair
+  // with input b, over the partitions its delayed HRIR reaches (+ 64 samples of margin).
+  bool any_tilt = false;
+  const int n_pairs = E + B;
+  if (m.fused_conv) {
+    ConvPair* pairs = slot.h_pairs.get();
+    for (int e = 0; e < E; ++e) pairs[e] = {e, 2 * e, m.cp.Q};
+    const int hw = cfg.render.frac_delay_half_width;
+    for (int b = 0; b < B; ++b) {
+      const Example& ex = hx[size_t(b)].meta;
+      const int taps = m.renderer->grids()[size_t(hrir_grid_index(cfg, ex.scene))].n_taps;
+      const int reach = int(std::ceil(ex.direct_delay_s * cfg.sample_rate_hz)) + taps + 2 * hw + 64;
+      pairs[E + b] = {b, int(m.direct_row0) + 2 * b, std::min(m.cp.Q, (reach + m.cp.K - 1) / m.cp.K)};
+      any_tilt = any_tilt || ex.scene.speech_tilt_db_per_octave != 0.0;
+    }
+  }
 
   // 3. Device, in stream order.
   cudaStream_t st = m.stream.get();
@@ -578,6 +643,9 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   BSIM_CUDA_TRY(cudaMemcpyAsync(m.d_emitters.get(), ems, size_t(E) * sizeof(EmitterParams), cudaMemcpyHostToDevice, st));
   BSIM_CUDA_TRY(cudaMemcpyAsync(m.d_segments.get(), slot.h_segments.get(), size_t(S) * sizeof(Segment),
                                 cudaMemcpyHostToDevice, st));
+  if (m.fused_conv)
+    BSIM_CUDA_TRY(cudaMemcpyAsync(m.d_pairs.get(), slot.h_pairs.get(), size_t(n_pairs) * sizeof(ConvPair),
+                                  cudaMemcpyHostToDevice, st));
   BSIM_CUDA_TRY(cudaEventRecord(slot.uploaded->get(), st));
   slot.uploaded_recorded = true;
   BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[0]->get(), st));
@@ -593,7 +661,17 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   BSIM_CUDA_TRY(cudaMemsetAsync(m.inputs.get(), 0, size_t(E) * m.N * sizeof(float), st));
   gather_segments<<<dim3(32, std::min(S, 65535)), kThreads, 0, st>>>(m.d_segments.get(), S, m.N, m.inputs.get());
   BSIM_CUDA_TRY(cudaGetLastError());
-  m.exec_r2c(m.inputs.get(), m.X.get(), 0, E);
+  const float fs = float(cfg.sample_rate_hz);
+  if (!m.fused_conv) {
+    m.exec_r2c(m.inputs.get(), m.X.get(), 0, E);
+  } else if (any_tilt) {  // the tilted voices back in the time domain, pre-ringing at the rows' ends
+    const int rows = (B + m.chunk - 1) / m.chunk * m.chunk;  // what the chunked transforms cover
+    m.exec_r2c(m.inputs.get(), m.X.get(), 0, B);
+    tilt_rows<<<blocks_for((long long)rows * m.nb), kThreads, 0, st>>>(m.X.get(), B, rows, m.nb, m.N, fs,
+                                                                       m.d_examples.get());
+    BSIM_CUDA_TRY(cudaGetLastError());
+    m.exec_c2r(m.X.get(), m.inputs.get(), 0, B);
+  }
   BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[1]->get(), st));
 
   // BRIRs of every emitter (and the direct paths of the targets) straight into zeroed filter rows.
@@ -602,17 +680,28 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   BSIM_CUDA_TRY(cudaMemsetAsync(direct, 0, size_t(2 * B) * m.N * sizeof(float), st));
   m.brirs->enqueue_device(m.d_rooms.get(), E, true, m.filters.get(), direct, B, m.N, m.counts.get(), st);
   BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[2]->get(), st));
-  m.exec_r2c(m.filters.get(), m.H.get(), 0, 2LL * E);
-  m.exec_r2c(m.filters.get(), m.H.get(), m.direct_row0, m.direct_row0 + 2LL * B);
-  const float scale = 1.0f / float(m.N);
-  const float fs = float(cfg.sample_rate_hz);
-  multiply_rows<<<blocks_for(2LL * E * m.nb), kThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * E, 0, m.nb, scale,
-                                                                 m.d_examples.get(), B, int(m.N), fs);
-  multiply_rows<<<blocks_for(2LL * B * m.nb), kThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * B, m.direct_row0, m.nb,
-                                                                 scale, m.d_examples.get(), B, int(m.N), fs);
-  BSIM_CUDA_TRY(cudaGetLastError());
-  m.exec_c2r(m.H.get(), m.filters.get(), 0, 2LL * E);
-  m.exec_c2r(m.H.get(), m.filters.get(), m.direct_row0, m.direct_row0 + 2LL * B);
+  if (m.fused_conv) {
+    FusedConvParams p = m.cp;
+    p.pairs = m.d_pairs.get();
+    const float2* tw = m.conv_twiddle.get();
+    conv_input_spectra<16><<<dim3(p.J2 / 2, E), m.conv_threads, m.conv_smem, st>>>(m.inputs.get(), tw, p, m.conv_X.get());
+    conv_filter_spectra<16><<<dim3(p.Q, n_pairs), m.conv_threads, m.conv_smem, st>>>(m.filters.get(), tw, p,
+                                                                                      m.conv_H.get());
+    conv_output_blocks<16><<<dim3(p.J, n_pairs), m.conv_threads, m.conv_smem, st>>>(m.conv_X.get(), m.conv_H.get(),
+                                                                                     tw, p, m.filters.get());
+    BSIM_CUDA_TRY(cudaGetLastError());
+  } else {
+    m.exec_r2c(m.filters.get(), m.H.get(), 0, 2LL * E);
+    m.exec_r2c(m.filters.get(), m.H.get(), m.direct_row0, m.direct_row0 + 2LL * B);
+    const float scale = 1.0f / float(m.N);
+    multiply_rows<<<blocks_for(2LL * E * m.nb), kThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * E, 0, m.nb, scale,
+                                                                   m.d_examples.get(), B, int(m.N), fs);
+    multiply_rows<<<blocks_for(2LL * B * m.nb), kThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * B, m.direct_row0,
+                                                                   m.nb, scale, m.d_examples.get(), B, int(m.N), fs);
+    BSIM_CUDA_TRY(cudaGetLastError());
+    m.exec_c2r(m.H.get(), m.filters.get(), 0, 2LL * E);
+    m.exec_c2r(m.H.get(), m.filters.get(), m.direct_row0, m.direct_row0 + 2LL * B);
+  }
   BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[3]->get(), st));
 
   // Noise, SNR, output gain, outputs, teacher.

@@ -8,7 +8,9 @@
 // Differences from the CPU by design (tests/test_gpu.cpp states the tolerances): the late tail and the
 // synthetic noise draw their random numbers from device counter streams, so they match the CPU in
 // statistics (spectrum, decay, level, coherence), not sample by sample; everything else follows the plan
-// exactly. Host header: no CUDA types.
+// exactly. The convolution is one N-point cuFFT transform per row by default; BSIM_PIPELINE_CONV=fused takes
+// the partitioned overlap-save kernels of kernels/conv_fused.cuh instead (to be measured against it: see
+// bench/RESULTS.md). Host header: no CUDA types.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -110,13 +110,14 @@ BENCH_FILTER=.; [ "$MODE" = recipe ] && BENCH_FILTER='Pipeline|ClassicDoa'
 timeout 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filter="$BENCH_FILTER" \
   --benchmark_out="$LOG/bench_gpu.json" --benchmark_out_format=json > "$LOG/bench_gpu.txt" 2>&1
 stamp "bench_gpu rc=$?"
-# The whole batch with each teacher implementation forced (the default picks per kind, by measurement).
+# The whole batch with each teacher implementation forced (the default picks per kind, by measurement), and
+# with the partitioned convolution instead of the pipeline's cuFFT rows (BSIM_PIPELINE_CONV, default cufft).
 if [ "$MODE" != recipe ]; then
-  for impl in fused cufft; do
-    BSIM_TEACHER_KERNEL=$impl timeout 30 build-gpu/bench/bench_gpu --benchmark_filter=PipelineBatch 2>&1 |
-      grep -E "^BM_" | sed "s#^BM_PipelineBatch#BM_PipelineBatch(teacher=$impl)#" >> "$LOG/bench_gpu.txt"
+  for variant in BSIM_TEACHER_KERNEL=fused BSIM_TEACHER_KERNEL=cufft BSIM_PIPELINE_CONV=fused; do
+    env "$variant" timeout 30 build-gpu/bench/bench_gpu --benchmark_filter=PipelineBatch 2>&1 |
+      grep -E "^BM_" | sed "s#^BM_PipelineBatch#BM_PipelineBatch($variant)#" >> "$LOG/bench_gpu.txt"
   done
-  stamp "pipeline benchmark per teacher implementation"
+  stamp "pipeline benchmark per teacher and convolution implementation"
 fi
 # The torch ratios need the convolution and teacher benchmarks: not in recipe mode (quick/full measure them).
 [ "$MODE" != recipe ] && { timeout 120 $PY bench/torch_baselines.py "$LOG/bench_gpu.json" > "$LOG/torch_baselines.md" 2>&1; stamp "torch rc=$?"; }
