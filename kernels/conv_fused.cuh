@@ -83,7 +83,10 @@ __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedC
   const int b = blockIdx.y, slot = 2 * blockIdx.x, j0 = slot + p.first_frame, nb = p.K + 1;
   const float* xb = x + (size_t)b * p.x_stride;
   const int K = p.K, T = p.T, wrap = p.x_wrap;
-  const auto sample = [=](int s) { return s >= 0 ? (s < T ? xb[s] : 0.0f) : (wrap > 0 && s >= -K ? xb[wrap + s] : 0.0f); };
+  const auto sample = [=](int s) {
+    if (s >= 0) return s < T ? xb[s] : 0.0f;
+    return wrap > 0 && s >= -K ? xb[wrap + s] : 0.0f;
+  };
   const auto frames = [=](int, int i) {  // frames j0 and j0 + 1 as one complex signal, read by the first pass
     const int s0 = (j0 - 1) * K + i;
     return make_float2(sample(s0), sample(s0 + K));
