@@ -143,17 +143,23 @@ namespace {
 void compute(BatchConvolver::Impl& m);
 }
 
+std::string kernel_choice(const char* variable, const char* fallback) {
+  const char* value = std::getenv(variable);
+  const std::string choice = value ? value : fallback;
+  if (choice != "fused" && choice != "cufft")
+    throw InputError(std::string(variable) + "='" + choice + "': use fused or cufft (or leave it unset)");
+  return choice;
+}
+
 BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L, int block, int max_radix)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.max_batch = max_batch, m.n_filters = n_filters, m.T = T, m.L = L;
   // By measurement (bench/RESULTS.md) the partitioned overlap-save kernels with the shared-memory FFT beat one
   // full-length cuFFT transform per operand (H200: 2.39 against 3.60 us per 4 s example with blocks of 2048),
-  // and radix-16 passes beat radix 8 there (H100: 1.89 against 2.13 us). BSIM_CONV_KERNEL=cufft selects the latter (tested); an odd filter count needs it.
-  const char* choice = std::getenv("BSIM_CONV_KERNEL");
-  if (choice && std::string(choice) != "fused" && std::string(choice) != "cufft")
-    throw InputError(std::string("BSIM_CONV_KERNEL='") + choice + "': use fused or cufft (or leave it unset)");
-  m.fused = n_filters % 2 == 0 && (!choice || std::string(choice) == "fused");
+  // and radix-16 passes beat radix 8 there (H100: 1.89 against 2.13 us). BSIM_CONV_KERNEL=cufft selects the
+  // full-length transforms (tested); an odd filter count needs them.
+  m.fused = kernel_choice("BSIM_CONV_KERNEL", "fused") == "fused" && n_filters % 2 == 0;
   if (m.fused) {
     if (block < 4 || block > 8192 || (block & (block - 1)) != 0)
       throw InputError("BatchConvolver: block " + std::to_string(block) + " must be a power of two in 4..8192");
@@ -224,9 +230,7 @@ namespace {
 template <int MaxRadix>
 void launch_fused_convolution(BatchConvolver::Impl& m, cudaStream_t s) {
   const FusedConvParams& p = m.cp;
-  // One butterfly per thread and pass (N / radix items), within 256..1024 threads.
-  const int radix = 1 << fft_plan(p.log2_N, MaxRadix).log2_r;
-  const int B = m.max_batch, pairs = m.n_filters / 2, threads = std::min(1024, std::max(256, p.N / radix));
+  const int B = m.max_batch, pairs = m.n_filters / 2, threads = fused_conv_threads(p);
   const float2* tw = m.conv_twiddle.get();
   conv_input_spectra<MaxRadix><<<dim3(p.J2 / 2, B), threads, m.conv_smem, s>>>(m.x.get(), tw, p, m.conv_X.get());
   conv_filter_spectra<MaxRadix><<<dim3(p.Q, B * pairs), threads, m.conv_smem, s>>>(m.h.get(), tw, p, m.conv_H.get());
@@ -334,13 +338,9 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T, Fused
   // shared-memory FFT, 2.45 us per 4 s example for GCC-PHAT and 2.72 for IPD/ILD, against 5.41 and 8.15 for
   // framing + cuFFT + feature kernels. BSIM_TEACHER_KERNEL=fused|cufft overrides (both are tested against the
   // CPU); n_fft must be a power of two in 16..1024 for the one-pass kernel, else framing + cuFFT it is.
-  const char* choice = std::getenv("BSIM_TEACHER_KERNEL");
   const int n = cfg.n_fft;
   const bool fusable = (n & (n - 1)) == 0 && n >= 16 && n <= 1024 && cfg.win_length <= n;
-  const std::string want = choice ? choice : "fused";
-  if (want != "fused" && want != "cufft")
-    throw InputError("BSIM_TEACHER_KERNEL='" + want + "': use fused or cufft (or leave it unset)");
-  m.fused = fusable && want == "fused";
+  m.fused = kernel_choice("BSIM_TEACHER_KERNEL", "fused") == "fused" && fusable;
   if (m.fused) {
     m.fp.T = T, m.fp.n_frames = m.frames, m.fp.n_fft = n, m.fp.win = cfg.win_length, m.fp.hop = cfg.hop_length;
     m.fp.log2_n = int(std::lround(std::log2(double(n))));

@@ -4,11 +4,16 @@
 // synchronous host-memory entry points here serve tests and benchmarks, the pipeline keeps data on device.
 #pragma once
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "io/config.h"
 
 namespace bsim::cuda {
+
+// An implementation switch from the environment (BSIM_CONV_KERNEL, BSIM_TEACHER_KERNEL, BSIM_PIPELINE_CONV):
+// "fused" or "cufft", `fallback` when unset; any other value is an InputError naming the variable.
+std::string kernel_choice(const char* variable, const char* fallback);
 
 // out[b][f][0..T) = (x[b] * h[b][f])[0..T): B examples, F filters each (e.g. BRIR L/R + direct L/R).
 // Uniformly partitioned overlap-save with the transforms in shared memory (kernels/conv_fused.cuh; an even F),

@@ -7,6 +7,8 @@
 // + inverse FFT of the pair (Y_f0 + i Y_f1, whose real and imaginary parts are the two outputs) straight to
 // the output. Device code only; runs on the CPU under kernels/emulation.h for the tests.
 #pragma once
+#include <algorithm>
+
 #include "kernels/emulation.h"
 #include "kernels/smem_fft.cuh"
 
@@ -51,6 +53,11 @@ inline void conv_read_negative_times(FusedConvParams& p, int row_length) {
   p.x_wrap = row_length, p.first_frame = -1;
   const int frames = p.J + 1;
   p.J2 = frames + (frames & 1);
+}
+// Threads per block of the three kernels: one butterfly per thread and pass (N / radix), within 256..1024.
+inline int fused_conv_threads(const FusedConvParams& p) {
+  const int radix = 1 << fft_plan(p.log2_N, p.max_radix).log2_r;
+  return std::min(1024, std::max(256, p.N / radix));
 }
 // Shared memory per block: two N-point transform buffers (kernels/smem_fft.cuh) and the twiddles.
 inline int fused_conv_shared_bytes(const FusedConvParams& p) { return fft_workspace_bytes(p.N, 1); }

@@ -14,7 +14,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
@@ -422,10 +421,7 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   m.inputs = DeviceBuffer<float>(size_t(m.E_max + m.chunk) * m.N);
   m.X = DeviceBuffer<cufftComplex>(size_t(m.E_max + m.chunk) * m.nb);
   m.filters = DeviceBuffer<float>(size_t(filter_rows) * m.N);
-  const char* conv_choice = std::getenv("BSIM_PIPELINE_CONV");
-  if (conv_choice && std::string(conv_choice) != "fused" && std::string(conv_choice) != "cufft")
-    throw InputError(std::string("BSIM_PIPELINE_CONV='") + conv_choice + "': use fused or cufft (or leave it unset)");
-  m.fused_conv = conv_choice && std::string(conv_choice) == "fused";
+  m.fused_conv = kernel_choice("BSIM_PIPELINE_CONV", "cufft") == "fused";
   if (m.fused_conv) {
     // Rows of N samples hold T of signal and, for a tilted voice, the tilt's pre-ringing at their end, which
     // the kernels read for the K samples before time 0; the filter rows receive the results in place.
@@ -437,7 +433,7 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
     for (const void* k : {(const void*)conv_input_spectra<16>, (const void*)conv_filter_spectra<16>,
                           (const void*)conv_output_blocks<16>})
       BSIM_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, m.conv_smem));
-    m.conv_threads = std::min(1024, std::max(256, m.cp.N / (1 << fft_plan(m.cp.log2_N, 16).log2_r)));
+    m.conv_threads = fused_conv_threads(m.cp);
     const std::vector<float2> tw = fft_twiddles(m.cp.N, fft_twiddle_count(m.cp.N));
     m.conv_twiddle = DeviceBuffer<float2>(tw.size());
     BSIM_CUDA_TRY(cudaMemcpy(m.conv_twiddle.get(), tw.data(), tw.size() * sizeof(float2), cudaMemcpyHostToDevice));
