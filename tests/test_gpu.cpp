@@ -8,6 +8,7 @@
 
 #include <cmath>
 
+#include "io/error.h"
 #include "kernels/batch_dsp.h"
 #include "kernels/brir_gpu.h"
 #include "kernels/pipeline_gpu.h"
@@ -156,6 +157,23 @@ TEST(GpuTeacher, MatchesCpuFeaturesForEveryKind) {
       ASSERT_EQ(out.size(), size_t(gpu.n_features()) * gpu.n_frames() * B);
       test::expect_teacher_matches_cpu(out, audio, B, T, fc);
     }
+}
+
+// The implementation switches read from the environment: the default when unset, the value when valid, a
+// one-line InputError naming the variable otherwise. Host code: runs without a device.
+TEST(KernelChoice, DefaultValueOrAnErrorNamingTheVariable) {
+  unsetenv("BSIM_PIPELINE_CONV");
+  EXPECT_EQ(cuda::kernel_choice("BSIM_PIPELINE_CONV", "cufft"), "cufft");
+  setenv("BSIM_PIPELINE_CONV", "fused", 1);
+  EXPECT_EQ(cuda::kernel_choice("BSIM_PIPELINE_CONV", "cufft"), "fused");
+  setenv("BSIM_PIPELINE_CONV", "fast", 1);
+  try {
+    cuda::kernel_choice("BSIM_PIPELINE_CONV", "cufft");
+    ADD_FAILURE() << "expected InputError";
+  } catch (const InputError& e) {
+    EXPECT_STREQ(e.what(), "BSIM_PIPELINE_CONV='fast': use fused or cufft (or leave it unset)");
+  }
+  unsetenv("BSIM_PIPELINE_CONV");
 }
 
 namespace {
