@@ -5,12 +5,13 @@ Times (CUDA events, medians of 20 runs after warm-up), per example, B = 256:
   * FFT convolution of 4 s speech (16 kHz) with a 0.5 s two-ear response: power-of-two size, 5-smooth size
     72000, overlap-save with 16384- and 32768-point blocks;
   * torch.stft (512/400/160, periodic Hann, center=False) + GCC-PHAT over 17 lags; torch.stft + IPD/ILD.
-usage: python3 bench/torch_baselines.py [build/bench/bench_gpu | bench_gpu.json]
-(a .json argument: a bench_gpu --benchmark_out=... file from the same run, instead of running bench_gpu again)
+usage: python3 bench/torch_baselines.py [build/bench/bench_gpu | bench_gpu.json] [--json OUT]
+(a .json argument: a bench_gpu --benchmark_out=... file from the same run, instead of running bench_gpu again;
+--json OUT also writes torch's times, us per example, for bench/targets.py)
 """
+import argparse
 import json
 import subprocess
-import sys
 
 import torch
 
@@ -49,6 +50,10 @@ def conv_ols(x, h, n):
 
 
 def main():
+    ap = argparse.ArgumentParser(description="PyTorch's times for bsim's GPU work, and the ratios")
+    ap.add_argument("bench", nargs="?", help="bench_gpu binary or its --benchmark_out JSON")
+    ap.add_argument("--json", help="write torch's times (us per example) here")
+    args = ap.parse_args()
     dev = "cuda"
     x = torch.randn(B, T, device=dev)
     h = torch.randn(B, 2, L, device=dev)
@@ -79,13 +84,17 @@ def main():
         "stft + GCC-PHAT 17 lags": timed(gcc),
         "stft + IPD/ILD": timed(ipd_ild),
     }
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "batch": B,
+                       "us_per_example": rows}, f, indent=1)
     ours = {}
-    if len(sys.argv) > 1:
-        if sys.argv[1].endswith(".json"):
-            with open(sys.argv[1]) as f:
+    if args.bench:
+        if args.bench.endswith(".json"):
+            with open(args.bench) as f:
                 report = json.load(f)
         else:
-            report = json.loads(subprocess.run([sys.argv[1], "--benchmark_filter=Convolve|Teacher", "--benchmark_format=json",
+            report = json.loads(subprocess.run([args.bench, "--benchmark_filter=Convolve|Teacher", "--benchmark_format=json",
                                                 "--benchmark_min_time=1"], capture_output=True, text=True, check=True).stdout)
         for b in report["benchmarks"]:
             if "us/example" not in b or not any(w in b["name"] for w in ("Convolve", "Teacher")):

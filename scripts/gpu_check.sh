@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The GPU check, run on the offline CUDA host (see ../shared/GPU.md) from the repository root with
 # .gpu-deps carried (scripts/fetch_gpu_deps.sh here first).
-#   scripts/gpu_check.sh quick   kernels only (no libtorch): build, gpu tests, memcheck, kernel benchmarks,
-#                                torch ratios (~4 min)
+#   scripts/gpu_check.sh quick   every target of issue 3 in one call, no libtorch: build, all gpu tests,
+#                                memcheck, racecheck, every benchmark, torch ratios, Nsight Compute, generate
+#                                --rooms 10000 beside the disk, and bench/targets.py's verdict table (~5 min)
 #   scripts/gpu_check.sh kernels the shared-memory FFT kernels only: their gpu tests + racecheck, the
 #                                convolution / teacher / whole-batch benchmarks, the torch ratios and, where
 #                                ncu is installed, Nsight Compute counters of the teacher and convolution (~3 min)
-#   scripts/gpu_check.sh full    + racecheck, end-to-end generate timing, btrain timings (on the fly on the
-#                                device, streamed shards, pre-loaded) (~4 min)
+#   scripts/gpu_check.sh full    quick + btrain timings (on the fly on the device, streamed shards,
+#                                pre-loaded), with the trainer built (~7 min)
 #   scripts/gpu_check.sh recipe [gpu|full]  build, gpu tests, pipeline + DoA benchmarks, then the DoA recipe
 #                                at the paper's model size (scripts/recipe_doa.sh gpu: ~3.5 min, or full: ~7 min,
 #                                which leaves the sanitizers to kernels mode; needs the English voices and the
@@ -114,13 +115,14 @@ stamp "bench_gpu rc=$?"
 # with the partitioned convolution instead of the pipeline's cuFFT rows (BSIM_PIPELINE_CONV, default cufft).
 if [ "$MODE" != recipe ]; then
   for variant in BSIM_TEACHER_KERNEL=fused BSIM_TEACHER_KERNEL=cufft BSIM_PIPELINE_CONV=fused; do
-    env "$variant" timeout 30 build-gpu/bench/bench_gpu --benchmark_filter=PipelineBatch 2>&1 |
+    env "$variant" timeout 30 build-gpu/bench/bench_gpu --benchmark_filter=PipelineBatch \
+      --benchmark_out="$LOG/pipeline-$variant.json" --benchmark_out_format=json 2>&1 |
       grep -E "^BM_" | sed "s#^BM_PipelineBatch#BM_PipelineBatch($variant)#" >> "$LOG/bench_gpu.txt"
   done
   stamp "pipeline benchmark per teacher and convolution implementation"
 fi
 # The torch ratios need the convolution and teacher benchmarks: not in recipe mode (quick/full measure them).
-[ "$MODE" != recipe ] && { timeout 120 $PY bench/torch_baselines.py "$LOG/bench_gpu.json" > "$LOG/torch_baselines.md" 2>&1; stamp "torch rc=$?"; }
+[ "$MODE" != recipe ] && { timeout 120 $PY bench/torch_baselines.py "$LOG/bench_gpu.json" --json "$LOG/torch.json" > "$LOG/torch_baselines.md" 2>&1; stamp "torch rc=$?"; }
 # From here on nothing is timed in both mode, so the recipe starts now and the sanitizers run beside it.
 [ "$MODE" = both ] && start_recipe bg
 # Sanitizers: the heavy end-to-end generate test is left out (minutes under instrumentation).
@@ -135,24 +137,21 @@ if [ "$MODE" != recipe ] || [ "$RECIPE_SIZE" != full ]; then
   memcheck_rc=$?; stamp "memcheck rc=$memcheck_rc"
 fi
 racecheck_rc=skipped
-case "$MODE" in quick|kernels|both)
-  # racecheck: the shared-memory FFT kernels (convolution, teacher, DoA STFT).
-  timeout 90 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
-    --gtest_filter='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*' > "$LOG/racecheck.log" 2>&1
+# racecheck: the shared-memory FFT kernels (convolution, teacher, DoA STFT); in quick and full mode also the
+# other kernels that share memory between threads (BRIR scatter taps, the pipeline's reductions).
+RACECHECK_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*'; RACECHECK_LIMIT=90
+case "$MODE" in quick|full) RACECHECK_FILTER+=':GpuBrir.MatchesCpu*:GpuPipeline.Deterministic*'; RACECHECK_LIMIT=180 ;; esac
+case "$MODE" in quick|kernels|both|full)
+  timeout $RACECHECK_LIMIT compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
+    --gtest_filter="$RACECHECK_FILTER" > "$LOG/racecheck.log" 2>&1
   racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc" ;;
 esac
-if [ "$MODE" = full ]; then
-  # racecheck: the kernels that share memory between threads (scatter taps, reductions, teacher).
-  timeout 90 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
-    --gtest_filter=GpuTeacher.*:GpuBrir.MatchesCpu*:GpuPipeline.Deterministic* > "$LOG/racecheck.log" 2>&1
-  racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc"
-fi
 # Hardware counters for the two kernels short of their targets (GCC-PHAT teacher, convolution's output
 # blocks), where Nsight Compute is installed and the counters may be read: what bounds them (shared-memory
 # pipe, issue, barriers, occupancy) decides the next change. One launch of each, ~30 s. (In both mode the
 # recipe's training shares the GPU: the counters hold, the durations do not.)
 ncu_state=skipped
-case "$MODE" in quick|kernels|both)
+case "$MODE" in quick|kernels|both|full)
   NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [ -n "$NCU" ]; then
     # One launch of each kernel, each from its own benchmark (one shared launch count went to the first one).
@@ -208,13 +207,16 @@ if [ "$MODE" = recipe ] || [ "$MODE" = collect ]; then
     echo "${n#doa-} $(mae "$RECIPE_DIR/eval-${n#doa-}/summary.md") / $(mae "$LOG/recipe-oldreadout-$n/summary.md")"
   done > "$DEST/recipe-readouts.txt"
 fi
-if [ "$MODE" = full ]; then
+gen_rc=skipped
+if [ "$MODE" = quick ] || [ "$MODE" = full ]; then
   # End to end: 10,000 rooms to HDF5 on the device, beside the time to write the same bytes to this disk.
   timeout 150 build-gpu/apps/bsim generate --rooms 10000 --out /tmp/gen.h5 --device cuda > "$LOG/generate.log" 2>&1
   gen_rc=$?; stamp "generate rc=$gen_rc"; tail -3 "$LOG/generate.log"
   bytes=$(stat -c %s /tmp/gen.h5 2>/dev/null || echo 0)
   t=$(date +%s.%N); head -c "$bytes" /dev/zero > /tmp/gen.bin; sync; disk_s=$(python3 -c "import time; print(round(time.time() - $t, 2))")
   rm -f /tmp/gen.bin /tmp/gen.h5
+fi
+if [ "$MODE" = full ]; then
   # btrain with the default model (3 x 256 LSTM, batch 32, 4 s clips): on the fly from the GPU pipeline, on
   # the fly from the CPU simulator, from a streamed shard and from the shard pre-loaded (the upper bound).
   timeout 60 build-gpu/apps/bsim generate --rooms 1024 --out /tmp/train.h5 --quiet --device cuda > "$LOG/generate-train.log" 2>&1
@@ -246,12 +248,21 @@ if [ "$MODE" = recipe ] || [ "$MODE" = collect ]; then
   echo "| DoA recipe ($RECIPE_SIZE size, teacher kernel $teacher_impl) | rc=$recipe_rc; see recipe-summary.md |"
   echo "| DoA MAE, default readout / mean, class (runs 3-4's) | $(tr '\n' ';' < "$DEST/recipe-readouts.txt" 2>/dev/null) |"
 fi
-if [ "$MODE" = full ]; then
+if [ "$MODE" = quick ] || [ "$MODE" = full ]; then
   echo "| generate --rooms 10000 --device cuda | rc=$gen_rc; $(grep -E 'wrote' "$LOG/generate.log" | tail -1); disk write of the same $bytes bytes ${disk_s} s |"
+fi
+if [ "$MODE" = full ]; then
   for src in fly cpufly shard preload; do
     echo "| btrain pretrain ($src): last row of log.csv | $(tail -1 "$LOG/btrain-$src.csv" 2>/dev/null || echo "failed: $(tail -1 "$LOG/btrain-$src.log")") |"
   done
 fi
 } | tee "$DEST/summary.md"
+# Issue 3's targets judged on this run alone (kernels and both modes leave the rooms/s and generate rows unmeasured).
+case "$MODE" in quick|kernels|both|full)
+  variants=(); for j in "$LOG"/pipeline-*.json; do [ -f "$j" ] && { v=${j##*/pipeline-}; variants+=(--pipeline "${v%.json}" "$j"); }; done
+  gen_args=(); [ "$gen_rc" != skipped ] && gen_args=(--generate "$LOG/generate.log" --disk-seconds "$disk_s")
+  { echo; $PY bench/targets.py --bench "$LOG/bench_gpu.json" --torch "$LOG/torch.json" "${variants[@]}" "${gen_args[@]}" \
+      --tests "$gpu_tests_rc" --memcheck "$memcheck_rc" --racecheck "$racecheck_rc"; } 2>&1 | tee -a "$DEST/summary.md" ;;
+esac
 tar czf "$DEST/logs.tgz" -C /tmp gpu-logs
 stamp done

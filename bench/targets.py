@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Issue 3's targets against one GPU check's measurements, as one table (scripts/gpu_check.sh full prints it).
+
+Every figure comes from files the same run wrote, so that a card meets the targets in one run or not at all:
+  --bench FILE          bench_gpu --benchmark_out JSON (BrirBatch, ConvolveBatch, TeacherBatch, PipelineBatch)
+  --pipeline LABEL FILE the whole batch again with an implementation switch set (repeatable): shown under the
+                        default as what would meet the target if it became the default, not judged
+  --torch FILE          bench/torch_baselines.py --json output of the same run
+  --generate FILE       bsim generate --rooms 10000 --device cuda's log (its "wrote ... in S s (..., GPU busy G s)")
+  --disk-seconds S      seconds to write the same bytes to the same disk (head -c + sync)
+  --tests/--memcheck/--racecheck RC   exit statuses (0: passed; "skipped" or absent: not run)
+Exit status 0 whatever the verdicts (this is a report); 2 on unreadable input.
+"""
+import argparse
+import json
+import re
+import sys
+
+ROOMS_PER_S = 50_000  # new binaural rooms per second
+CONV_RATIO = 2.0      # convolution against the fastest torch variant
+TEACHER_RATIO = 4.0   # GCC-PHAT teacher against torch.stft + GCC-PHAT
+BATCH_MS = 10.0       # 256 examples of 4 s, wall time per batch
+GENERATE_GPU_S = 0.5  # bsim generate --rooms 10000: GPU part
+GENERATE_DISK = 1.2   # ... wall time within this factor of writing the same bytes
+
+
+def load_benchmarks(path):
+    with open(path) as f:
+        return {b["name"]: b for b in json.load(f)["benchmarks"] if b.get("run_type", "iteration") == "iteration"
+                and "error_occurred" not in b}
+
+
+def find(benches, prefix):
+    """The benchmark whose name starts with prefix and continues with '/' or nothing (e.g. BM_ConvolveBatch, not
+    BM_ConvolveBatchFused)."""
+    for name, b in benches.items():
+        if name == prefix or name.startswith(prefix + "/"):
+            return b
+    return None
+
+
+def ms_per_iteration(b):
+    scale = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}[b.get("time_unit", "ns")]
+    return b["real_time"] * scale
+
+
+def us_per_example(b):
+    return b["us/example"] * 1e6  # an inverted rate: Google Benchmark stores seconds per example
+
+
+def verdict(ok):
+    return "not measured" if ok is None else ("met" if ok else "**not met**")
+
+
+def rows(args):
+    out = []  # (target, measured, needed, ok)
+    benches = load_benchmarks(args.bench) if args.bench else {}
+    torch = {}
+    if args.torch:
+        with open(args.torch) as f:
+            torch = json.load(f)["us_per_example"]
+
+    # New rooms: the best launch size among those that keep the responses on the device with their tails
+    # (BM_BrirBatch/<rooms>/<tail>/<to host>), as the pipeline uses them.
+    brir = [(b["rooms/s"], name) for name, b in benches.items()
+            if re.fullmatch(r"BM_BrirBatch/\d+/1/0(/.*)?", name) and "rooms/s" in b]
+    if brir:
+        rate, name = max(brir)
+        out.append(("new binaural rooms (tail to -60 dB)", f"{rate:,.0f} rooms/s ({name.split('/real_time')[0]})",
+                    f">= {ROOMS_PER_S:,} rooms/s", rate >= ROOMS_PER_S))
+    else:
+        out.append(("new binaural rooms (tail to -60 dB)", "-", f">= {ROOMS_PER_S:,} rooms/s", None))
+
+    conv = find(benches, "BM_ConvolveBatch")
+    torch_conv = {k: v for k, v in torch.items() if k.startswith("conv")}
+    if conv and torch_conv:
+        best = min(torch_conv, key=torch_conv.get)
+        mine = us_per_example(conv)
+        ratio = torch_conv[best] / mine
+        out.append(("convolution against the fastest torch variant",
+                    f"{mine:.2f} vs {torch_conv[best]:.2f} us/example ({best}): {ratio:.2f}x", f">= {CONV_RATIO:g}x",
+                    ratio >= CONV_RATIO))
+    else:
+        out.append(("convolution against the fastest torch variant", "-", f">= {CONV_RATIO:g}x", None))
+
+    gcc = find(benches, "BM_TeacherBatch/0")
+    torch_gcc = torch.get("stft + GCC-PHAT 17 lags")
+    if gcc and torch_gcc:
+        mine = us_per_example(gcc)
+        ratio = torch_gcc / mine
+        out.append(("GCC-PHAT teacher against torch.stft + GCC-PHAT",
+                    f"{mine:.2f} vs {torch_gcc:.2f} us/example: {ratio:.2f}x", f">= {TEACHER_RATIO:g}x",
+                    ratio >= TEACHER_RATIO))
+    else:
+        out.append(("GCC-PHAT teacher against torch.stft + GCC-PHAT", "-", f">= {TEACHER_RATIO:g}x", None))
+
+    def batch_text(b):
+        text = f"{ms_per_iteration(b):.2f} ms wall, {b['gpu_ms/batch']:.2f} ms GPU"
+        stages = [s for s in ("upload", "dry", "brir", "conv", "mix", "teacher") if f"{s}_ms" in b]
+        if stages:
+            text += " (" + ", ".join(f"{s} {b[s + '_ms']:.2f}" for s in stages) + ")"
+        return text
+
+    batch = find(benches, "BM_PipelineBatch/256")
+    if batch:
+        wall = ms_per_iteration(batch)
+        out.append(("batch of 256 x 4 s, default implementations", batch_text(batch), f"< {BATCH_MS:g} ms wall",
+                    wall < BATCH_MS))
+        for label, path in args.pipeline:
+            variant = find(load_benchmarks(path), "BM_PipelineBatch/256")
+            if variant:
+                ok = ms_per_iteration(variant) < BATCH_MS
+                out.append((f"  the same with {label}", batch_text(variant),
+                            f"< {BATCH_MS:g} ms wall", "info-met" if ok else "info-not"))
+    else:
+        out.append(("batch of 256 x 4 s, default implementations", "-", f"< {BATCH_MS:g} ms wall", None))
+
+    if args.generate:
+        with open(args.generate) as f:
+            log = f.read()
+        m = re.search(r"wrote (\d+) examples to \S+ in ([\d.]+) s \(.*GPU busy ([\d.]+) s", log)
+        if m and int(m.group(1)) >= 10_000:
+            wall, gpu = float(m.group(2)), float(m.group(3))
+            out.append(("generate --rooms 10000: GPU part", f"{gpu:.3f} s", f"< {GENERATE_GPU_S:g} s",
+                        gpu < GENERATE_GPU_S))
+            if args.disk_seconds:
+                ratio = wall / args.disk_seconds
+                out.append(("generate --rooms 10000: wall against the disk",
+                            f"{wall:.1f} s vs {args.disk_seconds:.2f} s writing the same bytes: {ratio:.2f}x",
+                            f"<= {GENERATE_DISK:g}x", ratio <= GENERATE_DISK))
+            else:
+                out.append(("generate --rooms 10000: wall against the disk", f"{wall:.1f} s, disk not timed",
+                            f"<= {GENERATE_DISK:g}x", None))
+        else:
+            last = log.strip().splitlines()[-1] if log.strip() else "empty log"
+            out.append(("generate --rooms 10000", f"failed: {last[:120]}", "runs", False))
+    else:
+        out.append(("generate --rooms 10000", "-", "runs", None))
+
+    for label, rc in (("gpu tests", args.tests), ("compute-sanitizer memcheck", args.memcheck),
+                      ("compute-sanitizer racecheck", args.racecheck)):
+        if rc in (None, "", "skipped"):
+            out.append((label, "not run", "exit 0", None))
+        else:
+            out.append((label, f"exit {rc}", "exit 0", rc == "0"))
+    return out
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bench")
+    p.add_argument("--pipeline", nargs=2, action="append", default=[], metavar=("LABEL", "FILE"))
+    p.add_argument("--torch")
+    p.add_argument("--generate")
+    p.add_argument("--disk-seconds", type=float)
+    p.add_argument("--tests")
+    p.add_argument("--memcheck")
+    p.add_argument("--racecheck")
+    args = p.parse_args()
+    try:
+        table = rows(args)
+    except (OSError, ValueError, KeyError) as e:  # a missing file, broken JSON, a counter the benchmark lacks
+        print(f"targets.py: cannot read the run's results: {e}", file=sys.stderr)
+        return 2
+    print("| issue 3 target | measured | needed | verdict |")
+    print("|---|---|---|---|")
+    for target, measured, needed, ok in table:
+        shown = {"info-met": "would be met", "info-not": "would not be met"}.get(ok) if isinstance(ok, str) else verdict(ok)
+        print(f"| {target} | {measured} | {needed} | {shown} |")
+    judged = [ok for _, _, _, ok in table if not isinstance(ok, str)]
+    if all(ok is True for ok in judged):
+        print("\nEvery target met in this run.")
+    else:
+        missing = sum(ok is None for ok in judged)
+        failed = sum(ok is False for ok in judged)
+        print(f"\nNot every target met in this run: {failed} not met, {missing} not measured.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
