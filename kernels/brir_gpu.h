@@ -2,7 +2,8 @@
 // the HRIR of its arrival direction at its fractional delay, and (optionally) the late tail is added as in
 // sim/brir.cpp: diffuse-field noise (coherence and spectra of the HRTF set) split into octave bands with
 // per-band exponential decay, generated from counter-based random numbers in registers and cuFFT.
-// sim/brir.cpp is the reference (tests/test_gpu.cpp): the early part sample by sample, the tail by its
+// sim/brir.cpp is the reference (tests/brir_check.h, run on the device by tests/test_gpu.cpp and with the kernels
+// on the CPU by tests/test_kernel_emulation.cpp): the early part sample by sample, the tail by its
 // statistics (decay per band, level). Host header: no CUDA types.
 #pragma once
 #include <memory>

@@ -5,6 +5,9 @@
 // (compute-sanitizer's racecheck covers those on the device). Under nvcc this header is empty.
 #pragma once
 #if !defined(__CUDACC__)
+#include <math.h>  // the C math functions (sinf, hypot, ...) in the global namespace, as device code calls them
+#include <stdlib.h>
+
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -15,6 +18,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __restrict__
+#define __shared__ static  // one thread per block, blocks in order: one copy serves every block in turn
 
 struct float2 {
   float x, y;
@@ -53,8 +57,9 @@ inline unsigned __brev(unsigned x) {
   for (int i = 0; i < 32; ++i) r = (r << 1) | ((x >> i) & 1u);
   return r;
 }
-inline double atomicAdd(double* p, double v) {
-  const double old = *p;
+template <typename T>
+inline T atomicAdd(T* p, T v) {  // int, float, double
+  const T old = *p;
   *p += v;
   return old;
 }

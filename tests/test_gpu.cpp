@@ -21,89 +21,27 @@
 #include "sim/brir.h"
 #include "sim/room.h"
 #include "sim/rng.h"
+#include "tests/brir_check.h"
 #include "tests/conv_check.h"
 #include "tests/teacher_check.h"
 
 using namespace bsim;
 using test::nmse_db;
 
-namespace {
-
-struct Case {
-  Vec3 size, source, listener;
-  double t60, yaw_deg, transition_s;
-};
-
-// Renders the cases on the CPU (images up to the transition distance, no tail) and on the GPU, and checks
-// every room's two ears by NMSE (tolerance -60 dB: float atomics in a different summation order).
-void compare(const HrirGrid& grid, const std::vector<Case>& cases) {
-  if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
-  const double c = 343.0;
-  int length = 0;
-  std::vector<Brir> cpu(cases.size());
-  std::vector<cuda::RoomGeometry> rooms;
-  for (size_t i = 0; i < cases.size(); ++i) {
-    const Case& k = cases[i];
-    BrirRequest req;
-    req.room.size_m = k.size;
-    const double beta = reflection_coefficient(k.size, k.t60, AbsorptionModel::eyring, c);
-    for (double& b : req.room.beta) b = beta;
-    req.source_m = k.source, req.listener_m = k.listener, req.yaw_deg = k.yaw_deg;
-    req.late_tail = false;
-    req.image_limit.max_distance_m = k.transition_s * c;
-    req.fs_hz = grid.fs_hz;
-    Rng rng(1, i, Stream::tail);
-    render_brir(req, &grid, nullptr, rng, cpu[i]);
-    length = std::max(length, cpu[i].length);
-    cuda::RoomGeometry g{};
-    g.size_m[0] = float(k.size.x), g.size_m[1] = float(k.size.y), g.size_m[2] = float(k.size.z);
-    for (int w = 0; w < 6; ++w) g.beta[w] = float(beta);
-    g.source_m[0] = float(k.source.x), g.source_m[1] = float(k.source.y), g.source_m[2] = float(k.source.z);
-    g.listener_m[0] = float(k.listener.x), g.listener_m[1] = float(k.listener.y), g.listener_m[2] = float(k.listener.z);
-    g.yaw_rad = float(k.yaw_deg * M_PI / 180.0);
-    g.max_distance_m = float(req.image_limit.max_distance_m);
-    rooms.push_back(g);
-  }
-  cuda::BrirRenderer gpu(grid, int(rooms.size()), length, 16384, 16, c);
-  std::vector<float> out(size_t(rooms.size()) * 2 * length, std::nanf(""));  // poisoned
-  std::vector<int> counts;
-  gpu.render(rooms, out, counts);
-  for (size_t i = 0; i < cases.size(); ++i) {
-    SCOPED_TRACE("room " + std::to_string(i));
-    EXPECT_EQ(counts[i], cpu[i].n_images);
-    for (int ear = 0; ear < 2; ++ear) {
-      std::vector<float> ref(size_t(length), 0.0f);
-      std::copy(cpu[i].response[ear].begin(), cpu[i].response[ear].end(), ref.begin());
-      const float* g = out.data() + (i * 2 + size_t(ear)) * length;
-      for (int t = 0; t < length; ++t) ASSERT_TRUE(std::isfinite(g[t])) << t;
-      EXPECT_LT(nmse_db(g, ref.data(), size_t(length)), -60.0) << "ear " << ear;
-    }
-  }
-}
-
-}  // namespace
-
+// Early responses (images up to the transition time) of 64 rooms in one launch: NMSE below -60 dB per ear
+// (float atomics add in a varying order).
 TEST(GpuBrir, MatchesCpuForRoomsOfVerySizesAndT60s) {
+  if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
   const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 16000.0, 2.0, 5.0);
-  std::vector<Case> cases = {
-      {{3, 3, 2.5}, {2.2, 0.8, 1.6}, {1.2, 1.6, 1.5}, 0.2, 0, 0.02},
-      {{10, 9, 4}, {8, 7, 1.7}, {3, 2, 1.5}, 1.0, 37, 0.1},
-      {{6, 4, 3}, {4, 3, 1.6}, {2, 2, 1.5}, 0.5, -120, 0.05},
-      {{7, 5, 3}, {6.95, 2.5, 1.5}, {3.5, 2.5, 1.5}, 0.6, 90, 0.06},  // source 5 cm from a wall, listener at the centre
-  };
-  Rng rng(5, 0, Stream::scene);  // plus random rooms
-  for (int i = 0; i < 60; ++i) {
-    const Vec3 L{rng.uniform(3, 10), rng.uniform(3, 10), rng.uniform(2.5, 4)};
-    cases.push_back({L, {rng.uniform(0.3, L.x - 0.3), rng.uniform(0.3, L.y - 0.3), rng.uniform(0.3, L.z - 0.3)},
-                     {rng.uniform(0.5, L.x - 0.5), rng.uniform(0.5, L.y - 0.5), 1.5}, rng.uniform(0.2, 1.0),
-                     rng.uniform(-180, 180), rng.uniform(0.02, 0.1)});
-  }
-  compare(grid, cases);
+  test::expect_early_brirs_match_cpu<cuda::BrirRenderer>(grid, test::brir_cases(60), -60.0);
 }
 
 TEST(GpuBrir, LongResponsesAt48kHz) {
+  if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
   const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 48000.0, 2.0, 5.0);
-  compare(grid, {{{9, 8, 3.5}, {7, 6, 1.2}, {2, 3, 1.6}, 2.0, 12.5, 0.1}, {{4, 3, 2.6}, {3, 2.5, 2}, {1, 1, 1}, 1.5, 0, 0.1}});
+  test::expect_early_brirs_match_cpu<cuda::BrirRenderer>(
+      grid, {{{9, 8, 3.5}, {7, 6, 1.2}, {2, 3, 1.6}, 2.0, 12.5, 0.1}, {{4, 3, 2.6}, {3, 2.5, 2}, {1, 1, 1}, 1.5, 0, 0.1}},
+      -60.0);
 }
 
 TEST(GpuConvolution, MatchesCpuFftConvolution) {
@@ -176,89 +114,10 @@ TEST(KernelChoice, DefaultValueOrAnErrorNamingTheVariable) {
   unsetenv("BSIM_PIPELINE_CONV");
 }
 
-namespace {
-// Broadband Schroeder T20 of x (the tail test takes it of the response and of its first difference).
-double t20(const float* x, int n, double fs) {
-  std::vector<double> edc(static_cast<size_t>(n));
-  double acc = 0;
-  for (int i = n; i-- > 0;) acc += double(x[i]) * x[i], edc[size_t(i)] = acc;
-  double st = 0, sd = 0, stt = 0, std_ = 0;
-  int m = 0;
-  for (int i = 0; i < n; ++i) {
-    const double db = 10 * std::log10(edc[size_t(i)] / edc[0] + 1e-30);
-    if (db <= -5 && db >= -25) st += i / fs, sd += db, stt += (i / fs) * (i / fs), std_ += (i / fs) * db, ++m;
-  }
-  const double slope = (m * std_ - st * sd) / (m * stt - st * st);
-  return -60.0 / slope;
-}
-}  // namespace
-
 TEST(GpuBrirTail, DecayAndLevelMatchTheCpuTail) {
   if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
   const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 16000.0, 2.0, 5.0);
-  const DiffuseField df = compute_diffuse_field(grid);
-  const double c = 343.0, fs = 16000.0;
-  struct Room {
-    Vec3 L;
-    double t60;
-  };
-  const std::vector<Room> rooms_in = {{{4, 3, 2.5}, 0.3}, {{7, 6, 3}, 0.6}, {{10, 9, 4}, 0.9}};
-  const int length = int(1.0 * fs) + grid.n_taps + 64;
-  // One decay for every band (one group of bands), then the high bands shorter (two groups: 2 kHz and up at
-  // 0.6 x T60), which the decay of the first difference shows (a high-pass: gain 2 sin(pi f / fs)).
-  for (const std::vector<double>& ratios :
-       {std::vector<double>(kTailBands, 1.0), std::vector<double>{1, 1, 1, 1, 0.6, 0.6, 0.6}}) {
-    SCOPED_TRACE("band T60 ratios from " + std::to_string(ratios.front()) + " to " + std::to_string(ratios.back()));
-    cuda::BrirRenderer gpu(grid, int(rooms_in.size()), length, 16384, 16, c, &df, ratios);
-    std::vector<cuda::RoomGeometry> rooms;
-    std::vector<Brir> cpu(rooms_in.size());
-    for (size_t i = 0; i < rooms_in.size(); ++i) {
-      const Vec3& L = rooms_in[i].L;
-      BrirRequest req;
-      req.room.size_m = L;
-      const double beta = reflection_coefficient(L, rooms_in[i].t60, AbsorptionModel::eyring, c);
-      for (double& b : req.room.beta) b = beta;
-      req.source_m = {L.x * 0.7, L.y * 0.3, 1.6}, req.listener_m = {L.x * 0.4, L.y * 0.55, 1.5};
-      req.t60_s = rooms_in[i].t60;
-      req.band_t60_ratio = ratios;
-      req.length = length;
-      Rng rng(9, i, Stream::tail);
-      render_brir(req, &grid, &df, rng, cpu[i]);
-      cuda::RoomGeometry g{};
-      g.size_m[0] = float(L.x), g.size_m[1] = float(L.y), g.size_m[2] = float(L.z);
-      for (int w = 0; w < 6; ++w) g.beta[w] = float(beta);
-      g.source_m[0] = float(req.source_m.x), g.source_m[1] = float(req.source_m.y), g.source_m[2] = float(req.source_m.z);
-      g.listener_m[0] = float(req.listener_m.x), g.listener_m[1] = float(req.listener_m.y), g.listener_m[2] = float(req.listener_m.z);
-      g.transition_s = float(cpu[i].transition_s);
-      g.max_distance_m = float(cpu[i].transition_s * c);
-      g.t60_s = float(rooms_in[i].t60);
-      g.tail_seed = 1000 + i;
-      rooms.push_back(g);
-    }
-    std::vector<float> out;
-    std::vector<int> counts;
-    gpu.render(rooms, out, counts, /*late_tail=*/true);
-    for (size_t i = 0; i < rooms.size(); ++i)
-      for (int ear = 0; ear < 2; ++ear) {
-        SCOPED_TRACE("room " + std::to_string(i) + " ear " + std::to_string(ear));
-        const float* g = out.data() + (i * 2 + size_t(ear)) * length;
-        const float* r = cpu[i].response[ear].data();
-        // Tolerances: T60 within 10 % of the CPU's (of the request where every band decays alike, as the CPU
-        // test); late energy (from 10 ms after the transition) within 1.5 dB of the CPU's (different random
-        // numbers, same statistics).
-        EXPECT_NEAR(t20(g, length, fs), t20(r, length, fs), 0.1 * rooms_in[i].t60);
-        if (ratios.back() == 1.0) EXPECT_NEAR(t20(g, length, fs), rooms_in[i].t60, 0.1 * rooms_in[i].t60);
-        std::vector<float> dg(size_t(length), 0.0f), dr(size_t(length), 0.0f);
-        for (int t = 1; t < length; ++t) dg[size_t(t)] = g[t] - g[t - 1], dr[size_t(t)] = r[t] - r[t - 1];
-        const double high_t60 = rooms_in[i].t60 * ratios.back();
-        EXPECT_NEAR(t20(dg.data(), length, fs), t20(dr.data(), length, fs), 0.15 * high_t60) << "high bands";
-        EXPECT_NEAR(t20(dg.data(), length, fs), high_t60, 0.15 * high_t60) << "high bands";
-        const int from = int((cpu[i].transition_s + 0.01) * fs);
-        double eg = 0, er = 0;
-        for (int t = from; t < length; ++t) eg += double(g[t]) * g[t], er += double(r[t]) * r[t];
-        EXPECT_NEAR(10 * std::log10(eg / er), 0.0, 1.5);
-      }
-  }
+  test::expect_tails_match_cpu<cuda::BrirRenderer>(grid, compute_diffuse_field(grid));
 }
 
 // --- the whole pipeline -----------------------------------------------------------------------------------

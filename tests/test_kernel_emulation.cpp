@@ -288,3 +288,109 @@ TEST(EmulatedClassicDoa, ChoosesAsTheCpu) {
     }
   }
 }
+
+// --- BRIRs ------------------------------------------------------------------------------------------------
+#include "kernels/brir_kernels.cuh"
+#include "tests/brir_check.h"
+
+namespace {
+
+// cuda::BrirRenderer's work with its kernels run on the CPU: the same launches (grids reshaped for one thread
+// per block), host buffers, and the late tail's batched inverse transform by sim/fft.h (unnormalised, as cuFFT's
+// C2R). The constructor and render() match BrirRenderer's, so tests/brir_check.h checks both.
+class EmulatedBrirRenderer {
+ public:
+  EmulatedBrirRenderer(const HrirGrid& grid, int max_rooms, int length, int capacity, int half_width, double c_m_s,
+                       const DiffuseField* diffuse = nullptr,
+                       const std::vector<double>& band_t60_ratio = std::vector<double>(kTailBands, 1.0))
+      : max_rooms_(max_rooms), length_(length), capacity_(capacity), half_width_(half_width), fs_(grid.fs_hz),
+        c_(c_m_s), ir_(grid.ir) {
+    grids_.g[0] = {ir_.data(), grid.n_taps, grid.n_az, grid.n_el, grid.az_step_deg, grid.el_step_deg};
+    if (diffuse) tail_ = cuda::tail_tables({diffuse}, band_t60_ratio, good_fft_size(length), fs_);
+  }
+
+  void render(const std::vector<cuda::RoomGeometry>& rooms, std::vector<float>& out, std::vector<int>& counts,
+              bool late_tail = false) const {
+    const int B = int(rooms.size());
+    ASSERT_LE(B, max_rooms_);
+    out.assign(size_t(B) * 2 * length_, 0.0f);
+    counts.assign(size_t(B), 0);
+    std::vector<cuda::DeviceImage> images(size_t(B) * capacity_);
+    emu::launch(unsigned(B), 1u, cuda::image_sources_kernel, rooms.data(), grids_, fs_ / c_, capacity_, images.data(),
+                counts.data());
+    for (int n : counts) ASSERT_LE(n, capacity_);
+    emu::launch(unsigned(std::min(cuda::kScatterBlocksPerRoom, capacity_)), unsigned(B), cuda::scatter_kernel,
+                rooms.data(), images.data(), counts.data(), capacity_, grids_, half_width_, length_,
+                (long long)length_, out.data(), nullptr, 0);
+    if (!late_tail) return;
+    ASSERT_GT(tail_.n, 0) << "a late tail needs the diffuse field at construction";
+    const cuda::TailTables& t = tail_;
+    const size_t rows = size_t(B) * 2 * t.n_groups;
+    std::vector<float2> Z(rows * t.nb);
+    std::vector<float> z(rows * t.n);
+    emu::launch(unsigned(t.nb), unsigned(B), cuda::tail_spectra_kernel, rooms.data(), t.mag_l.data(), t.mag_r.data(),
+                t.coh.data(), t.weights.data(), t.n_groups, t.n, t.nb, Z.data());
+    const RealFft fft(t.n);
+    ComplexVec spectrum(size_t(t.nb));
+    FloatVec signal(size_t(t.n));
+    for (size_t r = 0; r < rows; ++r) {
+      for (int k = 0; k < t.nb; ++k) spectrum[size_t(k)] = {Z[r * t.nb + k].x, Z[r * t.nb + k].y};
+      fft.inverse(spectrum.data(), signal.data());
+      std::copy(signal.begin(), signal.end(), z.begin() + std::ptrdiff_t(r * t.n));
+    }
+    emu::launch(unsigned(length_), unsigned(2 * B), cuda::tail_envelope_kernel, rooms.data(), z.data(),
+                t.group_ratio.data(), t.n_groups, t.n, length_, fs_, c_, (long long)length_, out.data());
+  }
+
+ private:
+  int max_rooms_, length_, capacity_, half_width_;
+  double fs_, c_;
+  std::vector<float> ir_;
+  cuda::GridSet grids_{};
+  cuda::TailTables tail_;
+};
+
+}  // namespace
+
+// The image-source and scatter kernels against sim/brir.cpp: 64 rooms of every size and T60 (edge cases
+// included), image counts equal, each ear's early response to -80 dB (float sums in another order; the GPU
+// test allows -60 dB for its atomics' varying order).
+TEST(EmulatedBrir, EarlyResponsesMatchTheCpu) {
+  const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 16000.0, 2.0, 5.0);
+  test::expect_early_brirs_match_cpu<EmulatedBrirRenderer>(grid, test::brir_cases(60), -80.0);
+}
+
+// The tail kernels (spectra from counter-based normals, the groups' envelopes) around the CPU's inverse FFT:
+// decay and level as the CPU's tail, with one group of bands and with two.
+TEST(EmulatedBrirTail, DecayAndLevelMatchTheCpuTail) {
+  const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 16000.0, 2.0, 5.0);
+  test::expect_tails_match_cpu<EmulatedBrirRenderer>(grid, compute_diffuse_field(grid));
+}
+
+// Bands of equal T60 ratio rendered as one group equal the same bands rendered one group each (a ratio nudged
+// by 1e-12 splits them): the kernels sum the groups' weights and decays exactly as the band-by-band sum.
+TEST(EmulatedBrirTail, GroupedBandsEqualBandByBand) {
+  const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 16000.0, 2.0, 5.0);
+  const DiffuseField df = compute_diffuse_field(grid);
+  const std::vector<double> grouped{1, 1, 1, 0.8, 0.8, 0.5, 0.5};
+  std::vector<double> split = grouped;
+  for (size_t b = 1; b < split.size(); ++b) split[b] *= 1.0 + 1e-12 * double(b);
+  ASSERT_EQ(tail_band_groups(grouped).ratio.size(), 3u);
+  ASSERT_EQ(tail_band_groups(split).ratio.size(), size_t(kTailBands));
+  const double c = 343.0;
+  const int length = int(0.9 * grid.fs_hz) + grid.n_taps + 64;
+  std::vector<cuda::RoomGeometry> rooms;
+  for (const test::BrirCase& k : test::brir_cases(2)) {
+    const double beta = reflection_coefficient(k.size, k.t60, AbsorptionModel::eyring, c);
+    cuda::RoomGeometry g = test::room_geometry(k.size, beta, k.source, k.listener, k.yaw_deg);
+    g.transition_s = float(k.transition_s), g.max_distance_m = float(k.transition_s * c);
+    g.t60_s = float(k.t60), g.tail_seed = 77 + rooms.size();
+    rooms.push_back(g);
+  }
+  std::vector<float> a, b;
+  std::vector<int> counts;
+  EmulatedBrirRenderer(grid, int(rooms.size()), length, 16384, 16, c, &df, grouped).render(rooms, a, counts, true);
+  EmulatedBrirRenderer(grid, int(rooms.size()), length, 16384, 16, c, &df, split).render(rooms, b, counts, true);
+  for (size_t r = 0; r < 2 * rooms.size(); ++r)
+    EXPECT_LT(test::nmse_db(a.data() + r * length, b.data() + r * length, size_t(length)), -100.0) << "row " << r;
+}

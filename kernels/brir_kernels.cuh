@@ -1,0 +1,221 @@
+// The BRIR kernels: image sources of each room (one block per room), the scatter of each image's delayed HRIR
+// into its room's response (work = images x (HRIR taps + sinc taps), no dense gather over output samples), and
+// the late tail's spectra and envelopes around one batched inverse FFT. Launched by kernels/brir_gpu.cu; device
+// code only, and it runs on the CPU under kernels/emulation.h for the tests (tests/test_kernel_emulation.cpp),
+// as does tail_tables, the host-side shaping the tail kernels read.
+#pragma once
+#include <cmath>
+#include <vector>
+
+#include "kernels/emulation.h"  // first: the CUDA keywords for the headers below when compiled as C++
+
+#include "io/grid_index.h"
+#include "kernels/brir_gpu.h"
+#include "kernels/counter_rng.cuh"
+#include "sim/brir.h"
+#include "sim/fracdelay.h"
+
+namespace bsim::cuda {
+
+__device__ inline int imin(int a, int b) { return a < b ? a : b; }
+__device__ inline int imax(int a, int b) { return a > b ? a : b; }
+
+constexpr int kImageThreads = 256;   // threads per room in the image kernel
+constexpr int kScatterThreads = 128; // threads per image block in the scatter kernel
+constexpr int kScatterBlocksPerRoom = 32;  // blocks per room in the scatter grid (each strides over images)
+constexpr int kMaxHalfWidth = 64;
+
+struct DeviceImage {
+  double delay_samples;  // double: a float loses the fraction of long delays (48 kHz, 2 s) to 1e-3 samples
+  float gain;
+  int grid_index;
+  int direct;            // 1 for the order-0 image
+};
+
+struct GridView {
+  const float* ir;  // [direction][ear][tap]
+  int n_taps, n_az, n_el;
+  double az_step_deg, el_step_deg;
+};
+
+// One grid per (SOFA set, head scale): 5 sets x 5 scales is 25. The set travels as a kernel parameter
+// (40 B per grid; 64 grids = 2.5 kB, within the 4 kB parameter space).
+constexpr int kMaxGrids = 64;
+struct GridSet {
+  GridView g[kMaxGrids];
+};
+static_assert(sizeof(GridSet) <= 3072, "GridSet is a kernel parameter: keep it well within the 4 kB parameter space");
+
+__global__ void image_sources_kernel(const RoomGeometry* rooms, GridSet grids, double fs_over_c, int capacity,
+                                     DeviceImage* images,  // [room][capacity]
+                                     int* counts) {        // [room]
+  const RoomGeometry& r = rooms[blockIdx.x];
+  const GridView& grid = grids.g[r.grid_id];
+  const double L[3] = {r.size_m[0], r.size_m[1], r.size_m[2]};
+  const double s[3] = {r.source_m[0], r.source_m[1], r.source_m[2]};
+  const double p[3] = {r.listener_m[0], r.listener_m[1], r.listener_m[2]};
+  const double dmax = r.max_distance_m;
+  int nmax[3], span[3];
+  for (int a = 0; a < 3; ++a) nmax[a] = int(ceil(dmax / (2.0 * L[a]))) + 1, span[a] = 2 * (2 * nmax[a] + 1);
+  const long long total = (long long)span[0] * span[1] * span[2];
+  const double cy = cos((double)r.yaw_rad), sy = sin((double)r.yaw_rad);
+  const double pi = 3.14159265358979323846;
+  for (long long t = threadIdx.x; t < total; t += blockDim.x) {
+    long long rest = t;
+    int nq[3];
+    for (int a = 2; a >= 0; --a) nq[a] = int(rest % span[a]), rest /= span[a];
+    double pos[3], d2 = 0;
+    int order[6];
+    for (int a = 0; a < 3; ++a) {
+      const int n = nq[a] / 2 - nmax[a], q = nq[a] % 2;
+      pos[a] = (1 - 2 * q) * s[a] + 2.0 * n * L[a];
+      order[2 * a] = abs(n - q), order[2 * a + 1] = abs(n);
+      d2 += (pos[a] - p[a]) * (pos[a] - p[a]);
+    }
+    if (d2 > dmax * dmax) continue;
+    const double d = sqrt(d2);
+    double g = 1.0 / (4.0 * pi * fmax(d, 1e-3));
+    for (int w = 0; w < 6; ++w) g *= pow((double)r.beta[w], order[w]);
+    const double vx = pos[0] - p[0], vy = pos[1] - p[1], vz = pos[2] - p[2];
+    const double hx = cy * vx + sy * vy, hy = -sy * vx + cy * vy;
+    const double az = atan2(hy, hx) * 180.0 / pi, el = atan2(vz, hypot(hx, hy)) * 180.0 / pi;
+    const int slot = atomicAdd(&counts[blockIdx.x], 1);
+    const int is_direct = nq[0] / 2 == nmax[0] && nq[1] / 2 == nmax[1] && nq[2] / 2 == nmax[2] && nq[0] % 2 == 0 &&
+                          nq[1] % 2 == 0 && nq[2] % 2 == 0;
+    if (slot < capacity)
+      images[(size_t)blockIdx.x * capacity + slot] = {d * fs_over_c, float(g),
+                                                       grid_direction_index(az, el, grid.n_az, grid.n_el,
+                                                                            grid.az_step_deg, grid.el_step_deg),
+                                                       is_direct};
+  }
+}
+
+// out[room][ear][length] += gain * (HRIR(direction) conv sinc(frac)) at floor(delay), per image.
+__global__ void scatter_kernel(const RoomGeometry* rooms, const DeviceImage* images, const int* counts, int capacity,
+                               GridSet grids, int half_width, int length, long long stride, float* out, float* direct,
+                               int n_direct) {
+  const int room = blockIdx.y;
+  const GridView& grid = grids.g[rooms[room].grid_id];
+  const int n_images = counts[room] < capacity ? counts[room] : capacity;
+  __shared__ float taps[2 * kMaxHalfWidth + 1];
+  const int seg = grid.n_taps + 2 * half_width;
+  // Grid-stride over the room's images: the launch does not depend on the (device-side) image count.
+  for (int im = blockIdx.x; im < n_images; im += gridDim.x) {
+    const DeviceImage img = images[(size_t)room * capacity + im];
+    const double fl = floor(img.delay_samples);
+    const int n0 = int(fl);
+    const float frac = float(img.delay_samples - fl);
+    const float sin_pi_frac = sinf(3.14159265358979f * frac);
+    __syncthreads();
+    for (int j = threadIdx.x; j <= 2 * half_width; j += blockDim.x)
+      taps[j] = img.gain * frac_delay_tap(j - half_width, frac, half_width, sin_pi_frac);
+    __syncthreads();
+    for (int ear = 0; ear < 2; ++ear) {
+      const float* h = grid.ir + ((size_t)img.grid_index * 2 + ear) * grid.n_taps;
+      float* dst = out + ((size_t)room * 2 + ear) * stride;
+      float* dst_direct = (img.direct && direct && room < n_direct) ? direct + ((size_t)room * 2 + ear) * stride : nullptr;
+      for (int j = threadIdx.x; j < seg; j += blockDim.x) {
+        const int pos = n0 - half_width + j;
+        if (pos < 0 || pos >= length) continue;
+        // value at offset m = j - hw: sum_k taps[k] h[m - k], k = -hw..hw
+        float acc = 0.0f;
+        const int k_lo = imax(-half_width, j - half_width - (grid.n_taps - 1)), k_hi = imin(half_width, j - half_width);
+        for (int kk = k_lo; kk <= k_hi; ++kk) acc += taps[kk + half_width] * h[j - half_width - kk];
+        atomicAdd(dst + pos, acc);
+        if (dst_direct) dst_direct[pos] += acc;  // one direct image per room: no other writer
+      }
+    }
+  }
+}
+
+// --- late tail -------------------------------------------------------------------------------------------
+constexpr int kTailThreads = 256;
+constexpr double kTailFadeS = 0.004;  // as sim/brir.cpp
+
+// Z[room][ear][group][k] = w_group(f_k) * Y_ear[k] / n, where Y_L = M_L X1, Y_R = M_R (coh X1 + sqrt(1-coh^2) X2)
+// and X1, X2 are spectra of unit-variance white noise (E|X_k|^2 = n). A group is the bands of one T60 ratio
+// (sim/brir.h tail_band_groups), its weight their summed weights.
+__global__ void tail_spectra_kernel(const RoomGeometry* rooms, const float* mag_l_all, const float* mag_r_all,
+                                    const float* coh_all,  // [grid][bin]: diffuse fields on the tail's n/2+1 bins
+                                    const float* weights,  // [group][bin]
+                                    int n_groups, int n, int nb, float2* Z) {
+  const int room = blockIdx.y;
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= nb || rooms[room].t60_s <= 0.0f) return;
+  const size_t gofs = (size_t)rooms[room].grid_id * nb;
+  const float *mag_l = mag_l_all + gofs, *mag_r = mag_r_all + gofs, *coh = coh_all + gofs;
+  const unsigned long long seed = rooms[room].tail_seed;
+  const float s = sqrtf(0.5f * float(n));  // each of re/im carries half of E|X|^2 = n (DC/Nyquist: real only)
+  const float2 a = normal2(seed, 2ull * k), b = normal2(seed, 2ull * k + 1);
+  const float2 x1 = make_float2(a.x * s, (k == 0 || 2 * k == n) ? 0.0f : a.y * s);
+  const float2 x2 = make_float2(b.x * s, (k == 0 || 2 * k == n) ? 0.0f : b.y * s);
+  const float c = coh[k], q = sqrtf(fmaxf(0.0f, 1.0f - c * c));
+  const float2 yl = make_float2(mag_l[k] * x1.x, mag_l[k] * x1.y);
+  const float2 yr = make_float2(mag_r[k] * (c * x1.x + q * x2.x), mag_r[k] * (c * x1.y + q * x2.y));
+  const float inv_n = 1.0f / float(n);
+  for (int g = 0; g < n_groups; ++g) {
+    const float w = weights[g * nb + k] * inv_n;
+    Z[(((size_t)room * 2 + 0) * n_groups + g) * nb + k] = make_float2(w * yl.x, w * yl.y);
+    Z[(((size_t)room * 2 + 1) * n_groups + g) * nb + k] = make_float2(w * yr.x, w * yr.y);
+  }
+}
+
+// out[room][ear][t] += sum_g sqrt(c / (4 pi V fs)) exp(-3 ln10 t / T60_g) fade(t) z[room][ear][g][t], t >= start
+__global__ void tail_envelope_kernel(const RoomGeometry* rooms, const float* z, const float* group_ratio,
+                                     int n_groups, int n, int length, double fs, double c, long long stride,
+                                     float* out) {
+  const int room = blockIdx.y / 2, ear = blockIdx.y % 2;
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= length) return;
+  const RoomGeometry& r = rooms[room];
+  if (r.t60_s <= 0.0f) return;
+  const double t0 = r.transition_s, ts = double(t) / fs;
+  if (ts < t0 - 0.5 * kTailFadeS) return;
+  const double pi = 3.14159265358979323846;
+  double fade = 1.0;
+  if (ts < t0 + 0.5 * kTailFadeS) {
+    const double u = fmin(fmax((ts - (t0 - 0.5 * kTailFadeS)) / kTailFadeS, 0.0), 1.0);
+    fade = sin(0.5 * pi * u) * sin(0.5 * pi * u);
+  }
+  const double volume = double(r.size_m[0]) * r.size_m[1] * r.size_m[2];
+  const double amp = sqrt(c / (4.0 * pi * volume * fs)) * fade;
+  double acc = 0;
+  for (int g = 0; g < n_groups; ++g) {
+    const double decay = -3.0 * log(10.0) / (double(r.t60_s) * group_ratio[g] * fs);
+    acc += exp(decay * t) * z[(((size_t)room * 2 + ear) * n_groups + g) * n + t];
+  }
+  out[((size_t)room * 2 + ear) * stride + t] += float(amp * acc);
+}
+
+// The late tail's per-bin shaping on the n-point grid of its inverse FFT (n = good_fft_size(response length)):
+// each HRTF set's diffuse-field magnitudes and coherence, and the summed band weights of each group of bands of
+// equal T60 ratio (sim/brir.h tail_band_groups) with that ratio. Host code.
+struct TailTables {
+  int n = 0, nb = 0, n_groups = 0, n_grids = 0;
+  std::vector<float> mag_l, mag_r, coh;  // [grid][bin]
+  std::vector<float> weights;            // [group][bin]
+  std::vector<float> group_ratio;        // [group]
+};
+
+inline TailTables tail_tables(const std::vector<const DiffuseField*>& diffuse, const std::vector<double>& band_ratio,
+                              int n, double fs) {
+  const TailBandGroups groups = tail_band_groups(band_ratio);
+  TailTables t;
+  t.n = n, t.nb = n / 2 + 1, t.n_groups = int(groups.ratio.size()), t.n_grids = int(diffuse.size());
+  const size_t nb = size_t(t.nb);
+  t.mag_l.resize(nb * diffuse.size()), t.mag_r.resize(nb * diffuse.size()), t.coh.resize(nb * diffuse.size());
+  t.weights.resize(size_t(t.n_groups) * nb);
+  t.group_ratio.assign(groups.ratio.begin(), groups.ratio.end());
+  for (int k = 0; k < t.nb; ++k) {
+    const double f = double(k) * fs / n;
+    for (size_t i = 0; i < diffuse.size(); ++i) {
+      const DiffuseField& d = *diffuse[i];
+      t.mag_l[i * nb + k] = d.magnitude_at(0, f), t.mag_r[i * nb + k] = d.magnitude_at(1, f);
+      t.coh[i * nb + k] = d.coherence_at(f);
+    }
+    for (int g = 0; g < t.n_groups; ++g) t.weights[size_t(g) * nb + k] = float(groups.weight(g, f));
+  }
+  return t;
+}
+
+}  // namespace bsim::cuda
