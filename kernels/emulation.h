@@ -32,17 +32,22 @@ namespace bsim::emu {
 inline EmuDim3 blockIdx, threadIdx, blockDim{1, 1, 1}, gridDim{1, 1, 1};
 inline std::vector<unsigned char> dynamic_shared(1 << 20);
 
-// Runs kernel(args...) over a (gx, gy) grid, one thread per block, blocks in order.
+// Runs kernel(args...) over a (gx, gy, gz) grid, one thread per block, blocks in order.
 template <typename Kernel, typename... Args>
-void launch(unsigned gx, unsigned gy, Kernel kernel, Args... args) {
-  gridDim = {gx, gy, 1};
+void launch3(unsigned gx, unsigned gy, unsigned gz, Kernel kernel, Args... args) {
+  gridDim = {gx, gy, gz};
   blockDim = {1, 1, 1};
   threadIdx = {0, 0, 0};
-  for (unsigned y = 0; y < gy; ++y)
-    for (unsigned x = 0; x < gx; ++x) {
-      blockIdx = {x, y, 0};
-      kernel(args...);
-    }
+  for (unsigned z = 0; z < gz; ++z)
+    for (unsigned y = 0; y < gy; ++y)
+      for (unsigned x = 0; x < gx; ++x) {
+        blockIdx = {x, y, z};
+        kernel(args...);
+      }
+}
+template <typename Kernel, typename... Args>
+void launch(unsigned gx, unsigned gy, Kernel kernel, Args... args) {
+  launch3(gx, gy, 1u, kernel, args...);
 }
 }  // namespace bsim::emu
 
@@ -63,6 +68,17 @@ inline T atomicAdd(T* p, T v) {  // int, float, double
   *p += v;
   return old;
 }
+// Rounding intrinsics (the host rounds each operation to nearest already) and float16 by the CPU's conversion
+// (io/shard.h; the tests link bsim_io).
+inline float __fadd_rn(float a, float b) { return a + b; }
+inline float __fmul_rn(float a, float b) { return a * b; }
+namespace bsim {
+uint16_t float_to_half(float f);
+}
+struct __half {
+  uint16_t bits;
+};
+inline __half __float2half_rn(float f) { return {bsim::float_to_half(f)}; }
 #define BSIM_DYNAMIC_SHARED(type, name) type* name = reinterpret_cast<type*>(bsim::emu::dynamic_shared.data())
 #define BSIM_UNROLL
 #else

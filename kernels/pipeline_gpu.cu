@@ -27,6 +27,7 @@
 #include "kernels/cufft_plan.cuh"
 #include "kernels/device_buffer.cuh"
 #include "kernels/pipeline_gpu.h"
+#include "kernels/pipeline_kernels.cuh"
 #include "sim/features.h"
 #include "sim/fft.h"
 #include "sim/parallel.h"
@@ -36,210 +37,7 @@
 namespace bsim::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-struct ExampleParams {
-  double snr_db;
-  unsigned long long noise_seed;
-  int noise_type;       // 0 diffuse, 1 point, 2 babble
-  int synthetic_point;  // point noise drawn on the device
-  int first_emitter, n_emitters;  // its noise emitters among the emitter rows
-  int grid_id;
-  float speech_tilt_db_per_octave;  // sim/spectral_tilt.h, applied to the target speech's spectrum
-};
-
-struct Segment {
-  const float* src;  // device memory: corpus arena or synthetic noise
-  int take, pos, row, pad;
-  double gain;
-};
-
-struct EmitterParams {
-  int example;
-  int equal_level;
-};
-
-struct Gains {
-  float noise;   // SNR scaling of the noise
-  float pad;
-  double output; // the one gain applied to every output signal
-};
-
-int blocks_for(long long n) { return int((n + kThreads - 1) / kThreads); }
-
-__device__ double block_sum(double v, double* scratch) {
-  scratch[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) scratch[threadIdx.x] += scratch[threadIdx.x + w];
-    __syncthreads();
-  }
-  const double r = scratch[0];
-  __syncthreads();
-  return r;
-}
-
-__device__ float block_max(float v, float* scratch) {
-  scratch[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) scratch[threadIdx.x] = fmaxf(scratch[threadIdx.x], scratch[threadIdx.x + w]);
-    __syncthreads();
-  }
-  const float r = scratch[0];
-  __syncthreads();
-  return r;
-}
-
-// Spectra of the synthetic noise (as sim/brir.cpp's diffuse_noise): white normals shaped by the colour tilt,
-// and for diffuse noise by the HRTF set's diffuse-field magnitudes and interaural coherence. Z[b][ch][k].
-__global__ void synthetic_spectra(const ExampleParams* ex, const float* shape, const float* mag_l, const float* mag_r,
-                                  const float* coh, int ns, int nbs, cufftComplex* Z) {
-  const int b = blockIdx.y;
-  const int k = blockIdx.x * blockDim.x + threadIdx.x;
-  if (k >= nbs) return;
-  const ExampleParams& p = ex[b];
-  const bool diffuse = p.noise_type == 0;
-  if (!diffuse && !p.synthetic_point) return;
-  const float s = shape[k] / float(ns) * sqrtf(0.5f * float(ns));  // E|X_k|^2 = ns, then / ns as the CPU
-  const bool real_bin = k == 0 || 2 * k == ns;
-  const float2 a = normal2(p.noise_seed, 2ull * k), c = normal2(p.noise_seed, 2ull * k + 1);
-  const float2 x1 = make_float2(a.x * s, real_bin ? 0.0f : a.y * s);
-  cufftComplex* z = Z + (size_t)b * 2 * nbs;
-  if (!diffuse) {
-    z[k] = make_cuFloatComplex(x1.x, x1.y);
-    return;
-  }
-  const float2 x2 = make_float2(c.x * s, real_bin ? 0.0f : c.y * s);
-  const size_t g = (size_t)p.grid_id * nbs + k;
-  const float ml = mag_l[g], mr = mag_r[g], co = coh[g], q = sqrtf(fmaxf(0.0f, 1.0f - co * co));
-  z[k] = make_cuFloatComplex(ml * x1.x, ml * x1.y);
-  z[nbs + k] = make_cuFloatComplex(mr * (co * x1.x + q * x2.x), mr * (co * x1.y + q * x2.y));
-}
-
-// rows[seg.row][seg.pos + i] = src[i] * gain: the dry signals, exactly as Renderer::assemble.
-__global__ void gather_segments(const Segment* segs, int n_segs, long long stride, float* rows) {
-  for (int s = blockIdx.y; s < n_segs; s += gridDim.y) {
-    const Segment sg = segs[s];
-    float* dst = rows + (size_t)sg.row * stride + sg.pos;
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < sg.take; i += gridDim.x * blockDim.x)
-      dst[i] = float(double(sg.src[i]) * sg.gain);
-  }
-}
-
-// H[h_row0 + j][k] *= X[j / 2][k] * scale for j < n_rows (two ears per input row); input rows below B are
-// the examples' target speech, whose spectrum is tilted as the CPU's convolve_many does (N-point transforms).
-__global__ void multiply_rows(const cufftComplex* X, cufftComplex* H, long long n_rows, long long h_row0, int nb,
-                              float scale, const ExampleParams* ex, int B, int N, float fs_hz) {
-  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= n_rows * nb) return;
-  const long long j = i / nb;
-  const int k = int(i % nb);
-  cufftComplex x = X[(j / 2) * nb + k];
-  if (j / 2 < B) {
-    const float w = spectral_tilt_gain(ex[j / 2].speech_tilt_db_per_octave, k, N, fs_hz);
-    x.x *= w, x.y *= w;
-  }
-  cufftComplex& h = H[(h_row0 + j) * nb + k];
-  const cufftComplex y = h;
-  h = make_cuFloatComplex((x.x * y.x - x.y * y.y) * scale, (x.x * y.y + x.y * y.x) * scale);
-}
-
-// X[b][k] *= tilt gain of example b at bin k / N: the target speech's spectra before they return to the time
-// domain for the partitioned convolution (which then reads the tilt's pre-ringing from the rows' ends). Rows
-// from B to n_rows (the rest of the transforms' last chunk: emitter rows) get 1 / N, so that their round trip
-// leaves them as they were.
-__global__ void tilt_rows(cufftComplex* X, int B, int n_rows, int nb, int N, float fs_hz, const ExampleParams* ex) {
-  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= (long long)n_rows * nb) return;
-  const int b = int(i / nb), k = int(i % nb);
-  const float w = (b < B ? spectral_tilt_gain(ex[b].speech_tilt_db_per_octave, k, N, fs_hz) : 1.0f) / float(N);
-  X[i].x *= w, X[i].y *= w;
-}
-
-// energy[e] = both ears' energy over [0, T) of emitter e's rendering (babble levelling). One block each.
-__global__ void emitter_energy(const float* Y, long long stride, int T, int first, double* energy) {
-  __shared__ double scratch[kThreads];
-  const int e = first + blockIdx.x;
-  double acc = 0;
-  for (int ear = 0; ear < 2; ++ear) {
-    const float* y = Y + ((size_t)e * 2 + ear) * stride;
-    for (int t = threadIdx.x; t < T; t += blockDim.x) acc += double(y[t]) * y[t];
-  }
-  const double s = block_sum(acc, scratch);
-  if (threadIdx.x == 0) energy[e] = s;
-}
-
-// noise[b][ear][t] before SNR scaling: diffuse noise, or the sum of the example's emitters (babble talkers
-// each at unit energy), in the CPU's order of summation.
-__global__ void mix_noise(const ExampleParams* ex, const EmitterParams* em, const double* energy, const float* syn,
-                          int ns, const float* Y, long long stride, int T, float* noise) {
-  const int b = blockIdx.y, ear = blockIdx.z;
-  const int t = blockIdx.x * blockDim.x + threadIdx.x;
-  if (t >= T) return;
-  const ExampleParams& p = ex[b];
-  float n = p.noise_type == 0 ? syn[((size_t)b * 2 + ear) * ns + t] : 0.0f;
-  for (int e = p.first_emitter; e < p.first_emitter + p.n_emitters; ++e) {
-    float g = 1.0f;
-    if (em[e].equal_level) g = energy[e] > 0 ? float(1.0 / sqrt(energy[e])) : 0.0f;
-    n = __fadd_rn(n, __fmul_rn(g, Y[((size_t)e * 2 + ear) * stride + t]));
-  }
-  noise[((size_t)b * 2 + ear) * T + t] = n;
-}
-
-// Per example: the noise gain for the SNR (reverberant speech over noise energy, both ears), then the output
-// gain (mixture at kMixtureRms, no peak of mixture or clean above kMaxPeak). One block per example.
-__global__ void example_gains(const ExampleParams* ex, const float* Y, const float* direct, long long stride,
-                              const float* noise, int T, Gains* gains) {
-  __shared__ double scratch[kThreads];
-  __shared__ float fscratch[kThreads];
-  const int b = blockIdx.x;
-  const float* rev[2] = {Y + ((size_t)b * 2) * stride, Y + ((size_t)b * 2 + 1) * stride};
-  const float* cl[2] = {direct + ((size_t)b * 2) * stride, direct + ((size_t)b * 2 + 1) * stride};
-  const float* nz = noise + (size_t)b * 2 * T;
-  double es = 0, en = 0;
-  for (int ear = 0; ear < 2; ++ear)
-    for (int t = threadIdx.x; t < T; t += blockDim.x) {
-      const float r = rev[ear][t], n = nz[(size_t)ear * T + t];
-      es += double(r) * r, en += double(n) * n;
-    }
-  const double e_speech = block_sum(es, scratch), e_noise = block_sum(en, scratch);
-  const float ng = e_noise > 0 ? float(sqrt(e_speech / (e_noise * pow(10.0, ex[b].snr_db / 10.0)))) : 0.0f;
-  double ea = 0;
-  float peak = 0;
-  for (int ear = 0; ear < 2; ++ear)
-    for (int t = threadIdx.x; t < T; t += blockDim.x) {
-      const float a = __fadd_rn(rev[ear][t], __fmul_rn(nz[(size_t)ear * T + t], ng));
-      ea += double(a) * a;
-      peak = fmaxf(peak, fmaxf(fabsf(a), fabsf(cl[ear][t])));
-    }
-  const double e_aug = block_sum(ea, scratch);
-  const float pk = block_max(peak, fscratch);
-  if (threadIdx.x == 0) {
-    const double rms = sqrt(e_aug / double(2 * T));
-    double g = rms > 0 ? kMixtureRms / rms : 1.0;
-    if (pk * g > kMaxPeak) g = kMaxPeak / pk;
-    gains[b] = {ng, 0.0f, g};
-  }
-}
-
-// The four output signals at the output gain, and float16 copies of clean and augmented.
-__global__ void finalise(const float* Y, const float* direct, long long stride, const float* noise_raw,
-                         const Gains* gains, int B, int T, float* clean, float* reverberant, float* noise,
-                         float* augmented, __half* clean_half, __half* augmented_half) {
-  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= (long long)B * 2 * T) return;
-  const int t = int(i % T);
-  const long long row = i / T;  // b * 2 + ear
-  const int b = int(row / 2);
-  const Gains g = gains[b];
-  const float r = Y[row * stride + t], c = direct[row * stride + t];
-  const float n = __fmul_rn(noise_raw[i], g.noise);
-  const float a = __fadd_rn(r, n);
-  const float ca = float(c * g.output), aa = float(a * g.output);
-  clean[i] = ca, reverberant[i] = float(r * g.output), noise[i] = float(n * g.output), augmented[i] = aa;
-  if (clean_half) clean_half[i] = __float2half_rn(ca), augmented_half[i] = __float2half_rn(aa);
-}
+int blocks_for(long long n) { return int((n + kPipelineThreads - 1) / kPipelineThreads); }
 
 // Everything the host decides about one example before the device renders it.
 struct HostExample {
@@ -647,7 +445,7 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[0]->get(), st));
 
   // Synthetic noise (diffuse at the ears; dry point noise).
-  synthetic_spectra<<<dim3(blocks_for(m.nbs), B), kThreads, 0, st>>>(m.d_examples.get(), m.syn_shape.get(),
+  synthetic_spectra<<<dim3(blocks_for(m.nbs), B), kPipelineThreads, 0, st>>>(m.d_examples.get(), m.syn_shape.get(),
                                                                        m.syn_mag_l.get(), m.syn_mag_r.get(),
                                                                        m.syn_coh.get(), m.ns, m.nbs, m.syn_spec.get());
   BSIM_CUDA_TRY(cudaGetLastError());
@@ -655,7 +453,7 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
 
   // Dry signals into zeroed input rows, then their spectra.
   BSIM_CUDA_TRY(cudaMemsetAsync(m.inputs.get(), 0, size_t(E) * m.N * sizeof(float), st));
-  gather_segments<<<dim3(32, std::min(S, 65535)), kThreads, 0, st>>>(m.d_segments.get(), S, m.N, m.inputs.get());
+  gather_segments<<<dim3(32, std::min(S, 65535)), kPipelineThreads, 0, st>>>(m.d_segments.get(), S, m.N, m.inputs.get());
   BSIM_CUDA_TRY(cudaGetLastError());
   const float fs = float(cfg.sample_rate_hz);
   if (!m.fused_conv) {
@@ -663,7 +461,7 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   } else if (any_tilt) {  // the tilted voices back in the time domain, pre-ringing at the rows' ends
     const int rows = (B + m.chunk - 1) / m.chunk * m.chunk;  // what the chunked transforms cover
     m.exec_r2c(m.inputs.get(), m.X.get(), 0, B);
-    tilt_rows<<<blocks_for((long long)rows * m.nb), kThreads, 0, st>>>(m.X.get(), B, rows, m.nb, m.N, fs,
+    tilt_rows<<<blocks_for((long long)rows * m.nb), kPipelineThreads, 0, st>>>(m.X.get(), B, rows, m.nb, m.N, fs,
                                                                        m.d_examples.get());
     BSIM_CUDA_TRY(cudaGetLastError());
     m.exec_c2r(m.X.get(), m.inputs.get(), 0, B);
@@ -690,9 +488,9 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
     m.exec_r2c(m.filters.get(), m.H.get(), 0, 2LL * E);
     m.exec_r2c(m.filters.get(), m.H.get(), m.direct_row0, m.direct_row0 + 2LL * B);
     const float scale = 1.0f / float(m.N);
-    multiply_rows<<<blocks_for(2LL * E * m.nb), kThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * E, 0, m.nb, scale,
+    multiply_rows<<<blocks_for(2LL * E * m.nb), kPipelineThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * E, 0, m.nb, scale,
                                                                    m.d_examples.get(), B, int(m.N), fs);
-    multiply_rows<<<blocks_for(2LL * B * m.nb), kThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * B, m.direct_row0,
+    multiply_rows<<<blocks_for(2LL * B * m.nb), kPipelineThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * B, m.direct_row0,
                                                                    m.nb, scale, m.d_examples.get(), B, int(m.N), fs);
     BSIM_CUDA_TRY(cudaGetLastError());
     m.exec_c2r(m.H.get(), m.filters.get(), 0, 2LL * E);
@@ -702,17 +500,17 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
 
   // Noise, SNR, output gain, outputs, teacher.
   if (E > B) {
-    emitter_energy<<<E - B, kThreads, 0, st>>>(m.filters.get(), m.N, m.T, B, m.energy.get());
+    emitter_energy<<<E - B, kPipelineThreads, 0, st>>>(m.filters.get(), m.N, m.T, B, m.energy.get());
     BSIM_CUDA_TRY(cudaGetLastError());
   }
-  mix_noise<<<dim3(blocks_for(m.T), B, 2), kThreads, 0, st>>>(m.d_examples.get(), m.d_emitters.get(), m.energy.get(),
+  mix_noise<<<dim3(blocks_for(m.T), B, 2), kPipelineThreads, 0, st>>>(m.d_examples.get(), m.d_emitters.get(), m.energy.get(),
                                                                m.syn.get(), m.ns, m.filters.get(), m.N, m.T,
                                                                m.noise_raw.get());
   BSIM_CUDA_TRY(cudaGetLastError());
-  example_gains<<<B, kThreads, 0, st>>>(m.d_examples.get(), m.filters.get(), direct, m.N, m.noise_raw.get(), m.T,
+  example_gains<<<B, kPipelineThreads, 0, st>>>(m.d_examples.get(), m.filters.get(), direct, m.N, m.noise_raw.get(), m.T,
                                         m.gains.get());
   BSIM_CUDA_TRY(cudaGetLastError());
-  finalise<<<blocks_for(2LL * B * m.T), kThreads, 0, st>>>(
+  finalise<<<blocks_for(2LL * B * m.T), kPipelineThreads, 0, st>>>(
       m.filters.get(), direct, m.N, m.noise_raw.get(), m.gains.get(), B, m.T, slot.clean.get(), slot.reverberant.get(),
       slot.noise.get(), slot.augmented.get(), m.half ? slot.clean_half.get() : nullptr,
       m.half ? slot.augmented_half.get() : nullptr);

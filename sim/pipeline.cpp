@@ -225,6 +225,27 @@ BrirRequest Renderer::brir_request(const Scene& s, const Vec3& source) const {
   return r;
 }
 
+void mix_at_snr(double snr_db, Example& ex) {
+  // SNR: reverberant speech energy over noise energy, both summed over the two ears and the whole clip.
+  const double e_speech = energy(ex.reverberant.data(), ex.reverberant.size());
+  const double e_noise = energy(ex.noise.data(), ex.noise.size());
+  const float noise_gain = e_noise > 0 ? float(std::sqrt(e_speech / (e_noise * std::pow(10.0, snr_db / 10.0)))) : 0.0f;
+  for (float& v : ex.noise) v *= noise_gain;
+  ex.augmented.resize(ex.reverberant.size());
+  for (size_t i = 0; i < ex.augmented.size(); ++i) ex.augmented[i] = ex.reverberant[i] + ex.noise[i];
+
+  // One gain for all four signals: mixture at -26 dBFS RMS, no sample of the mixture or clean above 0.99.
+  const double rms = std::sqrt(energy(ex.augmented.data(), ex.augmented.size()) / double(ex.augmented.size()));
+  double g = rms > 0 ? kMixtureRms / rms : 1.0;
+  float peak = 0;
+  for (float v : ex.augmented) peak = std::max(peak, std::fabs(v));
+  for (float v : ex.clean) peak = std::max(peak, std::fabs(v));
+  if (peak * g > kMaxPeak) g = kMaxPeak / peak;
+  ex.output_gain = g;
+  for (auto* sig : {&ex.clean, &ex.reverberant, &ex.noise, &ex.augmented})
+    for (float& v : *sig) v = float(v * g);
+}
+
 Example Renderer::render(uint64_t index) const {
   Example ex;
   const ExamplePlan plan = this->plan(index);
@@ -282,25 +303,7 @@ Example Renderer::render(uint64_t index) const {
     for (size_t i = 0; i < rendered.size(); ++i) ex.noise[i] += g * rendered[i];
   }
 
-  // SNR: reverberant speech energy over noise energy, both summed over the two ears and the whole clip.
-  const double e_speech = energy(ex.reverberant.data(), ex.reverberant.size());
-  const double e_noise = energy(ex.noise.data(), ex.noise.size());
-  const float noise_gain = e_noise > 0 ? float(std::sqrt(e_speech / (e_noise * std::pow(10.0, s.snr_db / 10.0)))) : 0.0f;
-  for (float& v : ex.noise) v *= noise_gain;
-  ex.augmented.resize(static_cast<size_t>(2 * T));
-  for (size_t i = 0; i < ex.augmented.size(); ++i) ex.augmented[i] = ex.reverberant[i] + ex.noise[i];
-
-  // One gain for all four signals: mixture at -26 dBFS RMS, no sample of the mixture or clean above 0.99.
-  const double rms = std::sqrt(energy(ex.augmented.data(), ex.augmented.size()) / double(2 * T));
-  double g = rms > 0 ? kMixtureRms / rms : 1.0;
-  float peak = 0;
-  for (float v : ex.augmented) peak = std::max(peak, std::fabs(v));
-  for (float v : ex.clean) peak = std::max(peak, std::fabs(v));
-  if (peak * g > kMaxPeak) g = kMaxPeak / peak;
-  ex.output_gain = g;
-  for (auto* sig : {&ex.clean, &ex.reverberant, &ex.noise, &ex.augmented})
-    for (float& v : *sig) v = float(v * g);
-
+  mix_at_snr(s.snr_db, ex);
   teacher_features(ex.clean.data(), ex.clean.data() + T, T, cfg_.features, ex.teacher);
   return ex;
 }

@@ -33,6 +33,12 @@ struct Example {
   double output_gain = 1;          // applied to all four signals to bring the mixture to -26 dBFS RMS
 };
 
+// The last step of rendering an example, from its noise at the ears before scaling: the noise scaled so that the
+// reverberant speech is snr_db above it (energies summed over both ears and the whole clip), the mixture, then one
+// gain for all four signals (mixture at kMixtureRms RMS, no sample of mixture or clean above kMaxPeak), kept in
+// ex.output_gain. The GPU's mixing kernels (kernels/pipeline_kernels.cuh) compute the same, in the same order.
+void mix_at_snr(double snr_db, Example& ex);
+
 // Where a dry (unrendered) signal comes from: pieces of corpus files laid into a clip of n samples, then
 // scaled by `gain`. The CPU assembles it from the utterance cache; the GPU gathers it from device memory, so
 // both render the same signal from one plan.

@@ -6,6 +6,8 @@
 #include <cmath>
 #include <cstdio>
 #include <complex>
+#include <string>
+#include <tuple>
 
 #include "sim/fft.h"
 #include "sim/spectral_tilt.h"
@@ -119,6 +121,7 @@ TEST(EmulatedFusedTeacher, MatchesTheCpuFeatures) {
 
 // --- partitioned overlap-save convolution ---------------------------------------------------------------
 #include "kernels/conv_fused.cuh"
+#include "kernels/pipeline_kernels.cuh"
 
 // Lengths that are not multiples of the block, a filter longer than several blocks, two pairs of filters.
 TEST(EmulatedFusedConvolution, MatchesCpuFftConvolution) {
@@ -216,13 +219,19 @@ TEST(EmulatedFusedConvolution, TiltedVoiceThroughRowsMatchesTheCpuRendering) {
     SCOPED_TRACE("tilt " + std::to_string(tilt) + " dB/octave");
     std::vector<float> ref(size_t(2) * T);
     convolve_many(x.data(), T, {h.data(), h.data() + L}, L, T, {ref.data(), ref.data() + T}, SpectralTilt{tilt, fs});
-    // The row: tilted voice, circular over N (what tilt_rows and the inverse cuFFT leave in the pipeline).
+    // The row: tilted voice, circular over N (the pipeline's tilt_rows kernel between two N-point transforms).
     RealFft fft(N);
     FloatVec row(size_t(N), 0.0f);
     std::copy(x.begin(), x.end(), row.begin());
     ComplexVec spec(size_t(fft.bins()));
     fft.forward(row.data(), spec.data());
-    for (int k = 0; k < fft.bins(); ++k) spec[size_t(k)] *= spectral_tilt_gain(tilt, k, N, fs) / float(N);
+    std::vector<float2> X2(spec.size());
+    for (size_t k = 0; k < spec.size(); ++k) X2[k] = {spec[k].real(), spec[k].imag()};
+    cuda::ExampleParams voice{};
+    voice.speech_tilt_db_per_octave = tilt;
+    emu::launch(unsigned(fft.bins()), 1u, cuda::tilt_rows, X2.data(), 1, 1, fft.bins(), N, fs,
+                static_cast<const cuda::ExampleParams*>(&voice));
+    for (size_t k = 0; k < spec.size(); ++k) spec[k] = {X2[k].x, X2[k].y};
     fft.inverse(spec.data(), row.data());
     std::vector<float> rows(row.begin(), row.end()), filters(size_t(2) * N, 0.0f);
     for (int f = 0; f < 2; ++f) std::copy(h.begin() + f * L, h.begin() + (f + 1) * L, filters.begin() + size_t(f) * N);
@@ -247,6 +256,101 @@ TEST(EmulatedFusedConvolution, TiltedVoiceThroughRowsMatchesTheCpuRendering) {
     std::printf(", without the pre-ringing %.1f dB\n", without);
     EXPECT_GT(without, with_wrap + 20.0) << "the pre-ringing should matter";
   }
+}
+
+// --- the pipeline's mixing ---------------------------------------------------------------------------------
+#include "io/shard.h"
+
+// The pipeline's mixing kernels (babble talkers' levels, the noise sum, SNR and output gains, the four outputs
+// and their float16 copies) against sim/pipeline.cpp's mix_at_snr on the same rendered rows: diffuse noise, a
+// point emitter whose example is loud enough that the peak limit sets its gain, three babble talkers at equal
+// level, and a point emitter that is silent (noise gain 0). The sums run in other orders: -130 dB asked.
+TEST(EmulatedPipelineMixing, MatchesTheCpuMixing) {
+  const int T = 3000, S = 3500, ns = 3200, B = 4;
+  const std::vector<std::vector<int>> emitters_of = {{}, {4}, {5, 6, 7}, {8}};  // emitter rows after the targets
+  const int E = 9;
+  Rng rng(41, 0, Stream::noise);
+  std::vector<float> Y(size_t(2 * E) * S), direct(size_t(2 * B) * S), syn(size_t(2 * B) * ns);
+  for (auto& v : Y) v = float(0.1 * rng.normal());
+  for (auto& v : direct) v = float(0.05 * rng.normal());
+  for (auto& v : syn) v = float(rng.normal());
+  for (int e = 5; e < 8; ++e)  // talkers at very different levels, which equal_level removes
+    for (int i = 0; i < 2 * S; ++i) Y[size_t(2 * e) * S + size_t(i)] *= float(e * e);
+  std::fill(Y.begin() + 2 * 8 * S, Y.begin() + 2 * 9 * S, 0.0f);  // the silent emitter
+  direct[size_t(2 * 1) * S + 100] = 40.0f;  // a click in example 1's clean signal: the peak limit decides its gain
+  std::vector<cuda::ExampleParams> ex(static_cast<size_t>(B));
+  std::vector<cuda::EmitterParams> em(static_cast<size_t>(E));
+  for (int b = 0; b < B; ++b) {
+    cuda::ExampleParams& p = ex[size_t(b)];
+    p = {};
+    p.snr_db = rng.uniform(-5, 20);
+    p.noise_type = b == 0 ? 0 : b == 2 ? 2 : 1;
+    p.first_emitter = emitters_of[size_t(b)].empty() ? 0 : emitters_of[size_t(b)].front();
+    p.n_emitters = int(emitters_of[size_t(b)].size());
+    em[size_t(b)] = {b, 0};
+    for (int e : emitters_of[size_t(b)]) em[size_t(e)] = {b, b == 2 ? 1 : 0};
+  }
+  std::vector<double> energy(static_cast<size_t>(E), 0.0);
+  std::vector<float> noise_raw(size_t(2 * B) * T), clean(noise_raw.size()), reverberant(noise_raw.size()),
+      noise(noise_raw.size()), augmented(noise_raw.size());
+  std::vector<__half> clean_half(noise_raw.size()), augmented_half(noise_raw.size());
+  std::vector<cuda::Gains> gains(static_cast<size_t>(B));
+  emu::launch(unsigned(E - B), 1u, cuda::emitter_energy, static_cast<const float*>(Y.data()), (long long)S, T, B,
+              energy.data());
+  emu::launch3(unsigned(T), unsigned(B), 2u, cuda::mix_noise, static_cast<const cuda::ExampleParams*>(ex.data()),
+               static_cast<const cuda::EmitterParams*>(em.data()), static_cast<const double*>(energy.data()),
+               static_cast<const float*>(syn.data()), ns, static_cast<const float*>(Y.data()), (long long)S, T,
+               noise_raw.data());
+  emu::launch(unsigned(B), 1u, cuda::example_gains, static_cast<const cuda::ExampleParams*>(ex.data()),
+              static_cast<const float*>(Y.data()), static_cast<const float*>(direct.data()), (long long)S,
+              static_cast<const float*>(noise_raw.data()), T, gains.data());
+  emu::launch(unsigned(2 * B * T), 1u, cuda::finalise, static_cast<const float*>(Y.data()),
+              static_cast<const float*>(direct.data()), (long long)S, static_cast<const float*>(noise_raw.data()),
+              static_cast<const cuda::Gains*>(gains.data()), B, T, clean.data(), reverberant.data(), noise.data(),
+              augmented.data(), clean_half.data(), augmented_half.data());
+
+  for (int b = 0; b < B; ++b) {
+    SCOPED_TRACE("example " + std::to_string(b));
+    Example cpu;
+    const auto rows = [&](const std::vector<float>& src, int row0) {  // two ears' first T samples, [ear][T]
+      std::vector<float> v(size_t(2) * T);
+      for (int ear = 0; ear < 2; ++ear)
+        std::copy_n(src.begin() + std::ptrdiff_t(size_t(row0 + ear) * S), T, v.begin() + ear * T);
+      return v;
+    };
+    cpu.clean = rows(direct, 2 * b), cpu.reverberant = rows(Y, 2 * b);
+    cpu.noise.assign(size_t(2) * T, 0.0f);
+    if (b == 0)
+      for (int ear = 0; ear < 2; ++ear)
+        std::copy_n(syn.begin() + std::ptrdiff_t(size_t(2 * b + ear) * ns), T, cpu.noise.begin() + ear * T);
+    for (int e : emitters_of[size_t(b)]) {  // as Renderer::render sums its emitters
+      const std::vector<float> rendered = rows(Y, 2 * e);
+      double en = 0;
+      for (float v : rendered) en += double(v) * v;
+      const float g = em[size_t(e)].equal_level ? (en > 0 ? float(1.0 / std::sqrt(en)) : 0.0f) : 1.0f;
+      for (size_t i = 0; i < rendered.size(); ++i) cpu.noise[i] += g * rendered[i];
+    }
+    mix_at_snr(ex[size_t(b)].snr_db, cpu);
+    EXPECT_NEAR(gains[size_t(b)].output / cpu.output_gain, 1.0, 1e-6);
+    const size_t at = size_t(b) * 2 * T;
+    for (const auto& [name, mine, ref] : {std::tuple{"clean", &clean, &cpu.clean},
+                                          std::tuple{"reverberant", &reverberant, &cpu.reverberant},
+                                          std::tuple{"noise", &noise, &cpu.noise},
+                                          std::tuple{"augmented", &augmented, &cpu.augmented}}) {
+      if (b == 3 && std::string(name) == "noise") continue;  // zero: no NMSE
+      EXPECT_LT(test::nmse_db(mine->data() + at, ref->data(), size_t(2 * T)), -130.0) << name;
+    }
+    for (size_t i = 0; i < size_t(2 * T); ++i) {  // float16 copies: the float outputs rounded to half
+      ASSERT_EQ(clean_half[at + i].bits, float_to_half(clean[at + i])) << i;
+      ASSERT_EQ(augmented_half[at + i].bits, float_to_half(augmented[at + i])) << i;
+    }
+  }
+  // Example 1: the click sets the gain (peak 0.99); example 3: silent noise, so no noise at all.
+  float peak = 0;
+  for (size_t i = 0; i < size_t(2 * T); ++i) peak = std::max(peak, std::fabs(clean[size_t(2 * T) + i]));
+  EXPECT_NEAR(peak, kMaxPeak, 1e-6);
+  EXPECT_EQ(gains[3].noise, 0.0f);
+  for (size_t i = 0; i < size_t(2 * T); ++i) ASSERT_EQ(noise[size_t(3 * 2 * T) + i], 0.0f);
 }
 
 // --- classic DoA estimators -------------------------------------------------------------------------------

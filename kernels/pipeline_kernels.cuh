@@ -1,0 +1,221 @@
+// The GPU pipeline's own kernels (kernels/pipeline_gpu.cu launches them around the BRIR, convolution and
+// teacher kernels): synthetic noise spectra, the dry signals' gather, the spectra's products and tilts, and the
+// mixing at the SNR with the output gain, each as sim/pipeline.cpp's Renderer::render computes it. Device code
+// only; runs on the CPU under kernels/emulation.h for the tests (tests/test_kernel_emulation.cpp).
+#pragma once
+#include "kernels/emulation.h"  // first: the CUDA keywords for the headers below when compiled as C++
+
+#if defined(__CUDACC__)
+#include <cuda_fp16.h>
+#endif
+
+#include "kernels/counter_rng.cuh"
+#include "sim/pipeline.h"
+#include "sim/spectral_tilt.h"
+
+namespace bsim::cuda {
+
+constexpr int kPipelineThreads = 256;  // per block in every launch of these kernels (the reductions' scratch)
+
+struct ExampleParams {
+  double snr_db;
+  unsigned long long noise_seed;
+  int noise_type;       // 0 diffuse, 1 point, 2 babble
+  int synthetic_point;  // point noise drawn on the device
+  int first_emitter, n_emitters;  // its noise emitters among the emitter rows
+  int grid_id;
+  float speech_tilt_db_per_octave;  // sim/spectral_tilt.h, applied to the target speech's spectrum
+};
+
+struct Segment {
+  const float* src;  // device memory: corpus arena or synthetic noise
+  int take, pos, row, pad;
+  double gain;
+};
+
+struct EmitterParams {
+  int example;
+  int equal_level;
+};
+
+struct Gains {
+  float noise;   // SNR scaling of the noise
+  float pad;
+  double output; // the one gain applied to every output signal
+};
+
+__device__ double block_sum(double v, double* scratch) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) scratch[threadIdx.x] += scratch[threadIdx.x + w];
+    __syncthreads();
+  }
+  const double r = scratch[0];
+  __syncthreads();
+  return r;
+}
+
+__device__ float block_max(float v, float* scratch) {
+  scratch[threadIdx.x] = v;
+  __syncthreads();
+  for (int w = blockDim.x / 2; w > 0; w /= 2) {
+    if (threadIdx.x < w) scratch[threadIdx.x] = fmaxf(scratch[threadIdx.x], scratch[threadIdx.x + w]);
+    __syncthreads();
+  }
+  const float r = scratch[0];
+  __syncthreads();
+  return r;
+}
+
+// Spectra of the synthetic noise (as sim/brir.cpp's diffuse_noise): white normals shaped by the colour tilt,
+// and for diffuse noise by the HRTF set's diffuse-field magnitudes and interaural coherence. Z[b][ch][k].
+__global__ void synthetic_spectra(const ExampleParams* ex, const float* shape, const float* mag_l, const float* mag_r,
+                                  const float* coh, int ns, int nbs, float2* Z) {
+  const int b = blockIdx.y;
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= nbs) return;
+  const ExampleParams& p = ex[b];
+  const bool diffuse = p.noise_type == 0;
+  if (!diffuse && !p.synthetic_point) return;
+  const float s = shape[k] / float(ns) * sqrtf(0.5f * float(ns));  // E|X_k|^2 = ns, then / ns as the CPU
+  const bool real_bin = k == 0 || 2 * k == ns;
+  const float2 a = normal2(p.noise_seed, 2ull * k), c = normal2(p.noise_seed, 2ull * k + 1);
+  const float2 x1 = make_float2(a.x * s, real_bin ? 0.0f : a.y * s);
+  float2* z = Z + (size_t)b * 2 * nbs;
+  if (!diffuse) {
+    z[k] = make_float2(x1.x, x1.y);
+    return;
+  }
+  const float2 x2 = make_float2(c.x * s, real_bin ? 0.0f : c.y * s);
+  const size_t g = (size_t)p.grid_id * nbs + k;
+  const float ml = mag_l[g], mr = mag_r[g], co = coh[g], q = sqrtf(fmaxf(0.0f, 1.0f - co * co));
+  z[k] = make_float2(ml * x1.x, ml * x1.y);
+  z[nbs + k] = make_float2(mr * (co * x1.x + q * x2.x), mr * (co * x1.y + q * x2.y));
+}
+
+// rows[seg.row][seg.pos + i] = src[i] * gain: the dry signals, exactly as Renderer::assemble.
+__global__ void gather_segments(const Segment* segs, int n_segs, long long stride, float* rows) {
+  for (int s = blockIdx.y; s < n_segs; s += gridDim.y) {
+    const Segment sg = segs[s];
+    float* dst = rows + (size_t)sg.row * stride + sg.pos;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < sg.take; i += gridDim.x * blockDim.x)
+      dst[i] = float(double(sg.src[i]) * sg.gain);
+  }
+}
+
+// H[h_row0 + j][k] *= X[j / 2][k] * scale for j < n_rows (two ears per input row); input rows below B are
+// the examples' target speech, whose spectrum is tilted as the CPU's convolve_many does (N-point transforms).
+__global__ void multiply_rows(const float2* X, float2* H, long long n_rows, long long h_row0, int nb,
+                              float scale, const ExampleParams* ex, int B, int N, float fs_hz) {
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n_rows * nb) return;
+  const long long j = i / nb;
+  const int k = int(i % nb);
+  float2 x = X[(j / 2) * nb + k];
+  if (j / 2 < B) {
+    const float w = spectral_tilt_gain(ex[j / 2].speech_tilt_db_per_octave, k, N, fs_hz);
+    x.x *= w, x.y *= w;
+  }
+  float2& h = H[(h_row0 + j) * nb + k];
+  const float2 y = h;
+  h = make_float2((x.x * y.x - x.y * y.y) * scale, (x.x * y.y + x.y * y.x) * scale);
+}
+
+// X[b][k] *= tilt gain of example b at bin k / N: the target speech's spectra before they return to the time
+// domain for the partitioned convolution (which then reads the tilt's pre-ringing from the rows' ends). Rows
+// from B to n_rows (the rest of the transforms' last chunk: emitter rows) get 1 / N, so that their round trip
+// leaves them as they were.
+__global__ void tilt_rows(float2* X, int B, int n_rows, int nb, int N, float fs_hz, const ExampleParams* ex) {
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= (long long)n_rows * nb) return;
+  const int b = int(i / nb), k = int(i % nb);
+  const float w = (b < B ? spectral_tilt_gain(ex[b].speech_tilt_db_per_octave, k, N, fs_hz) : 1.0f) / float(N);
+  X[i].x *= w, X[i].y *= w;
+}
+
+// energy[e] = both ears' energy over [0, T) of emitter e's rendering (babble levelling). One block each.
+__global__ void emitter_energy(const float* Y, long long stride, int T, int first, double* energy) {
+  __shared__ double scratch[kPipelineThreads];
+  const int e = first + blockIdx.x;
+  double acc = 0;
+  for (int ear = 0; ear < 2; ++ear) {
+    const float* y = Y + ((size_t)e * 2 + ear) * stride;
+    for (int t = threadIdx.x; t < T; t += blockDim.x) acc += double(y[t]) * y[t];
+  }
+  const double s = block_sum(acc, scratch);
+  if (threadIdx.x == 0) energy[e] = s;
+}
+
+// noise[b][ear][t] before SNR scaling: diffuse noise, or the sum of the example's emitters (babble talkers
+// each at unit energy), in the CPU's order of summation.
+__global__ void mix_noise(const ExampleParams* ex, const EmitterParams* em, const double* energy, const float* syn,
+                          int ns, const float* Y, long long stride, int T, float* noise) {
+  const int b = blockIdx.y, ear = blockIdx.z;
+  const int t = blockIdx.x * blockDim.x + threadIdx.x;
+  if (t >= T) return;
+  const ExampleParams& p = ex[b];
+  float n = p.noise_type == 0 ? syn[((size_t)b * 2 + ear) * ns + t] : 0.0f;
+  for (int e = p.first_emitter; e < p.first_emitter + p.n_emitters; ++e) {
+    float g = 1.0f;
+    if (em[e].equal_level) g = energy[e] > 0 ? float(1.0 / sqrt(energy[e])) : 0.0f;
+    n = __fadd_rn(n, __fmul_rn(g, Y[((size_t)e * 2 + ear) * stride + t]));
+  }
+  noise[((size_t)b * 2 + ear) * T + t] = n;
+}
+
+// Per example: the noise gain for the SNR (reverberant speech over noise energy, both ears), then the output
+// gain (mixture at kMixtureRms, no peak of mixture or clean above kMaxPeak). One block per example.
+__global__ void example_gains(const ExampleParams* ex, const float* Y, const float* direct, long long stride,
+                              const float* noise, int T, Gains* gains) {
+  __shared__ double scratch[kPipelineThreads];
+  __shared__ float fscratch[kPipelineThreads];
+  const int b = blockIdx.x;
+  const float* rev[2] = {Y + ((size_t)b * 2) * stride, Y + ((size_t)b * 2 + 1) * stride};
+  const float* cl[2] = {direct + ((size_t)b * 2) * stride, direct + ((size_t)b * 2 + 1) * stride};
+  const float* nz = noise + (size_t)b * 2 * T;
+  double es = 0, en = 0;
+  for (int ear = 0; ear < 2; ++ear)
+    for (int t = threadIdx.x; t < T; t += blockDim.x) {
+      const float r = rev[ear][t], n = nz[(size_t)ear * T + t];
+      es += double(r) * r, en += double(n) * n;
+    }
+  const double e_speech = block_sum(es, scratch), e_noise = block_sum(en, scratch);
+  const float ng = e_noise > 0 ? float(sqrt(e_speech / (e_noise * pow(10.0, ex[b].snr_db / 10.0)))) : 0.0f;
+  double ea = 0;
+  float peak = 0;
+  for (int ear = 0; ear < 2; ++ear)
+    for (int t = threadIdx.x; t < T; t += blockDim.x) {
+      const float a = __fadd_rn(rev[ear][t], __fmul_rn(nz[(size_t)ear * T + t], ng));
+      ea += double(a) * a;
+      peak = fmaxf(peak, fmaxf(fabsf(a), fabsf(cl[ear][t])));
+    }
+  const double e_aug = block_sum(ea, scratch);
+  const float pk = block_max(peak, fscratch);
+  if (threadIdx.x == 0) {
+    const double rms = sqrt(e_aug / double(2 * T));
+    double g = rms > 0 ? kMixtureRms / rms : 1.0;
+    if (pk * g > kMaxPeak) g = kMaxPeak / pk;
+    gains[b] = {ng, 0.0f, g};
+  }
+}
+
+// The four output signals at the output gain, and float16 copies of clean and augmented.
+__global__ void finalise(const float* Y, const float* direct, long long stride, const float* noise_raw,
+                         const Gains* gains, int B, int T, float* clean, float* reverberant, float* noise,
+                         float* augmented, __half* clean_half, __half* augmented_half) {
+  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= (long long)B * 2 * T) return;
+  const int t = int(i % T);
+  const long long row = i / T;  // b * 2 + ear
+  const int b = int(row / 2);
+  const Gains g = gains[b];
+  const float r = Y[row * stride + t], c = direct[row * stride + t];
+  const float n = __fmul_rn(noise_raw[i], g.noise);
+  const float a = __fadd_rn(r, n);
+  const float ca = float(c * g.output), aa = float(a * g.output);
+  clean[i] = ca, reverberant[i] = float(r * g.output), noise[i] = float(n * g.output), augmented[i] = aa;
+  if (clean_half) clean_half[i] = __float2half_rn(ca), augmented_half[i] = __float2half_rn(aa);
+}
+
+}  // namespace bsim::cuda
