@@ -353,6 +353,55 @@ TEST(EmulatedPipelineMixing, MatchesTheCpuMixing) {
   for (size_t i = 0; i < size_t(2 * T); ++i) ASSERT_EQ(noise[size_t(3 * 2 * T) + i], 0.0f);
 }
 
+// The pipeline's default convolution (BSIM_PIPELINE_CONV=cufft): every row through an N-point transform, the
+// products by multiply_rows, and back (sim/fft.h standing in for cuFFT). Emitter e's two BRIR rows take input e,
+// the direct-path rows (a region of their own) the target's input b, and only targets' (rows < B) spectra are
+// tilted. Against convolve_many with each input's tilt: -100 dB.
+TEST(EmulatedPipelineConvolution, CufftRowsMatchConvolveMany) {
+  const int T = 2500, L = 700, B = 2, E = 3;  // two targets (one tilted), one noise emitter
+  const int N = good_fft_size(T + L - 1), nb = N / 2 + 1;
+  const float fs = 16000.0f;
+  const std::vector<float> tilt{-6.0f, 0.0f, 4.0f};  // the emitter's must be ignored: it is not target speech
+  Rng rng(42, 0, Stream::noise);
+  std::vector<float> x(size_t(E) * N, 0.0f), h(size_t(2 * E + 2 * B) * N, 0.0f);  // direct rows after 2E rows
+  for (int e = 0; e < E; ++e)
+    for (int i = 0; i < T; ++i) x[size_t(e) * N + size_t(i)] = float(rng.normal());
+  for (int r = 0; r < 2 * E + 2 * B; ++r)
+    for (int i = 0; i < L; ++i) h[size_t(r) * N + size_t(i)] = float(rng.normal() * std::exp(-i / 150.0));
+  std::vector<cuda::ExampleParams> ex(static_cast<size_t>(B));
+  for (int b = 0; b < B; ++b) ex[size_t(b)] = {}, ex[size_t(b)].speech_tilt_db_per_octave = tilt[size_t(b)];
+  const RealFft fft(N);
+  FloatVec row(static_cast<size_t>(N));
+  ComplexVec spec(static_cast<size_t>(nb));
+  const auto forward = [&](const std::vector<float>& src, int n_rows) {
+    std::vector<float2> out(size_t(n_rows) * nb);
+    for (int r = 0; r < n_rows; ++r) {
+      std::copy_n(src.begin() + std::ptrdiff_t(size_t(r) * N), N, row.begin());
+      fft.forward(row.data(), spec.data());
+      for (int k = 0; k < nb; ++k) out[size_t(r) * nb + size_t(k)] = {spec[size_t(k)].real(), spec[size_t(k)].imag()};
+    }
+    return out;
+  };
+  const std::vector<float2> X = forward(x, E);
+  std::vector<float2> H = forward(h, 2 * E + 2 * B);
+  const long long direct_row0 = 2 * E;
+  const cuda::ExampleParams* exp = ex.data();
+  emu::launch(unsigned(2 * E * nb), 1u, cuda::multiply_rows, static_cast<const float2*>(X.data()), H.data(),
+              2LL * E, 0LL, nb, 1.0f / float(N), exp, B, N, fs);
+  emu::launch(unsigned(2 * B * nb), 1u, cuda::multiply_rows, static_cast<const float2*>(X.data()), H.data(),
+              2LL * B, direct_row0, nb, 1.0f / float(N), exp, B, N, fs);
+  for (int r = 0; r < 2 * E + 2 * B; ++r) {
+    const int input = r < 2 * E ? r / 2 : (r - 2 * E) / 2;
+    SCOPED_TRACE("filter row " + std::to_string(r) + ", input " + std::to_string(input));
+    for (int k = 0; k < nb; ++k) spec[size_t(k)] = {H[size_t(r) * nb + size_t(k)].x, H[size_t(r) * nb + size_t(k)].y};
+    fft.inverse(spec.data(), row.data());
+    std::vector<float> ref(static_cast<size_t>(T));
+    const float t = input < B ? tilt[size_t(input)] : 0.0f;
+    convolve_many(x.data() + size_t(input) * N, T, {h.data() + size_t(r) * N}, L, T, {ref.data()}, SpectralTilt{t, fs});
+    EXPECT_LT(test::nmse_db(row.data(), ref.data(), size_t(T)), -100.0);
+  }
+}
+
 // --- classic DoA estimators -------------------------------------------------------------------------------
 #include "doa/classic.h"
 #include "kernels/doa_kernels.cuh"
