@@ -6,6 +6,7 @@
 
 #include "kernels/batch_dsp.h"
 #include "kernels/brir_gpu.h"
+#include "kernels/device.h"
 #include "kernels/pipeline_gpu.h"
 #include "kernels/doa_gpu.h"
 #include "sim/pipeline.h"
@@ -75,6 +76,23 @@ static void BM_BrirBatch(benchmark::State& state) {
 BENCHMARK(BM_BrirBatch)
     ->Args({256, 0, 0})->Args({256, 1, 0})->Args({2048, 1, 0})->Args({8192, 1, 0})->Args({2048, 1, 1})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// The least global-memory traffic (bytes) of each stage of a pipeline batch: reading the stage's inputs once and
+// writing its outputs once, in float32, in the pipeline's layout (kernels/pipeline_gpu.cu): dry signals into E
+// zero-padded rows of N; responses into 2E + 2B zero-padded rows of N (L of them response); the convolution
+// reads E inputs of T and 2E + 2B responses of L and writes 2E + 2B results of T; mixing reads every result and
+// the synthetic noise (2B rows of T) and writes four float32 and two float16 signals of 2B x T; the teacher reads
+// the clean signal and writes its features. What a stage moves beyond this (cuFFT's passes, the zero padding
+// read back, recomputation) is the distance to its floor.
+struct PipelineFloorBytes {
+  double dry, brir, conv, mix, teacher;
+};
+static PipelineFloorBytes pipeline_floor_bytes(const cuda::DevicePipeline::BatchShape& s) {
+  const double E = s.emitters, B = s.examples, N = double(s.row_length), L = s.response_length, T = s.samples;
+  const double rows = 2 * E + 2 * B;  // response / result rows
+  return {4 * (E * N + E * T), 4 * rows * N, 4 * (E * T + rows * (L + T)),
+          4 * (rows * T + 2 * B * T) + 2 * B * T * (4 * 4 + 2 * 2), 4 * (2 * B * T + B * s.features * s.frames)};
+}
 
 // 256 examples of 4 s speech, each through its own two-ear 0.5 s response (16 kHz), data already on the
 // device: the work torch's FFT convolution is compared against in bench/torch_baselines.py. The default
@@ -169,13 +187,16 @@ static void BM_PipelineBatch(benchmark::State& state) {
   const double busy0 = pipe.busy_seconds();
   const cuda::DevicePipeline::StageSeconds stages0 = pipe.stage_seconds();
   long long k = 0;
+  double emitters = 0;  // summed over the measured batches, for the floors
   pipe.enqueue(batch(), 0);
   for (auto _ : state) {
     pipe.enqueue(batch(), int((k + 1) % 2));
     pipe.wait(int(k % 2));
+    emitters += pipe.shape(int(k % 2)).emitters;
     ++k;
   }
   pipe.wait(int(k % 2));
+  emitters += pipe.shape(int(k % 2)).emitters;
   const double busy = pipe.busy_seconds() - busy0;
   state.counters["examples/s"] = benchmark::Counter(double(state.iterations()) * B, benchmark::Counter::kIsRate);
   state.counters["gpu_ms/batch"] = 1e3 * busy / double(state.iterations() + 1);
@@ -188,6 +209,19 @@ static void BM_PipelineBatch(benchmark::State& state) {
   state.counters["conv_ms"] = (st.convolution - stages0.convolution) * per;
   state.counters["mix_ms"] = (st.mixing - stages0.mixing) * per;
   state.counters["teacher_ms"] = (st.teacher - stages0.teacher) * per;
+  // Each stage's floor: its least global-memory traffic at the card's peak bandwidth (pipeline_floor_bytes).
+  cuda::DevicePipeline::BatchShape shape = pipe.shape(0);
+  shape.emitters = int(std::lround(emitters / double(k + 1)));
+  state.counters["emitters"] = emitters / double(k + 1);
+  const double gb_s = cuda::peak_memory_gb_s();
+  if (gb_s > 0) {
+    const PipelineFloorBytes f = pipeline_floor_bytes(shape);
+    const double ms_per_byte = 1e3 / (gb_s * 1e9);
+    state.counters["dry_floor_ms"] = f.dry * ms_per_byte, state.counters["brir_floor_ms"] = f.brir * ms_per_byte;
+    state.counters["conv_floor_ms"] = f.conv * ms_per_byte, state.counters["mix_floor_ms"] = f.mix * ms_per_byte;
+    state.counters["teacher_floor_ms"] = f.teacher * ms_per_byte;
+    state.counters["floor_ms"] = (f.dry + f.brir + f.conv + f.mix + f.teacher) * ms_per_byte;
+  }
 }
 BENCHMARK(BM_PipelineBatch)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
 

@@ -95,10 +95,14 @@ def rows(args):
         out.append(("GCC-PHAT teacher against torch.stft + GCC-PHAT", "-", f">= {TEACHER_RATIO:g}x", None))
 
     def batch_text(b):
+        """Wall and GPU ms, the GPU's floor where the run counted it, and each stage's ms (and floor)."""
         text = f"{ms_per_iteration(b):.2f} ms wall, {b['gpu_ms/batch']:.2f} ms GPU"
+        if "floor_ms" in b:
+            text += f" = {b['gpu_ms/batch'] / b['floor_ms']:.1f}x its memory floor {b['floor_ms']:.2f} ms"
         stages = [s for s in ("upload", "dry", "brir", "conv", "mix", "teacher") if f"{s}_ms" in b]
         if stages:
-            text += " (" + ", ".join(f"{s} {b[s + '_ms']:.2f}" for s in stages) + ")"
+            floor = lambda s: f" (floor {b[s + '_floor_ms']:.2f})" if s + "_floor_ms" in b else ""
+            text += "; stages " + ", ".join(f"{s} {b[s + '_ms']:.2f}{floor(s)}" for s in stages)
         return text
 
     batch = find(benches, "BM_PipelineBatch/256")

@@ -22,12 +22,22 @@ std::vector<std::string> list_devices(std::string* why_none) {
     cudaDeviceProp p{};
     if (cudaGetDeviceProperties(&p, i) != cudaSuccess) continue;
     char line[256];
-    std::snprintf(line, sizeof line, "%d: %s, cc %d.%d, %.1f GiB", i, p.name, p.major, p.minor,
-                  double(p.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0));
+    std::snprintf(line, sizeof line, "%d: %s, cc %d.%d, %.1f GiB, %.0f GB/s", i, p.name, p.major, p.minor,
+                  double(p.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0), peak_memory_gb_s(i));
     out.emplace_back(line);
   }
   if (out.empty() && why_none) *why_none = "no CUDA device is visible";
   return out;
+}
+
+double peak_memory_gb_s(int device) {
+  int clock_khz = 0, bus_bits = 0;
+  if (cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&bus_bits, cudaDevAttrGlobalMemoryBusWidth, device) != cudaSuccess) {
+    cudaGetLastError();
+    return 0.0;
+  }
+  return 2.0 * double(clock_khz) * 1e3 * double(bus_bits) / 8.0 / 1e9;  // double data rate
 }
 
 }  // namespace bsim::cuda

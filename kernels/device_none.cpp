@@ -13,6 +13,8 @@ std::vector<std::string> list_devices(std::string* why_none) {
   return {};
 }
 
+double peak_memory_gb_s(int) { return 0.0; }
+
 std::unique_ptr<BlockBackend> make_cuda_backend(const Renderer&, int) {
   throw InputError("--device cuda: this bsim was built without CUDA (no nvcc at configure time); use --device cpu");
 }

@@ -113,7 +113,7 @@ struct DevicePipeline::Impl {
   std::map<int, size_t> arena_index;  // key: speech file i -> i, noise file i -> -(i + 1)
 
   struct Slot {
-    int B = 0;
+    int B = 0, E = 0;  // examples and emitters (targets + noise emitters) of the batch last enqueued
     DeviceBuffer<float> clean, reverberant, noise, augmented, teacher;
     DeviceBuffer<__half> clean_half, augmented_half;
     PinnedBuffer<RoomGeometry> h_rooms;
@@ -332,6 +332,11 @@ const float* DevicePipeline::augmented(int s) const { return impl_->slots.at(siz
 const float* DevicePipeline::teacher(int s) const { return impl_->slots.at(size_t(s)).teacher.get(); }
 double DevicePipeline::busy_seconds() const { return impl_->busy_s; }
 DevicePipeline::StageSeconds DevicePipeline::stage_seconds() const { return impl_->stages; }
+DevicePipeline::BatchShape DevicePipeline::shape(int slot) const {
+  const Impl& m = *impl_;
+  const Impl::Slot& s = m.slots.at(size_t(slot));
+  return {s.B, s.E, m.N, m.L, m.T, m.n_features, m.n_frames};
+}
 
 void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_index) {
   Impl& m = *impl_;
@@ -521,7 +526,7 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   BSIM_CUDA_TRY(cudaMemcpyAsync(slot.h_gains.get(), m.gains.get(), size_t(B) * sizeof(Gains), cudaMemcpyDeviceToHost, st));
   BSIM_CUDA_TRY(cudaEventRecord(slot.done->get(), st));
 
-  slot.B = B;
+  slot.B = B, slot.E = E;
   slot.examples.resize(size_t(B));
   for (int b = 0; b < B; ++b) slot.examples[size_t(b)] = std::move(hx[size_t(b)].meta);
   slot.pending = true;

@@ -89,6 +89,17 @@ class DevicePipeline {
   };
   StageSeconds stage_seconds() const;
 
+  // The layout of the slot's last batch, for counting its memory traffic (bench/bench_gpu.cpp's floors):
+  // examples B, emitters E (the B targets and the noise emitters: one dry input row and two response rows
+  // each, plus two direct-path rows per example), samples per row N, response length L, output samples T,
+  // teacher features x frames.
+  struct BatchShape {
+    int examples = 0, emitters = 0;
+    long long row_length = 0;
+    int response_length = 0, samples = 0, features = 0, frames = 0;
+  };
+  BatchShape shape(int slot) const;
+
   struct Impl;
 
  private:

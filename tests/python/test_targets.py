@@ -78,8 +78,19 @@ def test_every_target_met(tmp_path):
     assert "400,000 rooms/s (BM_BrirBatch/8192/1/0)" in out  # the device-resident launch with tails, not the others
     assert "1.89 vs 4.54 us/example (conv overlap-save 32768): 2.40x" in out  # the fastest torch variant
     assert "2.12 vs 8.86 us/example: 4.18x" in out
-    assert "9.40 ms wall, 9.30 ms GPU (upload 0.10, dry 0.80, brir 2.50, conv 3.80, mix 0.40, teacher 0.60)" in out
+    assert "9.40 ms wall, 9.30 ms GPU; stages upload 0.10, dry 0.80, brir 2.50, conv 3.80, mix 0.40, teacher 0.60" in out
     assert "2.8 s vs 6.81 s writing the same bytes: 0.41x" in out
+
+
+def test_floors_where_the_run_counted_them(tmp_path):
+    path = write_bench(tmp_path / "bench.json")
+    report = json.loads(path.read_text())
+    batch = next(b for b in report["benchmarks"] if b["name"].startswith("BM_PipelineBatch"))
+    batch.update({"floor_ms": 1.55, "conv_floor_ms": 0.24, "teacher_floor_ms": 0.04})
+    path.write_text(json.dumps(report))
+    _, out, _ = targets("--bench", path)
+    assert "9.40 ms wall, 9.30 ms GPU = 6.0x its memory floor 1.55 ms; stages upload 0.10, dry 0.80, brir 2.50, " \
+           "conv 3.80 (floor 0.24), mix 0.40, teacher 0.60 (floor 0.04)" in out
 
 
 def test_each_target_can_fail(tmp_path):
