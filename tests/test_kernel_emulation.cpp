@@ -402,6 +402,40 @@ TEST(EmulatedPipelineConvolution, CufftRowsMatchConvolveMany) {
   }
 }
 
+// The dry signals: gather_segments lays the planned pieces of corpus files into the emitters' rows as
+// Renderer::assemble does (the same expression: bit-equal). Babble scenes: a target and several talkers, each
+// of several utterances.
+TEST(EmulatedPipelineGather, DryRowsEqualTheCpuAssembly) {
+  Config cfg;
+  cfg.clip_s = 1.5;
+  cfg.noise.type_weights = {{"babble", 1.0}};
+  const Renderer renderer(cfg);
+  const int T = renderer.n_samples(), S = T + 700;  // rows longer than the clip, as the pipeline's
+  std::vector<ClipPlan> clips;                     // row r's dry signal
+  for (uint64_t i = 0; i < 4; ++i) {
+    const ExamplePlan plan = renderer.plan(i);
+    clips.push_back(plan.speech);
+    for (const NoiseEmitter& e : plan.emitters) clips.push_back(e.clip);
+  }
+  std::vector<std::shared_ptr<const std::vector<float>>> keep;  // the "arena": decoded files stay alive
+  std::vector<cuda::Segment> segs;
+  for (size_t r = 0; r < clips.size(); ++r)
+    for (const ClipSegment& sg : clips[r].segments) {
+      keep.push_back(clips[r].from_noise_files ? renderer.noise_file(sg.file) : renderer.utterance(sg.file));
+      segs.push_back({keep.back()->data() + sg.offset, sg.take, sg.pos, int(r), 0, clips[r].gain});
+    }
+  ASSERT_GT(segs.size(), clips.size());  // several pieces per clip somewhere
+  std::vector<float> rows(clips.size() * S, 0.0f);
+  emu::launch(32u, unsigned(segs.size()), cuda::gather_segments, static_cast<const cuda::Segment*>(segs.data()),
+              int(segs.size()), (long long)S, rows.data());
+  for (size_t r = 0; r < clips.size(); ++r) {
+    const std::vector<float> want = renderer.assemble(clips[r], T);
+    ASSERT_TRUE(std::equal(want.begin(), want.end(), rows.begin() + std::ptrdiff_t(r * S))) << "row " << r;
+    ASSERT_TRUE(std::all_of(rows.begin() + std::ptrdiff_t(r * S + T), rows.begin() + std::ptrdiff_t((r + 1) * S),
+                            [](float v) { return v == 0.0f; })) << "row " << r << " past the clip";
+  }
+}
+
 // --- classic DoA estimators -------------------------------------------------------------------------------
 #include "doa/classic.h"
 #include "kernels/doa_kernels.cuh"
