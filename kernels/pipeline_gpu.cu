@@ -253,28 +253,13 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   m.ns = good_fft_size(m.T);
   m.nbs = m.ns / 2 + 1;
   {
-    const double color = noise_color_exponent(cfg.noise.color);
-    std::vector<float> shape(size_t(m.nbs));
-    double mean_pow = 0;
-    for (int k = 0; k < m.nbs; ++k) {
-      const double f = std::max(double(k) * fs / m.ns, 50.0);
-      shape[size_t(k)] = float(std::pow(f / 1000.0, -0.5 * color));
-      mean_pow += double(shape[size_t(k)]) * shape[size_t(k)];
-    }
-    const float norm = float(1.0 / std::sqrt(mean_pow / m.nbs));
-    for (float& v : shape) v *= norm;
-    std::vector<float> ml(grids.size() * m.nbs), mr(ml.size()), co(ml.size());
-    for (size_t i = 0; i < grids.size(); ++i)
-      for (int k = 0; k < m.nbs; ++k) {
-        const double f = double(k) * fs / m.ns;
-        const DiffuseField& d = renderer.diffuse_fields()[i];
-        ml[i * m.nbs + k] = d.magnitude_at(0, f), mr[i * m.nbs + k] = d.magnitude_at(1, f), co[i * m.nbs + k] = d.coherence_at(f);
-      }
+    const SyntheticNoiseTables t =
+        synthetic_noise_tables(renderer.diffuse_fields(), noise_color_exponent(cfg.noise.color), m.ns, fs);
     auto upload = [](DeviceBuffer<float>& dst, const std::vector<float>& src) {
       dst = DeviceBuffer<float>(src.size());
       BSIM_CUDA_TRY(cudaMemcpy(dst.get(), src.data(), src.size() * sizeof(float), cudaMemcpyHostToDevice));
     };
-    upload(m.syn_shape, shape), upload(m.syn_mag_l, ml), upload(m.syn_mag_r, mr), upload(m.syn_coh, co);
+    upload(m.syn_shape, t.shape), upload(m.syn_mag_l, t.mag_l), upload(m.syn_mag_r, t.mag_r), upload(m.syn_coh, t.coh);
   }
   m.syn_spec = DeviceBuffer<cufftComplex>(size_t(max_batch) * 2 * m.nbs);
   m.syn = DeviceBuffer<float>(size_t(max_batch) * 2 * m.ns);

@@ -9,7 +9,10 @@
 #include <cuda_fp16.h>
 #endif
 
+#include <vector>
+
 #include "kernels/counter_rng.cuh"
+#include "sim/brir.h"
 #include "sim/pipeline.h"
 #include "sim/spectral_tilt.h"
 
@@ -216,6 +219,28 @@ __global__ void finalise(const float* Y, const float* direct, long long stride, 
   const float ca = float(c * g.output), aa = float(a * g.output);
   clean[i] = ca, reverberant[i] = float(r * g.output), noise[i] = float(n * g.output), augmented[i] = aa;
   if (clean_half) clean_half[i] = __float2half_rn(ca), augmented_half[i] = __float2half_rn(aa);
+}
+
+// What synthetic_spectra reads, on the nbs = ns/2 + 1 bins of the noise's ns-point transform: the colour's
+// shape (sim/brir.h noise_color_shape, as the CPU's diffuse_noise) and each HRTF set's diffuse-field magnitudes
+// and coherence ([grid][bin]). Host code.
+struct SyntheticNoiseTables {
+  std::vector<float> shape, mag_l, mag_r, coh;
+};
+
+inline SyntheticNoiseTables synthetic_noise_tables(const std::vector<DiffuseField>& diffuse, double color_exponent,
+                                                   int ns, double fs) {
+  SyntheticNoiseTables t;
+  t.shape = noise_color_shape(ns, fs, color_exponent);
+  const size_t nbs = t.shape.size();
+  t.mag_l.resize(diffuse.size() * nbs), t.mag_r.resize(t.mag_l.size()), t.coh.resize(t.mag_l.size());
+  for (size_t i = 0; i < diffuse.size(); ++i)
+    for (size_t k = 0; k < nbs; ++k) {
+      const double f = double(k) * fs / ns;
+      t.mag_l[i * nbs + k] = diffuse[i].magnitude_at(0, f), t.mag_r[i * nbs + k] = diffuse[i].magnitude_at(1, f);
+      t.coh[i * nbs + k] = diffuse[i].coherence_at(f);
+    }
+  return t;
 }
 
 }  // namespace bsim::cuda

@@ -112,6 +112,20 @@ void head_direction(const Vec3& p, const Vec3& listener, double yaw_deg, double&
   el = std::atan2(vz, std::hypot(hx, hy)) * 180.0 / kPi;
 }
 
+std::vector<float> noise_color_shape(int n_fft, double fs, double color_exponent) {
+  const int nb = n_fft / 2 + 1;
+  std::vector<float> shape(static_cast<size_t>(nb));
+  double mean_pow = 0;
+  for (int b = 0; b < nb; ++b) {
+    const double f = std::max(double(b) * fs / n_fft, 50.0);
+    shape[size_t(b)] = float(std::pow(f / 1000.0, -0.5 * color_exponent));
+    mean_pow += double(shape[size_t(b)]) * shape[size_t(b)];
+  }
+  const float norm = float(1.0 / std::sqrt(mean_pow / nb));
+  for (float& v : shape) v *= norm;
+  return shape;
+}
+
 void diffuse_noise(Rng& rng, int n, double fs, const DiffuseField* df, double color_exponent, float* out_l,
                    float* out_r) {
   const int nf = good_fft_size(n);
@@ -123,21 +137,13 @@ void diffuse_noise(Rng& rng, int n, double fs, const DiffuseField* df, double co
   fft.forward(buf.data(), X1.data());
   for (auto& v : buf) v = float(rng.normal());
   fft.forward(buf.data(), X2.data());
-  // 1/f^(exponent/2) amplitude (pink: exponent 1), flat below 50 Hz, normalised to unit mean power.
-  std::vector<float> tilt(static_cast<size_t>(nb), 1.0f);
-  double mean_pow = 0;
-  for (int b = 0; b < nb; ++b) {
-    const double f = std::max(double(b) * fs / nf, 50.0);
-    tilt[b] = float(std::pow(f / 1000.0, -0.5 * color_exponent));
-    mean_pow += double(tilt[b]) * tilt[b];
-  }
-  const float norm = float(1.0 / std::sqrt(mean_pow / nb));
+  const std::vector<float> shape = noise_color_shape(nf, fs, color_exponent);
   ComplexVec YL(static_cast<size_t>(nb)), YR(static_cast<size_t>(nb));
   for (int b = 0; b < nb; ++b) {
     const double f = double(b) * fs / nf;
     const float ml = df ? df->magnitude_at(0, f) : 1.0f, mr = df ? df->magnitude_at(1, f) : 1.0f;
     const float coh = df ? df->coherence_at(f) : 0.0f;
-    const float s = tilt[b] * norm / float(nf);
+    const float s = shape[size_t(b)] / float(nf);
     YL[b] = X1[b] * (ml * s);
     YR[b] = (X1[b] * coh + X2[b] * std::sqrt(std::max(0.0f, 1.0f - coh * coh))) * (mr * s);
   }

@@ -75,6 +75,10 @@ void render_brir(const BrirRequest& req, const HrirGrid* grid, const DiffuseFiel
 void head_direction(const Vec3& p, const Vec3& listener, double yaw_deg, double& azimuth_deg,
                     double& elevation_deg, double& distance_m);
 
+// The colour of synthetic noise on the nb = n_fft/2 + 1 bins of an n_fft-point transform: amplitude
+// 1/f^(exponent/2) (white 0, pink 1, brown 2), flat below 50 Hz, normalised to unit mean power over the bins.
+std::vector<float> noise_color_shape(int n_fft, double fs_hz, double color_exponent);
+
 // Two noises with the coherence and per-ear spectra of a diffuse field (white in, shaped out), written
 // to out_l/out_r (n samples). Used for the late tail and for diffuse noise.
 void diffuse_noise(Rng& rng, int n, double fs_hz, const DiffuseField* diffuse, double color_exponent,
