@@ -458,10 +458,16 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   }
   BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[1]->get(), st));
 
-  // BRIRs of every emitter (and the direct paths of the targets) straight into zeroed filter rows.
-  BSIM_CUDA_TRY(cudaMemsetAsync(m.filters.get(), 0, size_t(2 * E) * m.N * sizeof(float), st));
+  // BRIRs of every emitter (and the direct paths of the targets) straight into the filter rows. The renderer
+  // zeroes each row's [0, L); the convolution also reads past the response ([L, N) for the cuFFT rows, up to
+  // the last partition's end Q K for the partitioned kernels), where the previous batch's results still lie.
   float* direct = m.filters.get() + m.direct_row0 * m.N;
-  BSIM_CUDA_TRY(cudaMemsetAsync(direct, 0, size_t(2 * B) * m.N * sizeof(float), st));
+  const long long read_end = m.fused_conv ? (long long)m.cp.Q * m.cp.K : m.N;
+  if (read_end > m.L) {
+    const size_t pitch = size_t(m.N) * sizeof(float), width = size_t(read_end - m.L) * sizeof(float);
+    BSIM_CUDA_TRY(cudaMemset2DAsync(m.filters.get() + m.L, pitch, 0, width, size_t(2 * E), st));
+    BSIM_CUDA_TRY(cudaMemset2DAsync(direct + m.L, pitch, 0, width, size_t(2 * B), st));
+  }
   m.brirs->enqueue_device(m.d_rooms.get(), E, true, m.filters.get(), direct, B, m.N, m.counts.get(), st);
   BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[2]->get(), st));
   if (m.fused_conv) {
