@@ -171,9 +171,7 @@ BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L, int b
                           (const void*)conv_output_blocks<8>, (const void*)conv_input_spectra<16>,
                           (const void*)conv_filter_spectra<16>, (const void*)conv_output_blocks<16>})
       BSIM_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, m.conv_smem));
-    const std::vector<float2> tw = fft_twiddles(m.cp.N, fft_twiddle_count(m.cp.N));
-    m.conv_twiddle = DeviceBuffer<float2>(tw.size());
-    BSIM_CUDA_TRY(cudaMemcpy(m.conv_twiddle.get(), tw.data(), tw.size() * sizeof(float2), cudaMemcpyHostToDevice));
+    m.conv_twiddle = to_device(fft_twiddles(m.cp.N, fft_twiddle_count(m.cp.N)));
     const size_t nb = size_t(m.cp.K + 1);
     m.conv_X = DeviceBuffer<float2>(size_t(max_batch) * m.cp.J2 * nb);
     m.conv_H = DeviceBuffer<float2>(size_t(max_batch) * (n_filters / 2) * m.cp.Q * 2 * nb);
@@ -330,9 +328,7 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T, Fused
   m.cfg = cfg, m.kind = teacher_kind(cfg.teacher), m.max_batch = max_batch, m.T = T;
   const FeatureShape shape = teacher_shape(cfg, T);
   m.frames = shape.n_frames, m.n_features = shape.n_features, m.nb = cfg.n_fft / 2 + 1;
-  const std::vector<float> w = stft_window(cfg);
-  m.window = DeviceBuffer<float>(w.size());
-  BSIM_CUDA_TRY(cudaMemcpy(m.window.get(), w.data(), w.size() * sizeof(float), cudaMemcpyHostToDevice));
+  m.window = to_device(stft_window(cfg));
   m.audio = DeviceBuffer<float>(size_t(max_batch) * 2 * T);
   // Which implementation, by measurement (H200, bench/RESULTS.md): the one-pass kernel with the radix-8
   // shared-memory FFT, 2.45 us per 4 s example for GCC-PHAT and 2.72 for IPD/ILD, against 5.41 and 8.15 for
@@ -351,9 +347,7 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T, Fused
       throw InputError("BatchTeacher: frames per block must be even and threads a multiple of 32 up to 1024");
     m.fused_smem = fused_teacher_shared_bytes(m.fp);
     BSIM_CUDA_TRY(cudaFuncSetAttribute(fused_teacher, cudaFuncAttributeMaxDynamicSharedMemorySize, m.fused_smem));
-    const std::vector<float2> tw = fft_twiddles(n, fft_twiddle_count(n));
-    m.twiddle = DeviceBuffer<float2>(tw.size());
-    BSIM_CUDA_TRY(cudaMemcpy(m.twiddle.get(), tw.data(), tw.size() * sizeof(float2), cudaMemcpyHostToDevice));
+    m.twiddle = to_device(fft_twiddles(n, fft_twiddle_count(n)));
     m.power = DeviceBuffer<double>(size_t(max_batch));
     m.out = DeviceBuffer<float>(size_t(max_batch) * m.n_features * m.frames);
     return;

@@ -88,12 +88,8 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
     const TailTables t = tail_tables(diffuse, band_ratio, good_fft_size(length), fs);
     m.has_tail = true;
     m.tail_groups = t.n_groups, m.tail_n = t.n, m.tail_nb = t.nb;
-    auto upload = [](DeviceBuffer<float>& dst, const std::vector<float>& src) {
-      dst = DeviceBuffer<float>(src.size());
-      BSIM_CUDA_TRY(cudaMemcpy(dst.get(), src.data(), src.size() * sizeof(float), cudaMemcpyHostToDevice));
-    };
-    upload(m.mag_l, t.mag_l), upload(m.mag_r, t.mag_r), upload(m.coh, t.coh), upload(m.weights, t.weights);
-    upload(m.group_ratio, t.group_ratio);
+    m.mag_l = to_device(t.mag_l), m.mag_r = to_device(t.mag_r), m.coh = to_device(t.coh);
+    m.weights = to_device(t.weights), m.group_ratio = to_device(t.group_ratio);
     // One plan for a chunk of rooms, executed chunk by chunk over the rooms of a launch; one chunk of slack
     // rooms lets the last execution run past the rooms in use.
     m.tail_chunk = std::min(max_rooms, 256);

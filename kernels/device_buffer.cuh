@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "kernels/check.cuh"
 
@@ -31,6 +32,14 @@ class DeviceBuffer {
   std::unique_ptr<void, DeviceFree> ptr_;
   size_t n_ = 0;
 };
+
+// A device copy of a host vector (set-up code: synchronous).
+template <typename T>
+DeviceBuffer<T> to_device(const std::vector<T>& host) {
+  DeviceBuffer<T> d(host.size());
+  if (!host.empty()) BSIM_CUDA_TRY(cudaMemcpy(d.get(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
 
 class Stream {
  public:

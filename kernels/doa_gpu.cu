@@ -45,12 +45,7 @@ BatchClassicDoa::BatchClassicDoa(const ClassicDoa& cpu, int max_batch, int T) : 
   const std::vector<float> w = stft_window(fc);
   const std::vector<float2> tw = fft_twiddles(n, fft_twiddle_count(n));
   const std::vector<DoaSteering> steer = doa_steering(cpu);
-  auto upload = [](auto& dst, const auto& src) {
-    using T_ = typename std::decay_t<decltype(src)>::value_type;
-    dst = DeviceBuffer<T_>(src.size());
-    BSIM_CUDA_TRY(cudaMemcpy(dst.get(), src.data(), src.size() * sizeof(T_), cudaMemcpyHostToDevice));
-  };
-  upload(m.window, w), upload(m.twiddle, tw), upload(m.steer, steer), upload(m.itd, cpu.itd_table());
+  m.window = to_device(w), m.twiddle = to_device(tw), m.steer = to_device(steer), m.itd = to_device(cpu.itd_table());
   m.audio = DeviceBuffer<float>(size_t(max_batch) * 2 * T);
   m.X = DeviceBuffer<float2>(size_t(max_batch) * 2 * p.n_frames * p.bins);
   m.stats = DeviceBuffer<DoaStats>(size_t(max_batch) * p.bins);

@@ -232,9 +232,7 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
                           (const void*)conv_output_blocks<16>})
       BSIM_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, m.conv_smem));
     m.conv_threads = fused_conv_threads(m.cp);
-    const std::vector<float2> tw = fft_twiddles(m.cp.N, fft_twiddle_count(m.cp.N));
-    m.conv_twiddle = DeviceBuffer<float2>(tw.size());
-    BSIM_CUDA_TRY(cudaMemcpy(m.conv_twiddle.get(), tw.data(), tw.size() * sizeof(float2), cudaMemcpyHostToDevice));
+    m.conv_twiddle = to_device(fft_twiddles(m.cp.N, fft_twiddle_count(m.cp.N)));
     const size_t bins = size_t(m.cp.K + 1), max_pairs = size_t(m.E_max + max_batch);
     m.conv_X = DeviceBuffer<float2>(size_t(m.E_max) * m.cp.J2 * bins);
     m.conv_H = DeviceBuffer<float2>(max_pairs * m.cp.Q * 2 * bins);
@@ -255,11 +253,8 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   {
     const SyntheticNoiseTables t =
         synthetic_noise_tables(renderer.diffuse_fields(), noise_color_exponent(cfg.noise.color), m.ns, fs);
-    auto upload = [](DeviceBuffer<float>& dst, const std::vector<float>& src) {
-      dst = DeviceBuffer<float>(src.size());
-      BSIM_CUDA_TRY(cudaMemcpy(dst.get(), src.data(), src.size() * sizeof(float), cudaMemcpyHostToDevice));
-    };
-    upload(m.syn_shape, t.shape), upload(m.syn_mag_l, t.mag_l), upload(m.syn_mag_r, t.mag_r), upload(m.syn_coh, t.coh);
+    m.syn_shape = to_device(t.shape), m.syn_mag_l = to_device(t.mag_l), m.syn_mag_r = to_device(t.mag_r);
+    m.syn_coh = to_device(t.coh);
   }
   m.syn_spec = DeviceBuffer<cufftComplex>(size_t(max_batch) * 2 * m.nbs);
   m.syn = DeviceBuffer<float>(size_t(max_batch) * 2 * m.ns);
