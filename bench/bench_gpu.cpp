@@ -118,6 +118,10 @@ static void convolve_batch(benchmark::State& state, const char* impl) {  // impl
                                                                                         benchmark::Counter::kInvert);
   state.counters["fft_size"] = conv->fft_size();
   state.counters["audio_s/s"] = benchmark::Counter(double(state.iterations()) * B * 4.0, benchmark::Counter::kIsRate);
+  // Floor traffic (input and responses read once, outputs written once) per second: against the card's peak.
+  const double floor_bytes = 4.0 * (double(T) + double(F) * L + double(F) * T) * B;
+  state.counters["GB/s"] = benchmark::Counter(double(state.iterations()) * floor_bytes / 1e9, benchmark::Counter::kIsRate);
+  state.counters["peak_GB/s"] = cuda::peak_memory_gb_s();
 }
 static void BM_ConvolveBatch(benchmark::State& state) { convolve_batch(state, nullptr); }  // the default
 static void BM_ConvolveBatchFused(benchmark::State& state) { convolve_batch(state, "fused"); }
@@ -152,6 +156,10 @@ static void teacher_batch(benchmark::State& state, const char* impl) {
   state.SetLabel(fc.teacher);
   state.counters["us/example"] = benchmark::Counter(double(state.iterations()) * B, benchmark::Counter::kIsRate |
                                                                                         benchmark::Counter::kInvert);
+  state.counters["audio_s/s"] = benchmark::Counter(double(state.iterations()) * B * 4.0, benchmark::Counter::kIsRate);
+  // Floor traffic (two ears read once, features written once) per second.
+  const double floor_bytes = 4.0 * (2.0 * T + double(teacher.n_features()) * teacher.n_frames()) * B;
+  state.counters["GB/s"] = benchmark::Counter(double(state.iterations()) * floor_bytes / 1e9, benchmark::Counter::kIsRate);
 }
 static void BM_TeacherBatch(benchmark::State& state) { teacher_batch(state, nullptr); }  // the default per kind
 static void BM_TeacherBatchFused(benchmark::State& state) { teacher_batch(state, "fused"); }
@@ -199,6 +207,7 @@ static void BM_PipelineBatch(benchmark::State& state) {
   emitters += pipe.shape(int(k % 2)).emitters;
   const double busy = pipe.busy_seconds() - busy0;
   state.counters["examples/s"] = benchmark::Counter(double(state.iterations()) * B, benchmark::Counter::kIsRate);
+  state.counters["audio_s/s"] = benchmark::Counter(double(state.iterations()) * B * cfg.clip_s, benchmark::Counter::kIsRate);
   state.counters["gpu_ms/batch"] = 1e3 * busy / double(state.iterations() + 1);
   // Where the GPU time goes, ms per batch by stage (kernels/pipeline_gpu.h).
   const cuda::DevicePipeline::StageSeconds st = pipe.stage_seconds();
@@ -221,6 +230,9 @@ static void BM_PipelineBatch(benchmark::State& state) {
     state.counters["conv_floor_ms"] = f.conv * ms_per_byte, state.counters["mix_floor_ms"] = f.mix * ms_per_byte;
     state.counters["teacher_floor_ms"] = f.teacher * ms_per_byte;
     state.counters["floor_ms"] = (f.dry + f.brir + f.conv + f.mix + f.teacher) * ms_per_byte;
+    // The floor traffic over the GPU time: the batch's effective bandwidth, against peak_GB/s.
+    state.counters["GB/s"] = (f.dry + f.brir + f.conv + f.mix + f.teacher) / 1e9 / (busy / double(k + 1));
+    state.counters["peak_GB/s"] = gb_s;
   }
 }
 BENCHMARK(BM_PipelineBatch)->Arg(256)->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(2.0);
