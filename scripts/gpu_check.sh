@@ -259,10 +259,13 @@ fi
 } | tee "$DEST/summary.md"
 # Issue 3's targets judged on this run alone (kernels and both modes leave the rooms/s and generate rows unmeasured).
 case "$MODE" in quick|kernels|both|full)
-  variants=(); for j in "$LOG"/pipeline-*.json; do [ -f "$j" ] && { v=${j##*/pipeline-}; variants+=(--pipeline "${v%.json}" "$j"); }; done
-  gen_args=(); [ "$gen_rc" != skipped ] && gen_args=(--generate "$LOG/generate.log" --disk-seconds "$disk_s")
-  { echo; $PY bench/targets.py --bench "$LOG/bench_gpu.json" --torch "$LOG/torch.json" "${variants[@]}" "${gen_args[@]}" \
-      --tests "$gpu_tests_rc" --memcheck "$memcheck_rc" --racecheck "$racecheck_rc"; } 2>&1 | tee -a "$DEST/summary.md" ;;
+  # Only the files this run wrote (a stage that failed leaves its rows "not measured").
+  args=(--tests "$gpu_tests_rc" --memcheck "$memcheck_rc" --racecheck "$racecheck_rc")
+  [ -s "$LOG/bench_gpu.json" ] && args+=(--bench "$LOG/bench_gpu.json")
+  [ -s "$LOG/torch.json" ] && args+=(--torch "$LOG/torch.json")
+  for j in "$LOG"/pipeline-*.json; do [ -s "$j" ] && { v=${j##*/pipeline-}; args+=(--pipeline "${v%.json}" "$j"); }; done
+  [ "$gen_rc" != skipped ] && args+=(--generate "$LOG/generate.log" --disk-seconds "$disk_s")
+  { echo; $PY bench/targets.py "${args[@]}"; } 2>&1 | tee -a "$DEST/summary.md" ;;
 esac
 tar czf "$DEST/logs.tgz" -C /tmp gpu-logs
 stamp done

@@ -160,3 +160,16 @@ def test_unreadable_input_is_one_line_and_exit_2(tmp_path):
     bad.write_text("{not json")
     rc, _, err = targets("--bench", bad)
     assert rc == 2 and "cannot read" in err
+
+
+def test_a_benchmark_file_cut_short_keeps_what_was_written(tmp_path):
+    # bench_gpu killed by its time limit: Google Benchmark has written some entries but not closed the JSON.
+    path = write_bench(tmp_path / "bench.json")
+    whole = json.dumps(json.loads(path.read_text()), indent=2)  # the layout Google Benchmark writes
+    cut = whole.index('"name": "BM_TeacherBatch/0/real_time"')
+    path.write_text(whole[:cut + 40])
+    rc, out, err = targets("--bench", path)
+    assert rc == 0, err
+    v = verdicts(out)
+    assert v["new binaural rooms (tail to -60 dB)"] == "met"
+    assert v["batch of 256 x 4 s, default implementations"] == "not measured"  # after the cut
