@@ -9,6 +9,7 @@
 
 #include "io/error.h"
 #include "kernels/batch_dsp.h"
+#include "kernels/batch_dsp_kernels.cuh"
 #include "kernels/check.cuh"
 #include "kernels/cufft_plan.cuh"
 #include "kernels/teacher_fused.cuh"
@@ -20,110 +21,8 @@
 namespace bsim::cuda {
 namespace {
 
-constexpr int kThreads = 256;
-
-int blocks_for(long long n) { return int((n + kThreads - 1) / kThreads); }
-
-// Y[b][f][k] = X[b][k] * H[b][f][k] / n  (bins k = 0..nb-1)
-__global__ void multiply_spectra(const cufftComplex* X, cufftComplex* H, int batch, int n_filters, int nb, float scale) {
-  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  const long long total = (long long)batch * n_filters * nb;
-  if (i >= total) return;
-  const int k = int(i % nb);
-  const long long bf = i / nb;
-  const int b = int(bf / n_filters);
-  const cufftComplex x = X[(long long)b * nb + k], h = H[i];
-  H[i] = make_cuFloatComplex((x.x * h.x - x.y * h.y) * scale, (x.x * h.y + x.y * h.x) * scale);
-}
-
-// frames[b][ch][t][0..n_fft) = window * audio[b][ch][t*hop + i] (zero-padded after win_length)
-__global__ void frame_signals(const float* audio, const float* window, float* frames, int bc, int T, int n_frames,
-                              int n_fft, int win, int hop) {
-  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  const long long total = (long long)bc * n_frames * n_fft;
-  if (i >= total) return;
-  const int s = int(i % n_fft);
-  const long long rest = i / n_fft;
-  const int t = int(rest % n_frames);
-  const long long c = rest / n_frames;
-  frames[i] = s < win ? audio[c * T + (long long)t * hop + s] * window[s] : 0.0f;
-}
-
-// The two ears' STFT values of flat index i over [b][t][k] (X layout [b][ear][t][k]).
-struct BinPair {
-  cufftComplex l, r;
-  int b, t, k;
-};
-__device__ inline BinPair bin_pair(const cufftComplex* X, long long i, int n_frames, int nb) {
-  BinPair p;
-  p.k = int(i % nb);
-  const long long bt = i / nb;
-  p.t = int(bt % n_frames), p.b = int(bt / n_frames);
-  p.l = X[(((long long)p.b * 2 + 0) * n_frames + p.t) * nb + p.k];
-  p.r = X[(((long long)p.b * 2 + 1) * n_frames + p.t) * nb + p.k];
-  return p;
-}
-
-// PHAT cross-spectra G[b][t][k] = XL conj(XR) / max(|.|, eps); X layout [b][ch][t][k].
-__global__ void phat_cross(const cufftComplex* X, cufftComplex* G, int batch, int n_frames, int nb, const float* eps) {
-  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  const long long total = (long long)batch * n_frames * nb;
-  if (i >= total) return;
-  const BinPair p = bin_pair(X, i, n_frames, nb);
-  const cufftComplex l = p.l, r = p.r;
-  const float gx = l.x * r.x + l.y * r.y, gy = l.y * r.x - l.x * r.y;
-  const float a = fmaxf(sqrtf(gx * gx + gy * gy), eps[p.b]);
-  G[i] = make_cuFloatComplex(gx / a, gy / a);
-}
-
-// out[b][lag + L][t] = r[b][t][(lag + n) % n] / n
-__global__ void gather_lags(const float* r, float* out, int batch, int n_frames, int n_fft, int max_lag) {
-  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  const int n_lags = 2 * max_lag + 1;
-  const long long total = (long long)batch * n_lags * n_frames;
-  if (i >= total) return;
-  const int t = int(i % n_frames);
-  const long long bl = i / n_frames;
-  const int lag = int(bl % n_lags) - max_lag, b = int(bl / n_lags);
-  out[i] = r[((long long)b * n_frames + t) * n_fft + (lag + n_fft) % n_fft] / float(n_fft);
-}
-
-// IPD (cos rows then sin rows) and/or ILD rows: out[b][row][t]
-__global__ void ipd_ild(const cufftComplex* X, float* out, int batch, int n_frames, int nb, const float* eps, int ipd,
-                        int ild, int n_features) {
-  const long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-  const long long total = (long long)batch * n_frames * nb;
-  if (i >= total) return;
-  const BinPair p = bin_pair(X, i, n_frames, nb);
-  const cufftComplex l = p.l, r = p.r;
-  const int b = p.b, t = p.t, k = p.k;
-  float* o = out + (long long)b * n_features * n_frames;
-  if (ipd) {
-    const float phase = atan2f(l.y * r.x - l.x * r.y, l.x * r.x + l.y * r.y);
-    o[(long long)k * n_frames + t] = cosf(phase);
-    o[(long long)(nb + k) * n_frames + t] = sinf(phase);
-  }
-  if (ild) {
-    const int row0 = ipd ? 2 * nb : 0;
-    const float pl = l.x * l.x + l.y * l.y, pr = r.x * r.x + r.y * r.y;
-    o[(long long)(row0 + k) * n_frames + t] = 10.0f * log10f((pl + eps[b]) / (pr + eps[b]));
-  }
-}
-
-// eps[b] = 1e-10 * mean |X|^2 over both ears, frames and bins + 1e-30 (as on the CPU). One block per example.
-__global__ void power_eps(const cufftComplex* X, float* eps, long long per_example) {
-  __shared__ double part[kThreads];
-  const cufftComplex* x = X + blockIdx.x * per_example;
-  double s = 0;
-  for (long long i = threadIdx.x; i < per_example; i += blockDim.x) s += double(x[i].x) * x[i].x + double(x[i].y) * x[i].y;
-  part[threadIdx.x] = s;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) eps[blockIdx.x] = float(1e-10 * part[0] / double(per_example) + 1e-30);
-}
+constexpr int kTeacherThreads = 256;  // the one-pass teacher's default block, and its power kernel's
+int blocks_for(long long n) { return int((n + kDspThreads - 1) / kDspThreads); }
 
 }  // namespace
 
@@ -250,7 +149,7 @@ void compute(BatchConvolver::Impl& m) {
   BSIM_CUFFT_TRY(cufftExecR2C(m.fwd_x->get(), m.x.get(), m.X.get()));
   BSIM_CUFFT_TRY(cufftExecR2C(m.fwd_h->get(), m.h.get(), m.H.get()));
   const long long total = (long long)m.max_batch * m.n_filters * m.nb;
-  multiply_spectra<<<blocks_for(total), kThreads, 0, s>>>(m.X.get(), m.H.get(), m.max_batch, m.n_filters, m.nb,
+  multiply_spectra<<<blocks_for(total), kDspThreads, 0, s>>>(m.X.get(), m.H.get(), m.max_batch, m.n_filters, m.nb,
                                                           1.0f / float(m.n));
   BSIM_CUDA_TRY(cudaGetLastError());
   BSIM_CUFFT_TRY(cufftExecC2R(m.inv->get(), m.H.get(), m.y.get()));
@@ -283,7 +182,7 @@ void compute(BatchTeacher::Impl& m, const float* audio, float* out, cudaStream_t
     const dim3 grid((m.frames + m.fp.frames_per_block - 1) / m.fp.frames_per_block, m.max_batch);
     const dim3 power_grid((m.frames + kPowerFrames - 1) / kPowerFrames, m.max_batch);
     BSIM_CUDA_TRY(cudaMemsetAsync(m.power.get(), 0, size_t(m.max_batch) * sizeof(double), s));
-    fused_teacher_power<<<power_grid, kThreads, fused_teacher_power_shared_bytes(), s>>>(audio, m.window.get(), m.fp,
+    fused_teacher_power<<<power_grid, kTeacherThreads, fused_teacher_power_shared_bytes(), s>>>(audio, m.window.get(), m.fp,
                                                                                          m.power.get());
     BSIM_CUDA_TRY(cudaGetLastError());
     fused_teacher<<<grid, m.threads, m.fused_smem, s>>>(audio, m.window.get(), m.twiddle.get(), m.power.get(), m.fp, out);
@@ -293,24 +192,24 @@ void compute(BatchTeacher::Impl& m, const float* audio, float* out, cudaStream_t
   for (auto* p : {m.fwd.get(), m.inv.get()}) BSIM_CUFFT_TRY(cufftSetStream(p->get(), s));
   const int B = m.max_batch;
   const long long nframe_samples = (long long)B * 2 * m.frames * m.cfg.n_fft;
-  frame_signals<<<blocks_for(nframe_samples), kThreads, 0, s>>>(audio, m.window.get(), m.frames_buf.get(), B * 2,
+  frame_signals<<<blocks_for(nframe_samples), kDspThreads, 0, s>>>(audio, m.window.get(), m.frames_buf.get(), B * 2,
                                                                  m.T, m.frames, m.cfg.n_fft, m.cfg.win_length,
                                                                  m.cfg.hop_length);
   BSIM_CUDA_TRY(cudaGetLastError());
   BSIM_CUFFT_TRY(cufftExecR2C(m.fwd->get(), m.frames_buf.get(), m.X.get()));
-  power_eps<<<B, kThreads, 0, s>>>(m.X.get(), m.eps.get(), 2LL * m.frames * m.nb);
+  power_eps<<<B, kDspThreads, 0, s>>>(m.X.get(), m.eps.get(), 2LL * m.frames * m.nb);
   BSIM_CUDA_TRY(cudaGetLastError());
   const long long cells = (long long)B * m.frames * m.nb;
   if (m.kind == TeacherKind::gcc_phat) {
-    phat_cross<<<blocks_for(cells), kThreads, 0, s>>>(m.X.get(), m.G.get(), B, m.frames, m.nb, m.eps.get());
+    phat_cross<<<blocks_for(cells), kDspThreads, 0, s>>>(m.X.get(), m.G.get(), B, m.frames, m.nb, m.eps.get());
     BSIM_CUDA_TRY(cudaGetLastError());
     BSIM_CUFFT_TRY(cufftExecC2R(m.inv->get(), m.G.get(), m.r.get()));
     const long long n_out = (long long)B * m.n_features * m.frames;
-    gather_lags<<<blocks_for(n_out), kThreads, 0, s>>>(m.r.get(), out, B, m.frames, m.cfg.n_fft, m.cfg.gcc_max_lag);
+    gather_lags<<<blocks_for(n_out), kDspThreads, 0, s>>>(m.r.get(), out, B, m.frames, m.cfg.n_fft, m.cfg.gcc_max_lag);
   } else {
     const bool ipd = m.kind == TeacherKind::ipd || m.kind == TeacherKind::ipd_ild;
     const bool ild = m.kind == TeacherKind::ild || m.kind == TeacherKind::ipd_ild;
-    ipd_ild<<<blocks_for(cells), kThreads, 0, s>>>(m.X.get(), out, B, m.frames, m.nb, m.eps.get(), ipd, ild,
+    ipd_ild<<<blocks_for(cells), kDspThreads, 0, s>>>(m.X.get(), out, B, m.frames, m.nb, m.eps.get(), ipd, ild,
                                                    m.n_features);
   }
   BSIM_CUDA_TRY(cudaGetLastError());
@@ -342,7 +241,7 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T, Fused
     m.fp.log2_n = int(std::lround(std::log2(double(n))));
     m.fp.kind = int(m.kind), m.fp.max_lag = cfg.gcc_max_lag, m.fp.n_features = m.n_features;
     m.fp.frames_per_block = launch.frames_per_block > 0 ? launch.frames_per_block : n <= 512 ? 8 : 4;
-    m.threads = launch.threads > 0 ? launch.threads : kThreads;
+    m.threads = launch.threads > 0 ? launch.threads : kTeacherThreads;
     if (m.fp.frames_per_block % 2 != 0 || m.threads % 32 != 0 || m.threads > 1024)
       throw InputError("BatchTeacher: frames per block must be even and threads a multiple of 32 up to 1024");
     m.fused_smem = fused_teacher_shared_bytes(m.fp);

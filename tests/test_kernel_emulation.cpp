@@ -119,6 +119,95 @@ TEST(EmulatedFusedTeacher, MatchesTheCpuFeatures) {
     }
 }
 
+// --- the full-length cuFFT paths (BSIM_TEACHER_KERNEL=cufft, BSIM_CONV_KERNEL=cufft) ---------------------
+#include "kernels/batch_dsp_kernels.cuh"
+
+namespace {
+
+// Real transforms of `rows` rows of n (in) into n/2 + 1 bins each (out), as cuFFT's batched R2C; and back
+// (C2R, unnormalised).
+std::vector<float2> forward_rows(const std::vector<float>& in, int rows, int n) {
+  const RealFft fft(n);
+  FloatVec x(static_cast<size_t>(n));
+  ComplexVec X(static_cast<size_t>(fft.bins()));
+  std::vector<float2> out(size_t(rows) * fft.bins());
+  for (int r = 0; r < rows; ++r) {
+    std::copy_n(in.begin() + std::ptrdiff_t(size_t(r) * n), n, x.begin());
+    fft.forward(x.data(), X.data());
+    for (int k = 0; k < fft.bins(); ++k) out[size_t(r) * fft.bins() + size_t(k)] = {X[size_t(k)].real(), X[size_t(k)].imag()};
+  }
+  return out;
+}
+std::vector<float> inverse_rows(const std::vector<float2>& in, int rows, int n) {
+  const RealFft fft(n);
+  FloatVec x(static_cast<size_t>(n));
+  ComplexVec X(static_cast<size_t>(fft.bins()));
+  std::vector<float> out(size_t(rows) * n);
+  for (int r = 0; r < rows; ++r) {
+    for (int k = 0; k < fft.bins(); ++k) X[size_t(k)] = {in[size_t(r) * fft.bins() + size_t(k)].x, in[size_t(r) * fft.bins() + size_t(k)].y};
+    fft.inverse(X.data(), x.data());
+    std::copy(x.begin(), x.end(), out.begin() + std::ptrdiff_t(size_t(r) * n));
+  }
+  return out;
+}
+
+}  // namespace
+
+// BatchTeacher's framing + cuFFT path: frame_signals, the transforms, power_eps, then phat_cross + inverse +
+// gather_lags (GCC-PHAT) or ipd_ild, against the CPU's features for every kind and two STFT sizes.
+TEST(EmulatedCufftTeacher, MatchesTheCpuFeatures) {
+  const int B = 3, T = 8000 + 77;
+  const std::vector<float> audio = test_audio(B, T);
+  for (int n_fft : {512, 256})
+    for (const char* kind : {"gcc_phat", "ipd", "ild", "ipd_ild"}) {
+      SCOPED_TRACE(std::string(kind) + " n_fft " + std::to_string(n_fft));
+      FeatureConfig fc;
+      fc.teacher = kind;
+      fc.n_fft = n_fft;
+      fc.win_length = n_fft == 512 ? 400 : 240;
+      fc.hop_length = n_fft == 512 ? 160 : 100;
+      const FeatureShape shape = teacher_shape(fc, T);
+      const int frames = shape.n_frames, nb = n_fft / 2 + 1;
+      const std::vector<float> window = stft_window(fc);
+      std::vector<float> framed(size_t(B) * 2 * frames * n_fft), eps(static_cast<size_t>(B));
+      emu::launch(unsigned(framed.size()), 1u, cuda::frame_signals, audio.data(), window.data(), framed.data(), B * 2, T,
+                  frames, n_fft, fc.win_length, fc.hop_length);
+      const std::vector<float2> X = forward_rows(framed, B * 2 * frames, n_fft);
+      emu::launch(unsigned(B), 1u, cuda::power_eps, X.data(), eps.data(), 2LL * frames * nb);
+      std::vector<float> out(size_t(B) * shape.n_features * frames, std::nanf(""));
+      const unsigned cells = unsigned(B * frames * nb);
+      if (fc.teacher == "gcc_phat") {
+        std::vector<float2> G(cells);
+        emu::launch(cells, 1u, cuda::phat_cross, X.data(), G.data(), B, frames, nb, static_cast<const float*>(eps.data()));
+        const std::vector<float> r = inverse_rows(G, B * frames, n_fft);
+        emu::launch(unsigned(out.size()), 1u, cuda::gather_lags, r.data(), out.data(), B, frames, n_fft, fc.gcc_max_lag);
+      } else {
+        const int ipd = fc.teacher != "ild", ild = fc.teacher == "ild" || fc.teacher == "ipd_ild";
+        emu::launch(cells, 1u, cuda::ipd_ild, X.data(), out.data(), B, frames, nb, static_cast<const float*>(eps.data()),
+                    ipd, ild, shape.n_features);
+      }
+      test::expect_teacher_matches_cpu(out, audio, B, T, fc);
+    }
+}
+
+// BatchConvolver's full-length path: each operand through one transform, multiply_spectra, the inverse.
+TEST(EmulatedCufftConvolution, MatchesCpuFftConvolution) {
+  const int B = 2, F = 3, T = 5000 + 13, L = 1500 + 7, n = good_fft_size(T + L - 1), nb = n / 2 + 1;
+  Rng rng(34, 0, Stream::noise);
+  std::vector<float> x(size_t(B) * T), h(size_t(B) * F * L), xp(size_t(B) * n, 0.0f), hp(size_t(B) * F * n, 0.0f);
+  for (auto& v : x) v = float(rng.normal());
+  for (size_t i = 0; i < h.size(); ++i) h[i] = float(rng.normal() * std::exp(-double(i % L) / 400.0));
+  for (int b = 0; b < B; ++b) std::copy_n(x.begin() + b * T, T, xp.begin() + std::ptrdiff_t(size_t(b) * n));
+  for (int r = 0; r < B * F; ++r) std::copy_n(h.begin() + r * L, L, hp.begin() + std::ptrdiff_t(size_t(r) * n));
+  const std::vector<float2> X = forward_rows(xp, B, n);
+  std::vector<float2> H = forward_rows(hp, B * F, n);
+  emu::launch(unsigned(B * F * nb), 1u, cuda::multiply_spectra, X.data(), H.data(), B, F, nb, 1.0f / float(n));
+  const std::vector<float> y = inverse_rows(H, B * F, n);
+  std::vector<float> out(size_t(B) * F * T);
+  for (int r = 0; r < B * F; ++r) std::copy_n(y.begin() + std::ptrdiff_t(size_t(r) * n), T, out.begin() + r * T);
+  test::expect_convolution_matches_cpu(out, x, h, B, F, T, L);
+}
+
 // --- partitioned overlap-save convolution ---------------------------------------------------------------
 #include "kernels/conv_fused.cuh"
 #include "kernels/pipeline_kernels.cuh"
