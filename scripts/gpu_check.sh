@@ -45,6 +45,16 @@ LOG=/tmp/gpu-logs
 mkdir -p "$LOG" "$DEST"
 T0=$(date +%s)
 stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
+# Every stage runs under `run_for SECONDS cmd ...`: its own limit, cut to what is left of the command's budget
+# (GPU_CHECK_BUDGET, default 560 s: the device tool stops a command at 600 s and keeps only what is under $OUT
+# by then), less 40 s for the summary. A stage with under 10 s left is skipped (status 124, said in the log).
+BUDGET=${GPU_CHECK_BUDGET:-560}
+run_for() {
+  local want=$1 left=$(( BUDGET - 40 - ($(date +%s) - T0) )); shift
+  (( left < want )) && want=$left
+  if (( want < 10 )); then echo "skipped (command budget spent): $*" >&2; return 124; fi
+  timeout "$want" "$@"
+}
 # The commit: BSIM_COMMIT when the caller sets it (the device tool copies the working tree, but the git metadata
 # there can be older than the tree: run 7 printed the session's first commit for every call).
 { nvidia-smi -L; date -u +%FT%TZ; echo "commit ${BSIM_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null) (git metadata of the copy; set BSIM_COMMIT)}"; } | tee "$LOG/gpu.txt"
@@ -96,33 +106,43 @@ t=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;/opt/deps/usr" -DBSIM_PYTHON="$PY" -DBSIM_ENABLE_CUDA=ON \
   -DBSIM_BUILD_TRAINER=$TRAINER > "$LOG/configure.log" 2>&1 &&
-  timeout 400 cmake --build build-gpu -j 16 "${TARGETS[@]}" > "$LOG/build.log" 2>&1
+  run_for 400 cmake --build build-gpu -j 16 "${TARGETS[@]}" > "$LOG/build.log" 2>&1
 build_rc=$?; build_s=$(( $(date +%s) - t ))
 stamp "build rc=$build_rc"
 [ $build_rc -ne 0 ] && { tail -40 "$LOG/build.log"; tail -20 "$LOG/configure.log"; }
 
 [ "$MODE" = kernels ] && TEST_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*:GpuBrirTail.*:GpuPipeline.RendersTheCpuPlan'
-timeout 180 build-gpu/tests/test_gpu --gtest_filter="$TEST_FILTER" > "$LOG/test_gpu.log" 2>&1; gpu_tests_rc=$?
+run_for 180 build-gpu/tests/test_gpu --gtest_filter="$TEST_FILTER" > "$LOG/test_gpu.log" 2>&1; gpu_tests_rc=$?
 stamp "test_gpu rc=$gpu_tests_rc"; grep -E "FAILED|Failure|error|Expected|Which is|actual|example|ms\)" "$LOG/test_gpu.log" | head -60
 [ "$MODE" = test ] && { cp "$LOG/test_gpu.log" "$DEST/"; tail -80 "$LOG/test_gpu.log"; exit "$gpu_tests_rc"; }
 build-gpu/apps/bsim devices > "$LOG/devices.txt" 2>&1
 BENCH_FILTER=.; [ "$MODE" = recipe ] && BENCH_FILTER='Pipeline|ClassicDoa'
 [ "$MODE" = kernels ] || [ "$MODE" = both ] && BENCH_FILTER='Convolve|Teacher|Pipeline|ClassicDoa'
-timeout 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filter="$BENCH_FILTER" \
+run_for 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filter="$BENCH_FILTER" \
   --benchmark_out="$LOG/bench_gpu.json" --benchmark_out_format=json > "$LOG/bench_gpu.txt" 2>&1
 stamp "bench_gpu rc=$?"
 # The whole batch with each teacher implementation forced (the default picks per kind, by measurement), and
 # with the partitioned convolution instead of the pipeline's cuFFT rows (BSIM_PIPELINE_CONV, default cufft).
 if [ "$MODE" != recipe ]; then
   for variant in BSIM_TEACHER_KERNEL=fused BSIM_TEACHER_KERNEL=cufft BSIM_PIPELINE_CONV=fused; do
-    env "$variant" timeout 30 build-gpu/bench/bench_gpu --benchmark_filter=PipelineBatch \
+    run_for 30 env "$variant" build-gpu/bench/bench_gpu --benchmark_filter=PipelineBatch \
       --benchmark_out="$LOG/pipeline-$variant.json" --benchmark_out_format=json 2>&1 |
       grep -E "^BM_" | sed "s#^BM_PipelineBatch#BM_PipelineBatch($variant)#" >> "$LOG/bench_gpu.txt"
   done
   stamp "pipeline benchmark per teacher and convolution implementation"
 fi
 # The torch ratios need the convolution and teacher benchmarks: not in recipe mode (quick/full measure them).
-[ "$MODE" != recipe ] && { timeout 120 $PY bench/torch_baselines.py "$LOG/bench_gpu.json" --json "$LOG/torch.json" > "$LOG/torch_baselines.md" 2>&1; stamp "torch rc=$?"; }
+[ "$MODE" != recipe ] && { run_for 120 $PY bench/torch_baselines.py "$LOG/bench_gpu.json" --json "$LOG/torch.json" > "$LOG/torch_baselines.md" 2>&1; stamp "torch rc=$?"; }
+gen_rc=skipped
+if [ "$MODE" = quick ] || [ "$MODE" = full ]; then
+  # End to end (before the sanitizers: a target needs it): 10,000 rooms to HDF5 on the device, beside the time
+  # to write the same bytes to this disk.
+  run_for 150 build-gpu/apps/bsim generate --rooms 10000 --out /tmp/gen.h5 --device cuda > "$LOG/generate.log" 2>&1
+  gen_rc=$?; stamp "generate rc=$gen_rc"; tail -3 "$LOG/generate.log"
+  bytes=$(stat -c %s /tmp/gen.h5 2>/dev/null || echo 0)
+  t=$(date +%s.%N); head -c "$bytes" /dev/zero > /tmp/gen.bin; sync; disk_s=$(python3 -c "import time; print(round(time.time() - $t, 2))")
+  rm -f /tmp/gen.bin /tmp/gen.h5
+fi
 # From here on nothing is timed in both mode, so the recipe starts now and the sanitizers run beside it.
 [ "$MODE" = both ] && start_recipe bg
 # Sanitizers: the heavy end-to-end generate test is left out (minutes under instrumentation).
@@ -132,7 +152,7 @@ case "$MODE" in recipe|kernels|both) MEMCHECK_FILTER='GpuConvolution.*:GpuTeache
 # the time (four fine-tuning runs).
 memcheck_rc=skipped
 if [ "$MODE" != recipe ] || [ "$RECIPE_SIZE" != full ]; then
-  timeout 100 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests/test_gpu \
+  run_for 100 compute-sanitizer --tool memcheck --error-exitcode 9 build-gpu/tests/test_gpu \
     --gtest_filter="$MEMCHECK_FILTER" > "$LOG/memcheck.log" 2>&1
   memcheck_rc=$?; stamp "memcheck rc=$memcheck_rc"
 fi
@@ -142,7 +162,7 @@ racecheck_rc=skipped
 RACECHECK_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*'; RACECHECK_LIMIT=90
 case "$MODE" in quick|full) RACECHECK_FILTER+=':GpuBrir.MatchesCpu*:GpuPipeline.Deterministic*'; RACECHECK_LIMIT=180 ;; esac
 case "$MODE" in quick|kernels|both|full)
-  timeout $RACECHECK_LIMIT compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
+  run_for $RACECHECK_LIMIT compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
     --gtest_filter="$RACECHECK_FILTER" > "$LOG/racecheck.log" 2>&1
   racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc" ;;
 esac
@@ -157,7 +177,7 @@ case "$MODE" in quick|kernels|both|full)
     # One launch of each kernel, each from its own benchmark (one shared launch count went to the first one).
     : > "$LOG/ncu.txt"; ncu_rc=0
     for probe in "fused_teacher([^_]|$) BM_TeacherBatch/0/" "conv_output_blocks BM_ConvolveBatch/"; do
-      timeout 40 "$NCU" --kernel-name regex:"${probe% *}" --launch-count 1 \
+      run_for 40 "$NCU" --kernel-name regex:"${probe% *}" --launch-count 1 \
         --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
         --section MemoryWorkloadAnalysis_Tables build-gpu/bench/bench_gpu --benchmark_min_time=0.05s \
         --benchmark_filter="${probe#* }" >> "$LOG/ncu.txt" 2>&1 || ncu_rc=$?
@@ -171,7 +191,7 @@ case "$MODE" in quick|kernels|both|full)
   grep -E "^  [a-z_]+\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Shared Memory Configuration Size|Stall|Bank" "$LOG/ncu.txt" 2>/dev/null | head -40 ;;
 esac
 [ "$MODE" = recipe ] && [ "$RECIPE_SIZE" != full ] && {
-  timeout 60 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
+  run_for 60 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
     --gtest_filter='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*' > "$LOG/racecheck.log" 2>&1
   racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc"
 }
@@ -202,28 +222,19 @@ if [ "$MODE" = recipe ] || [ "$MODE" = collect ]; then
   for d in "$RECIPE_DIR"/doa-*; do
     [ -f "$RECIPE_RC" ] && [ -d "$d" ] || continue; n=$(basename "$d")
     [ "$MODE" = collect ] && [ $(( $(date +%s) - T0 + 35 )) -gt "$COLLECT_WAIT" ] && { echo "${n#doa-} (no time left to rescore)"; continue; }
-    timeout 25 build-gpu/apps/btrain eval --model "$d" --shards "$RECIPE_DIR/test_grid.h5" \
+    run_for 25 build-gpu/apps/btrain eval --model "$d" --shards "$RECIPE_DIR/test_grid.h5" \
       --report "$LOG/recipe-oldreadout-$n" --set model.doa_pooling=mean --set model.doa_estimate=class > /dev/null 2>&1
     echo "${n#doa-} $(mae "$RECIPE_DIR/eval-${n#doa-}/summary.md") / $(mae "$LOG/recipe-oldreadout-$n/summary.md")"
   done > "$DEST/recipe-readouts.txt"
 fi
-gen_rc=skipped
-if [ "$MODE" = quick ] || [ "$MODE" = full ]; then
-  # End to end: 10,000 rooms to HDF5 on the device, beside the time to write the same bytes to this disk.
-  timeout 150 build-gpu/apps/bsim generate --rooms 10000 --out /tmp/gen.h5 --device cuda > "$LOG/generate.log" 2>&1
-  gen_rc=$?; stamp "generate rc=$gen_rc"; tail -3 "$LOG/generate.log"
-  bytes=$(stat -c %s /tmp/gen.h5 2>/dev/null || echo 0)
-  t=$(date +%s.%N); head -c "$bytes" /dev/zero > /tmp/gen.bin; sync; disk_s=$(python3 -c "import time; print(round(time.time() - $t, 2))")
-  rm -f /tmp/gen.bin /tmp/gen.h5
-fi
 if [ "$MODE" = full ]; then
   # btrain with the default model (3 x 256 LSTM, batch 32, 4 s clips): on the fly from the GPU pipeline, on
   # the fly from the CPU simulator, from a streamed shard and from the shard pre-loaded (the upper bound).
-  timeout 60 build-gpu/apps/bsim generate --rooms 1024 --out /tmp/train.h5 --quiet --device cuda > "$LOG/generate-train.log" 2>&1
+  run_for 60 build-gpu/apps/bsim generate --rooms 1024 --out /tmp/train.h5 --quiet --device cuda > "$LOG/generate-train.log" 2>&1
   for src in fly cpufly shard preload; do
     data=(--on-the-fly); [ $src = cpufly ] && data=(--on-the-fly --set train.simulator=cpu)
     [ $src = shard ] && data=(--shards /tmp/train.h5); [ $src = preload ] && data=(--shards /tmp/train.h5 --preload)
-    timeout 90 build-gpu/apps/btrain pretrain "${data[@]}" --out "/tmp/runs-gpu/$src" --set train.steps=50 \
+    run_for 90 build-gpu/apps/btrain pretrain "${data[@]}" --out "/tmp/runs-gpu/$src" --set train.steps=50 \
       --set train.log_every=10 --set train.device=cuda > "$LOG/btrain-$src.log" 2>&1
     stamp "btrain $src rc=$?"; tail -2 "$LOG/btrain-$src.log"
     cp "/tmp/runs-gpu/$src/log.csv" "$LOG/btrain-$src.csv" 2>/dev/null
