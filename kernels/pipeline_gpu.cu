@@ -28,6 +28,7 @@
 #include "kernels/device_buffer.cuh"
 #include "kernels/pipeline_gpu.h"
 #include "kernels/pipeline_kernels.cuh"
+#include "kernels/pipeline_plan.h"
 #include "sim/features.h"
 #include "sim/fft.h"
 #include "sim/parallel.h"
@@ -45,31 +46,6 @@ struct HostExample {
   std::vector<RoomGeometry> rooms;  // target first, then the noise emitters
   Example meta;
 };
-
-RoomGeometry room_geometry(const Config& cfg, const Scene& s, const Vec3& p, uint64_t tail_sub) {
-  RoomGeometry g{};
-  const Vec3& L = s.room.size_m;
-  g.size_m[0] = float(L.x), g.size_m[1] = float(L.y), g.size_m[2] = float(L.z);
-  for (int w = 0; w < 6; ++w) g.beta[w] = float(s.room.beta[w]);
-  g.source_m[0] = float(p.x), g.source_m[1] = float(p.y), g.source_m[2] = float(p.z);
-  g.listener_m[0] = float(s.listener_m.x), g.listener_m[1] = float(s.listener_m.y), g.listener_m[2] = float(s.listener_m.z);
-  g.yaw_rad = float(s.head_yaw_deg * M_PI / 180.0);
-  const double c = cfg.speed_of_sound_m_s;
-  const double transition = cfg.render.transition_s > 0 ? cfg.render.transition_s
-                                                         : auto_transition_s(L.x * L.y * L.z, cfg.sample_rate_hz, c);
-  g.transition_s = float(transition);
-  if (s.anechoic) {  // the direct path alone: images no farther than it, no tail
-    const double d = std::hypot(p.x - s.listener_m.x, p.y - s.listener_m.y, p.z - s.listener_m.z);
-    g.max_distance_m = float(d * (1 + 1e-6) + 1e-4);
-    g.t60_s = 0;
-  } else {
-    g.max_distance_m = float(transition * c);
-    g.t60_s = float(s.t60_s);
-  }
-  g.tail_seed = Rng(cfg.seed, s.index, ::bsim::Stream::tail, tail_sub).next();
-  g.grid_id = hrir_grid_index(cfg, s);
-  return g;
-}
 
 }  // namespace
 
@@ -396,13 +372,18 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   }
   std::copy(segs.begin(), segs.end(), slot.h_segments.get());
   const int S = int(segs.size());
-  // Fused convolution: emitter e's BRIR pair (rows 2e, 2e + 1) with input e, then target b's direct-path pair
-  // with input b, over the partitions its delayed HRIR reaches (+ 64 samples of margin).
+  // Fused convolution: emitter e's BRIR pair (rows 2e, 2e + 1) with input e over the partitions of the response
+  // the CPU renders for its room (a room of short T60 needs fewer than the batch's longest), then target b's
+  // direct-path pair with input b, over the partitions its delayed HRIR reaches (+ 64 samples of margin).
   bool any_tilt = false;
   const int n_pairs = E + B;
   if (m.fused_conv) {
     ConvPair* pairs = slot.h_pairs.get();
-    for (int e = 0; e < E; ++e) pairs[e] = {e, 2 * e, m.cp.Q};
+    for (int e = 0; e < E; ++e) {
+      const int taps = m.renderer->grids()[size_t(rooms[e].grid_id)].n_taps;
+      const int parts = (response_samples(rooms[e], cfg, taps) + m.cp.K - 1) / m.cp.K;
+      pairs[e] = {e, 2 * e, std::min(m.cp.Q, parts)};
+    }
     const int hw = cfg.render.frac_delay_half_width;
     for (int b = 0; b < B; ++b) {
       const Example& ex = hx[size_t(b)].meta;

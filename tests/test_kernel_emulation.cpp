@@ -211,6 +211,7 @@ TEST(EmulatedCufftConvolution, MatchesCpuFftConvolution) {
 // --- partitioned overlap-save convolution ---------------------------------------------------------------
 #include "kernels/conv_fused.cuh"
 #include "kernels/pipeline_kernels.cuh"
+#include "kernels/pipeline_plan.h"
 
 // Lengths that are not multiples of the block, a filter longer than several blocks, two pairs of filters.
 TEST(EmulatedFusedConvolution, MatchesCpuFftConvolution) {
@@ -600,6 +601,36 @@ TEST(EmulatedPipelineNoise, SyntheticNoiseHasTheCpuSpectraAndCoherence) {
       }
     }
   }
+}
+
+// The partitioned pipeline convolution reads each emitter's row only as far as the response the CPU renders for
+// that room (kernels/pipeline_plan.h response_samples): never shorter than the CPU's BRIR (nothing the CPU
+// convolves is left out), at most 3 samples longer, for targets and noise emitters, reverberant and anechoic rooms.
+TEST(PipelinePlan, ResponseLengthCoversTheCpuBrir) {
+  Config cfg;
+  cfg.room.anechoic_prob = 0.2;
+  const Renderer renderer(cfg);
+  int checked = 0, anechoic = 0;
+  for (uint64_t i = 0; i < 60; ++i) {
+    const ExamplePlan plan = renderer.plan(i);
+    const Scene& s = plan.scene;
+    std::vector<std::pair<Vec3, uint64_t>> emitters{{s.source_m, 0}};
+    for (const NoiseEmitter& e : plan.emitters) emitters.push_back({e.position_m, e.tail_substream});
+    for (const auto& [pos, sub] : emitters) {
+      const int g = renderer.grid_index(s);
+      Brir cpu;
+      Rng rng(cfg.seed, s.index, Stream::tail, sub);
+      render_brir(renderer.brir_request(s, pos), &renderer.grids()[size_t(g)], &renderer.diffuse_fields()[size_t(g)],
+                  rng, cpu);
+      const cuda::RoomGeometry room = cuda::room_geometry(cfg, s, pos, sub);
+      const int n = cuda::response_samples(room, cfg, renderer.grids()[size_t(g)].n_taps);
+      EXPECT_GE(n, cpu.length) << "scene " << i;
+      EXPECT_LE(n, cpu.length + 3) << "scene " << i;
+      ++checked, anechoic += s.anechoic;
+    }
+  }
+  EXPECT_GT(checked, 100);
+  EXPECT_GT(anechoic, 0);
 }
 
 // --- classic DoA estimators -------------------------------------------------------------------------------
