@@ -27,6 +27,7 @@ struct RoomGeometry {
   float transition_s;   // where the tail fades in (normally max_distance_m / c)
   unsigned long long tail_seed;  // the tail's random numbers are a pure function of this seed
   int grid_id;          // which HRTF set (index into the grids given at construction)
+  int n_samples;        // the tail stops here, as the CPU's BRIR of this room ends (<= 0: the renderer's length)
 };
 
 class BrirRenderer {

@@ -160,15 +160,15 @@ __global__ void tail_spectra_kernel(const RoomGeometry* rooms, const float* mag_
   }
 }
 
-// out[room][ear][t] += sum_g sqrt(c / (4 pi V fs)) exp(-3 ln10 t / T60_g) fade(t) z[room][ear][g][t], t >= start
+// out[room][ear][t] += sum_g sqrt(c / (4 pi V fs)) exp(-3 ln10 t / T60_g) fade(t) z[room][ear][g][t], for
+// start <= t < the room's n_samples (where the CPU's BRIR of the room ends)
 __global__ void tail_envelope_kernel(const RoomGeometry* rooms, const float* z, const float* group_ratio,
                                      int n_groups, int n, int length, double fs, double c, long long stride,
                                      float* out) {
   const int room = blockIdx.y / 2, ear = blockIdx.y % 2;
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
-  if (t >= length) return;
   const RoomGeometry& r = rooms[room];
-  if (r.t60_s <= 0.0f) return;
+  if (t >= length || (r.n_samples > 0 && t >= r.n_samples) || r.t60_s <= 0.0f) return;
   const double t0 = r.transition_s, ts = double(t) / fs;
   if (ts < t0 - 0.5 * kTailFadeS) return;
   const double pi = 3.14159265358979323846;

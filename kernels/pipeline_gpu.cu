@@ -311,8 +311,10 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
     HostExample& h = hx[size_t(i)];
     h.plan = m.renderer->plan(indices[size_t(i)]);
     const Scene& s = h.plan.scene;
-    h.rooms.push_back(room_geometry(cfg, s, s.source_m, 0));
-    for (const NoiseEmitter& e : h.plan.emitters) h.rooms.push_back(room_geometry(cfg, s, e.position_m, e.tail_substream));
+    const int taps = m.renderer->grids()[size_t(hrir_grid_index(cfg, s))].n_taps;
+    h.rooms.push_back(room_geometry(cfg, s, s.source_m, 0, taps));
+    for (const NoiseEmitter& e : h.plan.emitters)
+      h.rooms.push_back(room_geometry(cfg, s, e.position_m, e.tail_substream, taps));
     Example& ex = h.meta;
     ex.scene = s;
     ex.n_samples = m.T;
@@ -372,18 +374,15 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   }
   std::copy(segs.begin(), segs.end(), slot.h_segments.get());
   const int S = int(segs.size());
-  // Fused convolution: emitter e's BRIR pair (rows 2e, 2e + 1) with input e over the partitions of the response
-  // the CPU renders for its room (a room of short T60 needs fewer than the batch's longest), then target b's
-  // direct-path pair with input b, over the partitions its delayed HRIR reaches (+ 64 samples of margin).
+  // Fused convolution: emitter e's BRIR pair (rows 2e, 2e + 1) with input e over the partitions its response
+  // fills (n_samples: where the CPU's BRIR of the room ends; a room of short T60 needs fewer than the batch's
+  // longest), then target b's direct-path pair with input b, over the partitions its delayed HRIR reaches
+  // (+ 64 samples of margin).
   bool any_tilt = false;
   const int n_pairs = E + B;
   if (m.fused_conv) {
     ConvPair* pairs = slot.h_pairs.get();
-    for (int e = 0; e < E; ++e) {
-      const int taps = m.renderer->grids()[size_t(rooms[e].grid_id)].n_taps;
-      const int parts = (response_samples(rooms[e], cfg, taps) + m.cp.K - 1) / m.cp.K;
-      pairs[e] = {e, 2 * e, std::min(m.cp.Q, parts)};
-    }
+    for (int e = 0; e < E; ++e) pairs[e] = {e, 2 * e, std::min(m.cp.Q, (rooms[e].n_samples + m.cp.K - 1) / m.cp.K)};
     const int hw = cfg.render.frac_delay_half_width;
     for (int b = 0; b < B; ++b) {
       const Example& ex = hx[size_t(b)].meta;

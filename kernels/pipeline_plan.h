@@ -14,9 +14,24 @@
 
 namespace bsim::cuda {
 
+// Samples of the emitter's response that the CPU renders (sim/brir.cpp render_brir: to the later of the farthest
+// image and T60 x the largest band ratio, plus the HRIR and the fractional-delay kernel), from above: the farthest
+// image taken at the distance limit, one sample for the float room parameters. The GPU renders the room's tail
+// to here (RoomGeometry::n_samples) and the partitioned convolution reads no further; the pipeline's rows are as
+// long as the batch's longest response.
+inline int response_samples(const RoomGeometry& g, const Config& cfg, int n_taps) {
+  double end_s = double(g.max_distance_m) / cfg.speed_of_sound_m_s;
+  if (g.t60_s > 0) {
+    const double max_ratio = *std::max_element(cfg.render.band_t60_ratio.begin(), cfg.render.band_t60_ratio.end());
+    end_s = std::max(end_s, double(g.t60_s) * max_ratio);
+  }
+  return int(std::ceil(end_s * cfg.sample_rate_hz)) + n_taps + 2 * cfg.render.frac_delay_half_width + 2;
+}
+
 // The room of an emitter at p in scene s, with the tail's seed of substream tail_sub (0: the target): images to
-// the transition distance and the late tail after it, or for an anechoic scene the direct path alone.
-inline RoomGeometry room_geometry(const Config& cfg, const Scene& s, const Vec3& p, uint64_t tail_sub) {
+// the transition distance and the late tail after it, or for an anechoic scene the direct path alone; rendered to
+// where the CPU's BRIR ends (n_taps: the scene's HRIR grid's).
+inline RoomGeometry room_geometry(const Config& cfg, const Scene& s, const Vec3& p, uint64_t tail_sub, int n_taps) {
   RoomGeometry g{};
   const Vec3& L = s.room.size_m;
   g.size_m[0] = float(L.x), g.size_m[1] = float(L.y), g.size_m[2] = float(L.z);
@@ -38,20 +53,8 @@ inline RoomGeometry room_geometry(const Config& cfg, const Scene& s, const Vec3&
   }
   g.tail_seed = Rng(cfg.seed, s.index, ::bsim::Stream::tail, tail_sub).next();
   g.grid_id = hrir_grid_index(cfg, s);
+  g.n_samples = response_samples(g, cfg, n_taps);
   return g;
-}
-
-// Samples of the emitter's response that the CPU renders (sim/brir.cpp render_brir: to the later of the farthest
-// image and T60 x the largest band ratio, plus the HRIR and the fractional-delay kernel), from above: the farthest
-// image taken at the distance limit, one sample for the float room parameters. The rest of the pipeline's row
-// (rendered to the batch's longest response) is tail below -60 dB that the CPU does not convolve.
-inline int response_samples(const RoomGeometry& g, const Config& cfg, int n_taps) {
-  double end_s = double(g.max_distance_m) / cfg.speed_of_sound_m_s;
-  if (g.t60_s > 0) {
-    const double max_ratio = *std::max_element(cfg.render.band_t60_ratio.begin(), cfg.render.band_t60_ratio.end());
-    end_s = std::max(end_s, double(g.t60_s) * max_ratio);
-  }
-  return int(std::ceil(end_s * cfg.sample_rate_hz)) + n_taps + 2 * cfg.render.frac_delay_half_width + 2;
 }
 
 }  // namespace bsim::cuda

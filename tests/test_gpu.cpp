@@ -328,15 +328,13 @@ TEST(GpuPipeline, DeterministicAcrossSlotsAndBatches) {
     EXPECT_LT(mad / double(first.teacher.size()), 1e-4);
     by_conv[conv] = first;
   }
-  // The two convolutions of one batch: the same BRIRs and noise (the same counter streams). The clean signals
-  // differ by float rounding only; the partitioned path also stops each response where the CPU's BRIR ends (T60
-  // x the largest band ratio, rounded up to a partition), so the reverberant signals differ by the tail past
-  // it, at most -60 dB of the tail's energy (10^(-6 t / T60) from t = T60 on).
+  // The two convolutions of one batch: the same BRIRs (each ending where the CPU's does, which the partitioned
+  // path reads no further than) and the same noise streams, so only the convolutions' float rounding differs.
   const auto& f = by_conv["fused"];
   const auto& c = by_conv["cufft"];
   EXPECT_LT(nmse_db(f.clean.data(), c.clean.data(), c.clean.size()), -90.0);
-  EXPECT_LT(nmse_db(f.reverberant.data(), c.reverberant.data(), c.reverberant.size()), -55.0);
-  EXPECT_LT(nmse_db(f.augmented.data(), c.augmented.data(), c.augmented.size()), -55.0);
+  EXPECT_LT(nmse_db(f.reverberant.data(), c.reverberant.data(), c.reverberant.size()), -90.0);
+  EXPECT_LT(nmse_db(f.augmented.data(), c.augmented.data(), c.augmented.size()), -90.0);
 }
 
 // bsim generate --device cuda writes a complete shard with the CPU's scenes and labels.

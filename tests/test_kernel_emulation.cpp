@@ -622,8 +622,8 @@ TEST(PipelinePlan, ResponseLengthCoversTheCpuBrir) {
       Rng rng(cfg.seed, s.index, Stream::tail, sub);
       render_brir(renderer.brir_request(s, pos), &renderer.grids()[size_t(g)], &renderer.diffuse_fields()[size_t(g)],
                   rng, cpu);
-      const cuda::RoomGeometry room = cuda::room_geometry(cfg, s, pos, sub);
-      const int n = cuda::response_samples(room, cfg, renderer.grids()[size_t(g)].n_taps);
+      const cuda::RoomGeometry room = cuda::room_geometry(cfg, s, pos, sub, renderer.grids()[size_t(g)].n_taps);
+      const int n = room.n_samples;
       EXPECT_GE(n, cpu.length) << "scene " << i;
       EXPECT_LE(n, cpu.length + 3) << "scene " << i;
       ++checked, anechoic += s.anechoic;
@@ -749,6 +749,37 @@ TEST(EmulatedBrir, EarlyResponsesMatchTheCpu) {
 TEST(EmulatedBrirTail, DecayAndLevelMatchTheCpuTail) {
   const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 16000.0, 2.0, 5.0);
   test::expect_tails_match_cpu<EmulatedBrirRenderer>(grid, compute_diffuse_field(grid));
+}
+
+// A room's n_samples ends its tail there, as the CPU's BRIR of that room ends: before it the response is the one
+// rendered to the full length, from it on zero.
+TEST(EmulatedBrirTail, RoomsStopWhereTheirResponseEnds) {
+  const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 16000.0, 2.0, 5.0);
+  const DiffuseField df = compute_diffuse_field(grid);
+  const double c = 343.0;
+  const int length = 9000;
+  std::vector<cuda::RoomGeometry> rooms;
+  for (const test::BrirCase& k : test::brir_cases(0)) {
+    const double beta = reflection_coefficient(k.size, k.t60, AbsorptionModel::eyring, c);
+    cuda::RoomGeometry g = test::room_geometry(k.size, beta, k.source, k.listener, k.yaw_deg);
+    g.transition_s = float(k.transition_s), g.max_distance_m = float(k.transition_s * c);
+    g.t60_s = float(k.t60), g.tail_seed = 5 + rooms.size();
+    rooms.push_back(g);
+  }
+  const EmulatedBrirRenderer renderer(grid, int(rooms.size()), length, 16384, 16, c, &df);
+  std::vector<float> whole, cut;
+  std::vector<int> counts;
+  renderer.render(rooms, whole, counts, true);
+  const std::vector<int> ends{length, 6001, 4000, 0};  // 0: the renderer's length
+  for (size_t r = 0; r < rooms.size(); ++r) rooms[r].n_samples = ends[r];
+  renderer.render(rooms, cut, counts, true);
+  for (size_t r = 0; r < rooms.size(); ++r)
+    for (int ear = 0; ear < 2; ++ear) {
+      const int end = ends[r] > 0 ? ends[r] : length;
+      const size_t row = (r * 2 + size_t(ear)) * length;
+      for (int t = 0; t < length; ++t)
+        ASSERT_EQ(cut[row + size_t(t)], t < end ? whole[row + size_t(t)] : 0.0f) << "room " << r << " t " << t;
+    }
 }
 
 // Bands of equal T60 ratio rendered as one group equal the same bands rendered one group each (a ratio nudged
