@@ -101,23 +101,6 @@ TEST(EmulatedSmemFft, MatchesTheDirectDft) {
     }
 }
 
-// Every kind, a frame count that is not a multiple of the block's frames, and n_fft 512 and 256.
-TEST(EmulatedFusedTeacher, MatchesTheCpuFeatures) {
-  const int B = 3, T = 8000 + 77;
-  const std::vector<float> audio = test_audio(B, T);
-  for (int n_fft : {512, 256})
-    for (const char* kind : {"gcc_phat", "ipd", "ild", "ipd_ild"}) {
-      SCOPED_TRACE(std::string(kind) + " n_fft " + std::to_string(n_fft));
-      FeatureConfig fc;
-      fc.teacher = kind;
-      fc.n_fft = n_fft;
-      fc.win_length = n_fft == 512 ? 400 : 240;
-      fc.hop_length = n_fft == 512 ? 160 : 100;
-      std::vector<float> out;
-      run_fused(fc, B, T, audio, out);
-      test::expect_teacher_matches_cpu(out, audio, B, T, fc);
-    }
-}
 
 // --- the full-length cuFFT paths (BSIM_TEACHER_KERNEL=cufft, BSIM_CONV_KERNEL=cufft) ---------------------
 #include "kernels/batch_dsp_kernels.cuh"
@@ -151,43 +134,51 @@ std::vector<float> inverse_rows(const std::vector<float2>& in, int rows, int n) 
   return out;
 }
 
+// BatchTeacher's framing + cuFFT path: frame_signals, the transforms (sim/fft.h for cuFFT's), power_eps, then
+// phat_cross + inverse + gather_lags (GCC-PHAT) or ipd_ild.
+void run_cufft_teacher(const FeatureConfig& fc, int B, int T, const std::vector<float>& audio, std::vector<float>& out) {
+  const FeatureShape shape = teacher_shape(fc, T);
+  const int frames = shape.n_frames, n_fft = fc.n_fft, nb = n_fft / 2 + 1;
+  const std::vector<float> window = stft_window(fc);
+  std::vector<float> framed(size_t(B) * 2 * frames * n_fft), eps(static_cast<size_t>(B));
+  emu::launch(unsigned(framed.size()), 1u, cuda::frame_signals, audio.data(), window.data(), framed.data(), B * 2, T,
+              frames, n_fft, fc.win_length, fc.hop_length);
+  const std::vector<float2> X = forward_rows(framed, B * 2 * frames, n_fft);
+  emu::launch(unsigned(B), 1u, cuda::power_eps, X.data(), eps.data(), 2LL * frames * nb);
+  out.assign(size_t(B) * shape.n_features * frames, std::nanf(""));
+  const unsigned cells = unsigned(B * frames * nb);
+  if (fc.teacher == "gcc_phat") {
+    std::vector<float2> G(cells);
+    emu::launch(cells, 1u, cuda::phat_cross, X.data(), G.data(), B, frames, nb, static_cast<const float*>(eps.data()));
+    const std::vector<float> r = inverse_rows(G, B * frames, n_fft);
+    emu::launch(unsigned(out.size()), 1u, cuda::gather_lags, r.data(), out.data(), B, frames, n_fft, fc.gcc_max_lag);
+  } else {
+    const int ipd = fc.teacher != "ild", ild = fc.teacher == "ild" || fc.teacher == "ipd_ild";
+    emu::launch(cells, 1u, cuda::ipd_ild, X.data(), out.data(), B, frames, nb, static_cast<const float*>(eps.data()),
+                ipd, ild, shape.n_features);
+  }
+}
+
 }  // namespace
 
-// BatchTeacher's framing + cuFFT path: frame_signals, the transforms, power_eps, then phat_cross + inverse +
-// gather_lags (GCC-PHAT) or ipd_ild, against the CPU's features for every kind and two STFT sizes.
-TEST(EmulatedCufftTeacher, MatchesTheCpuFeatures) {
+// Both teacher implementations (the one-pass kernel, the framing + cuFFT path's kernels) for every kind, a frame
+// count that is not a multiple of the one-pass kernel's frames per block, and n_fft 512 and 256.
+TEST(EmulatedTeacher, BothImplementationsMatchTheCpuFeatures) {
   const int B = 3, T = 8000 + 77;
   const std::vector<float> audio = test_audio(B, T);
-  for (int n_fft : {512, 256})
-    for (const char* kind : {"gcc_phat", "ipd", "ild", "ipd_ild"}) {
-      SCOPED_TRACE(std::string(kind) + " n_fft " + std::to_string(n_fft));
-      FeatureConfig fc;
-      fc.teacher = kind;
-      fc.n_fft = n_fft;
-      fc.win_length = n_fft == 512 ? 400 : 240;
-      fc.hop_length = n_fft == 512 ? 160 : 100;
-      const FeatureShape shape = teacher_shape(fc, T);
-      const int frames = shape.n_frames, nb = n_fft / 2 + 1;
-      const std::vector<float> window = stft_window(fc);
-      std::vector<float> framed(size_t(B) * 2 * frames * n_fft), eps(static_cast<size_t>(B));
-      emu::launch(unsigned(framed.size()), 1u, cuda::frame_signals, audio.data(), window.data(), framed.data(), B * 2, T,
-                  frames, n_fft, fc.win_length, fc.hop_length);
-      const std::vector<float2> X = forward_rows(framed, B * 2 * frames, n_fft);
-      emu::launch(unsigned(B), 1u, cuda::power_eps, X.data(), eps.data(), 2LL * frames * nb);
-      std::vector<float> out(size_t(B) * shape.n_features * frames, std::nanf(""));
-      const unsigned cells = unsigned(B * frames * nb);
-      if (fc.teacher == "gcc_phat") {
-        std::vector<float2> G(cells);
-        emu::launch(cells, 1u, cuda::phat_cross, X.data(), G.data(), B, frames, nb, static_cast<const float*>(eps.data()));
-        const std::vector<float> r = inverse_rows(G, B * frames, n_fft);
-        emu::launch(unsigned(out.size()), 1u, cuda::gather_lags, r.data(), out.data(), B, frames, n_fft, fc.gcc_max_lag);
-      } else {
-        const int ipd = fc.teacher != "ild", ild = fc.teacher == "ild" || fc.teacher == "ipd_ild";
-        emu::launch(cells, 1u, cuda::ipd_ild, X.data(), out.data(), B, frames, nb, static_cast<const float*>(eps.data()),
-                    ipd, ild, shape.n_features);
+  for (const auto& [impl, run] : {std::pair{"fused", run_fused}, std::pair{"cufft", run_cufft_teacher}})
+    for (int n_fft : {512, 256})
+      for (const char* kind : {"gcc_phat", "ipd", "ild", "ipd_ild"}) {
+        SCOPED_TRACE(std::string(impl) + " " + kind + " n_fft " + std::to_string(n_fft));
+        FeatureConfig fc;
+        fc.teacher = kind;
+        fc.n_fft = n_fft;
+        fc.win_length = n_fft == 512 ? 400 : 240;
+        fc.hop_length = n_fft == 512 ? 160 : 100;
+        std::vector<float> out;
+        run(fc, B, T, audio, out);
+        test::expect_teacher_matches_cpu(out, audio, B, T, fc);
       }
-      test::expect_teacher_matches_cpu(out, audio, B, T, fc);
-    }
 }
 
 // BatchConvolver's full-length path: each operand through one transform, multiply_spectra, the inverse.
