@@ -725,6 +725,19 @@ class EmulatedBrirRenderer {
   cuda::TailTables tail_;
 };
 
+// The rooms of `cases` with their tails: transition, T60 and seeds seed0, seed0 + 1, ...
+std::vector<cuda::RoomGeometry> tail_rooms(const std::vector<test::BrirCase>& cases, double c, uint64_t seed0) {
+  std::vector<cuda::RoomGeometry> rooms;
+  for (const test::BrirCase& k : cases) {
+    const double beta = reflection_coefficient(k.size, k.t60, AbsorptionModel::eyring, c);
+    cuda::RoomGeometry g = test::room_geometry(k.size, beta, k.source, k.listener, k.yaw_deg);
+    g.transition_s = float(k.transition_s), g.max_distance_m = float(k.transition_s * c);
+    g.t60_s = float(k.t60), g.tail_seed = seed0 + rooms.size();
+    rooms.push_back(g);
+  }
+  return rooms;
+}
+
 }  // namespace
 
 // The image-source and scatter kernels against sim/brir.cpp: 64 rooms of every size and T60 (edge cases
@@ -749,14 +762,7 @@ TEST(EmulatedBrirTail, RoomsStopWhereTheirResponseEnds) {
   const DiffuseField df = compute_diffuse_field(grid);
   const double c = 343.0;
   const int length = 9000;
-  std::vector<cuda::RoomGeometry> rooms;
-  for (const test::BrirCase& k : test::brir_cases(0)) {
-    const double beta = reflection_coefficient(k.size, k.t60, AbsorptionModel::eyring, c);
-    cuda::RoomGeometry g = test::room_geometry(k.size, beta, k.source, k.listener, k.yaw_deg);
-    g.transition_s = float(k.transition_s), g.max_distance_m = float(k.transition_s * c);
-    g.t60_s = float(k.t60), g.tail_seed = 5 + rooms.size();
-    rooms.push_back(g);
-  }
+  std::vector<cuda::RoomGeometry> rooms = tail_rooms(test::brir_cases(0), c, 5);
   const EmulatedBrirRenderer renderer(grid, int(rooms.size()), length, 16384, 16, c, &df);
   std::vector<float> whole, cut;
   std::vector<int> counts;
@@ -785,14 +791,7 @@ TEST(EmulatedBrirTail, GroupedBandsEqualBandByBand) {
   ASSERT_EQ(tail_band_groups(split).ratio.size(), size_t(kTailBands));
   const double c = 343.0;
   const int length = int(0.9 * grid.fs_hz) + grid.n_taps + 64;
-  std::vector<cuda::RoomGeometry> rooms;
-  for (const test::BrirCase& k : test::brir_cases(2)) {
-    const double beta = reflection_coefficient(k.size, k.t60, AbsorptionModel::eyring, c);
-    cuda::RoomGeometry g = test::room_geometry(k.size, beta, k.source, k.listener, k.yaw_deg);
-    g.transition_s = float(k.transition_s), g.max_distance_m = float(k.transition_s * c);
-    g.t60_s = float(k.t60), g.tail_seed = 77 + rooms.size();
-    rooms.push_back(g);
-  }
+  std::vector<cuda::RoomGeometry> rooms = tail_rooms(test::brir_cases(2), c, 77);
   std::vector<float> a, b;
   std::vector<int> counts;
   EmulatedBrirRenderer(grid, int(rooms.size()), length, 16384, 16, c, &df, grouped).render(rooms, a, counts, true);
