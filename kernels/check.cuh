@@ -16,3 +16,27 @@ inline void check(cudaError_t e, const char* expr, const char* file, int line) {
 }  // namespace bsim::cuda
 
 #define BSIM_CUDA_TRY(expr) ::bsim::cuda::check((expr), #expr, __FILE__, __LINE__)
+
+namespace bsim::cuda {
+// A device allocation that did not fit, with the sizes (callers add what the memory was for).
+class OutOfDeviceMemory : public ::bsim::RuntimeError {
+ public:
+  using ::bsim::RuntimeError::RuntimeError;
+};
+
+// cudaMalloc that throws OutOfDeviceMemory naming the request and what is free, or RuntimeError otherwise.
+inline void* device_malloc(size_t bytes) {
+  void* p = nullptr;
+  const cudaError_t e = cudaMalloc(&p, bytes);
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();  // not sticky: clear it
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    const auto gib = [](size_t b) { return std::to_string(double(b) / double(1ull << 30)).substr(0, 6); };
+    throw OutOfDeviceMemory("GPU out of memory: " + gib(bytes) + " GiB requested, " + gib(free_b) + " GiB free of " +
+                            gib(total_b) + " GiB");
+  }
+  check(e, "cudaMalloc", __FILE__, __LINE__);
+  return p;
+}
+}  // namespace bsim::cuda

@@ -21,9 +21,7 @@ class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   explicit DeviceBuffer(size_t n) : n_(n) {
-    void* p = nullptr;
-    if (n) BSIM_CUDA_TRY(cudaMalloc(&p, n * sizeof(T)));
-    ptr_.reset(p);
+    if (n) ptr_.reset(device_malloc(n * sizeof(T)));
   }
   T* get() const { return static_cast<T*>(ptr_.get()); }
   size_t size() const { return n_; }

@@ -157,7 +157,7 @@ void DevicePipeline::Impl::upload_corpus(const std::set<int>& keys) {
 
 const float* DevicePipeline::Impl::corpus_pointer(int key) { return arena.get() + arena_index.at(key); }
 
-DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_slots, bool half_outputs)
+DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_slots, bool half_outputs) try
     : impl_(std::make_unique<Impl>()) {
   if (!device_available()) throw RuntimeError("no CUDA device is visible: the GPU pipeline cannot start");
   Impl& m = *impl_;
@@ -273,6 +273,11 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
     s.wait_begin = std::make_unique<Event>(true), s.wait_end = std::make_unique<Event>(true);
     for (auto& e : s.stage_end) e = std::make_unique<Event>(true);
   }
+} catch (const OutOfDeviceMemory& e) {  // what it was for and what to do (the buffers made so far are freed)
+  const Config& cfg = renderer.config();
+  throw RuntimeError("the GPU pipeline for batches of " + std::to_string(max_batch) + " examples of " +
+                     std::to_string(cfg.clip_s).substr(0, 5) + " s does not fit in device memory (" + e.what() +
+                     "): use smaller batches (bsim generate --batch; btrain: train.batch_size) or shorter clips");
 }
 
 DevicePipeline::~DevicePipeline() {

@@ -337,6 +337,26 @@ TEST(GpuPipeline, DeterministicAcrossSlotsAndBatches) {
   EXPECT_LT(nmse_db(f.augmented.data(), c.augmented.data(), c.augmented.size()), -90.0);
 }
 
+// A batch far beyond the card's memory: one error that says what did not fit and what to do, not a bare
+// "out of memory" from cudaMalloc.
+TEST(GpuPipeline, TooLargeABatchSaysWhatToDo) {
+  if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
+  const Config cfg = pipeline_config();
+  const Renderer renderer(cfg);
+  try {
+    cuda::DevicePipeline gpu(renderer, 1000000, 2, false);
+    FAIL() << "a million examples per batch fitted";
+  } catch (const RuntimeError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("batches of 1000000 examples"), std::string::npos) << what;
+    EXPECT_NE(what.find("GiB requested"), std::string::npos) << what;
+    EXPECT_NE(what.find("use smaller batches"), std::string::npos) << what;
+  }
+  cuda::DevicePipeline after(renderer, 4, 2, false);  // the failed one left nothing behind that blocks the next
+  after.enqueue({1, 2, 3, 4}, 0);
+  EXPECT_EQ(after.wait(0).size(), 4u);
+}
+
 // bsim generate --device cuda writes a complete shard with the CPU's scenes and labels.
 TEST(GpuPipeline, GenerateWritesTheCpuScenes) {
   if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
