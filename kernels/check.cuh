@@ -3,6 +3,7 @@
 #pragma once
 #include <cuda_runtime.h>
 
+#include <cstdio>
 #include <string>
 
 #include "io/error.h"
@@ -32,7 +33,11 @@ inline void* device_malloc(size_t bytes) {
     cudaGetLastError();  // not sticky: clear it
     size_t free_b = 0, total_b = 0;
     cudaMemGetInfo(&free_b, &total_b);
-    const auto gib = [](size_t b) { return std::to_string(double(b) / double(1ull << 30)).substr(0, 6); };
+    const auto gib = [](size_t b) {
+      char s[32];
+      std::snprintf(s, sizeof s, "%.2f", double(b) / double(1ull << 30));
+      return std::string(s);
+    };
     throw OutOfDeviceMemory("GPU out of memory: " + gib(bytes) + " GiB requested, " + gib(free_b) + " GiB free of " +
                             gib(total_b) + " GiB");
   }

@@ -275,8 +275,10 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   }
 } catch (const OutOfDeviceMemory& e) {  // what it was for and what to do (the buffers made so far are freed)
   const Config& cfg = renderer.config();
-  throw RuntimeError("the GPU pipeline for batches of " + std::to_string(max_batch) + " examples of " +
-                     std::to_string(cfg.clip_s).substr(0, 5) + " s does not fit in device memory (" + e.what() +
+  char clip[32];
+  std::snprintf(clip, sizeof clip, "%g", cfg.clip_s);
+  throw RuntimeError("the GPU pipeline for batches of " + std::to_string(max_batch) + " examples of " + clip +
+                     " s does not fit in device memory (" + e.what() +
                      "): use smaller batches (bsim generate --batch; btrain: train.batch_size) or shorter clips");
 }
 
