@@ -3,7 +3,7 @@
 # .gpu-deps carried (scripts/fetch_gpu_deps.sh here first).
 #   scripts/gpu_check.sh quick   every target of issue 3 in one call, no libtorch: build, all gpu tests,
 #                                memcheck, racecheck, every benchmark, torch ratios, Nsight Compute, generate
-#                                --rooms 10000 beside the disk, and bench/targets.py's verdict table (~5 min)
+#                                --rooms 10000 beside the disk, and bench/targets.py's verdict table (5-8 min; <= 560 s)
 #   scripts/gpu_check.sh kernels the shared-memory FFT kernels only: their gpu tests + racecheck, the
 #                                convolution / teacher / whole-batch benchmarks, the torch ratios and, where
 #                                ncu is installed, Nsight Compute counters of the teacher and convolution (~3 min)
