@@ -155,6 +155,8 @@ def rows(args):
                       ("compute-sanitizer racecheck", args.racecheck)):
         if rc in (None, "", "skipped"):
             out.append((label, "not run", "exit 0", None))
+        elif rc in ("124", "137"):  # stopped by its time limit (timeout / a kill): no verdict either way
+            out.append((label, f"stopped by its time limit (exit {rc})", "exit 0", None))
         else:
             out.append((label, f"exit {rc}", "exit 0", rc == "0"))
     return out

@@ -144,6 +144,10 @@ def test_generate_and_sanitizers(tmp_path):
     assert v["compute-sanitizer racecheck"] == "not measured"
     assert "1 not met, 1 not measured" in out
 
+    _, out, _ = targets(*base, "--tests", "124")  # cut by its time limit: neither passed nor failed
+    assert verdicts(out)["gpu tests"] == "not measured"
+    assert "stopped by its time limit (exit 124)" in out
+
 
 def test_nothing_measured_is_not_met(tmp_path):
     rc, out, _ = targets()
