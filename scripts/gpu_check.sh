@@ -39,7 +39,7 @@ case "$RECIPE_SIZE" in gpu) RECIPE_LIMIT=330 ;; full) RECIPE_LIMIT=540 ;; *) ech
 [[ "$COLLECT_WAIT" =~ ^[0-9]+$ ]] || { echo "collect: SECONDS must be a whole number" >&2; exit 2; }
 RECIPE_DIR=/tmp/recipe-gpu; RECIPE_RC=/tmp/recipe-gpu.rc
 export PATH=/usr/local/cuda/bin:$PATH
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 DEST=${OUT:-gpu-check-logs}
 LOG=/tmp/gpu-logs
 mkdir -p "$LOG" "$DEST"
@@ -280,4 +280,4 @@ case "$MODE" in quick|kernels|both|full)
   { echo; $PY bench/targets.py "${args[@]}"; } 2>&1 | tee -a "$DEST/summary.md" ;;
 esac
 tar czf "$DEST/logs.tgz" -C /tmp gpu-logs
-stamp done
+stamp "done"

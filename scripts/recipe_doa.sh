@@ -51,9 +51,9 @@ if [ "$SIZE" = gpu ] || [ "$SIZE" = full ]; then
 else
   MODEL=(--set model.width=128 --set model.layers=2); OPTIM=(--set train.batch_size=16 --set train.lr=0.002); VAL_EXAMPLES=256
 fi
-PRE=("${OPTIM[@]}" --set train.steps=$PRE_STEPS)
-FIN=("${OPTIM[@]}" --set train.steps=$FIN_STEPS --set train.labelled_examples=$LABELS
-     --set train.val_examples=$VAL_EXAMPLES --set train.val_every=$VAL_EVERY)
+PRE=("${OPTIM[@]}" --set "train.steps=$PRE_STEPS")
+FIN=("${OPTIM[@]}" --set "train.steps=$FIN_STEPS" --set "train.labelled_examples=$LABELS"
+     --set "train.val_examples=$VAL_EXAMPLES" --set "train.val_every=$VAL_EVERY")
 # The test grid is rendered, and the classic methods run, on the GPU for the GPU sizes (same scenes, labels
 # and decisions as on the CPU: tests/test_gpu.cpp).
 GEN_DEVICE=()
@@ -106,7 +106,7 @@ mkdir -p "$OUT"
 HEADS=${HEADS:-$([ -d ../shared/hrtf ] && echo multi || echo kemar)}
 HEAD_CFG=(); [ "$HEADS" = multi ] && HEAD_CFG=(--config configs/multi_subject.yaml)
 echo "== training heads: $HEADS"
-TRAIN=("${HEAD_CFG[@]}" --set clip_s=$CLIP "${MODEL[@]}" --set train.log_every=50 --set train.checkpoint_every=250)
+TRAIN=("${HEAD_CFG[@]}" --set "clip_s=$CLIP" "${MODEL[@]}" --set train.log_every=50 --set train.checkpoint_every=250)
 # HEAD_SCALES="[0.9, 0.95, 1, 1.05, 1.1]" trains (pretraining and fine-tuning) on the heads scaled in size as well
 # (hrtf.head_scales); unset, the measured heads only. The test grid is never scaled.
 [ -n "${HEAD_SCALES:-}" ] && TRAIN+=(--set "hrtf.head_scales=$HEAD_SCALES") && echo "== head scales: $HEAD_SCALES"
@@ -127,8 +127,9 @@ fi
 echo "== test grid: 72 cells x $PER_CELL examples (English speech, ARI head: both unseen in training)"
 grid "$OUT/test_grid.h5"
 echo "== pretraining (feature distillation, on the fly)"
+RESUME=(); [ -d "$OUT/pre/checkpoint" ] && RESUME=(--resume)
 [ -f "$OUT/pre/encoder.pt" ] && [ -f "$OUT/pre/.done" ] || { "$BTRAIN" pretrain --on-the-fly --out "$OUT/pre" \
-  "${TRAIN[@]}" "${PRE[@]}" --quiet $( [ -d "$OUT/pre/checkpoint" ] && echo --resume ) && touch "$OUT/pre/.done"; }
+  "${TRAIN[@]}" "${PRE[@]}" --quiet "${RESUME[@]}" && touch "$OUT/pre/.done"; }
 # The pretrained encoder is fine-tuned once per scale of its learning rate in ENC_LR_SCALES (train.encoder_lr_scale;
 # default "1 0.1 0": every weight at train.lr, the encoder at a tenth of it, the encoder frozen = a linear probe
 # of what pretraining learnt). The variant with the lowest validation MAE (best/state.yaml, never the test set)
@@ -136,10 +137,10 @@ echo "== pretraining (feature distillation, on the fly)"
 # its weights at train.lr (scale 1).
 ENC_LR_SCALES=${ENC_LR_SCALES:-1 0.1 0}
 finetune() {  # NAME [btrain args]: fine-tune into doa-NAME (resumable), evaluate into eval-NAME
-  local name=$1; shift
+  local name=$1 resume=(); shift
+  [ -d "$OUT/doa-$name/checkpoint" ] && resume=(--resume)
   [ -f "$OUT/doa-$name/.done" ] || { "$BTRAIN" finetune "$@" --on-the-fly --out "$OUT/doa-$name" \
-    "${TRAIN[@]}" "${FIN[@]}" --seed 4321 --quiet $( [ -d "$OUT/doa-$name/checkpoint" ] && echo --resume ) \
-    && touch "$OUT/doa-$name/.done"; }
+    "${TRAIN[@]}" "${FIN[@]}" --seed 4321 --quiet "${resume[@]}" && touch "$OUT/doa-$name/.done"; }
   "$BTRAIN" eval --model "$OUT/doa-$name" --shards "$OUT/test_grid.h5" --report "$OUT/eval-$name" > /dev/null
 }
 VARIANTS=(); SCALES=()

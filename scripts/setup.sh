@@ -16,6 +16,7 @@ DEB_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev
   fillets-ng-data fillets-ng-data-nl fillets-ng-data-cs   # embedded real speech corpus (OGG)
   python3 python3-venv
+  shellcheck                          # lints the scripts (a test: the GPU check runs only on a lent machine)
 )
 
 missing=()

@@ -153,6 +153,22 @@ def test_recipe_resumes_without_retraining(tmp_path):
     assert any(c.startswith("bsim doa") and "--sofa /usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa" in c for c in calls)
 
 
+def test_recipe_resumes_an_interrupted_stage_from_its_checkpoint(tmp_path):
+    out = tmp_path / "recipe"
+    _, first = _recipe(tmp_path, out, SHIFT="0")
+    train = [c for c in first if c.startswith(("btrain pretrain", "btrain finetune"))]
+    assert len(train) == 5 and not any("--resume" in c or "  " in c for c in train), train  # no empty argument
+    # Pretraining and one fine-tuning run stopped before they finished: their checkpoints are there, no .done.
+    (out / "pre" / ".done").unlink()
+    (out / "pre" / "checkpoint").mkdir()
+    (out / "doa-pretrained_enclr0.1" / ".done").unlink()
+    (out / "doa-pretrained_enclr0.1" / "checkpoint").mkdir()
+    _, calls = _recipe(tmp_path, out, SHIFT="0")
+    again = [c for c in calls if c.startswith(("btrain pretrain", "btrain finetune"))]
+    assert len(again) == 2 and all(c.endswith(" --resume") for c in again), again
+    assert f"--out {out}/doa-pretrained_enclr0.1 " in again[1]
+
+
 def test_recipe_shift_can_be_skipped(tmp_path):
     out = tmp_path / "recipe"
     _, calls = _recipe(tmp_path, out, SHIFT="0")
