@@ -8,7 +8,9 @@ Every figure comes from files the same run wrote, so that a card meets the targe
   --torch FILE          bench/torch_baselines.py --json output of the same run
   --generate FILE       bsim generate --rooms 10000 --device cuda's log (its "wrote ... in S s (..., GPU busy G s)")
   --disk-seconds S      seconds to write the same bytes to the same disk (head -c + sync)
-  --tests/--memcheck/--racecheck RC   exit statuses (0: passed; "skipped" or absent: not run)
+  --tests/--memcheck/--racecheck RC   exit statuses (0: passed; "skipped" or absent: not run; 124/137: stopped by
+                        the time limit; 126/127: the tool was missing)
+  --tests-log FILE      the gpu tests' GoogleTest output: a test that skipped (no device) leaves them unmeasured
 Exit status 0 whatever the verdicts (this is a report); 2 on unreadable input.
 """
 import argparse
@@ -151,14 +153,26 @@ def rows(args):
     else:
         out.append(("generate --rooms 10000", "-", "runs", None))
 
+    tests_note, skipped = "", 0
+    if args.tests_log:
+        with open(args.tests_log) as f:
+            log = f.read()
+        count = lambda tag: int(m.group(1)) if (m := re.search(rf"^\[\s+{tag}\s+\] (\d+) tests?", log, re.M)) else 0
+        passed, skipped, failed = count("PASSED"), count("SKIPPED"), count("FAILED")
+        tests_note = f": {passed} passed, {skipped} skipped, {failed} failed"
     for label, rc in (("gpu tests", args.tests), ("compute-sanitizer memcheck", args.memcheck),
                       ("compute-sanitizer racecheck", args.racecheck)):
+        note = tests_note if label == "gpu tests" else ""
         if rc in (None, "", "skipped"):
             out.append((label, "not run", "exit 0", None))
         elif rc in ("124", "137"):  # stopped by its time limit (timeout / a kill): no verdict either way
             out.append((label, f"stopped by its time limit (exit {rc})", "exit 0", None))
+        elif rc in ("126", "127"):  # the tool (compute-sanitizer) is not there
+            out.append((label, f"not run: command not found (exit {rc})", "exit 0", None))
+        elif rc == "0" and note and skipped > 0:  # a skipped test (no device) checked nothing
+            out.append((label, f"exit 0{note}", "exit 0, none skipped", None))
         else:
-            out.append((label, f"exit {rc}", "exit 0", rc == "0"))
+            out.append((label, f"exit {rc}{note}", "exit 0", rc == "0"))
     return out
 
 
@@ -172,6 +186,7 @@ def main():
     p.add_argument("--tests")
     p.add_argument("--memcheck")
     p.add_argument("--racecheck")
+    p.add_argument("--tests-log")
     args = p.parse_args()
     try:
         table = rows(args)

@@ -272,7 +272,7 @@ fi
 # Issue 3's targets judged on this run alone (kernels and both modes leave the rooms/s and generate rows unmeasured).
 case "$MODE" in quick|kernels|both|full)
   # Only the files this run wrote (a stage that failed leaves its rows "not measured").
-  args=(--tests "$gpu_tests_rc" --memcheck "$memcheck_rc" --racecheck "$racecheck_rc")
+  args=(--tests "$gpu_tests_rc" --tests-log "$LOG/test_gpu.log" --memcheck "$memcheck_rc" --racecheck "$racecheck_rc")
   [ -s "$LOG/bench_gpu.json" ] && args+=(--bench "$LOG/bench_gpu.json")
   [ -s "$LOG/torch.json" ] && args+=(--torch "$LOG/torch.json")
   for j in "$LOG"/pipeline-*.json; do [ -s "$j" ] && { v=${j##*/pipeline-}; args+=(--pipeline "${v%.json}" "$j"); }; done

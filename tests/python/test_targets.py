@@ -149,6 +149,24 @@ def test_generate_and_sanitizers(tmp_path):
     assert "stopped by its time limit (exit 124)" in out
 
 
+def test_skipped_gpu_tests_and_missing_tools_are_not_measured(tmp_path):
+    base = full_run(tmp_path)
+    skipped = tmp_path / "test_gpu.log"
+    skipped.write_text("[  SKIPPED ] GpuBrir.MatchesCpu (0 ms)\n[  PASSED  ] 1 test.\n[  SKIPPED ] 10 tests, listed below:\n")
+    _, out, _ = targets(*base, "--tests-log", skipped, "--memcheck", "127")
+    v = verdicts(out)
+    assert v["gpu tests"] == "not measured" and "1 passed, 10 skipped, 0 failed" in out
+    assert v["compute-sanitizer memcheck"] == "not measured" and "command not found" in out
+    passed = tmp_path / "passed.log"
+    passed.write_text("[==========] 11 tests from 6 test suites ran.\n[  PASSED  ] 11 tests.\n")
+    _, out, _ = targets(*base, "--tests-log", passed)
+    assert verdicts(out)["gpu tests"] == "met" and "11 passed, 0 skipped, 0 failed" in out
+    failed = tmp_path / "failed.log"
+    failed.write_text("[  PASSED  ] 10 tests.\n[  FAILED  ] 1 test, listed below:\n[  FAILED  ] GpuPipeline.X\n")
+    _, out, _ = targets(*base, "--tests", "1", "--tests-log", failed)
+    assert verdicts(out)["gpu tests"] == "**not met**" and "10 passed, 0 skipped, 1 failed" in out
+
+
 def test_nothing_measured_is_not_met(tmp_path):
     rc, out, _ = targets()
     assert rc == 0
