@@ -161,7 +161,7 @@ racecheck_rc=skipped
 # racecheck: the shared-memory FFT kernels (convolution, teacher, DoA STFT); in quick and full mode also the
 # other kernels that share memory between threads (BRIR scatter taps, the pipeline's reductions).
 RACECHECK_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*'; RACECHECK_LIMIT=90
-case "$MODE" in quick|full) RACECHECK_FILTER+=':GpuBrir.MatchesCpu*:GpuPipeline.Deterministic*'; RACECHECK_LIMIT=180 ;; esac
+case "$MODE" in quick|full) RACECHECK_FILTER+=':GpuBrir.MatchesCpu*:GpuPipeline.Deterministic*'; RACECHECK_LIMIT=240 ;; esac
 case "$MODE" in quick|kernels|both|full)
   run_for $RACECHECK_LIMIT compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
     --gtest_filter="$RACECHECK_FILTER" > "$LOG/racecheck.log" 2>&1
