@@ -130,7 +130,6 @@ __global__ void scatter_kernel(const RoomGeometry* rooms, const DeviceImage* ima
 
 // --- late tail -------------------------------------------------------------------------------------------
 constexpr int kTailThreads = 256;
-constexpr double kTailFadeS = 0.004;  // as sim/brir.cpp
 
 // Z[room][ear][group][k] = w_group(f_k) * Y_ear[k] / n, where Y_L = M_L X1, Y_R = M_R (coh X1 + sqrt(1-coh^2) X2)
 // and X1, X2 are spectra of unit-variance white noise (E|X_k|^2 = n). A group is the bands of one T60 ratio

@@ -193,10 +193,13 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   const FeatureShape fshape = teacher_shape(cfg.features, m.T);
   m.n_features = fshape.n_features, m.n_frames = fshape.n_frames;
 
-  m.inputs = DeviceBuffer<float>(size_t(m.E_max + m.chunk) * m.N);
-  m.X = DeviceBuffer<cufftComplex>(size_t(m.E_max + m.chunk) * m.nb);
-  m.filters = DeviceBuffer<float>(size_t(filter_rows) * m.N);
   m.fused_conv = kernel_choice("BSIM_PIPELINE_CONV", "cufft") == "fused";
+  m.inputs = DeviceBuffer<float>(size_t(m.E_max + m.chunk) * m.N);
+  // Input spectra: of every emitter for the cuFFT rows; with the partitioned kernels only the targets' (the
+  // tilt's round trip), over the chunks their transforms cover.
+  const int spectra_rows = m.fused_conv ? (max_batch + m.chunk - 1) / m.chunk * m.chunk : m.E_max + m.chunk;
+  m.X = DeviceBuffer<cufftComplex>(size_t(spectra_rows) * m.nb);
+  m.filters = DeviceBuffer<float>(size_t(filter_rows) * m.N);
   if (m.fused_conv) {
     // Rows of N samples hold T of signal and, for a tilted voice, the tilt's pre-ringing at their end, which
     // the kernels read for the K samples before time 0; the filter rows receive the results in place.
@@ -319,7 +322,7 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
     HostExample& h = hx[size_t(i)];
     h.plan = m.renderer->plan(indices[size_t(i)]);
     const Scene& s = h.plan.scene;
-    const int taps = m.renderer->grids()[size_t(hrir_grid_index(cfg, s))].n_taps;
+    const int taps = m.renderer->grids()[size_t(m.renderer->grid_index(s))].n_taps;
     h.rooms.push_back(room_geometry(cfg, s, s.source_m, 0, taps));
     for (const NoiseEmitter& e : h.plan.emitters)
       h.rooms.push_back(room_geometry(cfg, s, e.position_m, e.tail_substream, taps));
@@ -391,11 +394,10 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   if (m.fused_conv) {
     ConvPair* pairs = slot.h_pairs.get();
     for (int e = 0; e < E; ++e) pairs[e] = {e, 2 * e, std::min(m.cp.Q, (rooms[e].n_samples + m.cp.K - 1) / m.cp.K)};
-    const int hw = cfg.render.frac_delay_half_width;
     for (int b = 0; b < B; ++b) {
       const Example& ex = hx[size_t(b)].meta;
-      const int taps = m.renderer->grids()[size_t(hrir_grid_index(cfg, ex.scene))].n_taps;
-      const int reach = int(std::ceil(ex.direct_delay_s * cfg.sample_rate_hz)) + taps + 2 * hw + 64;
+      const int taps = m.renderer->grids()[size_t(m.renderer->grid_index(ex.scene))].n_taps;
+      const int reach = direct_path_samples(ex.direct_delay_s, cfg, taps);
       pairs[E + b] = {b, int(m.direct_row0) + 2 * b, std::min(m.cp.Q, (reach + m.cp.K - 1) / m.cp.K)};
       any_tilt = any_tilt || ex.scene.speech_tilt_db_per_octave != 0.0;
     }

@@ -28,6 +28,12 @@ inline int response_samples(const RoomGeometry& g, const Config& cfg, int n_taps
   return int(std::ceil(end_s * cfg.sample_rate_hz)) + n_taps + 2 * cfg.render.frac_delay_half_width + 2;
 }
 
+// Samples of a target's direct-path response: its delay, the HRIR and the delay kernel, and 64 of margin (the
+// partitioned convolution reads the direct-path rows no further).
+inline int direct_path_samples(double delay_s, const Config& cfg, int n_taps) {
+  return int(std::ceil(delay_s * cfg.sample_rate_hz)) + n_taps + 2 * cfg.render.frac_delay_half_width + 64;
+}
+
 // The room of an emitter at p in scene s, with the tail's seed of substream tail_sub (0: the target): images to
 // the transition distance and the late tail after it, or for an anechoic scene the direct path alone; rendered to
 // where the CPU's BRIR ends (n_taps: the scene's HRIR grid's).

@@ -12,7 +12,6 @@ namespace bsim {
 namespace {
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kBandCentreLowest = 125.0;
-constexpr double kTailFadeS = 0.004;  // tail fades in over 4 ms centred on the transition time
 
 // Interpolates a per-bin table (n_fft/2+1 values at fs) at f_hz.
 float interp_bins(const std::vector<float>& v, int n_fft, double fs, double f_hz) {

@@ -23,6 +23,7 @@ DiffuseField compute_diffuse_field(const HrirGrid& grid);
 
 // The octave bands of the late tail: centres 125 Hz .. 8 kHz, complementary cos^2 crossovers on a log axis.
 constexpr int kTailBands = 7;
+constexpr double kTailFadeS = 0.004;  // the tail fades in over 4 ms centred on the transition time (CPU and GPU)
 double band_weight(int band, double f_hz);
 
 // The bands grouped by equal T60 ratio. Bands that decay alike are rendered as one filtered noise with the sum
