@@ -49,6 +49,9 @@ stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 # (GPU_CHECK_BUDGET, default 560 s: the device tool stops a command at 600 s and keeps only what is under $OUT
 # by then), less 40 s for the summary. A stage with under 10 s left is skipped (status 124, said in the log).
 BUDGET=${GPU_CHECK_BUDGET:-560}
+if ! [[ "$BUDGET" =~ ^[0-9]+$ ]] || (( BUDGET < 60 )); then
+  echo "GPU_CHECK_BUDGET='$BUDGET': give whole seconds, at least 60 (default 560)" >&2; exit 2
+fi
 run_for() {
   local want=$1 left=$(( BUDGET - 40 - ($(date +%s) - T0) )); shift
   (( left < want )) && want=$left
