@@ -15,6 +15,7 @@
 #include "kernels/teacher_fused.cuh"
 #include "kernels/conv_fused.cuh"
 #include "kernels/device_buffer.cuh"
+#include "kernels/launch.cuh"
 #include "sim/features.h"
 #include "sim/fft.h"
 
@@ -129,10 +130,12 @@ void launch_fused_convolution(BatchConvolver::Impl& m, cudaStream_t s) {
   const FusedConvParams& p = m.cp;
   const int B = m.max_batch, pairs = m.n_filters / 2, threads = fused_conv_threads(p);
   const float2* tw = m.conv_twiddle.get();
-  conv_input_spectra<MaxRadix><<<dim3(p.J2 / 2, B), threads, m.conv_smem, s>>>(m.x.get(), tw, p, m.conv_X.get());
-  conv_filter_spectra<MaxRadix><<<dim3(p.Q, B * pairs), threads, m.conv_smem, s>>>(m.h.get(), tw, p, m.conv_H.get());
-  conv_output_blocks<MaxRadix><<<dim3(p.J, B * pairs), threads, m.conv_smem, s>>>(m.conv_X.get(), m.conv_H.get(), tw, p,
-                                                                                  m.y.get());
+  BSIM_LAUNCH(conv_input_spectra<MaxRadix>, dim3(p.J2 / 2, B), threads, m.conv_smem, s)(
+      m.x.get(), tw, p, m.conv_X.get());
+  BSIM_LAUNCH(conv_filter_spectra<MaxRadix>, dim3(p.Q, B * pairs), threads, m.conv_smem, s)(
+      m.h.get(), tw, p, m.conv_H.get());
+  BSIM_LAUNCH(conv_output_blocks<MaxRadix>, dim3(p.J, B * pairs), threads, m.conv_smem, s)(
+      m.conv_X.get(), m.conv_H.get(), tw, p, m.y.get());
   BSIM_CUDA_TRY(cudaGetLastError());
 }
 
@@ -149,8 +152,8 @@ void compute(BatchConvolver::Impl& m) {
   BSIM_CUFFT_TRY(cufftExecR2C(m.fwd_x->get(), m.x.get(), m.X.get()));
   BSIM_CUFFT_TRY(cufftExecR2C(m.fwd_h->get(), m.h.get(), m.H.get()));
   const long long total = (long long)m.max_batch * m.n_filters * m.nb;
-  multiply_spectra<<<blocks_for(total), kDspThreads, 0, s>>>(m.X.get(), m.H.get(), m.max_batch, m.n_filters, m.nb,
-                                                          1.0f / float(m.n));
+  BSIM_LAUNCH(multiply_spectra, blocks_for(total), kDspThreads, 0, s)(
+      m.X.get(), m.H.get(), m.max_batch, m.n_filters, m.nb, 1.0f / float(m.n));
   BSIM_CUDA_TRY(cudaGetLastError());
   BSIM_CUFFT_TRY(cufftExecC2R(m.inv->get(), m.H.get(), m.y.get()));
 }
@@ -182,35 +185,36 @@ void compute(BatchTeacher::Impl& m, const float* audio, float* out, cudaStream_t
     const dim3 grid((m.frames + m.fp.frames_per_block - 1) / m.fp.frames_per_block, m.max_batch);
     const dim3 power_grid((m.frames + kPowerFrames - 1) / kPowerFrames, m.max_batch);
     BSIM_CUDA_TRY(cudaMemsetAsync(m.power.get(), 0, size_t(m.max_batch) * sizeof(double), s));
-    fused_teacher_power<<<power_grid, kTeacherThreads, fused_teacher_power_shared_bytes(), s>>>(audio, m.window.get(), m.fp,
-                                                                                         m.power.get());
+    BSIM_LAUNCH(fused_teacher_power, power_grid, kTeacherThreads, fused_teacher_power_shared_bytes(), s)(
+        audio, m.window.get(), m.fp, m.power.get());
     BSIM_CUDA_TRY(cudaGetLastError());
-    fused_teacher<<<grid, m.threads, m.fused_smem, s>>>(audio, m.window.get(), m.twiddle.get(), m.power.get(), m.fp, out);
+    BSIM_LAUNCH(fused_teacher, grid, m.threads, m.fused_smem, s)(
+        audio, m.window.get(), m.twiddle.get(), m.power.get(), m.fp, out);
     BSIM_CUDA_TRY(cudaGetLastError());
     return;
   }
   for (auto* p : {m.fwd.get(), m.inv.get()}) BSIM_CUFFT_TRY(cufftSetStream(p->get(), s));
   const int B = m.max_batch;
   const long long nframe_samples = (long long)B * 2 * m.frames * m.cfg.n_fft;
-  frame_signals<<<blocks_for(nframe_samples), kDspThreads, 0, s>>>(audio, m.window.get(), m.frames_buf.get(), B * 2,
-                                                                 m.T, m.frames, m.cfg.n_fft, m.cfg.win_length,
-                                                                 m.cfg.hop_length);
+  BSIM_LAUNCH(frame_signals, blocks_for(nframe_samples), kDspThreads, 0, s)(
+      audio, m.window.get(), m.frames_buf.get(), B * 2, m.T, m.frames, m.cfg.n_fft, m.cfg.win_length, m.cfg.hop_length);
   BSIM_CUDA_TRY(cudaGetLastError());
   BSIM_CUFFT_TRY(cufftExecR2C(m.fwd->get(), m.frames_buf.get(), m.X.get()));
-  power_eps<<<B, kDspThreads, 0, s>>>(m.X.get(), m.eps.get(), 2LL * m.frames * m.nb);
+  BSIM_LAUNCH(power_eps, B, kDspThreads, 0, s)(m.X.get(), m.eps.get(), 2LL * m.frames * m.nb);
   BSIM_CUDA_TRY(cudaGetLastError());
   const long long cells = (long long)B * m.frames * m.nb;
   if (m.kind == TeacherKind::gcc_phat) {
-    phat_cross<<<blocks_for(cells), kDspThreads, 0, s>>>(m.X.get(), m.G.get(), B, m.frames, m.nb, m.eps.get());
+    BSIM_LAUNCH(phat_cross, blocks_for(cells), kDspThreads, 0, s)(m.X.get(), m.G.get(), B, m.frames, m.nb, m.eps.get());
     BSIM_CUDA_TRY(cudaGetLastError());
     BSIM_CUFFT_TRY(cufftExecC2R(m.inv->get(), m.G.get(), m.r.get()));
     const long long n_out = (long long)B * m.n_features * m.frames;
-    gather_lags<<<blocks_for(n_out), kDspThreads, 0, s>>>(m.r.get(), out, B, m.frames, m.cfg.n_fft, m.cfg.gcc_max_lag);
+    BSIM_LAUNCH(gather_lags, blocks_for(n_out), kDspThreads, 0, s)(
+        m.r.get(), out, B, m.frames, m.cfg.n_fft, m.cfg.gcc_max_lag);
   } else {
     const bool ipd = m.kind == TeacherKind::ipd || m.kind == TeacherKind::ipd_ild;
     const bool ild = m.kind == TeacherKind::ild || m.kind == TeacherKind::ipd_ild;
-    ipd_ild<<<blocks_for(cells), kDspThreads, 0, s>>>(m.X.get(), out, B, m.frames, m.nb, m.eps.get(), ipd, ild,
-                                                   m.n_features);
+    BSIM_LAUNCH(ipd_ild, blocks_for(cells), kDspThreads, 0, s)(
+        m.X.get(), out, B, m.frames, m.nb, m.eps.get(), ipd, ild, m.n_features);
   }
   BSIM_CUDA_TRY(cudaGetLastError());
 }

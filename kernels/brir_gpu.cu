@@ -11,6 +11,7 @@
 #include "kernels/brir_kernels.cuh"
 #include "kernels/check.cuh"
 #include "kernels/device_buffer.cuh"
+#include "kernels/launch.cuh"
 #include "sim/fft.h"
 
 namespace bsim::cuda {
@@ -119,15 +120,16 @@ void BrirRenderer::enqueue_device(const RoomGeometry* rooms, int B, bool late_ta
   BSIM_CUDA_TRY(cudaMemsetAsync(counts, 0, B * sizeof(int), s));
   BSIM_CUDA_TRY(cudaMemset2DAsync(out, pitch, 0, width, size_t(B) * 2, s));
   if (direct && n_direct > 0) BSIM_CUDA_TRY(cudaMemset2DAsync(direct, pitch, 0, width, size_t(n_direct) * 2, s));
-  image_sources_kernel<<<B, kImageThreads, 0, s>>>(rooms, m.grids, m.fs_over_c, m.capacity, m.images.get(), counts);
+  BSIM_LAUNCH(image_sources_kernel, B, kImageThreads, 0, s)(
+      rooms, m.grids, m.fs_over_c, m.capacity, m.images.get(), counts);
   BSIM_CUDA_TRY(cudaGetLastError());
   const dim3 grid(std::min(kScatterBlocksPerRoom, m.capacity), B);
-  scatter_kernel<<<grid, kScatterThreads, 0, s>>>(rooms, m.images.get(), counts, m.capacity, m.grids, m.half_width,
-                                                  m.length, stride, out, direct, n_direct);
+  BSIM_LAUNCH(scatter_kernel, grid, kScatterThreads, 0, s)(
+      rooms, m.images.get(), counts, m.capacity, m.grids, m.half_width, m.length, stride, out, direct, n_direct);
   BSIM_CUDA_TRY(cudaGetLastError());
   if (late_tail) {
     // Executions cover whole chunks of rooms; rooms past B hold stale spectra whose output is never read.
-    tail_spectra_kernel<<<dim3((m.tail_nb + kTailThreads - 1) / kTailThreads, B), kTailThreads, 0, s>>>(
+    BSIM_LAUNCH(tail_spectra_kernel, dim3((m.tail_nb + kTailThreads - 1) / kTailThreads, B), kTailThreads, 0, s)(
         rooms, m.mag_l.get(), m.mag_r.get(), m.coh.get(), m.weights.get(), m.tail_groups, m.tail_n, m.tail_nb,
         m.tail_spec.get());
     BSIM_CUDA_TRY(cudaGetLastError());
@@ -137,7 +139,7 @@ void BrirRenderer::enqueue_device(const RoomGeometry* rooms, int B, bool late_ta
       if (cufftExecC2R(m.tail_plan, m.tail_spec.get() + r0 * per_room_spec, m.tail_time.get() + r0 * per_room_time) !=
           CUFFT_SUCCESS)
         throw RuntimeError("cuFFT: late-tail inverse transform failed");
-    tail_envelope_kernel<<<dim3((m.length + kTailThreads - 1) / kTailThreads, 2 * B), kTailThreads, 0, s>>>(
+    BSIM_LAUNCH(tail_envelope_kernel, dim3((m.length + kTailThreads - 1) / kTailThreads, 2 * B), kTailThreads, 0, s)(
         rooms, m.tail_time.get(), m.group_ratio.get(), m.tail_groups, m.tail_n, m.length, m.fs, m.c, stride, out);
     BSIM_CUDA_TRY(cudaGetLastError());
   }

@@ -8,6 +8,7 @@
 #include "kernels/brir_gpu.h"
 #include "kernels/check.cuh"
 #include "kernels/device_buffer.cuh"
+#include "kernels/launch.cuh"
 #include "kernels/doa_gpu.h"
 #include "kernels/doa_kernels.cuh"
 #include "sim/features.h"
@@ -66,11 +67,12 @@ std::vector<BatchClassicDoa::Choices> BatchClassicDoa::estimate(const float* aud
   cudaStream_t s = m.stream.get();
   BSIM_CUDA_TRY(cudaMemcpyAsync(m.audio.get(), audio, size_t(count) * 2 * p.T * sizeof(float), cudaMemcpyHostToDevice, s));
   const dim3 grid((p.n_frames + p.frames_per_block - 1) / p.frames_per_block, count);
-  doa_stft<<<grid, kThreads, m.stft_smem, s>>>(m.audio.get(), m.window.get(), m.twiddle.get(), p, m.X.get());
+  BSIM_LAUNCH(doa_stft, grid, kThreads, m.stft_smem, s)(m.audio.get(), m.window.get(), m.twiddle.get(), p, m.X.get());
   BSIM_CUDA_TRY(cudaGetLastError());
-  doa_statistics<<<count, kThreads, 0, s>>>(m.X.get(), p, m.stats.get());
+  BSIM_LAUNCH(doa_statistics, count, kThreads, 0, s)(m.X.get(), p, m.stats.get());
   BSIM_CUDA_TRY(cudaGetLastError());
-  doa_decide<<<count, kThreads, m.decide_smem, s>>>(m.stats.get(), m.steer.get(), m.itd.get(), p, m.choice.get());
+  BSIM_LAUNCH(doa_decide, count, kThreads, m.decide_smem, s)(
+      m.stats.get(), m.steer.get(), m.itd.get(), p, m.choice.get());
   BSIM_CUDA_TRY(cudaGetLastError());
   std::vector<int> flat(size_t(count) * kClassicMethods);
   BSIM_CUDA_TRY(cudaMemcpyAsync(flat.data(), m.choice.get(), flat.size() * sizeof(int), cudaMemcpyDeviceToHost, s));

@@ -1,24 +1,52 @@
 // Lets kernel headers (kernels/*.cuh that hold device code only) compile as plain C++, so that CPU tests run
-// the kernel bodies sequentially: the launch loops over blocks with one thread per block. Kernels written in
-// the strided-loop style (for i = threadIdx.x; i < n; i += blockDim.x, phases separated by __syncthreads)
-// then compute exactly what the GPU computes, up to float rounding; races and occupancy are not modelled
-// (compute-sanitizer's racecheck covers those on the device). Under nvcc this header is empty.
+// the kernel bodies on the CPU. Two ways to launch:
+//  - emu::launch / launch3: one thread per block, blocks in order. Kernels written in the strided-loop style
+//    (for i = threadIdx.x; i < n; i += blockDim.x, phases separated by __syncthreads) then compute what the GPU
+//    computes, up to float rounding.
+//  - emu::launch_blocks: every thread of every block, as the GPU's launch shape says. Each thread of a block
+//    that meets a __syncthreads runs as a fiber (ucontext) that stops there until every thread of the block has
+//    arrived; a barrier that some threads of the block never reach (they returned) is an error, as it is
+//    undefined behaviour on the device. The emulated CUDA runtime (kernels/emulated_runtime/) launches this
+//    way, so the host code's grids, block sizes and shared-memory sizes are exercised too.
+// Races between threads and occupancy are not modelled (compute-sanitizer's racecheck covers races on the
+// device); blocks and threads run one at a time, under one lock per process. Under nvcc this header is empty.
 #pragma once
 #if !defined(__CUDACC__)
 #include <math.h>  // the C math functions (sinf, hypot, ...) in the global namespace, as device code calls them
 #include <stdlib.h>
+#include <ucontext.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <tuple>
 #include <vector>
+
+// AddressSanitizer follows the stack switches of the fibers below when told of them (else it reports false
+// errors on the fibers' stacks): the emulated backend's ASan build checks every kernel's memory accesses.
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/common_interface_defs.h>
+#define BSIM_FIBER_SWITCH_START(save, bottom, size) __sanitizer_start_switch_fiber(save, bottom, size)
+#define BSIM_FIBER_SWITCH_FINISH(save, bottom, size) __sanitizer_finish_switch_fiber(save, bottom, size)
+#else
+#define BSIM_FIBER_SWITCH_START(save, bottom, size) ((void)0)
+#define BSIM_FIBER_SWITCH_FINISH(save, bottom, size) ((void)0)
+#endif
 
 #define __global__
 #define __device__
 #define __host__
 #define __forceinline__ inline
 #define __restrict__
-#define __shared__ static  // one thread per block, blocks in order: one copy serves every block in turn
+#define __shared__ static  // blocks run one at a time: one copy serves every block in turn
 
 struct float2 {
   float x, y;
@@ -27,14 +55,27 @@ inline float2 make_float2(float x, float y) { return {x, y}; }
 struct EmuDim3 {
   unsigned x = 0, y = 0, z = 0;
 };
+// The launch-shape type of the CUDA runtime (every extent defaults to 1).
+struct dim3 {
+  unsigned x = 1, y = 1, z = 1;
+  constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
 
 namespace bsim::emu {
-inline EmuDim3 blockIdx, threadIdx, blockDim{1, 1, 1}, gridDim{1, 1, 1};
+inline thread_local EmuDim3 blockIdx, threadIdx, blockDim{1, 1, 1}, gridDim{1, 1, 1};
 inline std::vector<unsigned char> dynamic_shared(1 << 20);
+constexpr size_t kDefaultDynamicShared = 1 << 20;
+
+// Every launch holds this lock: the kernels' __shared__ statics and the fibers are one set per process.
+inline std::recursive_mutex& launch_mutex() {
+  static std::recursive_mutex m;
+  return m;
+}
 
 // Runs kernel(args...) over a (gx, gy, gz) grid, one thread per block, blocks in order.
 template <typename Kernel, typename... Args>
 void launch3(unsigned gx, unsigned gy, unsigned gz, Kernel kernel, Args... args) {
+  std::lock_guard<std::recursive_mutex> lock(launch_mutex());
   gridDim = {gx, gy, gz};
   blockDim = {1, 1, 1};
   threadIdx = {0, 0, 0};
@@ -49,13 +90,189 @@ template <typename Kernel, typename... Args>
 void launch(unsigned gx, unsigned gy, Kernel kernel, Args... args) {
   launch3(gx, gy, 1u, kernel, args...);
 }
+
+// A kernel did something the device would not run correctly (a barrier not every thread reaches).
+class KernelFault : public std::logic_error {
+ public:
+  using std::logic_error::logic_error;
+};
+
+// The threads of one block. A block's threads first run one after another on the caller's stack until one
+// meets a barrier; from then on every thread is a fiber, resumed phase by phase.
+class BlockRunner {
+ public:
+  // Runs body() once per thread of a block of n threads (threadIdx set from t = 0 .. n - 1, x fastest).
+  void run(unsigned n, const std::function<void()>& body, const char* kernel) {
+    kernel_ = kernel;
+    if (n == 1) {
+      threadIdx = {0, 0, 0};
+      body();
+      return;
+    }
+    struct Reset {  // whatever happens, the next __syncthreads outside this block is a single thread's
+      BlockRunner& r;
+      ~Reset() { r.n_ = 1, r.direct_ = false; }
+    } reset{*this};
+    n_ = n, body_ = &body, error_ = nullptr;
+    if (fibers_.size() < n) fibers_.resize(n);
+    // Thread 0 as a fiber: if it ends without a barrier, the kernel has none on this path (any other thread
+    // meeting one would be a divergent barrier), and the rest run directly, cheaply.
+    start(0);
+    rethrow();
+    if (fibers_[0].state == kDone) {
+      direct_ = true;
+      for (unsigned t = 1; t < n; ++t) {
+        set_thread(t);
+        body();
+      }
+      return;
+    }
+    for (unsigned t = 1; t < n; ++t) {
+      start(t);
+      rethrow();
+    }
+    for (;;) {
+      unsigned waiting = 0, done = 0;
+      for (unsigned t = 0; t < n; ++t) (fibers_[t].state == kDone ? done : waiting) += 1;
+      if (waiting == 0) break;
+      if (done > 0)
+        throw KernelFault(std::string(kernel_) + ": " + std::to_string(waiting) + " of " + std::to_string(n) +
+                          " threads of block (" + std::to_string(blockIdx.x) + ", " + std::to_string(blockIdx.y) +
+                          ", " + std::to_string(blockIdx.z) + ") wait at __syncthreads after the others returned " +
+                          "(a barrier in divergent code: undefined on the device)");
+      for (unsigned t = 0; t < n; ++t) {
+        resume(t);
+        rethrow();
+      }
+    }
+  }
+
+  // __syncthreads(): the calling fiber waits until the whole block has arrived.
+  void barrier() {
+    if (n_ <= 1) return;
+    if (direct_)
+      throw KernelFault(std::string(kernel_) + ": thread " + std::to_string(threadIdx.x) + " of block (" +
+                        std::to_string(blockIdx.x) + ", " + std::to_string(blockIdx.y) +
+                        ") meets __syncthreads that thread 0 never reached (a barrier in divergent code)");
+    Fiber& f = fibers_[current_];
+    f.state = kWaiting;
+    BSIM_FIBER_SWITCH_START(&f.fake_stack, caller_bottom_, caller_size_);
+    swapcontext(&f.ctx, &caller_);
+    BSIM_FIBER_SWITCH_FINISH(f.fake_stack, &caller_bottom_, &caller_size_);
+  }
+
+ private:
+  static constexpr size_t kStackBytes = 256 * 1024;
+  enum State { kRunning, kWaiting, kDone };
+  struct Fiber {
+    ucontext_t ctx{};
+    std::unique_ptr<char[]> stack;  // uninitialised: only the pages a thread touches are ever mapped
+    State state = kDone;
+    void* fake_stack = nullptr;  // AddressSanitizer's, while the fiber is switched out
+  };
+
+  static void entry();  // the fiber's first frame: runs the body for the current thread
+
+  void set_thread(unsigned t) {
+    threadIdx = {t % blockDim.x, (t / blockDim.x) % blockDim.y, t / (blockDim.x * blockDim.y)};
+  }
+  void start(unsigned t) {
+    Fiber& f = fibers_[t];
+    if (!f.stack) f.stack.reset(new char[kStackBytes]);
+    getcontext(&f.ctx);
+    f.ctx.uc_stack.ss_sp = f.stack.get();
+    f.ctx.uc_stack.ss_size = kStackBytes;
+    f.ctx.uc_link = &caller_;
+    makecontext(&f.ctx, &BlockRunner::entry, 0);
+    f.state = kRunning;
+    switch_to(t);
+  }
+  void resume(unsigned t) {
+    Fiber& f = fibers_[t];
+    if (f.state != kWaiting) return;
+    f.state = kRunning;
+    switch_to(t);
+  }
+  void switch_to(unsigned t) {
+    Fiber& f = fibers_[t];
+    current_ = t;
+    set_thread(t);
+    void* caller_fake_stack = nullptr;
+    BSIM_FIBER_SWITCH_START(&caller_fake_stack, f.stack.get(), kStackBytes);
+    swapcontext(&caller_, &f.ctx);
+    BSIM_FIBER_SWITCH_FINISH(caller_fake_stack, nullptr, nullptr);
+  }
+  void rethrow() {
+    if (error_) {
+      std::exception_ptr e = error_;
+      error_ = nullptr;
+      std::rethrow_exception(e);
+    }
+  }
+
+  std::vector<Fiber> fibers_;
+  ucontext_t caller_{};
+  const std::function<void()>* body_ = nullptr;
+  std::exception_ptr error_;
+  const char* kernel_ = "";
+  const void* caller_bottom_ = nullptr;  // the caller's stack, for AddressSanitizer's switches back
+  size_t caller_size_ = 0;
+  unsigned n_ = 1, current_ = 0;
+  bool direct_ = false;
+};
+
+inline BlockRunner& block_runner() {
+  static BlockRunner r;  // used under launch_mutex() only
+  return r;
+}
+
+inline void BlockRunner::entry() {
+  BlockRunner& r = block_runner();
+  BSIM_FIBER_SWITCH_FINISH(nullptr, &r.caller_bottom_, &r.caller_size_);
+  try {
+    (*r.body_)();
+  } catch (...) {
+    r.error_ = std::current_exception();
+  }
+  r.fibers_[r.current_].state = kDone;
+  BSIM_FIBER_SWITCH_START(nullptr, r.caller_bottom_, r.caller_size_);  // this fiber ends: returns to uc_link
+}
+
+// Runs kernel(args...) as a CUDA launch of `grid` blocks of `block` threads with `shared_bytes` of dynamic
+// shared memory: every thread runs, barriers synchronise the block's threads, and the dynamic shared memory
+// is exactly the size asked for (a read past it is a heap overflow that AddressSanitizer reports) and holds
+// 0xFF bytes (NaN floats) when each block starts, as the device promises nothing about it. Arguments are
+// converted to the kernel's parameter types once; each thread receives its own copy, as on the device.
+template <typename... Params, typename... Args>
+void launch_blocks(dim3 grid, dim3 block, size_t shared_bytes, void (*kernel)(Params...), const char* name,
+                   Args&&... args) {
+  std::lock_guard<std::recursive_mutex> lock(launch_mutex());
+  std::tuple<std::decay_t<Params>...> params(std::forward<Args>(args)...);
+  const std::function<void()> body = [&] { std::apply(kernel, params); };
+  std::vector<unsigned char>(std::max<size_t>(shared_bytes, 1)).swap(dynamic_shared);
+  struct Restore {
+    ~Restore() { std::vector<unsigned char>(kDefaultDynamicShared).swap(dynamic_shared); }
+  } restore;
+  gridDim = {grid.x, grid.y, grid.z};
+  blockDim = {block.x, block.y, block.z};
+  const unsigned n = block.x * block.y * block.z;
+  BlockRunner& runner = block_runner();
+  for (unsigned z = 0; z < grid.z; ++z)
+    for (unsigned y = 0; y < grid.y; ++y)
+      for (unsigned x = 0; x < grid.x; ++x) {
+        blockIdx = {x, y, z};
+        std::memset(dynamic_shared.data(), 0xFF, dynamic_shared.size());
+        runner.run(n, body, name);
+      }
+  blockDim = {1, 1, 1};
+}
 }  // namespace bsim::emu
 
 using bsim::emu::blockDim;
 using bsim::emu::blockIdx;
 using bsim::emu::gridDim;
 using bsim::emu::threadIdx;
-inline void __syncthreads() {}
+inline void __syncthreads() { bsim::emu::block_runner().barrier(); }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline unsigned __brev(unsigned x) {
   unsigned r = 0;

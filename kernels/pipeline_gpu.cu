@@ -27,6 +27,7 @@
 #include "kernels/counter_rng.cuh"
 #include "kernels/cufft_plan.cuh"
 #include "kernels/device_buffer.cuh"
+#include "kernels/launch.cuh"
 #include "kernels/pipeline_gpu.h"
 #include "kernels/pipeline_kernels.cuh"
 #include "kernels/pipeline_plan.h"
@@ -420,15 +421,16 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[0]->get(), st));
 
   // Synthetic noise (diffuse at the ears; dry point noise).
-  synthetic_spectra<<<dim3(blocks_for(m.nbs), B), kPipelineThreads, 0, st>>>(m.d_examples.get(), m.syn_shape.get(),
-                                                                       m.syn_mag_l.get(), m.syn_mag_r.get(),
-                                                                       m.syn_coh.get(), m.ns, m.nbs, m.syn_spec.get());
+  BSIM_LAUNCH(synthetic_spectra, dim3(blocks_for(m.nbs), B), kPipelineThreads, 0, st)(
+      m.d_examples.get(), m.syn_shape.get(), m.syn_mag_l.get(), m.syn_mag_r.get(), m.syn_coh.get(), m.ns, m.nbs,
+      m.syn_spec.get());
   BSIM_CUDA_TRY(cudaGetLastError());
   BSIM_CUFFT_TRY(cufftExecC2R(m.syn_c2r->get(), m.syn_spec.get(), m.syn.get()));
 
   // Dry signals into zeroed input rows, then their spectra.
   BSIM_CUDA_TRY(cudaMemsetAsync(m.inputs.get(), 0, size_t(E) * m.N * sizeof(float), st));
-  gather_segments<<<dim3(32, std::min(S, 65535)), kPipelineThreads, 0, st>>>(m.d_segments.get(), S, m.N, m.inputs.get());
+  BSIM_LAUNCH(gather_segments, dim3(32, std::min(S, 65535)), kPipelineThreads, 0, st)(
+      m.d_segments.get(), S, m.N, m.inputs.get());
   BSIM_CUDA_TRY(cudaGetLastError());
   const float fs = float(cfg.sample_rate_hz);
   if (!m.fused_conv) {
@@ -436,8 +438,8 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   } else if (any_tilt) {  // the tilted voices back in the time domain, pre-ringing at the rows' ends
     const int rows = (B + m.chunk - 1) / m.chunk * m.chunk;  // what the chunked transforms cover
     m.exec_r2c(m.inputs.get(), m.X.get(), 0, B);
-    tilt_rows<<<blocks_for((long long)rows * m.nb), kPipelineThreads, 0, st>>>(m.X.get(), B, rows, m.nb, m.N, fs,
-                                                                       m.d_examples.get());
+    BSIM_LAUNCH(tilt_rows, blocks_for((long long)rows * m.nb), kPipelineThreads, 0, st)(
+        m.X.get(), B, rows, m.nb, m.N, fs, m.d_examples.get());
     BSIM_CUDA_TRY(cudaGetLastError());
     m.exec_c2r(m.X.get(), m.inputs.get(), 0, B);
   }
@@ -459,20 +461,21 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
     FusedConvParams p = m.cp;
     p.pairs = m.d_pairs.get();
     const float2* tw = m.conv_twiddle.get();
-    conv_input_spectra<16><<<dim3(p.J2 / 2, E), m.conv_threads, m.conv_smem, st>>>(m.inputs.get(), tw, p, m.conv_X.get());
-    conv_filter_spectra<16><<<dim3(p.Q, n_pairs), m.conv_threads, m.conv_smem, st>>>(m.filters.get(), tw, p,
-                                                                                      m.conv_H.get());
-    conv_output_blocks<16><<<dim3(p.J, n_pairs), m.conv_threads, m.conv_smem, st>>>(m.conv_X.get(), m.conv_H.get(),
-                                                                                     tw, p, m.filters.get());
+    BSIM_LAUNCH(conv_input_spectra<16>, dim3(p.J2 / 2, E), m.conv_threads, m.conv_smem, st)(
+        m.inputs.get(), tw, p, m.conv_X.get());
+    BSIM_LAUNCH(conv_filter_spectra<16>, dim3(p.Q, n_pairs), m.conv_threads, m.conv_smem, st)(
+        m.filters.get(), tw, p, m.conv_H.get());
+    BSIM_LAUNCH(conv_output_blocks<16>, dim3(p.J, n_pairs), m.conv_threads, m.conv_smem, st)(
+        m.conv_X.get(), m.conv_H.get(), tw, p, m.filters.get());
     BSIM_CUDA_TRY(cudaGetLastError());
   } else {
     m.exec_r2c(m.filters.get(), m.H.get(), 0, 2LL * E);
     m.exec_r2c(m.filters.get(), m.H.get(), m.direct_row0, m.direct_row0 + 2LL * B);
     const float scale = 1.0f / float(m.N);
-    multiply_rows<<<blocks_for(2LL * E * m.nb), kPipelineThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * E, 0, m.nb, scale,
-                                                                   m.d_examples.get(), B, int(m.N), fs);
-    multiply_rows<<<blocks_for(2LL * B * m.nb), kPipelineThreads, 0, st>>>(m.X.get(), m.H.get(), 2LL * B, m.direct_row0,
-                                                                   m.nb, scale, m.d_examples.get(), B, int(m.N), fs);
+    BSIM_LAUNCH(multiply_rows, blocks_for(2LL * E * m.nb), kPipelineThreads, 0, st)(
+        m.X.get(), m.H.get(), 2LL * E, 0, m.nb, scale, m.d_examples.get(), B, int(m.N), fs);
+    BSIM_LAUNCH(multiply_rows, blocks_for(2LL * B * m.nb), kPipelineThreads, 0, st)(
+        m.X.get(), m.H.get(), 2LL * B, m.direct_row0, m.nb, scale, m.d_examples.get(), B, int(m.N), fs);
     BSIM_CUDA_TRY(cudaGetLastError());
     m.exec_c2r(m.H.get(), m.filters.get(), 0, 2LL * E);
     m.exec_c2r(m.H.get(), m.filters.get(), m.direct_row0, m.direct_row0 + 2LL * B);
@@ -481,17 +484,17 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
 
   // Noise, SNR, output gain, outputs, teacher.
   if (E > B) {
-    emitter_energy<<<E - B, kPipelineThreads, 0, st>>>(m.filters.get(), m.N, m.T, B, m.energy.get());
+    BSIM_LAUNCH(emitter_energy, E - B, kPipelineThreads, 0, st)(m.filters.get(), m.N, m.T, B, m.energy.get());
     BSIM_CUDA_TRY(cudaGetLastError());
   }
-  mix_noise<<<dim3(blocks_for(m.T), B, 2), kPipelineThreads, 0, st>>>(m.d_examples.get(), m.d_emitters.get(), m.energy.get(),
-                                                               m.syn.get(), m.ns, m.filters.get(), m.N, m.T,
-                                                               m.noise_raw.get());
+  BSIM_LAUNCH(mix_noise, dim3(blocks_for(m.T), B, 2), kPipelineThreads, 0, st)(
+      m.d_examples.get(), m.d_emitters.get(), m.energy.get(), m.syn.get(), m.ns, m.filters.get(), m.N, m.T,
+      m.noise_raw.get());
   BSIM_CUDA_TRY(cudaGetLastError());
-  example_gains<<<B, kPipelineThreads, 0, st>>>(m.d_examples.get(), m.filters.get(), direct, m.N, m.noise_raw.get(), m.T,
-                                        m.gains.get());
+  BSIM_LAUNCH(example_gains, B, kPipelineThreads, 0, st)(
+      m.d_examples.get(), m.filters.get(), direct, m.N, m.noise_raw.get(), m.T, m.gains.get());
   BSIM_CUDA_TRY(cudaGetLastError());
-  finalise<<<blocks_for(2LL * B * m.T), kPipelineThreads, 0, st>>>(
+  BSIM_LAUNCH(finalise, blocks_for(2LL * B * m.T), kPipelineThreads, 0, st)(
       m.filters.get(), direct, m.N, m.noise_raw.get(), m.gains.get(), B, m.T, slot.clean.get(), slot.reverberant.get(),
       slot.noise.get(), slot.augmented.get(), m.half ? slot.clean_half.get() : nullptr,
       m.half ? slot.augmented_half.get() : nullptr);

@@ -37,15 +37,19 @@ namespace {
 struct PlanPair {
   fftwf_plan fwd, inv;
 };
-std::mutex g_plan_mutex;
 std::map<int, PlanPair>& plan_cache() {
   static std::map<int, PlanPair> cache;  // plans live for the whole process
   return cache;
 }
 }  // namespace
 
+std::mutex& fftw_planner_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 RealFft::RealFft(int n) : n_(n) {
-  std::lock_guard<std::mutex> lock(g_plan_mutex);
+  std::lock_guard<std::mutex> lock(fftw_planner_mutex());
   auto& cache = plan_cache();
   auto it = cache.find(n);
   if (it == cache.end()) {

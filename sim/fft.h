@@ -3,11 +3,16 @@
 #pragma once
 #include <complex>
 #include <cstddef>
+#include <mutex>
 #include <vector>
 
 #include "sim/spectral_tilt.h"
 
 namespace bsim {
+
+// FFTW's planner is not thread-safe: whoever makes or destroys FFTW plans holds this lock (RealFft, and the
+// emulated cuFFT of kernels/emulated_runtime/).
+std::mutex& fftw_planner_mutex();
 
 // Smallest 2^a 3^b 5^c >= n: sizes FFTW (and cuFFT) handle fast.
 int good_fft_size(int n);

@@ -1,0 +1,2 @@
+// batch_dsp.cu compiled as C++ against the emulated CUDA runtime (this folder's cuda_runtime.h and cufft.h).
+#include "kernels/batch_dsp.cu"

@@ -1,0 +1,2 @@
+// device.cu compiled as C++ against the emulated CUDA runtime (this folder's cuda_runtime.h and cufft.h).
+#include "kernels/device.cu"

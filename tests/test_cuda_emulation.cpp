@@ -1,0 +1,208 @@
+// The emulated CUDA runtime (kernels/emulated_runtime/) catches what only a device would otherwise show:
+// barriers, launch shapes, copies and transforms outside their allocations, reads of memory never written.
+// Each test here fails if the emulation stops checking (or stops computing) what it claims.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <complex>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/emulated_runtime/cufft.h"
+#include "kernels/launch.cuh"
+#include "sim/fft.h"
+
+namespace {
+
+// A tree reduction over one block: right only if every thread finishes each level before any reads the next.
+__global__ void block_sum(const float* x, float* out) {
+  BSIM_DYNAMIC_SHARED(float, s);
+  const unsigned t = threadIdx.x;
+  s[t] = x[blockIdx.x * blockDim.x + t];
+  __syncthreads();
+  for (unsigned w = blockDim.x / 2; w > 0; w /= 2) {
+    if (t < w) s[t] += s[t + w];
+    __syncthreads();
+  }
+  if (t == 0) out[blockIdx.x] = s[0];
+}
+
+// Threads past `n` leave before the barrier the others wait at: undefined on the device.
+__global__ void early_return_before_barrier(float* x, int n) {
+  if (int(threadIdx.x) >= n) return;
+  x[threadIdx.x] = 1.0f;
+  __syncthreads();
+  x[threadIdx.x] += 1.0f;
+}
+
+// A barrier inside a branch only some threads take.
+__global__ void barrier_in_branch(float* x) {
+  if (threadIdx.x == 5) __syncthreads();
+  x[threadIdx.x] = 2.0f;
+}
+
+// Copies dynamic shared memory out without writing it first.
+__global__ void read_shared(float* out, int n) {
+  BSIM_DYNAMIC_SHARED(float, s);
+  for (int i = threadIdx.x; i < n; i += blockDim.x) out[blockIdx.x * n + i] = s[i];
+}
+
+__global__ void index_grid(int* out) {
+  const int i = (blockIdx.y * gridDim.x + blockIdx.x) * blockDim.x * blockDim.y + threadIdx.y * blockDim.x + threadIdx.x;
+  out[i] = i;
+}
+
+template <typename T>
+T* device_alloc(size_t n) {
+  void* p = nullptr;
+  EXPECT_EQ(cudaMalloc(&p, n * sizeof(T)), cudaSuccess);
+  return static_cast<T*>(p);
+}
+
+std::string last_error_text() { return cudaGetErrorString(cudaGetLastError()); }
+
+}  // namespace
+
+TEST(EmulatedCuda, BarriersSeparateThePhasesOfEveryThread) {
+  const int blocks = 3, threads = 256;
+  std::vector<float> x(blocks * threads);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = float(i % 97) - 40.0f;
+  float* dx = device_alloc<float>(x.size());
+  float* dout = device_alloc<float>(blocks);
+  ASSERT_EQ(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+  BSIM_LAUNCH(block_sum, blocks, threads, threads * sizeof(float), nullptr)(dx, dout);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  std::vector<float> out(blocks);
+  ASSERT_EQ(cudaMemcpy(out.data(), dout, blocks * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  for (int b = 0; b < blocks; ++b) {
+    double want = 0;
+    for (int t = 0; t < threads; ++t) want += x[size_t(b) * threads + t];
+    EXPECT_EQ(out[size_t(b)], float(want)) << "block " << b;
+  }
+  cudaFree(dx), cudaFree(dout);
+}
+
+TEST(EmulatedCuda, EveryThreadOfEveryBlockRunsWithItsIndices) {
+  const dim3 grid(3, 2), block(8, 4);
+  const int n = 3 * 2 * 8 * 4;
+  int* d = device_alloc<int>(n);
+  BSIM_LAUNCH(index_grid, grid, block, 0, nullptr)(d);
+  std::vector<int> out(n, -1);
+  ASSERT_EQ(cudaMemcpy(out.data(), d, n * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  for (int i = 0; i < n; ++i) ASSERT_EQ(out[size_t(i)], i);
+  cudaFree(d);
+}
+
+TEST(EmulatedCuda, ABarrierSomeThreadsNeverReachIsAFault) {
+  float* d = device_alloc<float>(64);
+  try {
+    BSIM_LAUNCH(early_return_before_barrier, 1, 64, 0, nullptr)(d, 40);
+    FAIL() << "threads that returned before a barrier went unnoticed";
+  } catch (const bsim::emu::KernelFault& e) {
+    EXPECT_NE(std::string(e.what()).find("40 of 64 threads"), std::string::npos) << e.what();
+  }
+  try {
+    BSIM_LAUNCH(barrier_in_branch, 1, 32, 0, nullptr)(d);
+    FAIL() << "a barrier in a branch went unnoticed";
+  } catch (const bsim::emu::KernelFault& e) {
+    EXPECT_NE(std::string(e.what()).find("barrier_in_branch"), std::string::npos) << e.what();
+  }
+  BSIM_LAUNCH(early_return_before_barrier, 1, 64, 0, nullptr)(d, 64);  // every thread reaches it: fine
+  std::vector<float> out(64);
+  ASSERT_EQ(cudaMemcpy(out.data(), d, 64 * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(out[63], 2.0f);
+  cudaFree(d);
+}
+
+TEST(EmulatedCuda, LaunchShapesTheDeviceRefusesAreRefused) {
+  float* d = device_alloc<float>(1 << 16);
+  BSIM_LAUNCH(read_shared, 1, 2048, 0, nullptr)(d, 16);
+  EXPECT_NE(last_error_text().find("invalid configuration argument"), std::string::npos);
+  BSIM_LAUNCH(read_shared, dim3(1, 70000), 32, 0, nullptr)(d, 16);
+  EXPECT_NE(last_error_text().find("70000"), std::string::npos);
+  // Dynamic shared memory: 48 KiB unless the kernel was given more, at most 227 KiB.
+  BSIM_LAUNCH(read_shared, 1, 32, 64 * 1024, nullptr)(d, 16);
+  const std::string refused = last_error_text();
+  EXPECT_NE(refused.find("read_shared: 65536 bytes of dynamic shared memory, 49152 allowed"), std::string::npos)
+      << refused;
+  EXPECT_EQ(cudaFuncSetAttribute(read_shared, cudaFuncAttributeMaxDynamicSharedMemorySize, 300 * 1024),
+            cudaErrorInvalidValue);
+  cudaGetLastError();
+  ASSERT_EQ(cudaFuncSetAttribute(read_shared, cudaFuncAttributeMaxDynamicSharedMemorySize, 64 * 1024), cudaSuccess);
+  BSIM_LAUNCH(read_shared, 1, 32, 64 * 1024, nullptr)(d, 16);
+  EXPECT_EQ(cudaGetLastError(), cudaSuccess);
+  cudaFree(d);
+}
+
+// New device memory and each block's shared memory hold NaN: a kernel that reads either before writing it
+// shows up in its results, as it may on the device.
+TEST(EmulatedCuda, MemoryNeverWrittenReadsAsNaN) {
+  const int n = 100, blocks = 2;
+  float* d = device_alloc<float>(size_t(n) * blocks);
+  std::vector<float> fresh(size_t(n) * blocks, 0.0f);
+  ASSERT_EQ(cudaMemcpy(fresh.data(), d, fresh.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_TRUE(std::isnan(fresh[0]) && std::isnan(fresh.back()));
+  ASSERT_EQ(cudaMemset(d, 0, fresh.size() * 4), cudaSuccess);
+  BSIM_LAUNCH(read_shared, blocks, 32, n * sizeof(float), nullptr)(d, n);
+  std::vector<float> out(fresh.size(), 0.0f);
+  ASSERT_EQ(cudaMemcpy(out.data(), d, out.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  for (float v : out) ASSERT_TRUE(std::isnan(v));
+  cudaFree(d);
+}
+
+TEST(EmulatedCuda, CopiesStayInsideTheirAllocationAndGoTheWayTheySay) {
+  float* d = device_alloc<float>(100);
+  std::vector<float> h(200, 1.0f);
+  EXPECT_EQ(cudaMemcpy(d, h.data(), 100 * 4, cudaMemcpyHostToDevice), cudaSuccess);
+  EXPECT_EQ(cudaMemcpy(d + 1, h.data(), 100 * 4, cudaMemcpyHostToDevice), cudaErrorInvalidValue);
+  EXPECT_NE(last_error_text().find("runs past the end of its device allocation"), std::string::npos);
+  EXPECT_EQ(cudaMemcpy(h.data(), d, 400, cudaMemcpyHostToDevice), cudaErrorInvalidDevicePointer);
+  EXPECT_NE(last_error_text().find("is not device memory"), std::string::npos);
+  EXPECT_EQ(cudaMemcpy(d, h.data(), 400, cudaMemcpyDeviceToHost), cudaErrorInvalidMemcpyDirection);
+  cudaGetLastError();
+  EXPECT_EQ(cudaMemset2DAsync(d, 40 * 4, 0, 10 * 4, 3), cudaSuccess);  // rows 0, 40, 80: the last ends at 90
+  EXPECT_EQ(cudaMemset2DAsync(d, 40 * 4, 0, 30 * 4, 3), cudaErrorInvalidValue);  // the last would end at 110
+  cudaGetLastError();
+  cudaFree(d);
+}
+
+TEST(EmulatedCuda, DeviceMemoryIsFiniteAndSaysSo) {
+  size_t free_b = 0, total_b = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_b, &total_b), cudaSuccess);
+  void* p = nullptr;
+  EXPECT_EQ(cudaMalloc(&p, total_b + 1), cudaErrorMemoryAllocation);
+  EXPECT_EQ(p, nullptr);
+  EXPECT_NE(last_error_text().find("out of memory"), std::string::npos);
+  size_t free_after = 0;
+  cudaMemGetInfo(&free_after, &total_b);
+  EXPECT_EQ(free_after, free_b);  // the failed request took nothing
+}
+
+// cuFFT's batched real transforms: FFTW's results in cuFFT's layout (basic layout without embeddings), and an
+// execution whose batch runs past its allocation fails.
+TEST(EmulatedCuda, CufftTransformsRowsAndRefusesToRunPastAnAllocation) {
+  const int n = 60, nb = n / 2 + 1, batch = 3;
+  std::vector<float> x(size_t(batch) * n);
+  for (size_t i = 0; i < x.size(); ++i) x[i] = std::sin(0.37f * float(i)) + float(i % 7);
+  float* dx = device_alloc<float>(x.size());
+  float2* dX = device_alloc<float2>(size_t(batch) * nb);
+  ASSERT_EQ(cudaMemcpy(dx, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+  cufftHandle plan = 0;
+  int size = n;
+  ASSERT_EQ(cufftPlanMany(&plan, 1, &size, nullptr, 1, n, nullptr, 1, nb, CUFFT_R2C, batch), CUFFT_SUCCESS);
+  ASSERT_EQ(cufftExecR2C(plan, dx, dX), CUFFT_SUCCESS);
+  std::vector<std::complex<float>> got(size_t(batch) * nb), want(nb);
+  ASSERT_EQ(cudaMemcpy(got.data(), dX, got.size() * 8, cudaMemcpyDeviceToHost), cudaSuccess);
+  const bsim::RealFft fft(n);
+  bsim::FloatVec row(n);
+  for (int b = 0; b < batch; ++b) {
+    std::copy_n(x.begin() + b * n, n, row.begin());
+    fft.forward(row.data(), want.data());
+    for (int k = 0; k < nb; ++k) ASSERT_LT(std::abs(got[size_t(b) * nb + k] - want[size_t(k)]), 1e-4f);
+  }
+  EXPECT_EQ(cufftExecR2C(plan, dx + 1, dX), CUFFT_EXEC_FAILED);  // the last row would end one float late
+  EXPECT_EQ(cufftDestroy(plan), CUFFT_SUCCESS);
+  EXPECT_EQ(cufftExecR2C(plan, dx, dX), CUFFT_INVALID_PLAN);
+  cudaFree(dx), cudaFree(dX);
+}
