@@ -8,8 +8,10 @@
 //    arrived; a barrier that some threads of the block never reach (they returned) is an error, as it is
 //    undefined behaviour on the device. The emulated CUDA runtime (kernels/emulated_runtime/) launches this
 //    way, so the host code's grids, block sizes and shared-memory sizes are exercised too.
-// Races between threads and occupancy are not modelled (compute-sanitizer's racecheck covers races on the
-// device); blocks and threads run one at a time, under one lock per process. Under nvcc this header is empty.
+// Blocks and threads run one at a time, under one lock per process, first to last or (BSIM_EMULATION_ORDER=
+// reverse) last to first: a race shows as results that differ between the two orders, but races are not
+// detected as such (compute-sanitizer's racecheck does that on the device), nor is occupancy modelled. Under
+// nvcc this header is empty.
 #pragma once
 #if !defined(__CUDACC__)
 #include <math.h>  // the C math functions (sinf, hypot, ...) in the global namespace, as device code calls them
@@ -66,6 +68,22 @@ inline thread_local EmuDim3 blockIdx, threadIdx, blockDim{1, 1, 1}, gridDim{1, 1
 inline std::vector<unsigned char> dynamic_shared(1 << 20);
 constexpr size_t kDefaultDynamicShared = 1 << 20;
 
+// The order in which launch_blocks runs the blocks of a grid and the threads of each phase of a block: first
+// to last, or last to first. A kernel whose result depends on it has a race (a thread reads what another
+// writes in the same phase, or one block reads another's output): the device promises neither order. The
+// default comes from BSIM_EMULATION_ORDER (forward or reverse); the ASan test runs in reverse.
+enum class Order { forward, reverse };
+inline Order& run_order() {
+  static Order o = [] {
+    const char* v = std::getenv("BSIM_EMULATION_ORDER");
+    const std::string s = v ? v : "forward";
+    if (s != "forward" && s != "reverse")
+      throw std::invalid_argument("BSIM_EMULATION_ORDER='" + s + "': use forward or reverse (or leave it unset)");
+    return s == "reverse" ? Order::reverse : Order::forward;
+  }();
+  return o;
+}
+
 // Every launch holds this lock: the kernels' __shared__ statics and the fibers are one set per process.
 inline std::recursive_mutex& launch_mutex() {
   static std::recursive_mutex m;
@@ -115,20 +133,22 @@ class BlockRunner {
     } reset{*this};
     n_ = n, body_ = &body, error_ = nullptr;
     if (fibers_.size() < n) fibers_.resize(n);
-    // Thread 0 as a fiber: if it ends without a barrier, the kernel has none on this path (any other thread
-    // meeting one would be a divergent barrier), and the rest run directly, cheaply.
-    start(0);
+    const bool reverse = run_order() == Order::reverse;
+    const auto nth = [&](unsigned k) { return reverse ? n - 1 - k : k; };  // the k-th thread to run
+    // The first thread as a fiber: if it ends without a barrier, the kernel has none on this path (any other
+    // thread meeting one would be a divergent barrier), and the rest run directly, cheaply.
+    start(nth(0));
     rethrow();
-    if (fibers_[0].state == kDone) {
+    if (fibers_[nth(0)].state == kDone) {
       direct_ = true;
-      for (unsigned t = 1; t < n; ++t) {
-        set_thread(t);
+      for (unsigned k = 1; k < n; ++k) {
+        set_thread(nth(k));
         body();
       }
       return;
     }
-    for (unsigned t = 1; t < n; ++t) {
-      start(t);
+    for (unsigned k = 1; k < n; ++k) {
+      start(nth(k));
       rethrow();
     }
     for (;;) {
@@ -140,8 +160,8 @@ class BlockRunner {
                           " threads of block (" + std::to_string(blockIdx.x) + ", " + std::to_string(blockIdx.y) +
                           ", " + std::to_string(blockIdx.z) + ") wait at __syncthreads after the others returned " +
                           "(a barrier in divergent code: undefined on the device)");
-      for (unsigned t = 0; t < n; ++t) {
-        resume(t);
+      for (unsigned k = 0; k < n; ++k) {
+        resume(nth(k));
         rethrow();
       }
     }
@@ -257,10 +277,11 @@ void launch_blocks(dim3 grid, dim3 block, size_t shared_bytes, void (*kernel)(Pa
   blockDim = {block.x, block.y, block.z};
   const unsigned n = block.x * block.y * block.z;
   BlockRunner& runner = block_runner();
-  for (unsigned z = 0; z < grid.z; ++z)
-    for (unsigned y = 0; y < grid.y; ++y)
-      for (unsigned x = 0; x < grid.x; ++x) {
-        blockIdx = {x, y, z};
+  const bool reverse = run_order() == Order::reverse;
+  for (unsigned zk = 0; zk < grid.z; ++zk)
+    for (unsigned yk = 0; yk < grid.y; ++yk)
+      for (unsigned xk = 0; xk < grid.x; ++xk) {
+        blockIdx = reverse ? EmuDim3{grid.x - 1 - xk, grid.y - 1 - yk, grid.z - 1 - zk} : EmuDim3{xk, yk, zk};
         std::memset(dynamic_shared.data(), 0xFF, dynamic_shared.size());
         runner.run(n, body, name);
       }

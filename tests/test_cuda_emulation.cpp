@@ -48,6 +48,19 @@ __global__ void read_shared(float* out, int n) {
   for (int i = threadIdx.x; i < n; i += blockDim.x) out[blockIdx.x * n + i] = s[i];
 }
 
+// Each thread reads its right neighbour's element and overwrites its own: racy without the barrier between.
+__global__ void shift_left(float* out, bool barrier_between) {
+  BSIM_DYNAMIC_SHARED(float, s);
+  const unsigned t = threadIdx.x;
+  s[t] = float(t);
+  __syncthreads();
+  const float next = t + 1 < blockDim.x ? s[t + 1] : -1.0f;
+  if (barrier_between) __syncthreads();
+  s[t] = next;
+  __syncthreads();
+  out[t] = s[t];
+}
+
 __global__ void index_grid(int* out) {
   const int i = (blockIdx.y * gridDim.x + blockIdx.x) * blockDim.x * blockDim.y + threadIdx.y * blockDim.x + threadIdx.x;
   out[i] = i;
@@ -112,6 +125,32 @@ TEST(EmulatedCuda, ABarrierSomeThreadsNeverReachIsAFault) {
   std::vector<float> out(64);
   ASSERT_EQ(cudaMemcpy(out.data(), d, 64 * 4, cudaMemcpyDeviceToHost), cudaSuccess);
   EXPECT_EQ(out[63], 2.0f);
+  cudaFree(d);
+}
+
+// A race within a phase shows as a result that depends on the order the threads run in; the ASan test runs
+// every kernel in reverse order (BSIM_EMULATION_ORDER=reverse) for that reason.
+TEST(EmulatedCuda, RunningThreadsInReverseExposesARaceWithinAPhase) {
+  const int n = 64;
+  float* d = device_alloc<float>(n);
+  std::vector<float> by_order[2][2];  // [barrier_between][order]
+  const bsim::emu::Order saved = bsim::emu::run_order();
+  for (int barrier = 0; barrier < 2; ++barrier)
+    for (auto order : {bsim::emu::Order::forward, bsim::emu::Order::reverse}) {
+      bsim::emu::run_order() = order;
+      BSIM_LAUNCH(shift_left, 1, n, n * sizeof(float), nullptr)(d, barrier == 1);
+      auto& out = by_order[barrier][int(order)];
+      out.resize(n);
+      ASSERT_EQ(cudaMemcpy(out.data(), d, n * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+    }
+  bsim::emu::run_order() = saved;
+  for (int t = 0; t < n; ++t) {
+    const float want = t + 1 < n ? float(t + 1) : -1.0f;
+    EXPECT_EQ(by_order[1][0][size_t(t)], want);
+    EXPECT_EQ(by_order[1][1][size_t(t)], want);
+    EXPECT_EQ(by_order[0][0][size_t(t)], want);  // forward order happens to read before the neighbour writes
+  }
+  EXPECT_NE(by_order[0][1], by_order[1][1]) << "the race went unseen in reverse order";
   cudaFree(d);
 }
 
