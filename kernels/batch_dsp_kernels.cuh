@@ -83,10 +83,11 @@ __global__ void ipd_ild(const float2* X, float* out, int batch, int n_frames, in
   const float2 l = p.l, r = p.r;
   const int b = p.b, t = p.t, k = p.k;
   float* o = out + (long long)b * n_features * n_frames;
-  if (ipd) {
-    const float phase = atan2f(l.y * r.x - l.x * r.y, l.x * r.x + l.y * r.y);
-    o[(long long)k * n_frames + t] = cosf(phase);
-    o[(long long)(nb + k) * n_frames + t] = sinf(phase);
+  if (ipd) {  // L conj(R) / max(|L conj(R)|, eps), as the CPU (sim/features.h)
+    const float gx = l.x * r.x + l.y * r.y, gy = l.y * r.x - l.x * r.y;
+    const float inv = 1.0f / fmaxf(sqrtf(gx * gx + gy * gy), eps[b]);
+    o[(long long)k * n_frames + t] = gx * inv;
+    o[(long long)(nb + k) * n_frames + t] = gy * inv;
   }
   if (ild) {
     const int row0 = ipd ? 2 * nb : 0;

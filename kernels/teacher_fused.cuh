@@ -97,17 +97,10 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
       float2 l, r;
       split_two_real(z + f * S, n, k, l, r);
       const float gx = l.x * r.x + l.y * r.y, gy = l.y * r.x - l.x * r.y;  // L conj(R)
-      if (p.kind == 1 || p.kind == 3) {
-        // cos and sin of arg(L conj R) (the CPU's definition; arg 0 for a zero product) as the unit vector,
-        // scaled first so that tiny products neither underflow nor lose precision.
-        const float m = fmaxf(fabsf(gx), fabsf(gy));
-        float c = 1.0f, s = 0.0f;
-        if (m > 0.0f) {
-          const float x = gx / m, y = gy / m, inv = rsqrtf(x * x + y * y);
-          c = x * inv, s = y * inv;
-        }
-        ob[(size_t)k * p.n_frames + t] = c;
-        ob[(size_t)(nb + k) * p.n_frames + t] = s;
+      if (p.kind == 1 || p.kind == 3) {  // L conj(R) / max(|L conj(R)|, eps), as the CPU (sim/features.h)
+        const float inv = 1.0f / float(fmax(double(sqrtf(gx * gx + gy * gy)), eps_d));
+        ob[(size_t)k * p.n_frames + t] = gx * inv;
+        ob[(size_t)(nb + k) * p.n_frames + t] = gy * inv;
       }
       if (p.kind == 2 || p.kind == 3) {
         const int row = p.kind == 3 ? 2 * nb + k : k;

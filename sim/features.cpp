@@ -89,10 +89,11 @@ void teacher_features(const float* left, const float* right, int n, const Featur
   for (int t = 0; t < T; ++t)
     for (int k = 0; k < bins; ++k) {
       const auto l = XL[size_t(t) * bins + k], r = XR[size_t(t) * bins + k];
-      if (ipd) {
-        const float phase = std::arg(l * std::conj(r));
-        out[size_t(k) * T + t] = std::cos(phase);
-        out[size_t(bins + k) * T + t] = std::sin(phase);
+      if (ipd) {  // the PHAT-weighted cross-spectrum, as gcc_phat's G
+        const std::complex<double> g = std::complex<double>(l) * std::conj(std::complex<double>(r));
+        const std::complex<double> unit = g / std::max(std::abs(g), eps);
+        out[size_t(k) * T + t] = float(unit.real());
+        out[size_t(bins + k) * T + t] = float(unit.imag());
       }
       if (ild)
         out[size_t(ild_row0 + k) * T + t] = float(10.0 * std::log10((std::norm(l) + eps) / (std::norm(r) + eps)));

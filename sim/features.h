@@ -8,7 +8,11 @@
 // Teacher features, [feature][frame], float32:
 //   gcc_phat: r[tau] = irfft(G)[tau], G = X_L conj(X_R) / max(|X_L conj(X_R)|, eps), tau = -L..L samples.
 //             A source on the left (left ear leads by d samples) peaks at tau = -d.
-//   ipd:      cos(angle(X_L conj X_R)) for k = 0..n_fft/2, then sin(...) for the same bins.
+//   ipd:      Re G for k = 0..n_fft/2, then Im G for the same bins, G as for gcc_phat: cos and sin of the
+//             interaural phase where the cross-spectrum carries energy (|X_L conj X_R| >= eps), shrinking to 0
+//             where it does not (a bin without energy has no phase: an arbitrary unit vector there would be
+//             rounding noise, different on every device). Before 2026-11-26: cos and sin of the phase in every
+//             bin (1, 0 for an exactly zero product).
 //   ild:      10 log10((|X_L|^2 + eps) / (|X_R|^2 + eps)) dB per bin.
 //   ipd_ild:  ipd rows then ild rows.
 // eps = 1e-10 * (mean |X|^2 over both ears and all frames and bins) + 1e-30, so silence gives finite values.

@@ -312,6 +312,40 @@ TEST(Features, IpdAndIldOfKnownPairs) {
     }
 }
 
+// A tone, the right ear a quarter period late, with a stretch of digital silence: the tone's bin carries the
+// interaural phase as a unit vector, and frames without energy carry no phase (IPD 0, where the definition
+// before 2026-11-26 gave cos 1, sin 0 there, and an arbitrary unit vector wherever only rounding noise was).
+TEST(Features, IpdIsThePhatCrossSpectrumAndVanishesWithoutEnergy) {
+  FeatureConfig fc;
+  fc.teacher = "ipd";
+  const int n = 8000, k0 = 32, silent_from = 3000, silent_to = 5000;
+  const double w = 2 * M_PI * k0 / fc.n_fft;
+  std::vector<float> l(static_cast<size_t>(n)), r(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    const bool on = i < silent_from || i >= silent_to;
+    l[size_t(i)] = on ? float(std::cos(w * i)) : 0.0f, r[size_t(i)] = on ? float(std::sin(w * i)) : 0.0f;
+  }
+  std::vector<float> f;
+  teacher_features(l.data(), r.data(), n, fc, f);
+  const FeatureShape s = teacher_shape(fc, n);
+  const int bins = fc.n_fft / 2 + 1;
+  int silent_frames = 0;
+  for (int t = 0; t < s.n_frames; ++t) {
+    const int first = t * fc.hop_length, last = first + fc.win_length - 1;
+    if (last < silent_from || first >= silent_to) {  // cos(w i) against cos(w i - pi/2): the left leads by pi/2
+      EXPECT_NEAR(f[size_t(k0) * s.n_frames + t], 0.0, 1e-3) << "frame " << t;
+      EXPECT_NEAR(f[size_t(bins + k0) * s.n_frames + t], 1.0, 1e-3) << "frame " << t;
+    } else if (first >= silent_from && last < silent_to) {
+      ++silent_frames;
+      for (int k = 0; k < bins; ++k) {
+        EXPECT_EQ(f[size_t(k) * s.n_frames + t], 0.0f) << "bin " << k << " frame " << t;
+        EXPECT_EQ(f[size_t(bins + k) * s.n_frames + t], 0.0f) << "bin " << k << " frame " << t;
+      }
+    }
+  }
+  EXPECT_GT(silent_frames, 5);
+}
+
 TEST(Scene, SamplesAreInsideTheRoomAndLabelsMatchGeometry) {
   const Config c;
   for (uint64_t i = 0; i < 300; ++i) {

@@ -115,13 +115,19 @@ def test_ipd_ild_teacher_matches_numpy(run, tmp_path):
     for i in range(2):
         XL, XR = stft(clean[i, 0].astype(np.float64)), stft(clean[i, 1].astype(np.float64))
         eps = 1e-10 * np.mean(np.concatenate([np.abs(XL) ** 2, np.abs(XR) ** 2])) + 1e-30
-        phase = np.angle(XL * np.conj(XR))
-        # Phase is ill-defined where the cross-spectrum is tiny; compare where it carries energy.
-        strong = (np.abs(XL * np.conj(XR)) > 1e-5 * np.abs(XL * np.conj(XR)).max()).T
-        np.testing.assert_allclose(teacher[i, :bins][strong], np.cos(phase).T[strong], atol=2e-3)
-        np.testing.assert_allclose(teacher[i, bins:2 * bins][strong], np.sin(phase).T[strong], atol=2e-3)
+        G = XL * np.conj(XR)
+        G = G / np.maximum(np.abs(G), eps)  # IPD: the PHAT-weighted cross-spectrum (0 where no energy)
         ild = 10 * np.log10((np.abs(XL) ** 2 + eps) / (np.abs(XR) ** 2 + eps)).T
-        np.testing.assert_allclose(teacher[i, 2 * bins:][strong], ild[strong], atol=1e-2)
+        # Where the cross-spectrum carries energy, tightly; in every bin, looser: near eps (above the
+        # resampler's passband) float32 rounding reaches 0.16 in the IPD and 0.16 dB in the ILD in < 0.1 % of
+        # the values (measured), as for GCC-PHAT; the mean over all values is what a training target sees.
+        strong = (np.abs(XL * np.conj(XR)) > 1e-5 * np.abs(XL * np.conj(XR)).max()).T
+        for got, want, near, anywhere, mean in ((teacher[i, :bins], G.real.T, 2e-3, 0.25, 5e-4),
+                                                (teacher[i, bins:2 * bins], G.imag.T, 2e-3, 0.25, 5e-4),
+                                                (teacher[i, 2 * bins:], ild, 1e-2, 0.5, 5e-3)):  # ILD in dB
+            np.testing.assert_allclose(got[strong], want[strong], atol=near)
+            np.testing.assert_allclose(got, want, atol=anywhere)
+            assert np.mean(np.abs(got - want)) < mean
 
 
 def test_default_audio_is_float16(run, tmp_path):
