@@ -79,6 +79,22 @@ std::string describe(const void* p, size_t bytes) {
   return s;
 }
 
+// cudaFree (device) and cudaFreeHost (pinned): the pointer must start an allocation of that kind.
+cudaError_t release(void* p, bool device, const char* call) {
+  if (!p) return cudaSuccess;
+  State& s = state();
+  std::lock_guard<std::mutex> lock(s.m);
+  auto it = s.allocations.find(reinterpret_cast<uintptr_t>(p));
+  if (it == s.allocations.end() || it->second.device != device)
+    return fail(device ? cudaErrorInvalidDevicePointer : cudaErrorInvalidValue,
+                std::string(call) + " of " + describe(p, 0) + ", not a " + (device ? "device" : "pinned") +
+                    " allocation");
+  if (device) s.device_used -= (it->second.bytes + 255) / 256 * 256;
+  s.allocations.erase(it);
+  std::free(p);
+  return cudaSuccess;
+}
+
 // A copy's two sides must be what its kind says: device ones inside one allocation, host ones outside every
 // device allocation.
 cudaError_t check_side(const void* p, size_t bytes, bool want_device, const char* what, const char* call) {
@@ -244,18 +260,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   return cudaSuccess;
 }
 
-cudaError_t cudaFree(void* p) {
-  if (!p) return cudaSuccess;
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.m);
-  auto it = s.allocations.find(reinterpret_cast<uintptr_t>(p));
-  if (it == s.allocations.end() || !it->second.device)
-    return fail(cudaErrorInvalidDevicePointer, "cudaFree of " + describe(p, 0) + ", not a device allocation");
-  s.device_used -= (it->second.bytes + 255) / 256 * 256;
-  s.allocations.erase(it);
-  std::free(p);
-  return cudaSuccess;
-}
+cudaError_t cudaFree(void* p) { return release(p, true, "cudaFree"); }
 
 cudaError_t cudaMallocHost(void** p, size_t bytes) {
   if (posix_memalign(p, 256, std::max<size_t>(bytes, 1)) != 0) *p = nullptr;
@@ -266,17 +271,7 @@ cudaError_t cudaMallocHost(void** p, size_t bytes) {
   return cudaSuccess;
 }
 
-cudaError_t cudaFreeHost(void* p) {
-  if (!p) return cudaSuccess;
-  State& s = state();
-  std::lock_guard<std::mutex> lock(s.m);
-  auto it = s.allocations.find(reinterpret_cast<uintptr_t>(p));
-  if (it == s.allocations.end() || it->second.device)
-    return fail(cudaErrorInvalidValue, "cudaFreeHost of " + describe(p, 0) + ", not a pinned allocation");
-  s.allocations.erase(it);
-  std::free(p);
-  return cudaSuccess;
-}
+cudaError_t cudaFreeHost(void* p) { return release(p, false, "cudaFreeHost"); }
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   State& s = state();
