@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 
 #include "kernels/emulated_runtime/cuda_runtime.h"
@@ -33,9 +34,15 @@ struct State {
   size_t device_used = 0;
   size_t device_total = 0;
   State() {
-    const char* gib = std::getenv("BSIM_EMULATED_DEVICE_GIB");
-    const double g = gib ? std::atof(gib) : 16.0;
-    device_total = size_t((g > 0 ? g : 16.0) * double(1ull << 30));
+    double g = 16.0;
+    if (const char* gib = std::getenv("BSIM_EMULATED_DEVICE_GIB")) {
+      char* end = nullptr;
+      g = std::strtod(gib, &end);
+      if (end == gib || *end != '\0' || !(g > 0))
+        throw std::invalid_argument(std::string("BSIM_EMULATED_DEVICE_GIB='") + gib +
+                                    "': give the emulated device's memory in GiB, a positive number (default 16)");
+    }
+    device_total = size_t(g * double(1ull << 30));
   }
 };
 State& state() {
