@@ -252,7 +252,13 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   m.d_emitters = DeviceBuffer<EmitterParams>(size_t(m.E_max));
   m.segment_capacity = size_t(m.E_max) * 16;
   m.d_segments = DeviceBuffer<Segment>(m.segment_capacity);
-  m.arena = DeviceBuffer<float>(size_t(std::max(cfg.speech.cache_mb, 64)) * 1024 * 1024 / sizeof(float));
+  try {  // the one buffer whose size the batch does not set: its own advice
+    m.arena = DeviceBuffer<float>(size_t(std::max(cfg.speech.cache_mb, 64)) * 1024 * 1024 / sizeof(float));
+  } catch (const OutOfDeviceMemory& e) {
+    throw RuntimeError("the GPU pipeline's speech arena (speech.cache_mb = " + std::to_string(cfg.speech.cache_mb) +
+                       " MB of dry audio kept on the device) does not fit in device memory (" + e.what() +
+                       "): lower speech.cache_mb (at least one batch's dry audio; 64 MB at the least)");
+  }
 
   const size_t audio = size_t(max_batch) * 2 * m.T, feats = size_t(max_batch) * m.n_features * m.n_frames;
   m.slots.resize(size_t(n_slots));

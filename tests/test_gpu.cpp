@@ -451,7 +451,19 @@ TEST(GpuPipeline, TooLargeABatchSaysWhatToDo) {
     EXPECT_NE(what.find("GiB requested"), std::string::npos) << what;
     EXPECT_NE(what.find("use smaller batches"), std::string::npos) << what;
   }
-  cuda::DevicePipeline after(renderer, 4, 2, false);  // the failed one left nothing behind that blocks the next
+  // The speech arena is sized by speech.cache_mb, not by the batch: its error names that key.
+  Config huge_cache = cfg;
+  huge_cache.speech.cache_mb = 1 << 30;  // 1 PiB
+  const Renderer cache_renderer(huge_cache);
+  try {
+    cuda::DevicePipeline gpu(cache_renderer, 4, 2, false);
+    FAIL() << "a 1 PiB speech arena fitted";
+  } catch (const RuntimeError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("lower speech.cache_mb"), std::string::npos) << what;
+    EXPECT_EQ(what.find("use smaller batches"), std::string::npos) << what;
+  }
+  cuda::DevicePipeline after(renderer, 4, 2, false);  // the failed ones left nothing behind that blocks the next
   after.enqueue({1, 2, 3, 4}, 0);
   EXPECT_EQ(after.wait(0).size(), 4u);
 }
