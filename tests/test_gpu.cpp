@@ -27,6 +27,8 @@
 #include "tests/brir_check.h"
 #include "tests/conv_check.h"
 #include "tests/teacher_check.h"
+#include "tests/temp_dir.h"
+#include "io/audio.h"
 
 using namespace bsim;
 using test::nmse_db;
@@ -307,8 +309,8 @@ TEST(GpuPipeline, RendersTheCpuPlan) {
 // Configurations the tests above do not reach, each against the CPU's plan on what is deterministic (labels,
 // image counts, the clean signal, the SNR, the teacher of the GPU's clean): 48 kHz with the IPD/ILD teacher,
 // several HRTF sets of different lengths and native rates, a batch over the 256 rows one cuFFT execution
-// covers (the row chunks' slack), direct-path-only rooms with many babble talkers and white noise; each with
-// both pipeline convolutions.
+// covers (the row chunks' slack), recorded point noise (files of other rates, one shorter than a clip),
+// direct-path-only rooms with many babble talkers and white noise; each with both pipeline convolutions.
 TEST(GpuPipeline, OtherConfigurationsRenderTheCpuPlan) {
   if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
   struct Variant {
@@ -317,6 +319,17 @@ TEST(GpuPipeline, OtherConfigurationsRenderTheCpuPlan) {
     std::function<bool(Config&)> set;  // false: not available here (the shared HRTF sets)
   };
   const std::string shared = std::getenv("BSIM_SHARED_HRTF_DIR") ? std::getenv("BSIM_SHARED_HRTF_DIR") : "";
+  // Recorded point noise: two files of other rates and lengths (one shorter than a clip), gathered from the
+  // device arena under their own keys.
+  const bsim_tests::TempDir noise_dir("gpu_recorded_noise");
+  {
+    Rng rng(23, 0, Stream::noise);
+    for (auto [name, fs, n] : {std::make_tuple("fan.wav", 44100.0, 44100), std::make_tuple("hum.wav", 8000.0, 1500)}) {
+      std::vector<float> x(static_cast<size_t>(n));
+      for (float& v : x) v = float(0.1 * rng.normal());
+      write_wav((noise_dir / name).string(), {x.data()}, n, fs);
+    }
+  }
   const std::vector<Variant> variants{
       {"48 kHz, IPD/ILD teacher", 4,
        [](Config& c) { return c.sample_rate_hz = 48000, c.clip_s = 0.5, c.features.teacher = "ipd_ild", true; }},
@@ -330,6 +343,12 @@ TEST(GpuPipeline, OtherConfigurationsRenderTheCpuPlan) {
        }},
       {"a batch of 300, diffuse noise", 300,
        [](Config& c) { return c.clip_s = 0.25, c.noise.type_weights = {{"diffuse", 1.0}}, true; }},
+      {"recorded point noise", 6,
+       [&](Config& c) {
+         c.noise.roots = {noise_dir.string()};
+         c.noise.type_weights = {{"point", 1.0}};
+         return c.clip_s = 0.5, true;
+       }},
       {"anechoic, babble of 6-8 talkers, white noise", 6,
        [](Config& c) {
          c.room.anechoic_prob = 1.0;
@@ -370,6 +389,8 @@ TEST(GpuPipeline, OtherConfigurationsRenderTheCpuPlan) {
         EXPECT_EQ(g.scene.azimuth_deg, cpu.scene.azimuth_deg);
         EXPECT_EQ(g.scene.hrtf_index, cpu.scene.hrtf_index);
         EXPECT_EQ(g.scene.snr_db, cpu.scene.snr_db);
+        EXPECT_EQ(g.scene.noise_type, cpu.scene.noise_type);
+        EXPECT_EQ(g.noise_index, cpu.noise_index);
         EXPECT_EQ(g.n_images, cpu.n_images);
         const float* clean = out.clean.data() + b * per_audio;
         const float* rev = out.reverberant.data() + b * per_audio;
@@ -377,6 +398,9 @@ TEST(GpuPipeline, OtherConfigurationsRenderTheCpuPlan) {
         EXPECT_LT(ungained_nmse_db(clean, g.output_gain, cpu.clean.data(), cpu.output_gain, per_audio), -60.0)
             << "clean";
         EXPECT_NEAR(10 * std::log10(energy(rev, per_audio) / energy(noise, per_audio)), cpu.scene.snr_db, 0.01);
+        // The noise's spectrum (recorded, babble, white or pink; its own BRIR's colouring) as one number.
+        EXPECT_NEAR(brightness_db(noise, per_audio), brightness_db(cpu.noise.data(), per_audio), 1.5)
+            << "noise brightness";
         if (cpu.scene.anechoic)  // no tail: the reverberant signal is deterministic too
           EXPECT_LT(ungained_nmse_db(rev, g.output_gain, cpu.reverberant.data(), cpu.output_gain, per_audio), -60.0)
               << "reverberant (anechoic)";
