@@ -115,8 +115,9 @@ class KernelFault : public std::logic_error {
   using std::logic_error::logic_error;
 };
 
-// The threads of one block. A block's threads first run one after another on the caller's stack until one
-// meets a barrier; from then on every thread is a fiber, resumed phase by phase.
+// The threads of one block. The first thread to run is a fiber: if it meets a barrier, every thread becomes one
+// and they are resumed phase by phase; if it ends without one, the others run one after another on the caller's
+// stack (a barrier met there is divergent), which keeps kernels without barriers cheap.
 class BlockRunner {
  public:
   // Runs body() once per thread of a block of n threads (threadIdx set from t = 0 .. n - 1, x fastest).
@@ -173,7 +174,7 @@ class BlockRunner {
     if (direct_)
       throw KernelFault(std::string(kernel_) + ": thread " + std::to_string(threadIdx.x) + " of block (" +
                         std::to_string(blockIdx.x) + ", " + std::to_string(blockIdx.y) +
-                        ") meets __syncthreads that thread 0 never reached (a barrier in divergent code)");
+                        ") meets __syncthreads that the block's first thread to run never reached (a barrier in divergent code)");
     Fiber& f = fibers_[current_];
     f.state = kWaiting;
     BSIM_FIBER_SWITCH_START(&f.fake_stack, caller_bottom_, caller_size_);

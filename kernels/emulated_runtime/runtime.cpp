@@ -9,6 +9,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -59,24 +60,24 @@ cudaError_t fail(cudaError_t e, const std::string& detail) {
   return e;
 }
 
-// The allocation [p, p + bytes) lies in, or nullptr (none, or it runs past the allocation's end).
-const Allocation* inside(const void* p, size_t bytes, uintptr_t* base = nullptr) {
+// The allocation [p, p + bytes) lies in (a copy: another thread may free it), or none (no allocation holds p,
+// or the range runs past its end).
+std::optional<Allocation> inside(const void* p, size_t bytes) {
   State& s = state();
   std::lock_guard<std::mutex> lock(s.m);
   const uintptr_t a = reinterpret_cast<uintptr_t>(p);
   auto it = s.allocations.upper_bound(a);
-  if (it == s.allocations.begin()) return nullptr;
+  if (it == s.allocations.begin()) return std::nullopt;
   --it;
-  if (a + bytes > it->first + it->second.bytes) return nullptr;
-  if (base) *base = it->first;
-  return &it->second;
+  if (a + bytes > it->first + it->second.bytes) return std::nullopt;
+  return it->second;
 }
 bool is_device(const void* p, size_t bytes) {
-  const Allocation* a = inside(p, bytes ? bytes : 1);
+  const std::optional<Allocation> a = inside(p, bytes ? bytes : 1);
   return a && a->device;
 }
 bool starts_in_device_memory(const void* p) {
-  const Allocation* a = inside(p, 1);
+  const std::optional<Allocation> a = inside(p, 1);
   return a && a->device;
 }
 
