@@ -105,7 +105,7 @@ __global__ void power_eps(const float2* X, float* eps, long long per_example) {
   part[threadIdx.x] = s;
   __syncthreads();
   for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) part[threadIdx.x] += part[threadIdx.x + w];
+    if (int(threadIdx.x) < w) part[threadIdx.x] += part[threadIdx.x + w];
     __syncthreads();
   }
   if (threadIdx.x == 0) eps[blockIdx.x] = float(1e-10 * part[0] / double(per_example) + 1e-30);

@@ -21,7 +21,7 @@ std::vector<std::string> list_devices(std::string* why_none) {
   for (int i = 0; i < n; ++i) {
     cudaDeviceProp p{};
     if (cudaGetDeviceProperties(&p, i) != cudaSuccess) continue;
-    char line[256];
+    char line[384];  // the name (up to 255 characters) and the numbers
     std::snprintf(line, sizeof line, "%d: %s, cc %d.%d, %.1f GiB, %.0f GB/s", i, p.name, p.major, p.minor,
                   double(p.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0), peak_memory_gb_s(i));
     out.emplace_back(line);

@@ -39,8 +39,8 @@
 #define BSIM_FIBER_SWITCH_START(save, bottom, size) __sanitizer_start_switch_fiber(save, bottom, size)
 #define BSIM_FIBER_SWITCH_FINISH(save, bottom, size) __sanitizer_finish_switch_fiber(save, bottom, size)
 #else
-#define BSIM_FIBER_SWITCH_START(save, bottom, size) ((void)0)
-#define BSIM_FIBER_SWITCH_FINISH(save, bottom, size) ((void)0)
+#define BSIM_FIBER_SWITCH_START(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
+#define BSIM_FIBER_SWITCH_FINISH(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
 #endif
 
 #define __global__

@@ -51,7 +51,7 @@ __device__ double block_sum(double v, double* scratch) {
   scratch[threadIdx.x] = v;
   __syncthreads();
   for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) scratch[threadIdx.x] += scratch[threadIdx.x + w];
+    if (int(threadIdx.x) < w) scratch[threadIdx.x] += scratch[threadIdx.x + w];
     __syncthreads();
   }
   const double r = scratch[0];
@@ -63,7 +63,7 @@ __device__ float block_max(float v, float* scratch) {
   scratch[threadIdx.x] = v;
   __syncthreads();
   for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (threadIdx.x < w) scratch[threadIdx.x] = fmaxf(scratch[threadIdx.x], scratch[threadIdx.x + w]);
+    if (int(threadIdx.x) < w) scratch[threadIdx.x] = fmaxf(scratch[threadIdx.x], scratch[threadIdx.x + w]);
     __syncthreads();
   }
   const float r = scratch[0];
