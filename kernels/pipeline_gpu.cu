@@ -171,9 +171,9 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   const auto& grids = renderer.grids();
   int max_taps = 0;
   for (const auto& g : grids) max_taps = std::max(max_taps, g.n_taps);
-  const double max_ratio = *std::max_element(cfg.render.band_t60_ratio.begin(), cfg.render.band_t60_ratio.end());
-  const double span_s = std::max({cfg.room.t60_s.hi * max_ratio, cfg.render.transition_s, 0.1});
-  m.L = int(std::ceil(span_s * fs)) + max_taps + 2 * cfg.render.frac_delay_half_width + 1;
+  // Rows long enough for the longest response the config allows (at least 0.1 s).
+  m.L = brir_length_samples(std::max(cfg.render.transition_s, 0.1), cfg.room.t60_s.hi, cfg.render.band_t60_ratio, fs,
+                            max_taps, cfg.render.frac_delay_half_width);
   m.N = good_fft_size(m.T + m.L - 1);
   m.nb = m.N / 2 + 1;
   int max_emitters = 0;

@@ -14,18 +14,14 @@
 
 namespace bsim::cuda {
 
-// Samples of the emitter's response that the CPU renders (sim/brir.cpp render_brir: to the later of the farthest
-// image and T60 x the largest band ratio, plus the HRIR and the fractional-delay kernel), from above: the farthest
-// image taken at the distance limit, one sample for the float room parameters. The GPU renders the room's tail
+// Samples of the emitter's response that the CPU renders (brir_length_samples, sim/brir.h, as render_brir uses
+// it), from above: the farthest image taken at the distance limit, one sample more for the float room parameters. The GPU renders the room's tail
 // to here (RoomGeometry::n_samples) and the partitioned convolution reads no further; the pipeline's rows are as
 // long as the batch's longest response.
 inline int response_samples(const RoomGeometry& g, const Config& cfg, int n_taps) {
-  double end_s = double(g.max_distance_m) / cfg.speed_of_sound_m_s;
-  if (g.t60_s > 0) {
-    const double max_ratio = *std::max_element(cfg.render.band_t60_ratio.begin(), cfg.render.band_t60_ratio.end());
-    end_s = std::max(end_s, double(g.t60_s) * max_ratio);
-  }
-  return int(std::ceil(end_s * cfg.sample_rate_hz)) + n_taps + 2 * cfg.render.frac_delay_half_width + 2;
+  return brir_length_samples(double(g.max_distance_m) / cfg.speed_of_sound_m_s, g.t60_s, cfg.render.band_t60_ratio,
+                             cfg.sample_rate_hz, n_taps, cfg.render.frac_delay_half_width) +
+         1;
 }
 
 // Samples of a target's direct-path response: its delay, the HRIR and the delay kernel, and 64 of margin (the

@@ -111,6 +111,14 @@ void head_direction(const Vec3& p, const Vec3& listener, double yaw_deg, double&
   el = std::atan2(vz, std::hypot(hx, hy)) * 180.0 / kPi;
 }
 
+int brir_length_samples(double last_arrival_s, double tail_t60_s, const std::vector<double>& band_t60_ratio,
+                        double fs_hz, int n_taps, int frac_delay_half_width) {
+  double end_s = last_arrival_s;
+  if (tail_t60_s > 0)
+    end_s = std::max(end_s, tail_t60_s * *std::max_element(band_t60_ratio.begin(), band_t60_ratio.end()));
+  return int(std::ceil(end_s * fs_hz)) + n_taps + 2 * frac_delay_half_width + 1;
+}
+
 std::vector<float> noise_color_shape(int n_fft, double fs, double color_exponent) {
   const int nb = n_fft / 2 + 1;
   std::vector<float> shape(static_cast<size_t>(nb));
@@ -238,11 +246,9 @@ void render_brir(const BrirRequest& req, const HrirGrid* grid, const DiffuseFiel
   double max_delay = 0;
   for (const auto& im : images) max_delay = std::max(max_delay, im.delay_s);
   int length = req.length;
-  if (length <= 0) {
-    double end_s = max_delay;
-    if (req.late_tail && !req.anechoic) end_s = std::max(end_s, req.t60_s * *std::max_element(req.band_t60_ratio.begin(), req.band_t60_ratio.end()));
-    length = int(std::ceil(end_s * fs)) + n_taps + 2 * hw + 1;
-  }
+  if (length <= 0)
+    length = brir_length_samples(max_delay, req.late_tail && !req.anechoic ? req.t60_s : 0.0, req.band_t60_ratio, fs,
+                                 n_taps, hw);
   out.length = length;
   for (int ch = 0; ch < 2; ++ch) {
     out.response[ch].assign(ch < out.channels ? size_t(length) : 0, 0.0f);

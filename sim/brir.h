@@ -76,6 +76,12 @@ void render_brir(const BrirRequest& req, const HrirGrid* grid, const DiffuseFiel
 void head_direction(const Vec3& p, const Vec3& listener, double yaw_deg, double& azimuth_deg,
                     double& elevation_deg, double& distance_m);
 
+// Samples of a BRIR whose last image arrives at last_arrival_s and whose late tail (tail_t60_s > 0) lasts
+// T60 x the largest band ratio: to the later of the two, plus the HRIR (n_taps) and the fractional-delay kernel.
+// render_brir's length when BrirRequest::length is 0; the GPU pipeline sizes its rows and tails with it too.
+int brir_length_samples(double last_arrival_s, double tail_t60_s, const std::vector<double>& band_t60_ratio,
+                        double fs_hz, int n_taps, int frac_delay_half_width);
+
 // The colour of synthetic noise on the nb = n_fft/2 + 1 bins of an n_fft-point transform: amplitude
 // 1/f^(exponent/2) (white 0, pink 1, brown 2), flat below 50 Hz, normalised to unit mean power over the bins.
 std::vector<float> noise_color_shape(int n_fft, double fs_hz, double color_exponent);
