@@ -127,28 +127,35 @@ struct DevicePipeline::Impl {
 };
 
 void DevicePipeline::Impl::upload_corpus(const std::set<int>& keys) {
-  std::vector<std::pair<int, std::shared_ptr<const std::vector<float>>>> missing;
-  size_t need = 0;
-  for (int key : keys) {
-    if (arena_index.count(key)) continue;
+  const auto fetch = [&](int key) {
     std::shared_ptr<const std::vector<float>> x = key >= 0 ? renderer->utterance(key) : renderer->noise_file(-key - 1);
-    if (!x) throw RuntimeError("speech file '" + renderer->speech_files()[size_t(key)] + "' became unreadable");
-    need += x->size();
-    missing.emplace_back(key, std::move(x));
-  }
-  if (arena_used + need > arena.size()) {  // start the arena over (after the device is done with it)
+    if (!x)
+      throw RuntimeError((key >= 0 ? "speech file '" + renderer->speech_files()[size_t(key)]
+                                   : "noise file '" + renderer->noise_files()[size_t(-key - 1)]) +
+                         "' became unreadable");
+    return x;
+  };
+  std::map<int, std::shared_ptr<const std::vector<float>>> missing;  // by key, as the set orders them
+  size_t need = 0;
+  for (int key : keys)
+    if (!arena_index.count(key)) {
+      auto x = fetch(key);
+      need += x->size();
+      missing.emplace(key, std::move(x));
+    }
+  if (arena_used + need > arena.size()) {  // start over with this batch's audio alone (fetched once)
+    for (int key : keys)
+      if (!missing.count(key)) {
+        auto x = fetch(key);
+        need += x->size();
+        missing.emplace(key, std::move(x));
+      }
     if (need > arena.size())
       throw InputError("one batch needs " + std::to_string(need * 4 / (1024 * 1024)) +
                        " MB of dry audio on the device, more than speech.cache_mb: raise speech.cache_mb");
-    BSIM_CUDA_TRY(cudaStreamSynchronize(stream.get()));
+    BSIM_CUDA_TRY(cudaStreamSynchronize(stream.get()));  // the device is done with the arena's old contents
     arena_index.clear();
     arena_used = 0;
-    missing.clear();
-    need = 0;
-    for (int key : keys) {
-      auto x = key >= 0 ? renderer->utterance(key) : renderer->noise_file(-key - 1);
-      missing.emplace_back(key, std::move(x));
-    }
   }
   for (auto& [key, x] : missing) {
     BSIM_CUDA_TRY(cudaMemcpy(arena.get() + arena_used, x->data(), x->size() * sizeof(float), cudaMemcpyHostToDevice));

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <gtest/gtest.h>
 
@@ -502,6 +503,41 @@ TEST(GpuPipeline, TooLargeABatchSaysWhatToDo) {
   cuda::DevicePipeline after(renderer, 4, 2, false);  // the failed ones left nothing behind that blocks the next
   after.enqueue({1, 2, 3, 4}, 0);
   EXPECT_EQ(after.wait(0).size(), 4u);
+}
+
+// A batch whose speech (with the arena's present contents) outgrows the smallest arena (64 MB): the arena
+// starts over with that batch alone, and if the batch's own speech does not fit either, one error names
+// speech.cache_mb. Before 2026-11-26 only the speech not yet on the device was counted, and the restarted
+// arena was filled past its end.
+TEST(GpuPipeline, ABatchWhoseSpeechOutgrowsTheArenaSaysWhatToDo) {
+  if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
+  Config cfg;
+  cfg.clip_s = 0.25;
+  cfg.noise.type_weights = {{"diffuse", 1.0}};
+  cfg.speech.cache_mb = 0;
+  const Renderer renderer(cfg);
+  const size_t arena = size_t(64) * 1024 * 1024 / sizeof(float);
+  // Examples in order, each adding the floats of its utterances not yet counted.
+  std::set<int> files;
+  size_t floats = 0;
+  const auto add = [&](uint64_t i) {
+    for (const ClipSegment& sg : renderer.plan(i).speech.segments)
+      if (files.insert(sg.file).second) floats += renderer.utterance(sg.file)->size();
+  };
+  std::vector<uint64_t> first, second;
+  for (uint64_t i = 0; floats < arena * 6 / 10; ++i) add(i), first.push_back(i);  // ~60 % of the arena
+  second = first;
+  for (uint64_t i = first.size(); floats <= arena; ++i) add(i), second.push_back(i);  // the same, then past it
+  SCOPED_TRACE(std::to_string(first.size()) + " then " + std::to_string(second.size()) + " examples");
+  cuda::DevicePipeline gpu(renderer, int(second.size()), 1, false);
+  gpu.enqueue(first, 0);
+  gpu.wait(0);
+  try {
+    gpu.enqueue(second, 0);
+    FAIL() << "a batch with " << floats * 4 / (1024 * 1024) << " MB of speech fitted a 64 MB arena";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("raise speech.cache_mb"), std::string::npos) << e.what();
+  }
 }
 
 // bsim generate --device cuda writes a complete shard with the CPU's scenes and labels.
