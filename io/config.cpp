@@ -446,8 +446,8 @@ void validate(const Config& c) {
   BSIM_EXPECTS(wsum > 0, "config key 'noise.type_weights': at least one weight must be positive");
   BSIM_EXPECTS(c.noise.color == "white" || c.noise.color == "pink" || c.noise.color == "brown",
                "config key 'noise.color' must be white, pink or brown");
-  BSIM_EXPECTS(c.noise.babble_talkers.lo >= 1 && c.noise.babble_talkers.hi <= 32,
-               "config key 'noise.babble_talkers' must be within [1, 32]");
+  BSIM_EXPECTS(c.noise.babble_talkers.lo >= 1 && c.noise.babble_talkers.hi <= kMaxBabbleTalkers,
+               "config key 'noise.babble_talkers' must be within [1, " + std::to_string(kMaxBabbleTalkers) + "]");
   BSIM_EXPECTS(c.render.transition_s >= 0 && c.render.transition_s <= 0.5,
                "config key 'render.transition_s' must be within [0, 0.5] s");
   BSIM_EXPECTS(c.render.frac_delay_half_width >= 2 && c.render.frac_delay_half_width <= 128,

@@ -61,6 +61,10 @@ struct SpeechConfig {
   Range tilt_db_per_octave{0.0, 0.0};
 };
 
+// The most talkers a babble noise may have (validated): the GPU's mixing keeps one gain per talker in shared
+// memory (kernels/pipeline_kernels.cuh mix_noise).
+constexpr int kMaxBabbleTalkers = 32;
+
 struct NoiseConfig {
   Range snr_db{-5.0, 20.0};
   std::map<std::string, double> type_weights{{"diffuse", 1.0}, {"point", 1.0}, {"babble", 1.0}};

@@ -76,7 +76,8 @@ struct DevicePipeline::Impl {
   // working buffers (one set: the stream orders batches)
   DeviceBuffer<float> inputs, filters, syn, noise_raw;
   DeviceBuffer<cufftComplex> X, H, syn_spec;
-  DeviceBuffer<double> energy;
+  DeviceBuffer<double> emitter_energy;        // [emitter][mixing chunk]
+  DeviceBuffer<MixSums> snr_sums, mix_sums;   // [example][mixing chunk]
   DeviceBuffer<int> counts;
   DeviceBuffer<Gains> gains;
   DeviceBuffer<RoomGeometry> d_rooms;
@@ -187,6 +188,8 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   auto weight = [&](const char* k) { auto it = cfg.noise.type_weights.find(k); return it == cfg.noise.type_weights.end() ? 0.0 : it->second; };
   if (weight("point") > 0) max_emitters = 1;
   if (weight("babble") > 0) max_emitters = std::max(max_emitters, int(std::ceil(cfg.noise.babble_talkers.hi)));
+  if (max_emitters > kMaxBabbleTalkers)  // the config's validation says so too; the mixing's gains table holds these
+    throw InputError("config key 'noise.babble_talkers' must be within [1, " + std::to_string(kMaxBabbleTalkers) + "]");
   m.E_max = max_batch * (1 + max_emitters);
   m.chunk = std::min(max_batch, 256);
   m.direct_row0 = 2LL * m.E_max + m.chunk;
@@ -251,7 +254,9 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   BSIM_CUDA_TRY(cudaMemset(m.syn_spec.get(), 0, m.syn_spec.size() * sizeof(cufftComplex)));
 
   m.noise_raw = DeviceBuffer<float>(size_t(max_batch) * 2 * m.T);
-  m.energy = DeviceBuffer<double>(size_t(m.E_max));
+  m.emitter_energy = DeviceBuffer<double>(size_t(m.E_max) * mix_chunks(m.T));
+  m.snr_sums = DeviceBuffer<MixSums>(size_t(max_batch) * mix_chunks(m.T));
+  m.mix_sums = DeviceBuffer<MixSums>(size_t(max_batch) * mix_chunks(m.T));
   m.counts = DeviceBuffer<int>(size_t(m.E_max));
   m.gains = DeviceBuffer<Gains>(size_t(max_batch));
   m.d_rooms = DeviceBuffer<RoomGeometry>(size_t(m.E_max));
@@ -495,17 +500,22 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
   }
   BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[3]->get(), st));
 
-  // Noise, SNR, output gain, outputs, teacher.
+  // Noise, SNR, output gain, outputs, teacher: sums per (chunk, example), then the gains per example.
+  const int chunks = mix_chunks(m.T);
   if (E > B) {
-    BSIM_LAUNCH(emitter_energy, E - B, kPipelineThreads, 0, st)(m.filters.get(), m.N, m.T, B, m.energy.get());
+    BSIM_LAUNCH(emitter_energy, dim3(chunks, E - B), kPipelineThreads, 0, st)(m.filters.get(), m.N, m.T, B,
+                                                                              m.emitter_energy.get());
     BSIM_CUDA_TRY(cudaGetLastError());
   }
-  BSIM_LAUNCH(mix_noise, dim3(blocks_for(m.T), B, 2), kPipelineThreads, 0, st)(
-      m.d_examples.get(), m.d_emitters.get(), m.energy.get(), m.syn.get(), m.ns, m.filters.get(), m.N, m.T,
-      m.noise_raw.get());
+  BSIM_LAUNCH(mix_noise, dim3(chunks, B), kPipelineThreads, 0, st)(
+      m.d_examples.get(), m.d_emitters.get(), m.emitter_energy.get(), m.syn.get(), m.ns, m.filters.get(), m.N, m.T,
+      m.noise_raw.get(), m.snr_sums.get());
   BSIM_CUDA_TRY(cudaGetLastError());
-  BSIM_LAUNCH(example_gains, B, kPipelineThreads, 0, st)(
-      m.d_examples.get(), m.filters.get(), direct, m.N, m.noise_raw.get(), m.T, m.gains.get());
+  BSIM_LAUNCH(mixture_sums, dim3(chunks, B), kPipelineThreads, 0, st)(
+      m.d_examples.get(), m.snr_sums.get(), m.filters.get(), direct, m.N, m.noise_raw.get(), m.T, m.mix_sums.get());
+  BSIM_CUDA_TRY(cudaGetLastError());
+  BSIM_LAUNCH(example_gains, blocks_for(B), kPipelineThreads, 0, st)(
+      m.d_examples.get(), m.snr_sums.get(), m.mix_sums.get(), chunks, B, m.T, m.gains.get());
   BSIM_CUDA_TRY(cudaGetLastError());
   BSIM_LAUNCH(finalise, blocks_for(2LL * B * m.T), kPipelineThreads, 0, st)(
       m.filters.get(), direct, m.N, m.noise_raw.get(), m.gains.get(), B, m.T, slot.clean.get(), slot.reverberant.get(),

@@ -47,30 +47,6 @@ struct Gains {
   double output; // the one gain applied to every output signal
 };
 
-__device__ double block_sum(double v, double* scratch) {
-  scratch[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (int(threadIdx.x) < w) scratch[threadIdx.x] += scratch[threadIdx.x + w];
-    __syncthreads();
-  }
-  const double r = scratch[0];
-  __syncthreads();
-  return r;
-}
-
-__device__ float block_max(float v, float* scratch) {
-  scratch[threadIdx.x] = v;
-  __syncthreads();
-  for (int w = blockDim.x / 2; w > 0; w /= 2) {
-    if (int(threadIdx.x) < w) scratch[threadIdx.x] = fmaxf(scratch[threadIdx.x], scratch[threadIdx.x + w]);
-    __syncthreads();
-  }
-  const float r = scratch[0];
-  __syncthreads();
-  return r;
-}
-
 // Spectra of the synthetic noise (as sim/brir.cpp's diffuse_noise): white normals shaped by the colour tilt,
 // and for diffuse noise by the HRTF set's diffuse-field magnitudes and interaural coherence. Z[b][ch][k].
 __global__ void synthetic_spectra(const ExampleParams* ex, const float* shape, const float* mag_l, const float* mag_r,
@@ -137,70 +113,139 @@ __global__ void tilt_rows(float2* X, int B, int n_rows, int nb, int N, float fs_
   X[i].x *= w, X[i].y *= w;
 }
 
-// energy[e] = both ears' energy over [0, T) of emitter e's rendering (babble levelling). One block each.
-__global__ void emitter_energy(const float* Y, long long stride, int T, int first, double* energy) {
-  __shared__ double scratch[kPipelineThreads];
-  const int e = first + blockIdx.x;
+// --- mixing ----------------------------------------------------------------------------------------------
+// The SNR and the output gain need sums over a whole example (both ears, all of [0, T)). They are taken per
+// chunk of kMixChunk samples, one block per (chunk, example or emitter), so that a batch fills the card (256
+// examples at 16 kHz: 16 x 256 = 4,096 blocks; one block per example left most of an H100's SMs idle or
+// half-occupied while it streamed 2.5 MB), and the chunks' partial sums are added in chunk order by whoever
+// needs the total: deterministic, and the same total wherever it is formed.
+constexpr int kMixChunk = 4096;
+__host__ __device__ inline int mix_chunks(int T) { return (T + kMixChunk - 1) / kMixChunk; }
+
+struct MixSums {
+  double a, b;  // two partial sums of one (example, chunk): see the kernel that writes them
+};
+
+// The block's total of each thread's (a, b): a summed, b summed or (kMaxOfB) its maximum; in thread 0 only.
+// Two barriers (32 threads add strided partials, then thread 0 adds theirs) rather than a tree's log2(threads):
+// the order stays fixed, and the CPU emulation of the kernels (a fiber switch per thread and barrier) stays cheap.
+template <bool kMaxOfB>
+__device__ MixSums reduce_to_thread0(MixSums v, MixSums* scratch /* blockDim.x entries */) {
+  const int tid = threadIdx.x, n = blockDim.x;
+  scratch[tid] = v;
+  __syncthreads();
+  if (tid < 32) {
+    for (int j = tid + 32; j < n; j += 32)
+      v.a += scratch[j].a, v.b = kMaxOfB ? fmax(v.b, scratch[j].b) : v.b + scratch[j].b;
+    scratch[tid] = v;
+  }
+  __syncthreads();
+  if (tid == 0)
+    for (int j = 1; j < 32 && j < n; ++j)
+      v.a += scratch[j].a, v.b = kMaxOfB ? fmax(v.b, scratch[j].b) : v.b + scratch[j].b;
+  return v;
+}
+
+__device__ inline int chunk_end(int c, int T) { return T - c * kMixChunk < kMixChunk ? T : (c + 1) * kMixChunk; }
+
+// The noise gain for the example's SNR (reverberant speech over noise energy, both ears), from mix_noise's
+// per-chunk sums {speech energy, noise energy}.
+__device__ inline float snr_noise_gain(const MixSums* sums, int chunks, double snr_db) {
+  double es = 0, en = 0;
+  for (int c = 0; c < chunks; ++c) es += sums[c].a, en += sums[c].b;
+  return en > 0 ? float(sqrt(es / (en * pow(10.0, snr_db / 10.0)))) : 0.0f;
+}
+
+// partial[e][c] = both ears' energy over chunk c of emitter e's rendering (babble levelling), for the noise
+// emitters e = first + blockIdx.y. Grid (chunks, noise emitters).
+__global__ void emitter_energy(const float* Y, long long stride, int T, int first, double* partial) {
+  __shared__ MixSums scratch[kPipelineThreads];
+  const int e = first + blockIdx.y, c = blockIdx.x, t1 = chunk_end(c, T);
   double acc = 0;
   for (int ear = 0; ear < 2; ++ear) {
     const float* y = Y + ((size_t)e * 2 + ear) * stride;
-    for (int t = threadIdx.x; t < T; t += blockDim.x) acc += double(y[t]) * y[t];
+    for (int t = c * kMixChunk + threadIdx.x; t < t1; t += blockDim.x) acc += double(y[t]) * y[t];
   }
-  const double s = block_sum(acc, scratch);
-  if (threadIdx.x == 0) energy[e] = s;
+  const MixSums s = reduce_to_thread0<false>({acc, 0.0}, scratch);
+  if (threadIdx.x == 0) partial[(size_t)e * gridDim.x + c] = s.a;
 }
 
 // noise[b][ear][t] before SNR scaling: diffuse noise, or the sum of the example's emitters (babble talkers
-// each at unit energy), in the CPU's order of summation.
-__global__ void mix_noise(const ExampleParams* ex, const EmitterParams* em, const double* energy, const float* syn,
-                          int ns, const float* Y, long long stride, int T, float* noise) {
-  const int b = blockIdx.y, ear = blockIdx.z;
-  const int t = blockIdx.x * blockDim.x + threadIdx.x;
-  if (t >= T) return;
+// each at unit energy), in the CPU's order of summation; and sums[b][c] = {reverberant speech energy, noise
+// energy} over the chunk. Grid (chunks, examples); `partial` is emitter_energy's.
+__global__ void mix_noise(const ExampleParams* ex, const EmitterParams* em, const double* partial, const float* syn,
+                          int ns, const float* Y, long long stride, int T, float* noise, MixSums* sums) {
+  __shared__ MixSums scratch[kPipelineThreads];
+  __shared__ float gain[kMaxBabbleTalkers];  // of each emitter of the example
+  const int b = blockIdx.y, c = blockIdx.x, chunks = gridDim.x, t1 = chunk_end(c, T);
   const ExampleParams& p = ex[b];
-  float n = p.noise_type == 0 ? syn[((size_t)b * 2 + ear) * ns + t] : 0.0f;
-  for (int e = p.first_emitter; e < p.first_emitter + p.n_emitters; ++e) {
+  for (int i = threadIdx.x; i < p.n_emitters; i += blockDim.x) {
+    const int e = p.first_emitter + i;
     float g = 1.0f;
-    if (em[e].equal_level) g = energy[e] > 0 ? float(1.0 / sqrt(energy[e])) : 0.0f;
-    n = __fadd_rn(n, __fmul_rn(g, Y[((size_t)e * 2 + ear) * stride + t]));
+    if (em[e].equal_level) {
+      double energy = 0;
+      for (int k = 0; k < chunks; ++k) energy += partial[(size_t)e * chunks + k];
+      g = energy > 0 ? float(1.0 / sqrt(energy)) : 0.0f;
+    }
+    gain[i] = g;
   }
-  noise[((size_t)b * 2 + ear) * T + t] = n;
-}
-
-// Per example: the noise gain for the SNR (reverberant speech over noise energy, both ears), then the output
-// gain (mixture at kMixtureRms, no peak of mixture or clean above kMaxPeak). One block per example.
-__global__ void example_gains(const ExampleParams* ex, const float* Y, const float* direct, long long stride,
-                              const float* noise, int T, Gains* gains) {
-  __shared__ double scratch[kPipelineThreads];
-  __shared__ float fscratch[kPipelineThreads];
-  const int b = blockIdx.x;
-  const float* rev[2] = {Y + ((size_t)b * 2) * stride, Y + ((size_t)b * 2 + 1) * stride};
-  const float* cl[2] = {direct + ((size_t)b * 2) * stride, direct + ((size_t)b * 2 + 1) * stride};
-  const float* nz = noise + (size_t)b * 2 * T;
+  __syncthreads();
   double es = 0, en = 0;
-  for (int ear = 0; ear < 2; ++ear)
-    for (int t = threadIdx.x; t < T; t += blockDim.x) {
-      const float r = rev[ear][t], n = nz[(size_t)ear * T + t];
+  for (int ear = 0; ear < 2; ++ear) {
+    const float* rev = Y + ((size_t)b * 2 + ear) * stride;
+    for (int t = c * kMixChunk + threadIdx.x; t < t1; t += blockDim.x) {
+      float n = p.noise_type == 0 ? syn[((size_t)b * 2 + ear) * ns + t] : 0.0f;
+      for (int i = 0; i < p.n_emitters; ++i)
+        n = __fadd_rn(n, __fmul_rn(gain[i], Y[((size_t)(p.first_emitter + i) * 2 + ear) * stride + t]));
+      noise[((size_t)b * 2 + ear) * T + t] = n;
+      const float r = rev[t];
       es += double(r) * r, en += double(n) * n;
     }
-  const double e_speech = block_sum(es, scratch), e_noise = block_sum(en, scratch);
-  const float ng = e_noise > 0 ? float(sqrt(e_speech / (e_noise * pow(10.0, ex[b].snr_db / 10.0)))) : 0.0f;
+  }
+  const MixSums s = reduce_to_thread0<false>({es, en}, scratch);
+  if (threadIdx.x == 0) sums[(size_t)b * chunks + c] = s;
+}
+
+// With the noise at the SNR's gain: out[b][c] = {the mixture's energy, the peak of mixture and clean} over the
+// chunk. Grid (chunks, examples); `snr` is mix_noise's sums.
+__global__ void mixture_sums(const ExampleParams* ex, const MixSums* snr, const float* Y, const float* direct,
+                             long long stride, const float* noise, int T, MixSums* out) {
+  __shared__ MixSums scratch[kPipelineThreads];
+  const int b = blockIdx.y, c = blockIdx.x, chunks = gridDim.x, t1 = chunk_end(c, T);
+  const float ng = snr_noise_gain(snr + (size_t)b * chunks, chunks, ex[b].snr_db);
   double ea = 0;
   float peak = 0;
-  for (int ear = 0; ear < 2; ++ear)
-    for (int t = threadIdx.x; t < T; t += blockDim.x) {
-      const float a = __fadd_rn(rev[ear][t], __fmul_rn(nz[(size_t)ear * T + t], ng));
+  for (int ear = 0; ear < 2; ++ear) {
+    const float* rev = Y + ((size_t)b * 2 + ear) * stride;
+    const float* cl = direct + ((size_t)b * 2 + ear) * stride;
+    const float* nz = noise + ((size_t)b * 2 + ear) * T;
+    for (int t = c * kMixChunk + threadIdx.x; t < t1; t += blockDim.x) {
+      const float a = __fadd_rn(rev[t], __fmul_rn(nz[t], ng));
       ea += double(a) * a;
-      peak = fmaxf(peak, fmaxf(fabsf(a), fabsf(cl[ear][t])));
+      peak = fmaxf(peak, fmaxf(fabsf(a), fabsf(cl[t])));
     }
-  const double e_aug = block_sum(ea, scratch);
-  const float pk = block_max(peak, fscratch);
-  if (threadIdx.x == 0) {
-    const double rms = sqrt(e_aug / double(2 * T));
-    double g = rms > 0 ? kMixtureRms / rms : 1.0;
-    if (pk * g > kMaxPeak) g = kMaxPeak / pk;
-    gains[b] = {ng, 0.0f, g};
   }
+  const MixSums s = reduce_to_thread0<true>({ea, double(peak)}, scratch);  // a float's max: exact in double
+  if (threadIdx.x == 0) out[(size_t)b * chunks + c] = s;
+}
+
+// Per example (one thread each): the noise gain for the SNR, then the output gain (mixture at kMixtureRms, no
+// peak of mixture or clean above kMaxPeak), from the chunks' sums.
+__global__ void example_gains(const ExampleParams* ex, const MixSums* snr, const MixSums* mixture, int chunks, int B,
+                              int T, Gains* gains) {
+  const int b = blockIdx.x * blockDim.x + threadIdx.x;
+  if (b >= B) return;
+  const float ng = snr_noise_gain(snr + (size_t)b * chunks, chunks, ex[b].snr_db);
+  double e_aug = 0;
+  float pk = 0;
+  for (int c = 0; c < chunks; ++c) {
+    const MixSums& m = mixture[(size_t)b * chunks + c];
+    e_aug += m.a, pk = fmaxf(pk, float(m.b));
+  }
+  const double rms = sqrt(e_aug / double(2 * T));
+  double g = rms > 0 ? kMixtureRms / rms : 1.0;
+  if (pk * g > kMaxPeak) g = kMaxPeak / pk;
+  gains[b] = {ng, 0.0f, g};
 }
 
 // The four output signals at the output gain, and float16 copies of clean and augmented.

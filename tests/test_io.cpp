@@ -104,6 +104,11 @@ TEST(Config, ValidateRejectsOutOfRangeValues) {
   c = Config{};
   c.noise.type_weights = {{"diffuse", 0.0}};
   EXPECT_NE(error_of([&] { validate(c); }).find("at least one weight"), std::string::npos);
+  c = Config{};  // the GPU's mixing holds one gain per talker in a table of kMaxBabbleTalkers
+  c.noise.babble_talkers = {1, kMaxBabbleTalkers + 1};
+  EXPECT_NE(error_of([&] { validate(c); }).find("noise.babble_talkers' must be within [1, 32]"), std::string::npos);
+  c.noise.babble_talkers = {1, kMaxBabbleTalkers};
+  validate(c);
 }
 
 TEST(Audio, ReadsOggResamplesAndRejectsBadFiles) {

@@ -347,7 +347,7 @@ TEST(EmulatedFusedConvolution, TiltedVoiceThroughRowsMatchesTheCpuRendering) {
 // point emitter whose example is loud enough that the peak limit sets its gain, three babble talkers at equal
 // level, and a point emitter that is silent (noise gain 0). The sums run in other orders: -130 dB asked.
 TEST(EmulatedPipelineMixing, MatchesTheCpuMixing) {
-  const int T = 3000, S = 3500, ns = 3200, B = 4;
+  const int T = 9000, S = 9500, ns = 9200, B = 4;  // T: two whole mixing chunks and part of a third
   const std::vector<std::vector<int>> emitters_of = {{}, {4}, {5, 6, 7}, {8}};  // emitter rows after the targets
   const int E = 9;
   Rng rng(41, 0, Stream::noise);
@@ -358,7 +358,8 @@ TEST(EmulatedPipelineMixing, MatchesTheCpuMixing) {
   for (int e = 5; e < 8; ++e)  // talkers at very different levels, which equal_level removes
     for (int i = 0; i < 2 * S; ++i) Y[size_t(2 * e) * S + size_t(i)] *= float(e * e);
   std::fill(Y.begin() + 2 * 8 * S, Y.begin() + 2 * 9 * S, 0.0f);  // the silent emitter
-  direct[size_t(2 * 1) * S + 100] = 40.0f;  // a click in example 1's clean signal: the peak limit decides its gain
+  direct[size_t(2 * 1 + 1) * S + 8500] = 40.0f;  // a click in example 1's clean signal (right ear, last chunk): the
+                                                 // peak limit decides its gain
   std::vector<cuda::ExampleParams> ex(static_cast<size_t>(B));
   std::vector<cuda::EmitterParams> em(static_cast<size_t>(E));
   for (int b = 0; b < B; ++b) {
@@ -371,20 +372,24 @@ TEST(EmulatedPipelineMixing, MatchesTheCpuMixing) {
     em[size_t(b)] = {b, 0};
     for (int e : emitters_of[size_t(b)]) em[size_t(e)] = {b, b == 2 ? 1 : 0};
   }
-  std::vector<double> energy(static_cast<size_t>(E), 0.0);
+  // The kernels' own launch shapes: every thread, blocks of (chunk, example or emitter).
+  const int chunks = cuda::mix_chunks(T);
+  ASSERT_EQ(chunks, 3) << "the sums should span whole chunks and a partial one";
+  const dim3 threads(cuda::kPipelineThreads);
+  std::vector<double> energy(size_t(E) * chunks, 0.0);
+  std::vector<cuda::MixSums> snr_sums(size_t(B) * chunks), mix_sums(snr_sums.size());
   std::vector<float> noise_raw(size_t(2 * B) * T), clean(noise_raw.size()), reverberant(noise_raw.size()),
       noise(noise_raw.size()), augmented(noise_raw.size());
   std::vector<__half> clean_half(noise_raw.size()), augmented_half(noise_raw.size());
   std::vector<cuda::Gains> gains(static_cast<size_t>(B));
-  emu::launch(unsigned(E - B), 1u, cuda::emitter_energy, static_cast<const float*>(Y.data()), (long long)S, T, B,
-              energy.data());
-  emu::launch3(unsigned(T), unsigned(B), 2u, cuda::mix_noise, static_cast<const cuda::ExampleParams*>(ex.data()),
-               static_cast<const cuda::EmitterParams*>(em.data()), static_cast<const double*>(energy.data()),
-               static_cast<const float*>(syn.data()), ns, static_cast<const float*>(Y.data()), (long long)S, T,
-               noise_raw.data());
-  emu::launch(unsigned(B), 1u, cuda::example_gains, static_cast<const cuda::ExampleParams*>(ex.data()),
-              static_cast<const float*>(Y.data()), static_cast<const float*>(direct.data()), (long long)S,
-              static_cast<const float*>(noise_raw.data()), T, gains.data());
+  emu::launch_blocks(dim3(chunks, E - B), threads, 0, cuda::emitter_energy, "emitter_energy", Y.data(), (long long)S,
+                     T, B, energy.data());
+  emu::launch_blocks(dim3(chunks, B), threads, 0, cuda::mix_noise, "mix_noise", ex.data(), em.data(), energy.data(),
+                     syn.data(), ns, Y.data(), (long long)S, T, noise_raw.data(), snr_sums.data());
+  emu::launch_blocks(dim3(chunks, B), threads, 0, cuda::mixture_sums, "mixture_sums", ex.data(), snr_sums.data(),
+                     Y.data(), direct.data(), (long long)S, noise_raw.data(), T, mix_sums.data());
+  emu::launch_blocks(dim3(1), threads, 0, cuda::example_gains, "example_gains", ex.data(), snr_sums.data(),
+                     mix_sums.data(), chunks, B, T, gains.data());
   emu::launch(unsigned(2 * B * T), 1u, cuda::finalise, static_cast<const float*>(Y.data()),
               static_cast<const float*>(direct.data()), (long long)S, static_cast<const float*>(noise_raw.data()),
               static_cast<const cuda::Gains*>(gains.data()), B, T, clean.data(), reverberant.data(), noise.data(),
