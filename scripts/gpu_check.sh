@@ -107,7 +107,7 @@ TRAINER=OFF; TARGETS=(--target bsim test_gpu bench_gpu)
 case "$MODE" in full|recipe|both) TRAINER=ON; TARGETS=(--target bsim btrain test_gpu bench_gpu) ;; test) TARGETS=(--target test_gpu) ;; esac
 t=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
-  -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;/opt/deps/usr" -DBSIM_PYTHON="$PY" -DBSIM_ENABLE_CUDA=ON \
+  -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;/opt/deps/usr" -DBSIM_PYTHON="$PY" -DBSIM_ENABLE_CUDA=ON -DBSIM_BUILD_EMULATION=OFF \
   -DBSIM_BUILD_TRAINER=$TRAINER > "$LOG/configure.log" 2>&1 &&
   run_for 400 cmake --build build-gpu -j 16 "${TARGETS[@]}" > "$LOG/build.log" 2>&1
 build_rc=$?; build_s=$(( $(date +%s) - t ))

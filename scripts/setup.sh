@@ -14,6 +14,7 @@ DEB_PACKAGES=(
   libhdf5-dev libfftw3-dev            # shards, CPU FFTs
   libyaml-cpp-dev libcli11-dev        # configuration, command line
   libgtest-dev libgmock-dev libbenchmark-dev
+  libboost-context-dev                # fibers for the emulated CUDA backend's barriers (tests only)
   fillets-ng-data fillets-ng-data-nl fillets-ng-data-cs   # embedded real speech corpus (OGG)
   python3 python3-venv
   shellcheck                          # lints the scripts (a test: the GPU check runs only on a lent machine)
