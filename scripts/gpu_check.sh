@@ -186,13 +186,21 @@ case "$MODE" in quick|kernels|both|full)
         --section MemoryWorkloadAnalysis_Tables build-gpu/bench/bench_gpu --benchmark_min_time=0.05s \
         --benchmark_filter="${probe#* }" >> "$LOG/ncu.txt" 2>&1 || ncu_rc=$?
     done
+    # Every kernel of a few whole pipeline batches (default implementations), its time and DRAM bytes, summed per
+    # kernel and batch by bench/ncu_batch.py: where the batch's time goes beyond the stage counters.
+    run_for 90 "$NCU" --metrics gpu__time_duration.sum,dram__bytes.sum --csv --page raw --print-units base \
+      --launch-count 500 --log-file "$LOG/ncu_batch.csv" build-gpu/bench/bench_gpu \
+      --benchmark_filter='BM_PipelineBatch/256' > "$LOG/ncu_batch.log" 2>&1
+    peak_gb_s=$(build-gpu/apps/bsim devices 2>/dev/null | grep -oE '[0-9.]+ GB/s' | head -1 | cut -d' ' -f1)
+    $PY bench/ncu_batch.py "$LOG/ncu_batch.csv" --peak-gb-s "${peak_gb_s:-0}" > "$LOG/ncu_batch.md" 2>&1
     if grep -q "ERR_NVGPUCTRPERM" "$LOG/ncu.txt"; then ncu_state="no permission to read the counters"
-    else ncu_state="rc=$ncu_rc, $(grep -c 'Section: GPU Speed Of Light' "$LOG/ncu.txt") kernels profiled (logs.tgz: ncu.txt)"; fi
+    else ncu_state="rc=$ncu_rc, $(grep -c 'Section: GPU Speed Of Light' "$LOG/ncu.txt") kernels profiled (logs.tgz: ncu.txt); per-kernel batch: ncu_batch.md"; fi
   else
     ncu_state="ncu not installed"
   fi
   stamp "ncu: $ncu_state"
-  grep -E "^  [a-z_]+\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Shared Memory Configuration Size|Stall|Bank" "$LOG/ncu.txt" 2>/dev/null | head -40 ;;
+  grep -E "^  [a-z_]+\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Shared Memory Configuration Size|Stall|Bank" "$LOG/ncu.txt" 2>/dev/null | head -40
+  cp "$LOG/ncu_batch.md" "$DEST/ncu_batch.md" 2>/dev/null; head -30 "$LOG/ncu_batch.md" 2>/dev/null ;;
 esac
 [ "$MODE" = recipe ] && [ "$RECIPE_SIZE" != full ] && {
   run_for 60 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
