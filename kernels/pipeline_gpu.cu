@@ -56,8 +56,11 @@ struct DevicePipeline::Impl {
   Config cfg;
   int max_batch = 0, n_slots = 0, T = 0, L = 0, N = 0, nb = 0, ns = 0, nbs = 0, E_max = 0, chunk = 0;
   long long direct_row0 = 0;  // first direct-path row of the filter rows
-  // The convolution: BSIM_PIPELINE_CONV=cufft (default: one N-point transform per row) or fused (the
-  // partitioned overlap-save kernels of kernels/conv_fused.cuh on the rows, blocks of 2048, radix 16).
+  // The convolution: BSIM_PIPELINE_CONV=fused (default: the partitioned overlap-save kernels of
+  // kernels/conv_fused.cuh on the rows, blocks of 2048, radix 16, each pair over the partitions its response
+  // fills) or cufft (one N-point transform per row). The default is chosen by a count, not yet a measurement
+  // (bench/RESULTS.md): ~4,600 full-length transforms of 81,000 points per batch against ~970 pairs at the
+  // partitioned kernels' measured cost, ~3.8 against ~2 ms predicted on an H100; gpu_check times both.
   bool fused_conv = false;
   FusedConvParams cp{};
   int conv_smem = 0, conv_threads = 0;
@@ -204,7 +207,7 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   const FeatureShape fshape = teacher_shape(cfg.features, m.T);
   m.n_features = fshape.n_features, m.n_frames = fshape.n_frames;
 
-  m.fused_conv = kernel_choice("BSIM_PIPELINE_CONV", "cufft") == "fused";
+  m.fused_conv = kernel_choice("BSIM_PIPELINE_CONV", "fused") == "fused";
   m.inputs = DeviceBuffer<float>(size_t(m.E_max + m.chunk) * m.N);
   // Input spectra: of every emitter for the cuFFT rows; with the partitioned kernels only the targets' (the
   // tilt's round trip), over the chunks their transforms cover.

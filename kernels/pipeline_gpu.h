@@ -2,15 +2,15 @@
 // (Renderer::plan: scene, speech segments, noise emitters — the same plan the CPU renders), then one stream
 // does the rest on the device: dry signals gathered from the corpus kept in device memory, synthetic noise
 // from counter-based random numbers, BRIRs of every emitter in one launch (images + late tail), batched
-// cuFFT convolution (reverberant and direct-path/clean renderings), babble levelling, noise at the
+// convolution (reverberant and direct-path/clean renderings), babble levelling, noise at the
 // scene's SNR, the output gain, float16 copies and the teacher features.
 //
 // Differences from the CPU by design (tests/test_gpu.cpp states the tolerances): the late tail and the
 // synthetic noise draw their random numbers from device counter streams, so they match the CPU in
 // statistics (spectrum, decay, level, coherence), not sample by sample; everything else follows the plan
-// exactly. The convolution is one N-point cuFFT transform per row by default; BSIM_PIPELINE_CONV=fused takes
-// the partitioned overlap-save kernels of kernels/conv_fused.cuh instead (to be measured against it: see
-// bench/RESULTS.md). Host header: no CUDA types.
+// exactly. The convolution is the partitioned overlap-save kernels of kernels/conv_fused.cuh by default;
+// BSIM_PIPELINE_CONV=cufft takes one N-point cuFFT transform per row instead (the default by count, not yet by
+// measurement: see bench/RESULTS.md). Host header: no CUDA types.
 #pragma once
 #include <cstdint>
 #include <memory>

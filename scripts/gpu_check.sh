@@ -125,9 +125,9 @@ run_for 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filt
   --benchmark_out="$LOG/bench_gpu.json" --benchmark_out_format=json > "$LOG/bench_gpu.txt" 2>&1
 stamp "bench_gpu rc=$?"
 # The whole batch with each teacher implementation forced (the default picks per kind, by measurement), and
-# with the partitioned convolution instead of the pipeline's cuFFT rows (BSIM_PIPELINE_CONV, default cufft).
+# with the pipeline's cuFFT rows instead of the partitioned convolution (BSIM_PIPELINE_CONV, default fused).
 if [ "$MODE" != recipe ]; then
-  for variant in BSIM_TEACHER_KERNEL=fused BSIM_TEACHER_KERNEL=cufft BSIM_PIPELINE_CONV=fused; do
+  for variant in BSIM_TEACHER_KERNEL=fused BSIM_TEACHER_KERNEL=cufft BSIM_PIPELINE_CONV=cufft; do
     run_for 30 env "$variant" build-gpu/bench/bench_gpu --benchmark_filter=PipelineBatch \
       --benchmark_out="$LOG/pipeline-$variant.json" --benchmark_out_format=json 2>&1 |
       grep -E "^BM_" | sed "s#^BM_PipelineBatch#BM_PipelineBatch($variant)#" >> "$LOG/bench_gpu.txt"

@@ -439,7 +439,7 @@ TEST(EmulatedPipelineMixing, MatchesTheCpuMixing) {
   for (size_t i = 0; i < size_t(2 * T); ++i) ASSERT_EQ(noise[size_t(3 * 2 * T) + i], 0.0f);
 }
 
-// The pipeline's default convolution (BSIM_PIPELINE_CONV=cufft): every row through an N-point transform, the
+// The pipeline's other convolution (BSIM_PIPELINE_CONV=cufft): every row through an N-point transform, the
 // products by multiply_rows, and back (sim/fft.h standing in for cuFFT). Emitter e's two BRIR rows take input e,
 // the direct-path rows (a region of their own) the target's input b, and only targets' (rows < B) spectra are
 // tilted. Against convolve_many with each input's tilt: -100 dB.
