@@ -123,9 +123,10 @@ void BrirRenderer::enqueue_device(const RoomGeometry* rooms, int B, bool late_ta
   BSIM_LAUNCH(image_sources_kernel, B, kImageThreads, 0, s)(
       rooms, m.grids, m.fs_over_c, m.capacity, m.images.get(), counts);
   BSIM_CUDA_TRY(cudaGetLastError());
-  const dim3 grid(std::min(kScatterBlocksPerRoom, m.capacity), B);
-  BSIM_LAUNCH(scatter_kernel, grid, kScatterThreads, 0, s)(
-      rooms, m.images.get(), counts, m.capacity, m.grids, m.half_width, m.length, stride, out, direct, n_direct);
+  const int shared_samples = std::min(m.length, kScatterSharedSamples);
+  BSIM_LAUNCH(scatter_kernel, B, kScatterThreads, 2 * shared_samples * sizeof(float), s)(
+      rooms, m.images.get(), counts, m.capacity, m.grids, m.half_width, m.length, stride, out, direct, n_direct,
+      m.fs_over_c, shared_samples);
   BSIM_CUDA_TRY(cudaGetLastError());
   if (late_tail) {
     // Executions cover whole chunks of rooms; rooms past B hold stale spectra whose output is never read.

@@ -1,8 +1,8 @@
 // The BRIR kernels: image sources of each room (one block per room), the scatter of each image's delayed HRIR
-// into its room's response (work = images x (HRIR taps + sinc taps), no dense gather over output samples), and
-// the late tail's spectra and envelopes around one batched inverse FFT. Launched by kernels/brir_gpu.cu; device
-// code only, and it runs on the CPU under kernels/emulation.h for the tests (tests/test_kernel_emulation.cpp),
-// as does tail_tables, the host-side shaping the tail kernels read.
+// into its room's response (one block per room, in shared memory; work = images x (HRIR taps + sinc taps), no
+// dense gather over output samples), and the late tail's spectra and envelopes around one batched inverse FFT.
+// Launched by kernels/brir_gpu.cu; device code only, and it runs on the CPU under kernels/emulation.h for the
+// tests (tests/test_kernel_emulation.cpp), as does tail_tables, the host-side shaping the tail kernels read.
 #pragma once
 #include <cmath>
 #include <vector>
@@ -21,8 +21,11 @@ __device__ inline int imin(int a, int b) { return a < b ? a : b; }
 __device__ inline int imax(int a, int b) { return a > b ? a : b; }
 
 constexpr int kImageThreads = 256;   // threads per room in the image kernel
-constexpr int kScatterThreads = 128; // threads per image block in the scatter kernel
-constexpr int kScatterBlocksPerRoom = 32;  // blocks per room in the scatter grid (each strides over images)
+constexpr int kScatterThreads = 256; // threads per room in the scatter kernel
+// The scatter's shared accumulator: samples per ear (two ears: 48,000 bytes, within the 48 kB every launch may
+// take without opting in, beside the taps). The early part of a 16 kHz room (transition <= 100 ms: ~1,800
+// samples with the HRIR and the sinc) fits many times over, a 48 kHz one (~5,500) too.
+constexpr int kScatterSharedSamples = 6000;
 constexpr int kMaxHalfWidth = 64;
 
 struct DeviceImage {
@@ -90,41 +93,60 @@ __global__ void image_sources_kernel(const RoomGeometry* rooms, GridSet grids, d
   }
 }
 
-// out[room][ear][length] += gain * (HRIR(direction) conv sinc(frac)) at floor(delay), per image.
+// out[room][ear][t] = sum over the room's images of gain * (HRIR(direction) conv sinc(frac)) at floor(delay), for
+// t below the early part's end: one block per room, the images one after another, each image's 2 x (taps + sinc)
+// outputs spread over the threads and added into a shared accumulator (no two threads touch one sample in a
+// phase: no atomics), written once at the end. A room whose early part does not fit `shared_samples` (a long
+// transition, or images up to any distance) adds into `out` with global atomics instead. `out` rows hold zeros
+// on entry. The direct image (one per room) also goes to `direct` for rooms below n_direct.
 __global__ void scatter_kernel(const RoomGeometry* rooms, const DeviceImage* images, const int* counts, int capacity,
                                GridSet grids, int half_width, int length, long long stride, float* out, float* direct,
-                               int n_direct) {
-  const int room = blockIdx.y;
-  const GridView& grid = grids.g[rooms[room].grid_id];
-  const int n_images = counts[room] < capacity ? counts[room] : capacity;
+                               int n_direct, double fs_over_c, int shared_samples) {
+  BSIM_DYNAMIC_SHARED(float, acc);  // [ear][shared_samples]
   __shared__ float taps[2 * kMaxHalfWidth + 1];
+  const int room = blockIdx.x;
+  const RoomGeometry& r = rooms[room];
+  const GridView& grid = grids.g[r.grid_id];
+  const int n_images = counts[room] < capacity ? counts[room] : capacity;
   const int seg = grid.n_taps + 2 * half_width;
-  // Grid-stride over the room's images: the launch does not depend on the (device-side) image count.
-  for (int im = blockIdx.x; im < n_images; im += gridDim.x) {
+  // Every image lies within max_distance_m, so its outputs end before reach + seg.
+  const double reach = double(r.max_distance_m) * fs_over_c;
+  const int span = reach + seg + 2 >= double(length) ? length : int(ceil(reach)) + seg + 2;
+  const bool in_shared = span <= shared_samples;
+  if (in_shared)
+    for (int i = threadIdx.x; i < 2 * span; i += blockDim.x) acc[(i / span) * shared_samples + i % span] = 0.0f;
+  for (int im = 0; im < n_images; ++im) {
     const DeviceImage img = images[(size_t)room * capacity + im];
     const double fl = floor(img.delay_samples);
     const int n0 = int(fl);
     const float frac = float(img.delay_samples - fl);
     const float sin_pi_frac = sinf(3.14159265358979f * frac);
-    __syncthreads();
+    __syncthreads();  // the previous image's taps are read; the accumulator's zeros are written
     for (int j = threadIdx.x; j <= 2 * half_width; j += blockDim.x)
       taps[j] = img.gain * frac_delay_tap(j - half_width, frac, half_width, sin_pi_frac);
     __syncthreads();
-    for (int ear = 0; ear < 2; ++ear) {
+    const bool to_direct = img.direct && direct && room < n_direct;
+    for (int i = threadIdx.x; i < 2 * seg; i += blockDim.x) {
+      const int ear = i / seg, j = i % seg;
+      const int pos = n0 - half_width + j;
+      if (pos < 0 || pos >= length) continue;
+      // value at offset m = j - hw: sum_k taps[k] h[m - k], k = -hw..hw
       const float* h = grid.ir + ((size_t)img.grid_index * 2 + ear) * grid.n_taps;
-      float* dst = out + ((size_t)room * 2 + ear) * stride;
-      float* dst_direct = (img.direct && direct && room < n_direct) ? direct + ((size_t)room * 2 + ear) * stride : nullptr;
-      for (int j = threadIdx.x; j < seg; j += blockDim.x) {
-        const int pos = n0 - half_width + j;
-        if (pos < 0 || pos >= length) continue;
-        // value at offset m = j - hw: sum_k taps[k] h[m - k], k = -hw..hw
-        float acc = 0.0f;
-        const int k_lo = imax(-half_width, j - half_width - (grid.n_taps - 1)), k_hi = imin(half_width, j - half_width);
-        for (int kk = k_lo; kk <= k_hi; ++kk) acc += taps[kk + half_width] * h[j - half_width - kk];
-        atomicAdd(dst + pos, acc);
-        if (dst_direct) dst_direct[pos] += acc;  // one direct image per room: no other writer
-      }
+      float sum = 0.0f;
+      const int k_lo = imax(-half_width, j - half_width - (grid.n_taps - 1)), k_hi = imin(half_width, j - half_width);
+      for (int kk = k_lo; kk <= k_hi; ++kk) sum += taps[kk + half_width] * h[j - half_width - kk];
+      if (in_shared && pos < span)  // always, by the bound above; past it the final write would not reach
+        acc[ear * shared_samples + pos] += sum;
+      else
+        atomicAdd(out + ((size_t)room * 2 + ear) * stride + pos, sum);
+      if (to_direct) direct[((size_t)room * 2 + ear) * stride + pos] += sum;  // one direct image: one writer
     }
+  }
+  if (!in_shared) return;
+  __syncthreads();
+  for (int i = threadIdx.x; i < 2 * span; i += blockDim.x) {
+    const int ear = i / span, t = i % span;
+    out[((size_t)room * 2 + ear) * stride + t] = acc[ear * shared_samples + t];
   }
 }
 

@@ -683,8 +683,8 @@ class EmulatedBrirRenderer {
   EmulatedBrirRenderer(const HrirGrid& grid, int max_rooms, int length, int capacity, int half_width, double c_m_s,
                        const DiffuseField* diffuse = nullptr,
                        const std::vector<double>& band_t60_ratio = std::vector<double>(kTailBands, 1.0))
-      : max_rooms_(max_rooms), length_(length), capacity_(capacity), half_width_(half_width), fs_(grid.fs_hz),
-        c_(c_m_s), ir_(grid.ir) {
+      : max_rooms_(max_rooms), length_(length), capacity_(capacity), half_width_(half_width),
+        shared_samples_(std::min(length, cuda::kScatterSharedSamples)), fs_(grid.fs_hz), c_(c_m_s), ir_(grid.ir) {
     grids_.g[0] = {ir_.data(), grid.n_taps, grid.n_az, grid.n_el, grid.az_step_deg, grid.el_step_deg};
     if (diffuse) tail_ = cuda::tail_tables({diffuse}, band_t60_ratio, good_fft_size(length), fs_);
   }
@@ -699,9 +699,10 @@ class EmulatedBrirRenderer {
     emu::launch(unsigned(B), 1u, cuda::image_sources_kernel, rooms.data(), grids_, fs_ / c_, capacity_, images.data(),
                 counts.data());
     for (int n : counts) ASSERT_LE(n, capacity_);
-    emu::launch(unsigned(std::min(cuda::kScatterBlocksPerRoom, capacity_)), unsigned(B), cuda::scatter_kernel,
-                rooms.data(), images.data(), counts.data(), capacity_, grids_, half_width_, length_,
-                (long long)length_, out.data(), nullptr, 0);
+    emu::launch_blocks(dim3(B), dim3(cuda::kScatterThreads), 2 * shared_samples_ * sizeof(float), cuda::scatter_kernel,
+                       "scatter_kernel", rooms.data(), images.data(), counts.data(), capacity_, grids_, half_width_,
+                       length_, (long long)length_, out.data(), static_cast<float*>(nullptr), 0, fs_ / c_,
+                       shared_samples_);
     if (!late_tail) return;
     ASSERT_GT(tail_.n, 0) << "a late tail needs the diffuse field at construction";
     const cuda::TailTables& t = tail_;
@@ -724,10 +725,25 @@ class EmulatedBrirRenderer {
 
  private:
   int max_rooms_, length_, capacity_, half_width_;
+
+ protected:
+  int shared_samples_;  // the scatter's shared accumulator per ear, as BrirRenderer sizes it
+
+ private:
   double fs_, c_;
   std::vector<float> ir_;
   cuda::GridSet grids_{};
   cuda::TailTables tail_;
+};
+
+// The same with no shared accumulator for the scatter: every room's early part added into the output with global
+// atomics, as rooms whose early part does not fit take it (a long transition, images up to any distance).
+class EmulatedBrirRendererGlobalScatter : public EmulatedBrirRenderer {
+ public:
+  template <class... Args>
+  explicit EmulatedBrirRendererGlobalScatter(Args&&... args) : EmulatedBrirRenderer(std::forward<Args>(args)...) {
+    shared_samples_ = 0;
+  }
 };
 
 // The rooms of `cases` with their tails: transition, T60 and seeds seed0, seed0 + 1, ...
@@ -751,6 +767,8 @@ std::vector<cuda::RoomGeometry> tail_rooms(const std::vector<test::BrirCase>& ca
 TEST(EmulatedBrir, EarlyResponsesMatchTheCpu) {
   const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 16000.0, 2.0, 5.0);
   test::expect_early_brirs_match_cpu<EmulatedBrirRenderer>(grid, test::brir_cases(60), -80.0);
+  SCOPED_TRACE("early parts too long for the shared accumulator: global atomics");
+  test::expect_early_brirs_match_cpu<EmulatedBrirRendererGlobalScatter>(grid, test::brir_cases(8), -80.0);
 }
 
 // The tail kernels (spectra from counter-based normals, the groups' envelopes) around the CPU's inverse FFT:
