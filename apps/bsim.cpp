@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstdio>
+#include <limits>
 #include <filesystem>
 #include <iostream>
 #include <fstream>
@@ -56,12 +57,41 @@ std::vector<double> parse_triple(const std::string& s, const char* flag) {
   return v;
 }
 
-void require_device(const std::string& device) {
-  if (device == "cpu") return;
-  if (device != "cuda") throw InputError("--device must be cpu or cuda, not '" + device + "'");
+// The rank of this process in a launch and the launch's size: torchrun's RANK and WORLD_SIZE, else SLURM's
+// SLURM_PROCID and SLURM_NTASKS; rank -1 and size 1 outside a launcher.
+struct LaunchRank {
+  long long rank = -1, world = 1;
+  std::string rank_var;
+};
+LaunchRank launch_rank() {
+  const auto number = [](const char* var, const char* v) {
+    const std::string s = v;
+    if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos)
+      throw InputError(std::string(var) + "='" + s + "' is not a rank number");
+    return std::stoll(s);
+  };
+  LaunchRank r;
+  for (const auto& [rank_var, world_var] : {std::pair{"RANK", "WORLD_SIZE"}, std::pair{"SLURM_PROCID", "SLURM_NTASKS"}})
+    if (const char* v = std::getenv(rank_var)) {
+      r.rank = number(rank_var, v), r.rank_var = rank_var;
+      if (const char* w = std::getenv(world_var)) r.world = number(world_var, w);
+      break;
+    }
+  return r;
+}
+
+// --device cpu, cuda or cuda:N: for CUDA, makes the device it names current (cuda::cuda_device_index: plain cuda
+// follows a launcher's local rank) and returns its index; -1 for the CPU.
+int require_device(const std::string& device, bool quiet) {
+  if (device == "cpu") return -1;
+  cuda::cuda_device_index(device, std::numeric_limits<int>::max());  // a malformed value says so before the devices
   std::string why;
   const auto devices = cuda::list_devices(&why);
-  if (devices.empty()) throw InputError("--device cuda: " + why + "; use --device cpu");
+  if (devices.empty()) throw InputError("--device " + device + ": " + why + "; use --device cpu");
+  const int index = cuda::cuda_device_index(device, int(devices.size()));
+  cuda::use_device(index);
+  if (!quiet && devices.size() > 1) std::fprintf(stderr, "using CUDA device %s\n", devices[size_t(index)].c_str());
+  return index;
 }
 
 int run_info(const std::string& path) {
@@ -120,7 +150,7 @@ void write_example_wavs(const Example& ex, const std::string& dir, double fs) {
 // Classic DoA estimates for every example of a shard, one predictions_<method>.csv per method (same
 // columns as btrain eval's predictions.csv), steered with the shard's own HRTF set unless --sofa is given.
 void run_doa(const std::string& shard, const std::vector<std::string>& method_names, const std::string& sofa_flag,
-             bool full, const std::string& report, int threads, const std::string& device) {
+             bool full, const std::string& report, int threads, bool on_gpu) {
   std::vector<ClassicMethod> methods;
   for (const auto& m : method_names) methods.push_back(classic_method(m));
   const ShardReader reader(shard);
@@ -145,8 +175,8 @@ void run_doa(const std::string& shard, const std::vector<std::string>& method_na
   std::vector<std::vector<double>> est(methods.size(), std::vector<double>(size_t(N)));
   // On the GPU every method comes out of one pass (kernels/doa_gpu.h); the CPU runs the requested ones on one
   // STFT per example.
-  const int block = device == "cuda" ? 256 : 64;
-  const cuda::DoaBatchFn gpu = device == "cuda" ? cuda::make_gpu_doa(doa, block, T) : cuda::DoaBatchFn{};
+  const int block = on_gpu ? 256 : 64;
+  const cuda::DoaBatchFn gpu = on_gpu ? cuda::make_gpu_doa(doa, block, T) : cuda::DoaBatchFn{};
   std::vector<float> audio;
   Progress progress(N, "examples", false);
   for (long long start = 0; start < N; start += block) {
@@ -202,7 +232,8 @@ int main(int argc, char** argv) {
   auto* g = app.add_subcommand("generate", "render N examples into an HDF5 shard");
   g->add_option("--rooms", gen.rooms, "number of examples (each a new room and scene)")->required();
   g->add_option("--out", gen.out, "output .h5 file")->required();
-  g->add_option("--device", device, "cpu | cuda")->capture_default_str();
+  g->add_option("--device", device, "cpu | cuda | cuda:N (cuda: the launcher's LOCAL_RANK or SLURM_LOCALID, else 0)")
+      ->capture_default_str();
   int gpu_batch = 256;
   g->add_option("--batch", gpu_batch, "examples per GPU batch (--device cuda)")->capture_default_str();
   g->add_flag("--resume", gen.resume, "continue an interrupted run from <out>.partial");
@@ -256,7 +287,7 @@ int main(int argc, char** argv) {
   doa_cmd->add_option("--report", doa_report, "folder for predictions_<method>.csv")->required();
   doa_cmd->add_option("--threads", doa_threads, "threads (0 = all cores)");
   std::string doa_device = "cpu";
-  doa_cmd->add_option("--device", doa_device, "cpu | cuda")->capture_default_str();
+  doa_cmd->add_option("--device", doa_device, "cpu | cuda | cuda:N")->capture_default_str();
 
   auto* cfg_cmd = app.add_subcommand("config", "print the resolved configuration as YAML");
   add_config_flags(cfg_cmd, show_cfg);
@@ -274,22 +305,26 @@ int main(int argc, char** argv) {
   return run_reporting_errors("bsim", [&]() -> int {
     if (*g) {
       if (gpu_batch < 1) throw InputError("--batch must be at least 1 (examples per GPU batch)");
-      require_device(device);
+      // Every rank of a launch runs the same command line: {rank} in --out gives each its own file.
+      const LaunchRank launch = launch_rank();
+      if (gen.out.find("{rank}") != std::string::npos) {
+        for (size_t at; (at = gen.out.find("{rank}")) != std::string::npos;)
+          gen.out.replace(at, 6, std::to_string(std::max(launch.rank, 0LL)));
+      } else if (launch.world > 1) {
+        throw InputError(launch.rank_var + "=" + std::to_string(launch.rank) + " of " + std::to_string(launch.world) +
+                         ": every rank would write '" + gen.out + "': put {rank} in --out (for example shards_{rank}.h5)");
+      }
+      const bool on_gpu = require_device(device, gen.quiet) >= 0;
       const Config cfg = resolve_config(gen_cfg);
       print_config(cfg, gen.quiet);
       gen.first_index = first_index;
-      if (first_index_opt->count() == 0)
-        for (const char* var : {"RANK", "SLURM_PROCID"})
-          if (const char* v = std::getenv(var)) {
-            try {
-              gen.first_index = std::stoll(v) * gen.rooms;
-            } catch (const std::exception&) {
-              throw InputError(std::string(var) + "='" + v + "' is not a rank number");
-            }
-            if (!gen.quiet) std::fprintf(stderr, "%s=%s: examples %lld..%lld\n", var, v, gen.first_index, gen.first_index + gen.rooms - 1);
-            break;
-          }
-      if (device == "cuda") {
+      if (first_index_opt->count() == 0 && launch.rank >= 0) {
+        gen.first_index = launch.rank * gen.rooms;
+        if (!gen.quiet)
+          std::fprintf(stderr, "%s=%lld: examples %lld..%lld\n", launch.rank_var.c_str(), launch.rank, gen.first_index,
+                       gen.first_index + gen.rooms - 1);
+      }
+      if (on_gpu) {
         generate_shard(cfg, gen, [&](const Renderer& r) { return cuda::make_cuda_backend(r, gpu_batch); });
       } else {
         generate_shard(cfg, gen);
@@ -352,8 +387,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "wrote %s: %d channel(s), %d samples, %d images, direct path %.3f ms at gain %.5f\n",
                    rir_out.c_str(), b.channels, b.length, b.n_images, b.direct_delay_s * 1e3, b.direct_gain);
     } else if (*doa_cmd) {
-      require_device(doa_device);
-      run_doa(doa_shard, doa_methods, doa_sofa, doa_full, doa_report, resolve_threads(doa_threads), doa_device);
+      const bool on_gpu = require_device(doa_device, false) >= 0;
+      run_doa(doa_shard, doa_methods, doa_sofa, doa_full, doa_report, resolve_threads(doa_threads), on_gpu);
     } else if (*cfg_cmd) {
       std::printf("%s", to_yaml(resolve_config(show_cfg)).c_str());
     } else if (*help_cfg) {

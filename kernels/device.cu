@@ -2,6 +2,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <string>
 
 #include "kernels/device.h"
 
@@ -28,6 +29,14 @@ std::vector<std::string> list_devices(std::string* why_none) {
   }
   if (out.empty() && why_none) *why_none = "no CUDA device is visible";
   return out;
+}
+
+void use_device(int index) {
+  const cudaError_t e = cudaSetDevice(index);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    throw RuntimeError("CUDA device " + std::to_string(index) + " cannot be used: " + cudaGetErrorString(e));
+  }
 }
 
 double peak_memory_gb_s(int device) {

@@ -15,6 +15,10 @@ std::vector<std::string> list_devices(std::string* why_none) {
 
 double peak_memory_gb_s(int) { return 0.0; }
 
+void use_device(int) {
+  throw InputError("--device cuda: this bsim was built without CUDA (no nvcc at configure time); use --device cpu");
+}
+
 std::unique_ptr<BlockBackend> make_cuda_backend(const Renderer&, int) {
   throw InputError("--device cuda: this bsim was built without CUDA (no nvcc at configure time); use --device cpu");
 }

@@ -16,6 +16,7 @@
 #include "io/error.h"
 #include "kernels/batch_dsp.h"
 #include "kernels/brir_gpu.h"
+#include "kernels/device.h"
 #include "kernels/pipeline_gpu.h"
 #include "io/shard.h"
 #include "sim/generate.h"
@@ -119,6 +120,41 @@ TEST(KernelChoice, DefaultValueOrAnErrorNamingTheVariable) {
     EXPECT_STREQ(e.what(), "BSIM_PIPELINE_CONV='fast': use fused or cufft (or leave it unset)");
   }
   unsetenv("BSIM_PIPELINE_CONV");
+}
+
+// --device cpu|cuda|cuda:N: the index it names, plain cuda following a launcher's local rank (LOCAL_RANK before
+// SLURM_LOCALID, modulo the devices), a one-line InputError naming the flag or the variable otherwise. Host
+// code: runs without a device.
+TEST(DeviceChoice, TheFlagOrTheLocalRankNamesTheDevice) {
+  std::map<std::string, std::string> env;
+  const auto getenv_fake = [&env](const char* var) -> const char* {
+    const auto it = env.find(var);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  const auto index = [&](const std::string& spec, int n) { return cuda::cuda_device_index(spec, n, getenv_fake); };
+  const auto error = [&](const std::string& spec, int n) -> std::string {
+    try {
+      index(spec, n);
+    } catch (const InputError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_EQ(index("cuda", 4), 0);
+  EXPECT_EQ(index("cuda:2", 4), 2);
+  EXPECT_EQ(error("cuda:4", 4), "--device cuda:4: 4 CUDA device(s) visible (cuda:0 .. cuda:3; `bsim devices`)");
+  EXPECT_EQ(error("cuda:1", 1), "--device cuda:1: 1 CUDA device(s) visible (cuda:0; `bsim devices`)");
+  for (const char* bad : {"cuda:", "cuda:x", "cuda:-1", "cuda:1.5", "cuda: 1"})
+    EXPECT_EQ(error(bad, 4), std::string("--device '") + bad +
+                                 "': the device index after cuda: must be a whole number (cuda:0)");
+  EXPECT_EQ(error("gpu", 4), "--device must be cpu, cuda or cuda:N, not 'gpu'");
+  env["SLURM_LOCALID"] = "3";
+  EXPECT_EQ(index("cuda", 4), 3);
+  env["LOCAL_RANK"] = "6";  // torchrun's, before SLURM's; more ranks than devices share them in turn
+  EXPECT_EQ(index("cuda", 4), 2);
+  EXPECT_EQ(index("cuda:1", 4), 1);  // the flag's index wins
+  env["LOCAL_RANK"] = "first";
+  EXPECT_EQ(error("cuda", 4), "LOCAL_RANK='first' is not a local rank: unset it or use --device cuda:N");
 }
 
 TEST(GpuBrirTail, DecayAndLevelMatchTheCpuTail) {

@@ -224,6 +224,11 @@ cudaError_t cudaGetDeviceCount(int* n) {
   return cudaSuccess;
 }
 
+cudaError_t cudaSetDevice(int device) {
+  if (device != 0) return fail(cudaErrorInvalidValue, "device " + std::to_string(device) + " (one is emulated)");
+  return cudaSuccess;
+}
+
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
   if (device != 0) return fail(cudaErrorInvalidValue, "device " + std::to_string(device) + " (one is emulated)");
   *p = {};

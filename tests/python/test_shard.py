@@ -254,3 +254,19 @@ def test_ranks_write_disjoint_parts_of_one_dataset(run, bsim, tmp_path):
     assert p.returncode == 0 and "RANK=1: examples 4..7" in p.stderr, p.stderr
     with h5py.File(tmp_path / "rank1.h5") as f:
         np.testing.assert_array_equal(f["augmented"][()], whole[4:])
+    # A launcher runs one command line on every rank: {rank} in --out gives each its own file; without it, a
+    # launch of several ranks stops before any of them writes (they would all write one file).
+    env = dict(os.environ, RANK="1", WORLD_SIZE="2")
+    p = subprocess.run([bsim, "generate", "--rooms", "4", "--out", str(tmp_path / "shared.h5"), *SMALL], env=env,
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "RANK=1 of 2: every rank would write" in p.stderr and "{rank}" in p.stderr, p.stderr
+    assert not (tmp_path / "shared.h5").exists()
+    p = subprocess.run([bsim, "generate", "--rooms", "4", "--out", str(tmp_path / "part_{rank}.h5"), *SMALL], env=env,
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    with h5py.File(tmp_path / "part_1.h5") as f:
+        np.testing.assert_array_equal(f["augmented"][()], whole[4:])
+    env = dict(os.environ, SLURM_PROCID="two")
+    p = subprocess.run([bsim, "generate", "--rooms", "4", "--out", str(tmp_path / "x.h5"), *SMALL], env=env,
+                       capture_output=True, text=True)
+    assert p.returncode == 2 and "SLURM_PROCID='two' is not a rank number" in p.stderr, p.stderr
