@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "io/error.h"
+#include "kernels/batch_dsp.h"
 #include "kernels/brir_gpu.h"
 #include "kernels/brir_kernels.cuh"
 #include "kernels/check.cuh"
@@ -32,6 +33,9 @@ struct BrirRenderer::Impl {
   int tail_n = 0, tail_nb = 0, tail_groups = 0;  // groups: the bands of one T60 ratio (tail_band_groups)
   DeviceBuffer<float> mag_l, mag_r, coh, weights, group_ratio, tail_time;
   DeviceBuffer<cufftComplex> tail_spec;
+  // BSIM_TAIL_KERNEL=fused (responses up to kTailFusedN): each ear's spectrum, then one kernel per (room, ear)
+  bool fused_tail = false;
+  DeviceBuffer<float2> tail_ear_spec, tail_twiddle;
   cufftHandle tail_plan = 0;
   int tail_chunk = 0;  // rooms per execution of tail_plan (a launch pays for the rooms it renders)
   ~Impl() {
@@ -86,11 +90,21 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
   m.counts = DeviceBuffer<int>(size_t(max_rooms));
   m.fs = fs, m.c = c_m_s;
   if (!diffuse.empty()) {
-    const TailTables t = tail_tables(diffuse, band_ratio, good_fft_size(length), fs);
+    // The late tail: cuFFT's batched inverse transforms (default), or with BSIM_TAIL_KERNEL=fused one kernel per
+    // (room, ear) in shared memory where the responses fit its n (kernels/brir_kernels.cuh; not yet measured).
+    m.fused_tail = kernel_choice("BSIM_TAIL_KERNEL", "cufft") == "fused" && length <= kTailFusedN;
+    const TailTables t = tail_tables(diffuse, band_ratio, m.fused_tail ? kTailFusedN : good_fft_size(length), fs);
     m.has_tail = true;
     m.tail_groups = t.n_groups, m.tail_n = t.n, m.tail_nb = t.nb;
     m.mag_l = to_device(t.mag_l), m.mag_r = to_device(t.mag_r), m.coh = to_device(t.coh);
     m.weights = to_device(t.weights), m.group_ratio = to_device(t.group_ratio);
+  }
+  if (m.fused_tail) {
+    m.tail_ear_spec = DeviceBuffer<float2>(size_t(max_rooms) * 2 * m.tail_nb);
+    m.tail_twiddle = to_device(fft_twiddles(m.tail_n / 2, fft_twiddle_count(m.tail_n / 2)));
+    BSIM_CUDA_TRY(cudaFuncSetAttribute((const void*)tail_fused_kernel<16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                       tail_fused_shared_bytes()));
+  } else if (m.has_tail) {
     // One plan for a chunk of rooms, executed chunk by chunk over the rooms of a launch; one chunk of slack
     // rooms lets the last execution run past the rooms in use.
     m.tail_chunk = std::min(max_rooms, 256);
@@ -128,7 +142,15 @@ void BrirRenderer::enqueue_device(const RoomGeometry* rooms, int B, bool late_ta
       rooms, m.images.get(), counts, m.capacity, m.grids, m.half_width, m.length, stride, out, direct, n_direct,
       m.fs_over_c, shared_samples);
   BSIM_CUDA_TRY(cudaGetLastError());
-  if (late_tail) {
+  if (late_tail && m.fused_tail) {
+    BSIM_LAUNCH(tail_ear_spectra_kernel, dim3((m.tail_nb + kTailThreads - 1) / kTailThreads, B), kTailThreads, 0, s)(
+        rooms, m.mag_l.get(), m.mag_r.get(), m.coh.get(), m.tail_n, m.tail_nb, m.tail_ear_spec.get());
+    BSIM_CUDA_TRY(cudaGetLastError());
+    BSIM_LAUNCH(tail_fused_kernel<16>, 2 * B, kTailFusedThreads, tail_fused_shared_bytes(), s)(
+        rooms, m.tail_ear_spec.get(), m.weights.get(), m.group_ratio.get(), m.tail_groups, m.tail_twiddle.get(),
+        m.length, m.fs, m.c, stride, out);
+    BSIM_CUDA_TRY(cudaGetLastError());
+  } else if (late_tail) {
     // Executions cover whole chunks of rooms; rooms past B hold stale spectra whose output is never read.
     BSIM_LAUNCH(tail_spectra_kernel, dim3((m.tail_nb + kTailThreads - 1) / kTailThreads, B), kTailThreads, 0, s)(
         rooms, m.mag_l.get(), m.mag_r.get(), m.coh.get(), m.weights.get(), m.tail_groups, m.tail_n, m.tail_nb,

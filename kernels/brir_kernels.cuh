@@ -12,6 +12,7 @@
 #include "io/grid_index.h"
 #include "kernels/brir_gpu.h"
 #include "kernels/counter_rng.cuh"
+#include "kernels/smem_fft.cuh"
 #include "sim/brir.h"
 #include "sim/fracdelay.h"
 
@@ -206,6 +207,86 @@ __global__ void tail_envelope_kernel(const RoomGeometry* rooms, const float* z, 
     acc += exp(decay * t) * z[(((size_t)room * 2 + ear) * n_groups + g) * n + t];
   }
   out[((size_t)room * 2 + ear) * stride + t] += float(amp * acc);
+}
+
+// --- late tail, one kernel per (room, ear) (BSIM_TAIL_KERNEL=fused) -------------------------------------
+// The tail's real inverse transform of n = 16,384 points as a complex one of 8,192 in shared memory
+// (kernels/smem_fft.cuh), each group's envelope applied as the transform's last pass stores its values, the
+// groups summed in a shared accumulator, one read-modify-write of the response. What the cuFFT path moves
+// through global memory per room (every group's spectrum, its time signal, the envelope's reads: ~2.3 MB) comes
+// down to each ear's spectrum, written once and read once per group (~130 kB, mostly from L2). Responses up to
+// n samples (16 kHz, ~1 s); longer ones take the cuFFT path.
+constexpr int kTailFusedN = 16384, kTailFusedLog2M = 13, kTailFusedThreads = 512;
+inline int tail_fused_shared_bytes() {
+  return fft_workspace_bytes(kTailFusedN / 2, 1) + kTailFusedN * int(sizeof(float));
+}
+
+// S[room][ear][k] = Y_ear[k] / n, k <= n/2: tail_spectra_kernel's spectra before the groups' weights.
+__global__ void tail_ear_spectra_kernel(const RoomGeometry* rooms, const float* mag_l_all, const float* mag_r_all,
+                                        const float* coh_all, int n, int nb, float2* S) {
+  const int room = blockIdx.y;
+  const int k = blockIdx.x * blockDim.x + threadIdx.x;
+  if (k >= nb || rooms[room].t60_s <= 0.0f) return;
+  const size_t gofs = (size_t)rooms[room].grid_id * nb;
+  const unsigned long long seed = rooms[room].tail_seed;
+  const float s = sqrtf(0.5f * float(n)), inv_n = 1.0f / float(n);
+  const float2 a = normal2(seed, 2ull * k), b = normal2(seed, 2ull * k + 1);
+  const bool real_bin = k == 0 || 2 * k == n;
+  const float2 x1 = make_float2(a.x * s, real_bin ? 0.0f : a.y * s), x2 = make_float2(b.x * s, real_bin ? 0.0f : b.y * s);
+  const float c = coh_all[gofs + k], q = sqrtf(fmaxf(0.0f, 1.0f - c * c));
+  const float ml = mag_l_all[gofs + k] * inv_n, mr = mag_r_all[gofs + k] * inv_n;
+  S[((size_t)room * 2 + 0) * nb + k] = make_float2(ml * x1.x, ml * x1.y);
+  S[((size_t)room * 2 + 1) * nb + k] = make_float2(mr * (c * x1.x + q * x2.x), mr * (c * x1.y + q * x2.y));
+}
+
+// out[room][ear][t] += the tail_envelope_kernel's sum for t below the room's end, from the spectra S. One block
+// per (room, ear). The real inverse transform y_t = sum_k X_k e^(2 pi i k t / n) over a Hermitian X gives
+// y_2m + i y_2m+1 = sum_(k < n/2) Z_k e^(2 pi i k m / (n/2)) with Z_k = (X_k + X_(k+n/2)) + i (X_k - X_(k+n/2))
+// e^(2 pi i k / n) and X_(k+n/2) = conj(X_(n/2-k)).
+template <int MaxRadix>
+__global__ void tail_fused_kernel(const RoomGeometry* rooms, const float2* S, const float* weights,
+                                  const float* group_ratio, int n_groups, const float2* twiddle, int length, double fs,
+                                  double c, long long stride, float* out) {
+  constexpr int N = kTailFusedN, M = N / 2, nb = M + 1;
+  BSIM_DYNAMIC_SHARED(float2, shared);
+  const int room = blockIdx.x / 2, ear = blockIdx.x % 2;
+  const RoomGeometry& r = rooms[room];
+  if (r.t60_s <= 0.0f) return;  // the whole block: no tail
+  const FftWorkspace w = fft_workspace(shared, M, 1, twiddle);
+  float* acc = reinterpret_cast<float*>(w.tw + fft_twiddle_count(M));
+  const int end = imin(imin(length, N), r.n_samples > 0 ? r.n_samples : length);
+  for (int t = threadIdx.x; t < N; t += blockDim.x) acc[t] = 0.0f;  // visible after the transform's first barrier
+  const float2* s = S + ((size_t)room * 2 + ear) * nb;
+  for (int g = 0; g < n_groups; ++g) {
+    const float* wg = weights + (size_t)g * nb;
+    const double decay = -3.0 * log(10.0) / (double(r.t60_s) * group_ratio[g] * fs);
+    const auto load = [=](int, int k) {
+      const float2 xk = make_float2(s[k].x * wg[k], s[k].y * wg[k]);
+      const float2 xh = make_float2(s[M - k].x * wg[M - k], -s[M - k].y * wg[M - k]);  // X_(k+M)
+      float sn, cs;
+      sincospif(float(k) / float(M), &sn, &cs);
+      const float2 sum = cadd(xk, xh), rot = cmul(csub(xk, xh), make_float2(cs, sn));
+      return make_float2(sum.x - rot.y, sum.y + rot.x);
+    };
+    const auto store = [=](int, int m, float2 v) {
+      const int t = 2 * m;
+      if (t < end) acc[t] += float(exp(decay * t)) * v.x;
+      if (t + 1 < end) acc[t + 1] += float(exp(decay * (t + 1))) * v.y;
+    };
+    smem_fft_io<MaxRadix>(load, store, w.a, w.b, w.tw, kTailFusedLog2M, 1, true);  // ends with a barrier
+  }
+  const double t0 = r.transition_s, pi = 3.14159265358979323846;
+  const double amp0 = sqrt(c / (4.0 * pi * double(r.size_m[0]) * r.size_m[1] * r.size_m[2] * fs));
+  for (int t = threadIdx.x; t < end; t += blockDim.x) {
+    const double ts = double(t) / fs;
+    if (ts < t0 - 0.5 * kTailFadeS) continue;
+    double fade = 1.0;
+    if (ts < t0 + 0.5 * kTailFadeS) {
+      const double u = fmin(fmax((ts - (t0 - 0.5 * kTailFadeS)) / kTailFadeS, 0.0), 1.0);
+      fade = sin(0.5 * pi * u) * sin(0.5 * pi * u);
+    }
+    out[((size_t)room * 2 + ear) * stride + t] += float(amp0 * fade * acc[t]);
+  }
 }
 
 // The late tail's per-bin shaping on the n-point grid of its inverse FFT (n = good_fft_size(response length)):

@@ -318,6 +318,9 @@ using bsim::emu::gridDim;
 using bsim::emu::threadIdx;
 inline void __syncthreads() { bsim::emu::block_runner().barrier(); }
 inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
+inline void sincospif(float x, float* s, float* c) {  // sin and cos of pi x
+  *s = float(std::sin(M_PI * double(x))), *c = float(std::cos(M_PI * double(x)));
+}
 inline unsigned __brev(unsigned x) {
   unsigned r = 0;
   for (int i = 0; i < 32; ++i) r = (r << 1) | ((x >> i) & 1u);

@@ -125,9 +125,10 @@ run_for 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filt
   --benchmark_out="$LOG/bench_gpu.json" --benchmark_out_format=json > "$LOG/bench_gpu.txt" 2>&1
 stamp "bench_gpu rc=$?"
 # The whole batch with each teacher implementation forced (the default picks per kind, by measurement), and
-# with the pipeline's cuFFT rows instead of the partitioned convolution (BSIM_PIPELINE_CONV, default fused).
+# with the pipeline's cuFFT rows instead of the partitioned convolution (BSIM_PIPELINE_CONV, default fused),
+# and with the one-kernel late tail (BSIM_TAIL_KERNEL=fused, not yet the default).
 if [ "$MODE" != recipe ]; then
-  for variant in BSIM_TEACHER_KERNEL=fused BSIM_TEACHER_KERNEL=cufft BSIM_PIPELINE_CONV=cufft; do
+  for variant in BSIM_TEACHER_KERNEL=fused BSIM_TEACHER_KERNEL=cufft BSIM_PIPELINE_CONV=cufft BSIM_TAIL_KERNEL=fused; do
     run_for 30 env "$variant" build-gpu/bench/bench_gpu --benchmark_filter=PipelineBatch \
       --benchmark_out="$LOG/pipeline-$variant.json" --benchmark_out_format=json 2>&1 |
       grep -E "^BM_" | sed "s#^BM_PipelineBatch#BM_PipelineBatch($variant)#" >> "$LOG/bench_gpu.txt"
@@ -164,7 +165,7 @@ racecheck_rc=skipped
 # racecheck: the shared-memory FFT kernels (convolution, teacher, DoA STFT); in quick and full mode also the
 # other kernels that share memory between threads (BRIR scatter taps, the pipeline's reductions).
 RACECHECK_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*'; RACECHECK_LIMIT=90
-case "$MODE" in quick|full) RACECHECK_FILTER+=':GpuBrir.MatchesCpu*:GpuPipeline.Deterministic*'; RACECHECK_LIMIT=240 ;; esac
+case "$MODE" in quick|full) RACECHECK_FILTER+=':GpuBrir.MatchesCpu*:GpuBrirTail.*:GpuPipeline.Deterministic*'; RACECHECK_LIMIT=240 ;; esac
 case "$MODE" in quick|kernels|both|full)
   run_for $RACECHECK_LIMIT compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
     --gtest_filter="$RACECHECK_FILTER" > "$LOG/racecheck.log" 2>&1

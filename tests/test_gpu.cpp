@@ -157,10 +157,17 @@ TEST(DeviceChoice, TheFlagOrTheLocalRankNamesTheDevice) {
   EXPECT_EQ(error("cuda", 4), "LOCAL_RANK='first' is not a local rank: unset it or use --device cuda:N");
 }
 
+// Both late-tail implementations (BSIM_TAIL_KERNEL): cuFFT's batched transforms and the one-kernel tail in
+// shared memory, each against the CPU's tails by their statistics.
 TEST(GpuBrirTail, DecayAndLevelMatchTheCpuTail) {
   if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
   const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 16000.0, 2.0, 5.0);
-  test::expect_tails_match_cpu<cuda::BrirRenderer>(grid, compute_diffuse_field(grid));
+  for (const char* impl : {"cufft", "fused"}) {
+    SCOPED_TRACE(std::string("BSIM_TAIL_KERNEL=") + impl);
+    setenv("BSIM_TAIL_KERNEL", impl, 1);
+    test::expect_tails_match_cpu<cuda::BrirRenderer>(grid, compute_diffuse_field(grid));
+  }
+  unsetenv("BSIM_TAIL_KERNEL");
 }
 
 // --- the whole pipeline -----------------------------------------------------------------------------------
