@@ -64,17 +64,17 @@ struct LaunchRank {
   std::string rank_var;
 };
 LaunchRank launch_rank() {
-  const auto number = [](const char* var, const char* v) {
+  const auto number = [](const char* var, const char* v, const char* what) {
     const std::string s = v;
     if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos)
-      throw InputError(std::string(var) + "='" + s + "' is not a rank number");
+      throw InputError(std::string(var) + "='" + s + "' is not " + what);
     return std::stoll(s);
   };
   LaunchRank r;
   for (const auto& [rank_var, world_var] : {std::pair{"RANK", "WORLD_SIZE"}, std::pair{"SLURM_PROCID", "SLURM_NTASKS"}})
     if (const char* v = std::getenv(rank_var)) {
-      r.rank = number(rank_var, v), r.rank_var = rank_var;
-      if (const char* w = std::getenv(world_var)) r.world = number(world_var, w);
+      r.rank = number(rank_var, v, "a rank number"), r.rank_var = rank_var;
+      if (const char* w = std::getenv(world_var)) r.world = number(world_var, w, "a number of ranks");
       break;
     }
   return r;

@@ -154,9 +154,24 @@ __global__ void scatter_kernel(const RoomGeometry* rooms, const DeviceImage* ima
 // --- late tail -------------------------------------------------------------------------------------------
 constexpr int kTailThreads = 256;
 
-// Z[room][ear][group][k] = w_group(f_k) * Y_ear[k] / n, where Y_L = M_L X1, Y_R = M_R (coh X1 + sqrt(1-coh^2) X2)
-// and X1, X2 are spectra of unit-variance white noise (E|X_k|^2 = n). A group is the bands of one T60 ratio
-// (sim/brir.h tail_band_groups), its weight their summed weights.
+// Bin k of the two ears' tail spectra of room r before any band weight: Y_L = M_L X1, Y_R = M_R (coh X1 +
+// sqrt(1-coh^2) X2), X1 and X2 white (E|X_k|^2 = n) from the room's counter stream. Both tail paths draw them here.
+__device__ inline void tail_ear_bins(const RoomGeometry& r, const float* mag_l_all, const float* mag_r_all,
+                                     const float* coh_all, int n, int nb, int k, float2& yl, float2& yr) {
+  const size_t gofs = (size_t)r.grid_id * nb;
+  const float *mag_l = mag_l_all + gofs, *mag_r = mag_r_all + gofs, *coh = coh_all + gofs;
+  const unsigned long long seed = r.tail_seed;
+  const float s = sqrtf(0.5f * float(n));  // each of re/im carries half of E|X|^2 = n (DC/Nyquist: real only)
+  const float2 a = normal2(seed, 2ull * k), b = normal2(seed, 2ull * k + 1);
+  const float2 x1 = make_float2(a.x * s, (k == 0 || 2 * k == n) ? 0.0f : a.y * s);
+  const float2 x2 = make_float2(b.x * s, (k == 0 || 2 * k == n) ? 0.0f : b.y * s);
+  const float c = coh[k], q = sqrtf(fmaxf(0.0f, 1.0f - c * c));
+  yl = make_float2(mag_l[k] * x1.x, mag_l[k] * x1.y);
+  yr = make_float2(mag_r[k] * (c * x1.x + q * x2.x), mag_r[k] * (c * x1.y + q * x2.y));
+}
+
+// Z[room][ear][group][k] = w_group(f_k) * Y_ear[k] / n, Y as tail_ear_bins draws it. A group is the bands of one
+// T60 ratio (sim/brir.h tail_band_groups), its weight their summed weights.
 __global__ void tail_spectra_kernel(const RoomGeometry* rooms, const float* mag_l_all, const float* mag_r_all,
                                     const float* coh_all,  // [grid][bin]: diffuse fields on the tail's n/2+1 bins
                                     const float* weights,  // [group][bin]
@@ -164,22 +179,27 @@ __global__ void tail_spectra_kernel(const RoomGeometry* rooms, const float* mag_
   const int room = blockIdx.y;
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
   if (k >= nb || rooms[room].t60_s <= 0.0f) return;
-  const size_t gofs = (size_t)rooms[room].grid_id * nb;
-  const float *mag_l = mag_l_all + gofs, *mag_r = mag_r_all + gofs, *coh = coh_all + gofs;
-  const unsigned long long seed = rooms[room].tail_seed;
-  const float s = sqrtf(0.5f * float(n));  // each of re/im carries half of E|X|^2 = n (DC/Nyquist: real only)
-  const float2 a = normal2(seed, 2ull * k), b = normal2(seed, 2ull * k + 1);
-  const float2 x1 = make_float2(a.x * s, (k == 0 || 2 * k == n) ? 0.0f : a.y * s);
-  const float2 x2 = make_float2(b.x * s, (k == 0 || 2 * k == n) ? 0.0f : b.y * s);
-  const float c = coh[k], q = sqrtf(fmaxf(0.0f, 1.0f - c * c));
-  const float2 yl = make_float2(mag_l[k] * x1.x, mag_l[k] * x1.y);
-  const float2 yr = make_float2(mag_r[k] * (c * x1.x + q * x2.x), mag_r[k] * (c * x1.y + q * x2.y));
+  float2 yl, yr;
+  tail_ear_bins(rooms[room], mag_l_all, mag_r_all, coh_all, n, nb, k, yl, yr);
   const float inv_n = 1.0f / float(n);
   for (int g = 0; g < n_groups; ++g) {
     const float w = weights[g * nb + k] * inv_n;
     Z[(((size_t)room * 2 + 0) * n_groups + g) * nb + k] = make_float2(w * yl.x, w * yl.y);
     Z[(((size_t)room * 2 + 1) * n_groups + g) * nb + k] = make_float2(w * yr.x, w * yr.y);
   }
+}
+
+// The tail's gain at time ts (s) before the decays: sqrt(c / (4 pi V fs)) times the fade-in around the
+// transition t0; for ts >= t0 - kTailFadeS / 2 (before that the tail is absent). Both tail paths apply it.
+__device__ inline double tail_gain(const RoomGeometry& r, double ts, double fs, double c) {
+  const double t0 = r.transition_s, pi = 3.14159265358979323846;
+  double fade = 1.0;
+  if (ts < t0 + 0.5 * kTailFadeS) {
+    const double u = fmin(fmax((ts - (t0 - 0.5 * kTailFadeS)) / kTailFadeS, 0.0), 1.0);
+    fade = sin(0.5 * pi * u) * sin(0.5 * pi * u);
+  }
+  const double volume = double(r.size_m[0]) * r.size_m[1] * r.size_m[2];
+  return sqrt(c / (4.0 * pi * volume * fs)) * fade;
 }
 
 // out[room][ear][t] += sum_g sqrt(c / (4 pi V fs)) exp(-3 ln10 t / T60_g) fade(t) z[room][ear][g][t], for
@@ -191,16 +211,9 @@ __global__ void tail_envelope_kernel(const RoomGeometry* rooms, const float* z, 
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
   const RoomGeometry& r = rooms[room];
   if (t >= length || (r.n_samples > 0 && t >= r.n_samples) || r.t60_s <= 0.0f) return;
-  const double t0 = r.transition_s, ts = double(t) / fs;
-  if (ts < t0 - 0.5 * kTailFadeS) return;
-  const double pi = 3.14159265358979323846;
-  double fade = 1.0;
-  if (ts < t0 + 0.5 * kTailFadeS) {
-    const double u = fmin(fmax((ts - (t0 - 0.5 * kTailFadeS)) / kTailFadeS, 0.0), 1.0);
-    fade = sin(0.5 * pi * u) * sin(0.5 * pi * u);
-  }
-  const double volume = double(r.size_m[0]) * r.size_m[1] * r.size_m[2];
-  const double amp = sqrt(c / (4.0 * pi * volume * fs)) * fade;
+  const double ts = double(t) / fs;
+  if (ts < double(r.transition_s) - 0.5 * kTailFadeS) return;
+  const double amp = tail_gain(r, ts, fs, c);
   double acc = 0;
   for (int g = 0; g < n_groups; ++g) {
     const double decay = -3.0 * log(10.0) / (double(r.t60_s) * group_ratio[g] * fs);
@@ -227,16 +240,11 @@ __global__ void tail_ear_spectra_kernel(const RoomGeometry* rooms, const float* 
   const int room = blockIdx.y;
   const int k = blockIdx.x * blockDim.x + threadIdx.x;
   if (k >= nb || rooms[room].t60_s <= 0.0f) return;
-  const size_t gofs = (size_t)rooms[room].grid_id * nb;
-  const unsigned long long seed = rooms[room].tail_seed;
-  const float s = sqrtf(0.5f * float(n)), inv_n = 1.0f / float(n);
-  const float2 a = normal2(seed, 2ull * k), b = normal2(seed, 2ull * k + 1);
-  const bool real_bin = k == 0 || 2 * k == n;
-  const float2 x1 = make_float2(a.x * s, real_bin ? 0.0f : a.y * s), x2 = make_float2(b.x * s, real_bin ? 0.0f : b.y * s);
-  const float c = coh_all[gofs + k], q = sqrtf(fmaxf(0.0f, 1.0f - c * c));
-  const float ml = mag_l_all[gofs + k] * inv_n, mr = mag_r_all[gofs + k] * inv_n;
-  S[((size_t)room * 2 + 0) * nb + k] = make_float2(ml * x1.x, ml * x1.y);
-  S[((size_t)room * 2 + 1) * nb + k] = make_float2(mr * (c * x1.x + q * x2.x), mr * (c * x1.y + q * x2.y));
+  float2 yl, yr;
+  tail_ear_bins(rooms[room], mag_l_all, mag_r_all, coh_all, n, nb, k, yl, yr);
+  const float inv_n = 1.0f / float(n);
+  S[((size_t)room * 2 + 0) * nb + k] = make_float2(yl.x * inv_n, yl.y * inv_n);
+  S[((size_t)room * 2 + 1) * nb + k] = make_float2(yr.x * inv_n, yr.y * inv_n);
 }
 
 // out[room][ear][t] += the tail_envelope_kernel's sum for t below the room's end, from the spectra S. One block
@@ -275,17 +283,10 @@ __global__ void tail_fused_kernel(const RoomGeometry* rooms, const float2* S, co
     };
     smem_fft_io<MaxRadix>(load, store, w.a, w.b, w.tw, kTailFusedLog2M, 1, true);  // ends with a barrier
   }
-  const double t0 = r.transition_s, pi = 3.14159265358979323846;
-  const double amp0 = sqrt(c / (4.0 * pi * double(r.size_m[0]) * r.size_m[1] * r.size_m[2] * fs));
   for (int t = threadIdx.x; t < end; t += blockDim.x) {
     const double ts = double(t) / fs;
-    if (ts < t0 - 0.5 * kTailFadeS) continue;
-    double fade = 1.0;
-    if (ts < t0 + 0.5 * kTailFadeS) {
-      const double u = fmin(fmax((ts - (t0 - 0.5 * kTailFadeS)) / kTailFadeS, 0.0), 1.0);
-      fade = sin(0.5 * pi * u) * sin(0.5 * pi * u);
-    }
-    out[((size_t)room * 2 + ear) * stride + t] += float(amp0 * fade * acc[t]);
+    if (ts < double(r.transition_s) - 0.5 * kTailFadeS) continue;
+    out[((size_t)room * 2 + ear) * stride + t] += float(tail_gain(r, ts, fs, c) * acc[t]);
   }
 }
 
