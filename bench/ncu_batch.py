@@ -21,8 +21,23 @@ from collections import defaultdict
 BATCH_START = "synthetic_spectra"
 TIME = "gpu__time_duration.sum"
 BYTES = "dram__bytes.sum"
-UNIT_SCALE = {"nsecond": 1e-9, "usecond": 1e-6, "msecond": 1e-3, "second": 1.0,
-              "byte": 1.0, "Kbyte": 1e3, "Mbyte": 1e6, "Gbyte": 1e9}
+# Units as ncu writes them: `--print-units base` gives "ns" and "byte" (GPU run 8, ncu 2025.3); the long
+# spellings and scaled units are accepted too. Any other unit stops the script (a silent scale of 1 put run 8's
+# table in picoseconds).
+UNIT_SCALE = {"ns": 1e-9, "nsecond": 1e-9, "us": 1e-6, "usecond": 1e-6, "ms": 1e-3, "msecond": 1e-3,
+              "s": 1.0, "second": 1.0, "byte": 1.0, "B": 1.0, "Kbyte": 1e3, "KB": 1e3, "Mbyte": 1e6, "MB": 1e6,
+              "Gbyte": 1e9, "GB": 1e9}
+
+
+class UnitError(ValueError):
+    pass
+
+
+def scale(unit, default):
+    unit = (unit or default).strip() or default
+    if unit not in UNIT_SCALE:
+        raise UnitError(f"unit '{unit}' is not one this script knows ({', '.join(sorted(UNIT_SCALE))}): add it to UNIT_SCALE")
+    return UNIT_SCALE[unit]
 
 
 def short_name(name):
@@ -60,9 +75,11 @@ def launches(lines):
         per_id = defaultdict(dict)
         for r in rows:
             try:
-                value = number(r["Metric Value"]) * UNIT_SCALE.get(r.get("Metric Unit", ""), 1.0)
+                value = number(r["Metric Value"])
             except ValueError:
                 continue
+            if r["Metric Name"] in (TIME, BYTES):
+                value *= scale(r.get("Metric Unit"), "ns" if r["Metric Name"] == TIME else "byte")
             per_id[r["ID"]]["name"] = kernel_name(r)
             per_id[r["ID"]][r["Metric Name"]] = value
         for v in per_id.values():
@@ -70,12 +87,13 @@ def launches(lines):
                 out.append((short_name(v["name"]), v[TIME], v.get(BYTES, 0.0)))
         return out
     units = rows[0] if not rows[0].get("ID", "").strip().isdigit() else {}  # wide layout: a units row first
+    time_scale, byte_scale = scale(units.get(TIME), "ns"), scale(units.get(BYTES), "byte")
     for r in rows:
         if not r.get("ID", "").strip().isdigit():
             continue
         try:
-            t = number(r[TIME]) * UNIT_SCALE.get(units.get(TIME, "nsecond"), 1.0)
-            b = number(r[BYTES]) * UNIT_SCALE.get(units.get(BYTES, "byte"), 1.0) if r.get(BYTES) else 0.0
+            t = number(r[TIME]) * time_scale
+            b = number(r[BYTES]) * byte_scale if r.get(BYTES) else 0.0
         except (KeyError, ValueError):
             continue
         out.append((short_name(kernel_name(r)), t, b))
@@ -88,7 +106,11 @@ def main(argv=None):
     ap.add_argument("--peak-gb-s", type=float, default=0.0)
     a = ap.parse_args(argv)
     with open(a.csv_file, errors="replace") as f:
-        rows = launches(f.read().splitlines())
+        try:
+            rows = launches(f.read().splitlines())
+        except UnitError as e:
+            print(f"ncu_batch: {a.csv_file}: {e}", file=sys.stderr)
+            return 2
     starts = [i for i, (name, _, _) in enumerate(rows) if name == BATCH_START]
     if len(starts) < 2:
         print(f"ncu_batch: {a.csv_file} holds no whole batch ({len(starts)} launches of {BATCH_START}, "

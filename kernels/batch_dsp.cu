@@ -183,8 +183,7 @@ namespace {
 void compute(BatchTeacher::Impl& m, const float* audio, float* out, cudaStream_t s) {
   if (m.fused) {
     const dim3 grid((m.frames + m.fp.frames_per_block - 1) / m.fp.frames_per_block, m.max_batch);
-    const dim3 power_grid((m.frames + kPowerFrames - 1) / kPowerFrames, m.max_batch);
-    BSIM_CUDA_TRY(cudaMemsetAsync(m.power.get(), 0, size_t(m.max_batch) * sizeof(double), s));
+    const dim3 power_grid(fused_teacher_power_parts(m.fp), m.max_batch);
     BSIM_LAUNCH(fused_teacher_power, power_grid, kTeacherThreads, fused_teacher_power_shared_bytes(), s)(
         audio, m.window.get(), m.fp, m.power.get());
     BSIM_CUDA_TRY(cudaGetLastError());
@@ -251,7 +250,7 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T, Fused
     m.fused_smem = fused_teacher_shared_bytes(m.fp);
     BSIM_CUDA_TRY(cudaFuncSetAttribute(fused_teacher, cudaFuncAttributeMaxDynamicSharedMemorySize, m.fused_smem));
     m.twiddle = to_device(fft_twiddles(n, fft_twiddle_count(n)));
-    m.power = DeviceBuffer<double>(size_t(max_batch));
+    m.power = DeviceBuffer<double>(size_t(max_batch) * fused_teacher_power_parts(m.fp));
     m.out = DeviceBuffer<float>(size_t(max_batch) * m.n_features * m.frames);
     return;
   }

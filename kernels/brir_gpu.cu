@@ -131,7 +131,6 @@ void BrirRenderer::enqueue_device(const RoomGeometry* rooms, int B, bool late_ta
   if (late_tail && !m.has_tail) throw InputError("GPU renderer: a late tail needs the diffuse field at construction");
   cudaStream_t s = static_cast<cudaStream_t>(stream_ptr);
   const size_t pitch = size_t(stride) * sizeof(float), width = size_t(m.length) * sizeof(float);
-  BSIM_CUDA_TRY(cudaMemsetAsync(counts, 0, B * sizeof(int), s));
   BSIM_CUDA_TRY(cudaMemset2DAsync(out, pitch, 0, width, size_t(B) * 2, s));
   if (direct && n_direct > 0) BSIM_CUDA_TRY(cudaMemset2DAsync(direct, pitch, 0, width, size_t(n_direct) * 2, s));
   BSIM_LAUNCH(image_sources_kernel, B, kImageThreads, 0, s)(

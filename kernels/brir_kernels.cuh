@@ -50,9 +50,15 @@ struct GridSet {
 };
 static_assert(sizeof(GridSet) <= 3072, "GridSet is a kernel parameter: keep it well within the 4 kB parameter space");
 
+// Each room's images in the order of their candidate index t (a block-wide prefix sum of the kept flags gives
+// every kept candidate its slot), so that a room renders to the same bits on every run: with slots from an atomic
+// counter the images' order, and the float rounding of the scatter's sums over them, changed from run to run
+// (a resumed shard differed from an uninterrupted one). counts[room] = the room's images, kept or not beyond
+// `capacity`. Launched with kImageThreads threads per block.
 __global__ void image_sources_kernel(const RoomGeometry* rooms, GridSet grids, double fs_over_c, int capacity,
                                      DeviceImage* images,  // [room][capacity]
                                      int* counts) {        // [room]
+  __shared__ int scan[kImageThreads];
   const RoomGeometry& r = rooms[blockIdx.x];
   const GridView& grid = grids.g[r.grid_id];
   const double L[3] = {r.size_m[0], r.size_m[1], r.size_m[2]};
@@ -64,42 +70,61 @@ __global__ void image_sources_kernel(const RoomGeometry* rooms, GridSet grids, d
   const long long total = (long long)span[0] * span[1] * span[2];
   const double cy = cos((double)r.yaw_rad), sy = sin((double)r.yaw_rad);
   const double pi = 3.14159265358979323846;
-  for (long long t = threadIdx.x; t < total; t += blockDim.x) {
-    long long rest = t;
-    int nq[3];
-    for (int a = 2; a >= 0; --a) nq[a] = int(rest % span[a]), rest /= span[a];
-    double pos[3], d2 = 0;
-    int order[6];
-    for (int a = 0; a < 3; ++a) {
-      const int n = nq[a] / 2 - nmax[a], q = nq[a] % 2;
-      pos[a] = (1 - 2 * q) * s[a] + 2.0 * n * L[a];
-      order[2 * a] = abs(n - q), order[2 * a + 1] = abs(n);
-      d2 += (pos[a] - p[a]) * (pos[a] - p[a]);
+  int base = 0;  // slots taken by the chunks before this one
+  for (long long chunk = 0; chunk < total; chunk += blockDim.x) {
+    const long long t = chunk + threadIdx.x;
+    int keep = 0;
+    DeviceImage img{};
+    if (t < total) {
+      long long rest = t;
+      int nq[3];
+      for (int a = 2; a >= 0; --a) nq[a] = int(rest % span[a]), rest /= span[a];
+      double pos[3], d2 = 0;
+      int order[6];
+      for (int a = 0; a < 3; ++a) {
+        const int n = nq[a] / 2 - nmax[a], q = nq[a] % 2;
+        pos[a] = (1 - 2 * q) * s[a] + 2.0 * n * L[a];
+        order[2 * a] = abs(n - q), order[2 * a + 1] = abs(n);
+        d2 += (pos[a] - p[a]) * (pos[a] - p[a]);
+      }
+      keep = d2 <= dmax * dmax;
+      if (keep) {
+        const double d = sqrt(d2);
+        double g = 1.0 / (4.0 * pi * fmax(d, 1e-3));
+        for (int w = 0; w < 6; ++w) g *= pow((double)r.beta[w], order[w]);
+        const double vx = pos[0] - p[0], vy = pos[1] - p[1], vz = pos[2] - p[2];
+        const double hx = cy * vx + sy * vy, hy = -sy * vx + cy * vy;
+        const double az = atan2(hy, hx) * 180.0 / pi, el = atan2(vz, hypot(hx, hy)) * 180.0 / pi;
+        const int is_direct = nq[0] / 2 == nmax[0] && nq[1] / 2 == nmax[1] && nq[2] / 2 == nmax[2] &&
+                              nq[0] % 2 == 0 && nq[1] % 2 == 0 && nq[2] % 2 == 0;
+        img = {d * fs_over_c, float(g),
+               grid_direction_index(az, el, grid.n_az, grid.n_el, grid.az_step_deg, grid.el_step_deg), is_direct};
+      }
     }
-    if (d2 > dmax * dmax) continue;
-    const double d = sqrt(d2);
-    double g = 1.0 / (4.0 * pi * fmax(d, 1e-3));
-    for (int w = 0; w < 6; ++w) g *= pow((double)r.beta[w], order[w]);
-    const double vx = pos[0] - p[0], vy = pos[1] - p[1], vz = pos[2] - p[2];
-    const double hx = cy * vx + sy * vy, hy = -sy * vx + cy * vy;
-    const double az = atan2(hy, hx) * 180.0 / pi, el = atan2(vz, hypot(hx, hy)) * 180.0 / pi;
-    const int slot = atomicAdd(&counts[blockIdx.x], 1);
-    const int is_direct = nq[0] / 2 == nmax[0] && nq[1] / 2 == nmax[1] && nq[2] / 2 == nmax[2] && nq[0] % 2 == 0 &&
-                          nq[1] % 2 == 0 && nq[2] % 2 == 0;
-    if (slot < capacity)
-      images[(size_t)blockIdx.x * capacity + slot] = {d * fs_over_c, float(g),
-                                                       grid_direction_index(az, el, grid.n_az, grid.n_el,
-                                                                            grid.az_step_deg, grid.el_step_deg),
-                                                       is_direct};
+    // Inclusive prefix sum of the kept flags over the block (Hillis-Steele: log2(threads) steps).
+    scan[threadIdx.x] = keep;
+    for (int off = 1; off < (int)blockDim.x; off *= 2) {
+      __syncthreads();
+      const int add = (int)threadIdx.x >= off ? scan[threadIdx.x - off] : 0;
+      __syncthreads();
+      scan[threadIdx.x] += add;
+    }
+    __syncthreads();
+    const int slot = base + scan[threadIdx.x] - keep, kept = scan[blockDim.x - 1];
+    if (keep && slot < capacity) images[(size_t)blockIdx.x * capacity + slot] = img;
+    base += kept;
+    __syncthreads();  // every thread has read the sums before the next chunk writes its flags
   }
+  if (threadIdx.x == 0) counts[blockIdx.x] = base;
 }
 
 // out[room][ear][t] = sum over the room's images of gain * (HRIR(direction) conv sinc(frac)) at floor(delay), for
 // t below the early part's end: one block per room, the images one after another, each image's 2 x (taps + sinc)
 // outputs spread over the threads and added into a shared accumulator (no two threads touch one sample in a
 // phase: no atomics), written once at the end. A room whose early part does not fit `shared_samples` (a long
-// transition, or images up to any distance) adds into `out` with global atomics instead. `out` rows hold zeros
-// on entry. The direct image (one per room) also goes to `direct` for rooms below n_direct.
+// transition, or images up to any distance) adds into `out` directly instead, as safely (its block alone writes
+// the room's rows). Either way every sample sums its images in one order: the same bits on every run. `out` rows
+// hold zeros on entry. The direct image (one per room) also goes to `direct` for rooms below n_direct.
 __global__ void scatter_kernel(const RoomGeometry* rooms, const DeviceImage* images, const int* counts, int capacity,
                                GridSet grids, int half_width, int length, long long stride, float* out, float* direct,
                                int n_direct, double fs_over_c, int shared_samples) {
@@ -138,8 +163,8 @@ __global__ void scatter_kernel(const RoomGeometry* rooms, const DeviceImage* ima
       for (int kk = k_lo; kk <= k_hi; ++kk) sum += taps[kk + half_width] * h[j - half_width - kk];
       if (in_shared && pos < span)  // always, by the bound above; past it the final write would not reach
         acc[ear * shared_samples + pos] += sum;
-      else
-        atomicAdd(out + ((size_t)room * 2 + ear) * stride + pos, sum);
+      else  // one thread per sample within an image, the images ordered by the barriers: no atomics either
+        out[((size_t)room * 2 + ear) * stride + pos] += sum;
       if (to_direct) direct[((size_t)room * 2 + ear) * stride + pos] += sum;  // one direct image: one writer
     }
   }

@@ -32,8 +32,14 @@ inline int fused_teacher_power_shared_bytes() {
   return int(sizeof(float)) * 3 * 2 * kPowerFrames * 32 + int(sizeof(double)) * 2 * kPowerFrames;
 }
 
-// power[b] += sum over both ears and this block's frames of sum_k |X_k|^2 (power zeroed before).
-// Grid (ceil(n_frames / kPowerFrames), B); dynamic shared memory fused_teacher_power_shared_bytes().
+// The power kernel's blocks per example: power holds [B][fused_teacher_power_parts(p)] partial sums.
+__host__ __device__ inline int fused_teacher_power_parts(const FusedTeacherParams& p) {
+  return (p.n_frames + kPowerFrames - 1) / kPowerFrames;
+}
+
+// power[b][block] = sum over both ears and this block's frames of sum_k |X_k|^2. Each block writes its own part
+// and fused_teacher adds them in order: no atomics, so that eps, and the features, are the same bits on every run.
+// Grid (fused_teacher_power_parts(p), B); dynamic shared memory fused_teacher_power_shared_bytes().
 __global__ void fused_teacher_power(const float* audio, const float* window, FusedTeacherParams p, double* power) {
   BSIM_DYNAMIC_SHARED(float, part);
   constexpr int pairs = 2 * kPowerFrames;
@@ -70,7 +76,7 @@ __global__ void fused_teacher_power(const float* audio, const float* window, Fus
   if (threadIdx.x == 0) {
     double acc = 0;
     for (int pair = 0; pair < pairs; ++pair) acc += per_pair[pair];
-    atomicAdd(power + b, acc);  // n_frames / 16 adds per example
+    power[(size_t)b * gridDim.x + blockIdx.x] = acc;
   }
 }
 
@@ -87,7 +93,10 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
   const float* right = left + p.T;
   float2* z = stft_pair_frames(left, right, window, tw, n, p.log2_n, p.win, p.hop, p.n_frames, t0, F, buf_a, buf_b);
   float2* free_buf = z == buf_a ? buf_b : buf_a;
-  const double eps_d = 1e-10 * power[b] / (2.0 * double(p.n_frames) * nb) + 1e-30;
+  const int parts = fused_teacher_power_parts(p);
+  double total_power = 0;  // the parts in a fixed order (every thread alike: broadcast loads)
+  for (int i = 0; i < parts; ++i) total_power += power[(size_t)b * parts + i];
+  const double eps_d = 1e-10 * total_power / (2.0 * double(p.n_frames) * nb) + 1e-30;
   const float eps = float(eps_d);
   float* ob = out + (size_t)b * p.n_features * p.n_frames;
   if (p.kind != 0) {

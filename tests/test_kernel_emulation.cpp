@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <complex>
 #include <string>
 #include <tuple>
@@ -51,12 +52,12 @@ void run_fused(const FeatureConfig& fc, int B, int T, const std::vector<float>& 
   p.max_lag = fc.gcc_max_lag, p.n_features = shape.n_features, p.frames_per_block = 8;
   const std::vector<float> window = stft_window(fc);
   const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, cuda::fft_twiddle_count(fc.n_fft));
-  std::vector<double> power(size_t(B), 0.0);
+  std::vector<double> power(size_t(B) * cuda::fused_teacher_power_parts(p), std::nan(""));
   out.assign(size_t(B) * shape.n_features * shape.n_frames, std::nanf(""));
   const unsigned gx = unsigned((shape.n_frames + p.frames_per_block - 1) / p.frames_per_block);
   ASSERT_LE(size_t(cuda::fused_teacher_shared_bytes(p)), emu::dynamic_shared.size());
   ASSERT_LE(size_t(cuda::fused_teacher_power_shared_bytes()), emu::dynamic_shared.size());
-  const unsigned power_gx = unsigned((shape.n_frames + cuda::kPowerFrames - 1) / cuda::kPowerFrames);
+  const unsigned power_gx = unsigned(cuda::fused_teacher_power_parts(p));
   emu::launch(power_gx, unsigned(B), cuda::fused_teacher_power, audio.data(), window.data(), p, power.data());
   emu::launch(gx, unsigned(B), cuda::fused_teacher, audio.data(), window.data(), tw.data(), power.data(), p, out.data());
 }
@@ -179,6 +180,45 @@ TEST(EmulatedTeacher, BothImplementationsMatchTheCpuFeatures) {
         run(fc, B, T, audio, out);
         test::expect_teacher_matches_cpu(out, audio, B, T, fc);
       }
+}
+
+// The one-pass teacher and its power kernel in their device launch shape give the same bits whichever order the
+// blocks and threads run in (the device promises none): each power block writes its own part, which the feature
+// kernel adds in a fixed order. With one double atomicAdd per block the sum's rounding followed the blocks'
+// order, and eps with it.
+TEST(EmulatedTeacher, SameBitsWhicheverOrderTheBlocksRun) {
+  const int B = 3, T = 16000 + 77;
+  const std::vector<float> audio = test_audio(B, T);
+  FeatureConfig fc;
+  const FeatureShape shape = teacher_shape(fc, T);
+  cuda::FusedTeacherParams p{};
+  p.T = T, p.n_frames = shape.n_frames, p.n_fft = fc.n_fft, p.win = fc.win_length, p.hop = fc.hop_length;
+  p.log2_n = int(std::lround(std::log2(fc.n_fft)));
+  p.kind = int(teacher_kind(fc.teacher));
+  p.max_lag = fc.gcc_max_lag, p.n_features = shape.n_features, p.frames_per_block = 8;
+  const std::vector<float> window = stft_window(fc);
+  const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, cuda::fft_twiddle_count(fc.n_fft));
+  const int parts = cuda::fused_teacher_power_parts(p);
+  ASSERT_GE(parts, 4);
+  std::vector<double> power[2];
+  std::vector<float> out[2];
+  const emu::Order saved = emu::run_order();
+  for (int o = 0; o < 2; ++o) {
+    emu::run_order() = o == 0 ? emu::Order::forward : emu::Order::reverse;
+    power[o].assign(size_t(B) * parts, std::nan(""));
+    out[o].assign(size_t(B) * shape.n_features * shape.n_frames, std::nanf(""));
+    emu::launch_blocks(dim3(unsigned(parts), unsigned(B)), dim3(256), size_t(cuda::fused_teacher_power_shared_bytes()),
+                       cuda::fused_teacher_power, "fused_teacher_power", audio.data(), window.data(), p,
+                       power[o].data());
+    const unsigned gx = unsigned((shape.n_frames + p.frames_per_block - 1) / p.frames_per_block);
+    emu::launch_blocks(dim3(gx, unsigned(B)), dim3(256), size_t(cuda::fused_teacher_shared_bytes(p)),
+                       cuda::fused_teacher, "fused_teacher", audio.data(), window.data(), tw.data(),
+                       static_cast<const double*>(power[o].data()), p, out[o].data());
+  }
+  emu::run_order() = saved;
+  EXPECT_EQ(0, std::memcmp(power[0].data(), power[1].data(), power[0].size() * sizeof(double)));
+  EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(float)));
+  test::expect_teacher_matches_cpu(out[1], audio, B, T, fc);
 }
 
 // BatchConvolver's full-length path: each operand through one transform, multiply_spectra, the inverse.
@@ -696,8 +736,8 @@ class EmulatedBrirRenderer {
     out.assign(size_t(B) * 2 * length_, 0.0f);
     counts.assign(size_t(B), 0);
     std::vector<cuda::DeviceImage> images(size_t(B) * capacity_);
-    emu::launch(unsigned(B), 1u, cuda::image_sources_kernel, rooms.data(), grids_, fs_ / c_, capacity_, images.data(),
-                counts.data());
+    emu::launch_blocks(dim3(B), dim3(cuda::kImageThreads), 0, cuda::image_sources_kernel, "image_sources_kernel",
+                       rooms.data(), grids_, fs_ / c_, capacity_, images.data(), counts.data());
     for (int n : counts) ASSERT_LE(n, capacity_);
     emu::launch_blocks(dim3(B), dim3(cuda::kScatterThreads), 2 * shared_samples_ * sizeof(float), cuda::scatter_kernel,
                        "scatter_kernel", rooms.data(), images.data(), counts.data(), capacity_, grids_, half_width_,
@@ -736,8 +776,8 @@ class EmulatedBrirRenderer {
   cuda::TailTables tail_;
 };
 
-// The same with no shared accumulator for the scatter: every room's early part added into the output with global
-// atomics, as rooms whose early part does not fit take it (a long transition, images up to any distance).
+// The same with no shared accumulator for the scatter: every room's early part added into the output in global
+// memory, as rooms whose early part does not fit take it (a long transition, images up to any distance).
 class EmulatedBrirRendererGlobalScatter : public EmulatedBrirRenderer {
  public:
   template <class... Args>
@@ -762,13 +802,39 @@ std::vector<cuda::RoomGeometry> tail_rooms(const std::vector<test::BrirCase>& ca
 }  // namespace
 
 // The image-source and scatter kernels against sim/brir.cpp: 64 rooms of every size and T60 (edge cases
-// included), image counts equal, each ear's early response to -80 dB (float sums in another order; the GPU
-// test allows -60 dB for its atomics' varying order).
+// included), image counts equal, each ear's early response to -80 dB (float sums in another order than the CPU's).
 TEST(EmulatedBrir, EarlyResponsesMatchTheCpu) {
   const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 16000.0, 2.0, 5.0);
   test::expect_early_brirs_match_cpu<EmulatedBrirRenderer>(grid, test::brir_cases(60), -80.0);
-  SCOPED_TRACE("early parts too long for the shared accumulator: global atomics");
+  SCOPED_TRACE("early parts too long for the shared accumulator: added in global memory");
   test::expect_early_brirs_match_cpu<EmulatedBrirRendererGlobalScatter>(grid, test::brir_cases(8), -80.0);
+}
+
+// A room renders to the same bits whichever order the device runs the threads in: its images are listed in the
+// order of their candidate index (a block-wide prefix sum), not in the order their threads took an atomic
+// counter's slots, and the scatter adds them in that order. With the counter a resumed shard's BRIRs, and every
+// output after them, differed from an uninterrupted run's in the last bits (H200, run 8).
+TEST(EmulatedBrir, SameBitsWhicheverOrderTheThreadsRun) {
+  const HrirGrid grid = load_hrir_grid("/usr/share/libmysofa/MIT_KEMAR_normal_pinna.sofa", 16000.0, 2.0, 5.0);
+  const double c = 343.0;
+  const std::vector<test::BrirCase> cases = test::brir_cases(4);
+  std::vector<cuda::RoomGeometry> rooms = tail_rooms(cases, c, 11);
+  const EmulatedBrirRenderer shared(grid, int(rooms.size()), 4000, 16384, 16, c);
+  const EmulatedBrirRendererGlobalScatter global(grid, int(rooms.size()), 4000, 16384, 16, c);
+  for (const EmulatedBrirRenderer* renderer : {&shared, static_cast<const EmulatedBrirRenderer*>(&global)}) {
+    SCOPED_TRACE(renderer == &shared ? "early parts in shared memory" : "early parts added in global memory");
+    std::vector<float> out[2];
+    std::vector<int> counts[2];
+    const emu::Order saved = emu::run_order();
+    for (int o = 0; o < 2; ++o) {
+      emu::run_order() = o == 0 ? emu::Order::forward : emu::Order::reverse;
+      renderer->render(rooms, out[o], counts[o]);
+    }
+    emu::run_order() = saved;
+    EXPECT_EQ(counts[0], counts[1]);
+    ASSERT_EQ(out[0].size(), out[1].size());
+    EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(float)));
+  }
 }
 
 // The tail kernels (spectra from counter-based normals, the groups' envelopes) around the CPU's inverse FFT:

@@ -47,6 +47,25 @@ def test_wide_layout_with_units_row(tmp_path):
     check_table(r.stdout)
 
 
+def test_units_as_ncu_writes_them(tmp_path):
+    """`--print-units base` as GPU run 8's ncu wrote it: "byte" and "ns" (a scale of 1 for "ns" made picoseconds)."""
+    lines = [HEAD + ',"dram__bytes.sum","gpu__time_duration.sum"', '"","","","","","","","","","",""' + ',"byte","ns"']
+    for i, (name, ns, b) in enumerate(KERNELS):
+        lines.append(f'"{i}","42","bench_gpu","127.0.0.1","{name}","1","7","(256, 1, 1)","(16, 256, 1)","0","9.0",'
+                     f'"{b:,}","{ns:,}"')
+    r = run(tmp_path, "\n".join(lines) + "\n", "--peak-gb-s", "5000")
+    assert r.returncode == 0, r.stderr
+    check_table(r.stdout)
+
+
+def test_an_unknown_unit_is_an_error(tmp_path):
+    lines = [HEAD + ',"dram__bytes.sum","gpu__time_duration.sum"', '"","","","","","","","","","",""' + ',"byte","cycle"']
+    for i, (name, ns, b) in enumerate(KERNELS):
+        lines.append(f'"{i}","42","bench_gpu","127.0.0.1","{name}","1","7","","","0","9.0","{b}","{ns}"')
+    r = run(tmp_path, "\n".join(lines) + "\n")
+    assert r.returncode == 2 and "unit 'cycle'" in r.stderr and r.stdout == ""
+
+
 def test_long_layout(tmp_path):
     lines = [HEAD + ',"Section Name","Metric Name","Metric Unit","Metric Value"']
     for i, (name, ns, b) in enumerate(KERNELS):
