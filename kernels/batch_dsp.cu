@@ -172,7 +172,7 @@ struct BatchTeacher::Impl {
   FusedTeacherParams fp{};
   int fused_smem = 0, threads = 0;
   DeviceBuffer<float2> twiddle;
-  DeviceBuffer<double> power;
+  DeviceBuffer<double> power_parts, power;  // the one-pass teacher's: per power block, per example
   DeviceBuffer<float> audio, window, frames_buf, r, out, eps;
   DeviceBuffer<cufftComplex> X, G;
   std::unique_ptr<FftPlan> fwd, inv;
@@ -183,9 +183,13 @@ namespace {
 void compute(BatchTeacher::Impl& m, const float* audio, float* out, cudaStream_t s) {
   if (m.fused) {
     const dim3 grid((m.frames + m.fp.frames_per_block - 1) / m.fp.frames_per_block, m.max_batch);
-    const dim3 power_grid(fused_teacher_power_parts(m.fp), m.max_batch);
+    const int parts = fused_teacher_power_parts(m.fp);
+    const dim3 power_grid(parts, m.max_batch);
     BSIM_LAUNCH(fused_teacher_power, power_grid, kTeacherThreads, fused_teacher_power_shared_bytes(), s)(
-        audio, m.window.get(), m.fp, m.power.get());
+        audio, m.window.get(), m.fp, m.power_parts.get());
+    BSIM_CUDA_TRY(cudaGetLastError());
+    BSIM_LAUNCH(fused_teacher_power_total, blocks_for(m.max_batch), kDspThreads, 0, s)(
+        m.power_parts.get(), parts, m.max_batch, m.power.get());
     BSIM_CUDA_TRY(cudaGetLastError());
     BSIM_LAUNCH(fused_teacher, grid, m.threads, m.fused_smem, s)(
         audio, m.window.get(), m.twiddle.get(), m.power.get(), m.fp, out);
@@ -250,7 +254,8 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T, Fused
     m.fused_smem = fused_teacher_shared_bytes(m.fp);
     BSIM_CUDA_TRY(cudaFuncSetAttribute(fused_teacher, cudaFuncAttributeMaxDynamicSharedMemorySize, m.fused_smem));
     m.twiddle = to_device(fft_twiddles(n, fft_twiddle_count(n)));
-    m.power = DeviceBuffer<double>(size_t(max_batch) * fused_teacher_power_parts(m.fp));
+    m.power_parts = DeviceBuffer<double>(size_t(max_batch) * fused_teacher_power_parts(m.fp));
+    m.power = DeviceBuffer<double>(size_t(max_batch));
     m.out = DeviceBuffer<float>(size_t(max_batch) * m.n_features * m.frames);
     return;
   }

@@ -37,9 +37,10 @@ __host__ __device__ inline int fused_teacher_power_parts(const FusedTeacherParam
   return (p.n_frames + kPowerFrames - 1) / kPowerFrames;
 }
 
-// power[b][block] = sum over both ears and this block's frames of sum_k |X_k|^2. Each block writes its own part
-// and fused_teacher adds them in order: no atomics, so that eps, and the features, are the same bits on every run.
-// Grid (fused_teacher_power_parts(p), B); dynamic shared memory fused_teacher_power_shared_bytes().
+// parts[b][block] = sum over both ears and this block's frames of sum_k |X_k|^2. Each block writes its own part
+// and fused_teacher_power_total adds them in order: no atomics, so that eps, and the features, are the same bits
+// on every run (with one atomicAdd per block they were not). Grid (fused_teacher_power_parts(p), B); dynamic
+// shared memory fused_teacher_power_shared_bytes().
 __global__ void fused_teacher_power(const float* audio, const float* window, FusedTeacherParams p, double* power) {
   BSIM_DYNAMIC_SHARED(float, part);
   constexpr int pairs = 2 * kPowerFrames;
@@ -80,6 +81,16 @@ __global__ void fused_teacher_power(const float* audio, const float* window, Fus
   }
 }
 
+// power[b] = the sum of example b's parts, in order. One thread per example: a kernel of its own, so that
+// fused_teacher reads one value (each of its threads summing the parts added ~30 dependent loads to every block).
+__global__ void fused_teacher_power_total(const double* parts, int n_parts, int B, double* power) {
+  const int b = blockIdx.x * blockDim.x + threadIdx.x;
+  if (b >= B) return;
+  double total = 0;
+  for (int i = 0; i < n_parts; ++i) total += parts[(size_t)b * n_parts + i];
+  power[b] = total;
+}
+
 // twiddle: fft_twiddles(n_fft, fft_twiddle_count(n_fft)). Grid (ceil(n_frames / frames_per_block), B); dynamic shared
 // memory fused_teacher_shared_bytes(p).
 __global__ void fused_teacher(const float* audio, const float* window, const float2* twiddle, const double* power,
@@ -93,10 +104,7 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
   const float* right = left + p.T;
   float2* z = stft_pair_frames(left, right, window, tw, n, p.log2_n, p.win, p.hop, p.n_frames, t0, F, buf_a, buf_b);
   float2* free_buf = z == buf_a ? buf_b : buf_a;
-  const int parts = fused_teacher_power_parts(p);
-  double total_power = 0;  // the parts in a fixed order (every thread alike: broadcast loads)
-  for (int i = 0; i < parts; ++i) total_power += power[(size_t)b * parts + i];
-  const double eps_d = 1e-10 * total_power / (2.0 * double(p.n_frames) * nb) + 1e-30;
+  const double eps_d = 1e-10 * power[b] / (2.0 * double(p.n_frames) * nb) + 1e-30;
   const float eps = float(eps_d);
   float* ob = out + (size_t)b * p.n_features * p.n_frames;
   if (p.kind != 0) {

@@ -52,13 +52,16 @@ void run_fused(const FeatureConfig& fc, int B, int T, const std::vector<float>& 
   p.max_lag = fc.gcc_max_lag, p.n_features = shape.n_features, p.frames_per_block = 8;
   const std::vector<float> window = stft_window(fc);
   const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, cuda::fft_twiddle_count(fc.n_fft));
-  std::vector<double> power(size_t(B) * cuda::fused_teacher_power_parts(p), std::nan(""));
+  std::vector<double> parts(size_t(B) * cuda::fused_teacher_power_parts(p), std::nan(""));
+  std::vector<double> power(size_t(B), 0.0);
   out.assign(size_t(B) * shape.n_features * shape.n_frames, std::nanf(""));
   const unsigned gx = unsigned((shape.n_frames + p.frames_per_block - 1) / p.frames_per_block);
   ASSERT_LE(size_t(cuda::fused_teacher_shared_bytes(p)), emu::dynamic_shared.size());
   ASSERT_LE(size_t(cuda::fused_teacher_power_shared_bytes()), emu::dynamic_shared.size());
   const unsigned power_gx = unsigned(cuda::fused_teacher_power_parts(p));
-  emu::launch(power_gx, unsigned(B), cuda::fused_teacher_power, audio.data(), window.data(), p, power.data());
+  emu::launch(power_gx, unsigned(B), cuda::fused_teacher_power, audio.data(), window.data(), p, parts.data());
+  emu::launch(unsigned(B), 1u, cuda::fused_teacher_power_total, static_cast<const double*>(parts.data()), int(power_gx),
+              B, power.data());
   emu::launch(gx, unsigned(B), cuda::fused_teacher, audio.data(), window.data(), tw.data(), power.data(), p, out.data());
 }
 
@@ -182,10 +185,10 @@ TEST(EmulatedTeacher, BothImplementationsMatchTheCpuFeatures) {
       }
 }
 
-// The one-pass teacher and its power kernel in their device launch shape give the same bits whichever order the
-// blocks and threads run in (the device promises none): each power block writes its own part, which the feature
-// kernel adds in a fixed order. With one double atomicAdd per block the sum's rounding followed the blocks'
-// order, and eps with it.
+// The one-pass teacher and its power kernels in their device launch shape give the same bits whichever order the
+// blocks and threads run in (the device promises none): each power block writes its own part, which
+// fused_teacher_power_total adds in a fixed order. With one double atomicAdd per block the sum's rounding followed
+// the blocks' order, and eps with it.
 TEST(EmulatedTeacher, SameBitsWhicheverOrderTheBlocksRun) {
   const int B = 3, T = 16000 + 77;
   const std::vector<float> audio = test_audio(B, T);
@@ -205,11 +208,13 @@ TEST(EmulatedTeacher, SameBitsWhicheverOrderTheBlocksRun) {
   const emu::Order saved = emu::run_order();
   for (int o = 0; o < 2; ++o) {
     emu::run_order() = o == 0 ? emu::Order::forward : emu::Order::reverse;
-    power[o].assign(size_t(B) * parts, std::nan(""));
+    std::vector<double> part(size_t(B) * parts, std::nan(""));
+    power[o].assign(size_t(B), std::nan(""));
     out[o].assign(size_t(B) * shape.n_features * shape.n_frames, std::nanf(""));
     emu::launch_blocks(dim3(unsigned(parts), unsigned(B)), dim3(256), size_t(cuda::fused_teacher_power_shared_bytes()),
-                       cuda::fused_teacher_power, "fused_teacher_power", audio.data(), window.data(), p,
-                       power[o].data());
+                       cuda::fused_teacher_power, "fused_teacher_power", audio.data(), window.data(), p, part.data());
+    emu::launch_blocks(dim3(1), dim3(256), 0, cuda::fused_teacher_power_total, "fused_teacher_power_total",
+                       static_cast<const double*>(part.data()), parts, B, power[o].data());
     const unsigned gx = unsigned((shape.n_frames + p.frames_per_block - 1) / p.frames_per_block);
     emu::launch_blocks(dim3(gx, unsigned(B)), dim3(256), size_t(cuda::fused_teacher_shared_bytes(p)),
                        cuda::fused_teacher, "fused_teacher", audio.data(), window.data(), tw.data(),
