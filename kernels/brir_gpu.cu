@@ -27,6 +27,7 @@ struct BrirRenderer::Impl {
   DeviceBuffer<float> out;
   Stream stream;
   int max_rooms = 0, length = 0, capacity = 0, half_width = 0, last_batch = 0;
+  int stage_seg = 0, scatter_shared_samples = 0;  // the scatter's shared memory (scatter_shared_bytes)
   double fs_over_c = 0, fs = 0, c = 0;
   // late tail
   bool has_tail = false;
@@ -85,6 +86,23 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
     m.grids.g[i] = {m.ir.get() + at, g.n_taps, g.n_az, g.n_el, g.az_step_deg, g.el_step_deg};
     at += g.ir.size();
   }
+  // The scatter's shared memory: the accumulator and the stage of kScatterImages images' outputs (the longest
+  // HRIR's). Above 48 kB a kernel must opt in; where the accumulator would not fit beside the stage (HRIRs of
+  // thousands of taps), every room adds in global memory instead.
+  for (const HrirGrid* g : grids) m.stage_seg = std::max(m.stage_seg, g->n_taps + 2 * half_width);
+  int device = 0;
+  cudaDeviceProp prop{};
+  BSIM_CUDA_TRY(cudaGetDevice(&device));
+  BSIM_CUDA_TRY(cudaGetDeviceProperties(&prop, device));
+  const size_t optin = prop.sharedMemPerBlockOptin;
+  const size_t static_bytes = sizeof(float) * kScatterImages * (2 * kMaxHalfWidth + 1) + 3 * sizeof(int) * kScatterImages;
+  m.scatter_shared_samples = std::min(length, kScatterSharedSamples);
+  if (scatter_shared_bytes(m.scatter_shared_samples, m.stage_seg) + static_bytes > optin) m.scatter_shared_samples = 0;
+  if (scatter_shared_bytes(0, m.stage_seg) + static_bytes > optin)
+    throw InputError("GPU renderer: HRIRs of " + std::to_string(m.stage_seg - 2 * half_width) +
+                     " taps do not fit the scatter's shared memory; resample or truncate the SOFA set");
+  BSIM_CUDA_TRY(cudaFuncSetAttribute((const void*)scatter_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                     int(scatter_shared_bytes(m.scatter_shared_samples, m.stage_seg))));
   m.rooms = DeviceBuffer<RoomGeometry>(size_t(max_rooms));
   m.images = DeviceBuffer<DeviceImage>(size_t(max_rooms) * capacity);
   m.counts = DeviceBuffer<int>(size_t(max_rooms));
@@ -136,10 +154,9 @@ void BrirRenderer::enqueue_device(const RoomGeometry* rooms, int B, bool late_ta
   BSIM_LAUNCH(image_sources_kernel, B, kImageThreads, 0, s)(
       rooms, m.grids, m.fs_over_c, m.capacity, m.images.get(), counts);
   BSIM_CUDA_TRY(cudaGetLastError());
-  const int shared_samples = std::min(m.length, kScatterSharedSamples);
-  BSIM_LAUNCH(scatter_kernel, B, kScatterThreads, 2 * shared_samples * sizeof(float), s)(
+  BSIM_LAUNCH(scatter_kernel, B, kScatterThreads, scatter_shared_bytes(m.scatter_shared_samples, m.stage_seg), s)(
       rooms, m.images.get(), counts, m.capacity, m.grids, m.half_width, m.length, stride, out, direct, n_direct,
-      m.fs_over_c, shared_samples);
+      m.fs_over_c, m.scatter_shared_samples, m.stage_seg);
   BSIM_CUDA_TRY(cudaGetLastError());
   if (late_tail && m.fused_tail) {
     BSIM_LAUNCH(tail_ear_spectra_kernel, dim3((m.tail_nb + kTailThreads - 1) / kTailThreads, B), kTailThreads, 0, s)(

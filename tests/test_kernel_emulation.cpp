@@ -744,10 +744,11 @@ class EmulatedBrirRenderer {
     emu::launch_blocks(dim3(B), dim3(cuda::kImageThreads), 0, cuda::image_sources_kernel, "image_sources_kernel",
                        rooms.data(), grids_, fs_ / c_, capacity_, images.data(), counts.data());
     for (int n : counts) ASSERT_LE(n, capacity_);
-    emu::launch_blocks(dim3(B), dim3(cuda::kScatterThreads), 2 * shared_samples_ * sizeof(float), cuda::scatter_kernel,
-                       "scatter_kernel", rooms.data(), images.data(), counts.data(), capacity_, grids_, half_width_,
-                       length_, (long long)length_, out.data(), static_cast<float*>(nullptr), 0, fs_ / c_,
-                       shared_samples_);
+    const int stage_seg = grids_.g[0].n_taps + 2 * half_width_;
+    emu::launch_blocks(dim3(B), dim3(cuda::kScatterThreads), cuda::scatter_shared_bytes(shared_samples_, stage_seg),
+                       cuda::scatter_kernel, "scatter_kernel", rooms.data(), images.data(), counts.data(), capacity_,
+                       grids_, half_width_, length_, (long long)length_, out.data(), static_cast<float*>(nullptr), 0,
+                       fs_ / c_, shared_samples_, stage_seg);
     if (!late_tail) return;
     ASSERT_GT(tail_.n, 0) << "a late tail needs the diffuse field at construction";
     const cuda::TailTables& t = tail_;
