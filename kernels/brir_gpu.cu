@@ -109,7 +109,8 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
   m.fs = fs, m.c = c_m_s;
   if (!diffuse.empty()) {
     // The late tail: cuFFT's batched inverse transforms (default), or with BSIM_TAIL_KERNEL=fused one kernel per
-    // (room, ear) in shared memory where the responses fit its n (kernels/brir_kernels.cuh; not yet measured).
+    // (room, ear) in shared memory where the responses fit its n (kernels/brir_kernels.cuh): measured slower, the
+    // BRIR stage 2.06 against 1.84 ms of the H200's default batch (bench/RESULTS.md run 8), so not the default.
     m.fused_tail = kernel_choice("BSIM_TAIL_KERNEL", "cufft") == "fused" && length <= kTailFusedN;
     const TailTables t = tail_tables(diffuse, band_ratio, m.fused_tail ? kTailFusedN : good_fft_size(length), fs);
     m.has_tail = true;

@@ -58,9 +58,9 @@ struct DevicePipeline::Impl {
   long long direct_row0 = 0;  // first direct-path row of the filter rows
   // The convolution: BSIM_PIPELINE_CONV=fused (default: the partitioned overlap-save kernels of
   // kernels/conv_fused.cuh on the rows, blocks of 2048, radix 16, each pair over the partitions its response
-  // fills) or cufft (one N-point transform per row). The default is chosen by a count, not yet a measurement
-  // (bench/RESULTS.md): ~4,600 full-length transforms of 81,000 points per batch against ~970 pairs at the
-  // partitioned kernels' measured cost, ~3.8 against ~2 ms predicted on an H100; gpu_check times both.
+  // fills) or cufft (one N-point transform per row). Chosen by a count (~4,600 full-length transforms of 81,000
+  // points per batch against ~970 pairs), then measured (bench/RESULTS.md run 8, H200): 2.03 against 3.50 ms of
+  // the default batch; gpu_check times both.
   bool fused_conv = false;
   FusedConvParams cp{};
   int conv_smem = 0, conv_threads = 0;

@@ -9,8 +9,8 @@
 // synthetic noise draw their random numbers from device counter streams, so they match the CPU in
 // statistics (spectrum, decay, level, coherence), not sample by sample; everything else follows the plan
 // exactly. The convolution is the partitioned overlap-save kernels of kernels/conv_fused.cuh by default;
-// BSIM_PIPELINE_CONV=cufft takes one N-point cuFFT transform per row instead (the default by count, not yet by
-// measurement: see bench/RESULTS.md). Host header: no CUDA types.
+// BSIM_PIPELINE_CONV=cufft takes one N-point cuFFT transform per row instead (slower for the default batch: see
+// bench/RESULTS.md run 8). Host header: no CUDA types.
 #pragma once
 #include <cstdint>
 #include <memory>
