@@ -169,37 +169,39 @@ __global__ void scatter_kernel(const RoomGeometry* rooms, const DeviceImage* ima
       if (j == 0) first[g] = int(fl) - half_width, ir_row[g] = img.grid_index, is_direct[g] = img.direct;
     }
     __syncthreads();
-    for (int i = threadIdx.x; i < n_chunk * 2 * seg; i += blockDim.x) {
-      const int g = i / (2 * seg), e = i - g * 2 * seg, ear = e / seg, j = e - ear * seg;
-      const int pos = first[g] + j;
-      float sum = 0.0f;
-      if (pos >= 0 && pos < length) {
-        // value at offset m = j - hw: sum_k taps[k] h[m - k], k = -hw..hw
-        const float* h = grid.ir + ((size_t)ir_row[g] * 2 + ear) * grid.n_taps;
-        const int k_lo = imax(-half_width, j - half_width - (grid.n_taps - 1)), k_hi = imin(half_width, j - half_width);
-        for (int kk = k_lo; kk <= k_hi; ++kk) sum += taps[g][kk + half_width] * h[j - half_width - kk];
-        if (is_direct[g] && with_direct) direct[((size_t)room * 2 + ear) * stride + pos] += sum;  // one writer
+    // Image by image, its two ears' outputs over the threads (no division by the runtime seg per output).
+    for (int g = 0; g < n_chunk; ++g)
+      for (int e = threadIdx.x; e < 2 * seg; e += blockDim.x) {
+        const int ear = e >= seg, j = e - ear * seg;
+        const int pos = first[g] + j;
+        float sum = 0.0f;
+        if (pos >= 0 && pos < length) {
+          // value at offset m = j - hw: sum_k taps[k] h[m - k], k = -hw..hw
+          const float* h = grid.ir + ((size_t)ir_row[g] * 2 + ear) * grid.n_taps;
+          const int k_lo = imax(-half_width, j - half_width - (grid.n_taps - 1));
+          const int k_hi = imin(half_width, j - half_width);
+          for (int kk = k_lo; kk <= k_hi; ++kk) sum += taps[g][kk + half_width] * h[j - half_width - kk];
+          if (is_direct[g] && with_direct) direct[((size_t)room * 2 + ear) * stride + pos] += sum;  // one writer
+        }
+        stage[((size_t)g * 2 + ear) * stage_seg + j] = sum;
       }
-      stage[((size_t)g * 2 + ear) * stage_seg + j] = sum;
-    }
     __syncthreads();
     // The samples the chunk reaches, each by one thread: its images' values added in image order.
     int lo = length, hi = 0;
     for (int g = 0; g < n_chunk; ++g) lo = imin(lo, first[g]), hi = imax(hi, first[g] + seg);
     lo = imax(lo, 0), hi = imin(hi, in_shared ? span : length);
-    const int width = hi - lo;
-    for (int i = threadIdx.x; i < 2 * width; i += blockDim.x) {
-      const int ear = i / width, pos = lo + i - ear * width;
-      float v = in_shared ? acc[ear * shared_samples + pos] : rows[ear * stride + pos];
-      for (int g = 0; g < n_chunk; ++g) {
-        const int j = pos - first[g];
-        if (j >= 0 && j < seg) v += stage[((size_t)g * 2 + ear) * stage_seg + j];
+    for (int ear = 0; ear < 2; ++ear)
+      for (int pos = lo + threadIdx.x; pos < hi; pos += blockDim.x) {
+        float v = in_shared ? acc[ear * shared_samples + pos] : rows[ear * stride + pos];
+        for (int g = 0; g < n_chunk; ++g) {
+          const int j = pos - first[g];
+          if (j >= 0 && j < seg) v += stage[((size_t)g * 2 + ear) * stage_seg + j];
+        }
+        if (in_shared)
+          acc[ear * shared_samples + pos] = v;
+        else
+          rows[ear * stride + pos] = v;
       }
-      if (in_shared)
-        acc[ear * shared_samples + pos] = v;
-      else
-        rows[ear * stride + pos] = v;
-    }
   }
   if (!in_shared) return;
   __syncthreads();

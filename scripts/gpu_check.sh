@@ -179,9 +179,10 @@ case "$MODE" in quick|targets|kernels|both|full)
     --gtest_filter="$RACECHECK_FILTER" > "$LOG/racecheck.log" 2>&1
   racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc" ;;
 esac
-# Hardware counters for the two kernels short of their targets (GCC-PHAT teacher, convolution's output
-# blocks), where Nsight Compute is installed and the counters may be read: what bounds them (shared-memory
-# pipe, issue, barriers, occupancy) decides the next change. One launch of each, ~30 s. (In both mode the
+# Hardware counters for the kernels nearest their targets (GCC-PHAT teacher, convolution's output blocks) and
+# the BRIR scatter (the batch's second-longest kernel in run 8), where Nsight Compute is installed and the
+# counters may be read: what bounds them (shared-memory pipe, issue, barriers, occupancy) decides the next
+# change. One launch of each, ~45 s. (In both mode the
 # recipe's training shares the GPU: the counters hold, the durations do not.)
 ncu_state=skipped
 case "$MODE" in quick|kernels|both|full)
@@ -189,7 +190,8 @@ case "$MODE" in quick|kernels|both|full)
   if [ -n "$NCU" ]; then
     # One launch of each kernel, each from its own benchmark (one shared launch count went to the first one).
     : > "$LOG/ncu.txt"; ncu_rc=0
-    for probe in "fused_teacher([^_]|$) BM_TeacherBatch/0/" "conv_output_blocks BM_ConvolveBatch/"; do
+    for probe in "fused_teacher([^_]|$) BM_TeacherBatch/0/" "conv_output_blocks BM_ConvolveBatch/" \
+                 "scatter_kernel BM_BrirBatch/256/0/0"; do
       run_for 40 "$NCU" --kernel-name regex:"${probe% *}" --launch-count 1 \
         --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
         --section MemoryWorkloadAnalysis_Tables build-gpu/bench/bench_gpu --benchmark_min_time=0.05s \
@@ -271,7 +273,7 @@ if [ "$MODE" != collect ]; then
 echo "| build (CUDA sm_90, trainer $TRAINER) | rc=$build_rc, ${build_s} s |"
 echo "| test_gpu | rc=$gpu_tests_rc; $(grep -E '^\[  PASSED|^\[  FAILED|^\[  SKIPPED' "$LOG/test_gpu.log" | tr '\n' ' ') |"
 echo "| compute-sanitizer memcheck / racecheck | rc=$memcheck_rc / $racecheck_rc; $(grep -E 'ERROR SUMMARY' "$LOG/memcheck.log" 2>/dev/null | tail -1) |"
-echo "| Nsight Compute (teacher, convolution) | $ncu_state |"
+echo "| Nsight Compute (teacher, convolution, scatter) | $ncu_state |"
 grep -hE "^BM_" "$LOG/bench_gpu.txt" | awk '{printf "| %s | %s %s |", $1, $2, $3; for (i = 6; i <= NF; ++i) printf " %s", $i; print " |"}'
 cat "$LOG/torch_baselines.md" 2>/dev/null
 fi
