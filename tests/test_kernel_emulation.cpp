@@ -43,13 +43,20 @@ std::vector<float> test_audio(int B, int T) {
   return audio;
 }
 
-void run_fused(const FeatureConfig& fc, int B, int T, const std::vector<float>& audio, std::vector<float>& out) {
+// The one-pass teacher's parameters for examples of T samples, 8 frames per block (BatchTeacher's default).
+cuda::FusedTeacherParams fused_params(const FeatureConfig& fc, int T) {
   const FeatureShape shape = teacher_shape(fc, T);
   cuda::FusedTeacherParams p{};
   p.T = T, p.n_frames = shape.n_frames, p.n_fft = fc.n_fft, p.win = fc.win_length, p.hop = fc.hop_length;
   p.log2_n = int(std::lround(std::log2(fc.n_fft)));
   p.kind = int(teacher_kind(fc.teacher));
   p.max_lag = fc.gcc_max_lag, p.n_features = shape.n_features, p.frames_per_block = 8;
+  return p;
+}
+
+void run_fused(const FeatureConfig& fc, int B, int T, const std::vector<float>& audio, std::vector<float>& out) {
+  const FeatureShape shape = teacher_shape(fc, T);
+  const cuda::FusedTeacherParams p = fused_params(fc, T);
   const std::vector<float> window = stft_window(fc);
   const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, cuda::fft_twiddle_count(fc.n_fft));
   std::vector<double> parts(size_t(B) * cuda::fused_teacher_power_parts(p), std::nan(""));
@@ -194,11 +201,7 @@ TEST(EmulatedTeacher, SameBitsWhicheverOrderTheBlocksRun) {
   const std::vector<float> audio = test_audio(B, T);
   FeatureConfig fc;
   const FeatureShape shape = teacher_shape(fc, T);
-  cuda::FusedTeacherParams p{};
-  p.T = T, p.n_frames = shape.n_frames, p.n_fft = fc.n_fft, p.win = fc.win_length, p.hop = fc.hop_length;
-  p.log2_n = int(std::lround(std::log2(fc.n_fft)));
-  p.kind = int(teacher_kind(fc.teacher));
-  p.max_lag = fc.gcc_max_lag, p.n_features = shape.n_features, p.frames_per_block = 8;
+  const cuda::FusedTeacherParams p = fused_params(fc, T);
   const std::vector<float> window = stft_window(fc);
   const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, cuda::fft_twiddle_count(fc.n_fft));
   const int parts = cuda::fused_teacher_power_parts(p);

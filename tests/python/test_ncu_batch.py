@@ -5,6 +5,8 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "ncu_batch.py"
 HEAD = '"ID","Process ID","Process Name","Host Name","Kernel Name","Context","Stream","Block Size","Grid Size","Device","CC"'
@@ -36,33 +38,28 @@ def check_table(out):
     assert list(rows)[0] == "conv_output_blocks"  # the largest first
 
 
-def test_wide_layout_with_units_row(tmp_path):
+def wide_csv(byte_unit, time_unit, byte_scale, ns_scale):
+    """ncu's wide layout: a units row under the header, then one row per launch (values in the units given)."""
     lines = ["==PROF== Connected to process 42 (bench_gpu)", HEAD + ',"dram__bytes.sum","gpu__time_duration.sum"',
-             '"","","","","","","","","","",""' + ',"Mbyte","usecond"']
+             '"","","","","","","","","","",""' + f',"{byte_unit}","{time_unit}"']
     for i, (name, ns, b) in enumerate(KERNELS):
         lines.append(f'"{i}","42","bench_gpu","127.0.0.1","{name}","1","7","(256, 1, 1)","(16, 256, 1)","0","9.0",'
-                     f'"{b / 1e6:,.3f}","{ns / 1e3:,.3f}"')
-    r = run(tmp_path, "\n".join(lines) + "\n", "--peak-gb-s", "5000")
-    assert r.returncode == 0, r.stderr
-    check_table(r.stdout)
+                     f'"{b / byte_scale:,.3f}","{ns / ns_scale:,.3f}"')
+    return "\n".join(lines) + "\n"
 
 
-def test_units_as_ncu_writes_them(tmp_path):
-    """`--print-units base` as GPU run 8's ncu wrote it: "byte" and "ns" (a scale of 1 for "ns" made picoseconds)."""
-    lines = [HEAD + ',"dram__bytes.sum","gpu__time_duration.sum"', '"","","","","","","","","","",""' + ',"byte","ns"']
-    for i, (name, ns, b) in enumerate(KERNELS):
-        lines.append(f'"{i}","42","bench_gpu","127.0.0.1","{name}","1","7","(256, 1, 1)","(16, 256, 1)","0","9.0",'
-                     f'"{b:,}","{ns:,}"')
-    r = run(tmp_path, "\n".join(lines) + "\n", "--peak-gb-s", "5000")
+@pytest.mark.parametrize("units", [
+    ("Mbyte", "usecond", 1e6, 1e3),
+    ("byte", "ns", 1, 1),  # `--print-units base` as GPU run 8's ncu wrote it (a scale of 1 for "ns" made picoseconds)
+])
+def test_wide_layout_with_units_row(tmp_path, units):
+    r = run(tmp_path, wide_csv(*units), "--peak-gb-s", "5000")
     assert r.returncode == 0, r.stderr
     check_table(r.stdout)
 
 
 def test_an_unknown_unit_is_an_error(tmp_path):
-    lines = [HEAD + ',"dram__bytes.sum","gpu__time_duration.sum"', '"","","","","","","","","","",""' + ',"byte","cycle"']
-    for i, (name, ns, b) in enumerate(KERNELS):
-        lines.append(f'"{i}","42","bench_gpu","127.0.0.1","{name}","1","7","","","0","9.0","{b}","{ns}"')
-    r = run(tmp_path, "\n".join(lines) + "\n")
+    r = run(tmp_path, wide_csv("byte", "cycle", 1, 1))
     assert r.returncode == 2 and "unit 'cycle'" in r.stderr and r.stdout == ""
 
 
