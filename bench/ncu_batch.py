@@ -105,12 +105,16 @@ def main(argv=None):
     ap.add_argument("csv_file")
     ap.add_argument("--peak-gb-s", type=float, default=0.0)
     a = ap.parse_args(argv)
-    with open(a.csv_file, errors="replace") as f:
-        try:
+    try:
+        with open(a.csv_file, errors="replace") as f:
             rows = launches(f.read().splitlines())
-        except UnitError as e:
-            print(f"ncu_batch: {a.csv_file}: {e}", file=sys.stderr)
-            return 2
+    except OSError as e:
+        print(f"ncu_batch: cannot read {a.csv_file}: {e.strerror} (give the CSV that ncu --log-file wrote)",
+              file=sys.stderr)
+        return 2
+    except UnitError as e:
+        print(f"ncu_batch: {a.csv_file}: {e}", file=sys.stderr)
+        return 2
     starts = [i for i, (name, _, _) in enumerate(rows) if name == BATCH_START]
     if len(starts) < 2:
         print(f"ncu_batch: {a.csv_file} holds no whole batch ({len(starts)} launches of {BATCH_START}, "

@@ -54,7 +54,7 @@ stamp() { echo "[$(( $(date +%s) - T0 )) s] $*"; }
 DEFAULT_BUDGET=560; [ "$MODE" = targets ] && DEFAULT_BUDGET=290
 BUDGET=${GPU_CHECK_BUDGET:-$DEFAULT_BUDGET}
 if ! [[ "$BUDGET" =~ ^[0-9]+$ ]] || (( BUDGET < 60 )); then
-  echo "GPU_CHECK_BUDGET='$BUDGET': give whole seconds, at least 60 (default 560)" >&2; exit 2
+  echo "GPU_CHECK_BUDGET='$BUDGET': give whole seconds, at least 60 (default $DEFAULT_BUDGET for $MODE)" >&2; exit 2
 fi
 run_for() {
   local want=$1 left=$(( BUDGET - 40 - ($(date +%s) - T0) )); shift

@@ -78,3 +78,8 @@ def test_no_whole_batch_is_an_error(tmp_path):
     lines = [HEAD + ',"gpu__time_duration.sum"', '"0","42","bench_gpu","h","void bsim::cuda::mix_noise(int)","1","7","","","0","9.0","5"']
     r = run(tmp_path, "\n".join(lines) + "\n")
     assert r.returncode == 2 and "no whole batch" in r.stderr
+
+
+def test_a_missing_file_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, str(SCRIPT), str(tmp_path / "absent.csv")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot read" in r.stderr and "absent.csv" in r.stderr
