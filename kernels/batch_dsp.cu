@@ -69,7 +69,10 @@ BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L, int b
     m.conv_smem = fused_conv_shared_bytes(m.cp);
     for (const void* k : {(const void*)conv_input_spectra<8>, (const void*)conv_filter_spectra<8>,
                           (const void*)conv_output_blocks<8>, (const void*)conv_input_spectra<16>,
-                          (const void*)conv_filter_spectra<16>, (const void*)conv_output_blocks<16>})
+                          (const void*)conv_filter_spectra<16>, (const void*)conv_output_blocks<16>,
+                          (const void*)conv_input_spectra<16, kConvFixedLog2N>,
+                          (const void*)conv_filter_spectra<16, kConvFixedLog2N>,
+                          (const void*)conv_output_blocks<16, kConvFixedLog2N>})
       BSIM_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, m.conv_smem));
     m.conv_twiddle = to_device(fft_twiddles(m.cp.N, fft_twiddle_count(m.cp.N)));
     const size_t nb = size_t(m.cp.K + 1);
@@ -125,16 +128,16 @@ void BatchConvolver::run(int B, const std::vector<float>& x, const std::vector<f
 }
 
 namespace {
-template <int MaxRadix>
+template <int MaxRadix, int LOG2_N>
 void launch_fused_convolution(BatchConvolver::Impl& m, cudaStream_t s) {
   const FusedConvParams& p = m.cp;
   const int B = m.max_batch, pairs = m.n_filters / 2, threads = fused_conv_threads(p);
   const float2* tw = m.conv_twiddle.get();
-  BSIM_LAUNCH(conv_input_spectra<MaxRadix>, dim3(p.J2 / 2, B), threads, m.conv_smem, s)(
+  BSIM_LAUNCH((conv_input_spectra<MaxRadix, LOG2_N>), dim3(p.J2 / 2, B), threads, m.conv_smem, s)(
       m.x.get(), tw, p, m.conv_X.get());
-  BSIM_LAUNCH(conv_filter_spectra<MaxRadix>, dim3(p.Q, B * pairs), threads, m.conv_smem, s)(
+  BSIM_LAUNCH((conv_filter_spectra<MaxRadix, LOG2_N>), dim3(p.Q, B * pairs), threads, m.conv_smem, s)(
       m.h.get(), tw, p, m.conv_H.get());
-  BSIM_LAUNCH(conv_output_blocks<MaxRadix>, dim3(p.J, B * pairs), threads, m.conv_smem, s)(
+  BSIM_LAUNCH((conv_output_blocks<MaxRadix, LOG2_N>), dim3(p.J, B * pairs), threads, m.conv_smem, s)(
       m.conv_X.get(), m.conv_H.get(), tw, p, m.y.get());
   BSIM_CUDA_TRY(cudaGetLastError());
 }
@@ -142,10 +145,12 @@ void launch_fused_convolution(BatchConvolver::Impl& m, cudaStream_t s) {
 void compute(BatchConvolver::Impl& m) {
   cudaStream_t s = m.stream.get();
   if (m.fused) {
-    if (m.cp.max_radix == 16) {
-      launch_fused_convolution<16>(m, s);
+    if (m.cp.max_radix == 16 && conv_fixed_size(m.cp)) {
+      launch_fused_convolution<16, kConvFixedLog2N>(m, s);
+    } else if (m.cp.max_radix == 16) {
+      launch_fused_convolution<16, 0>(m, s);
     } else {
-      launch_fused_convolution<8>(m, s);
+      launch_fused_convolution<8, 0>(m, s);
     }
     return;
   }
@@ -191,7 +196,8 @@ void compute(BatchTeacher::Impl& m, const float* audio, float* out, cudaStream_t
     BSIM_LAUNCH(fused_teacher_power_total, blocks_for(m.max_batch), kDspThreads, 0, s)(
         m.power_parts.get(), parts, m.max_batch, m.power.get());
     BSIM_CUDA_TRY(cudaGetLastError());
-    BSIM_LAUNCH(fused_teacher, grid, m.threads, m.fused_smem, s)(
+    const FusedTeacherKernel fused_teacher_n = fused_teacher_kernel(m.fp.log2_n);
+    BSIM_LAUNCH(fused_teacher_n, grid, m.threads, m.fused_smem, s)(
         audio, m.window.get(), m.twiddle.get(), m.power.get(), m.fp, out);
     BSIM_CUDA_TRY(cudaGetLastError());
     return;
@@ -252,7 +258,8 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T, Fused
     if (m.fp.frames_per_block % 2 != 0 || m.threads % 32 != 0 || m.threads > 1024)
       throw InputError("BatchTeacher: frames per block must be even and threads a multiple of 32 up to 1024");
     m.fused_smem = fused_teacher_shared_bytes(m.fp);
-    BSIM_CUDA_TRY(cudaFuncSetAttribute(fused_teacher, cudaFuncAttributeMaxDynamicSharedMemorySize, m.fused_smem));
+    BSIM_CUDA_TRY(cudaFuncSetAttribute((const void*)fused_teacher_kernel(m.fp.log2_n),
+                                       cudaFuncAttributeMaxDynamicSharedMemorySize, m.fused_smem));
     m.twiddle = to_device(fft_twiddles(n, fft_twiddle_count(n)));
     m.power_parts = DeviceBuffer<double>(size_t(max_batch) * fused_teacher_power_parts(m.fp));
     m.power = DeviceBuffer<double>(size_t(max_batch));

@@ -341,7 +341,8 @@ __global__ void tail_fused_kernel(const RoomGeometry* rooms, const float2* S, co
       if (t < end) acc[t] += float(exp(decay * t)) * v.x;
       if (t + 1 < end) acc[t + 1] += float(exp(decay * (t + 1))) * v.y;
     };
-    smem_fft_io<MaxRadix>(load, store, w.a, w.b, w.tw, kTailFusedLog2M, 1, true);  // ends with a barrier
+    // (ends with a barrier)
+    smem_fft_io<MaxRadix, kTailFusedLog2M>(load, store, w.a, w.b, w.tw, kTailFusedLog2M, 1, true);
   }
   for (int t = threadIdx.x; t < end; t += blockDim.x) {
     const double ts = double(t) / fs;

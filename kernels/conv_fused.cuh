@@ -59,6 +59,10 @@ inline int fused_conv_threads(const FusedConvParams& p) {
   const int radix = 1 << fft_plan(p.log2_N, p.max_radix).log2_r;
   return std::min(1024, std::max(256, p.N / radix));
 }
+// The transform size the kernels take as a compile-time constant (blocks of 2,048: the default of BatchConvolver
+// and the pipeline's; their passes cost ~27 % fewer instructions, kernels/smem_fft.cuh), else 0 (any size).
+constexpr int kConvFixedLog2N = 12;
+inline bool conv_fixed_size(const FusedConvParams& p) { return p.log2_N == kConvFixedLog2N; }
 // Shared memory per block: two N-point transform buffers (kernels/smem_fft.cuh) and the twiddles.
 inline int fused_conv_shared_bytes(const FusedConvParams& p) { return fft_workspace_bytes(p.N, 1); }
 
@@ -83,7 +87,7 @@ __device__ inline void conv_pair(const FusedConvParams& p, int bp, int& input, i
 }
 
 // X[b][j - first_frame][k], k <= K: spectra of input frames j and j+1 (j - first_frame even). Grid (J2 / 2, inputs).
-template <int MaxRadix>
+template <int MaxRadix, int LOG2_N = 0>  // LOG2_N > 0: the transform size fixed at compile time
 __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedConvParams p, float2* X) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   const FftWorkspace w = fft_workspace(shared, p.N, 1, twiddle);
@@ -103,13 +107,14 @@ __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedC
       return make_float2(sample(s0), sample(s0 + K));
     };
   };
-  const float2* z = wrap > 0 ? smem_fft_load<MaxRadix>(frames(wrapped), w.a, w.b, w.tw, p.log2_N, 1, false)
-                             : smem_fft_load<MaxRadix>(frames(plain), w.a, w.b, w.tw, p.log2_N, 1, false);
+  const int log2_N = LOG2_N > 0 ? LOG2_N : p.log2_N;
+  const float2* z = wrap > 0 ? smem_fft_load<MaxRadix, LOG2_N>(frames(wrapped), w.a, w.b, w.tw, log2_N, 1, false)
+                             : smem_fft_load<MaxRadix, LOG2_N>(frames(plain), w.a, w.b, w.tw, log2_N, 1, false);
   store_two_spectra(z, p, X + ((size_t)b * p.J2 + slot) * nb);
 }
 
 // H[pair][q][ear][k]: spectra of partition q of the pair's two filters. Grid (Q, pairs).
-template <int MaxRadix>
+template <int MaxRadix, int LOG2_N = 0>  // LOG2_N > 0: the transform size fixed at compile time
 __global__ void conv_filter_spectra(const float* h, const float2* twiddle, FusedConvParams p, float2* H) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   const int q = blockIdx.x, bp = blockIdx.y, nb = p.K + 1;  // dense: bp = b * F/2 + pair of example b
@@ -125,13 +130,14 @@ __global__ void conv_filter_spectra(const float* h, const float2* twiddle, Fused
     const bool in = i < K && s < L;
     return make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
   };
-  const float2* z = smem_fft_load<MaxRadix>(partition, w.a, w.b, w.tw, p.log2_N, 1, false);
+  const float2* z = smem_fft_load<MaxRadix, LOG2_N>(partition, w.a, w.b, w.tw, LOG2_N > 0 ? LOG2_N : p.log2_N, 1,
+                                                    false);
   store_two_spectra(z, p, H + ((size_t)bp * p.Q + q) * 2 * nb);
 }
 
 // out[f][jK + n] for the pair's two filters: multiply-accumulate over partitions, one inverse FFT of
 // Y_f0 + i Y_f1, real part -> filter f0, imaginary part -> f1. Grid (J, pairs).
-template <int MaxRadix>
+template <int MaxRadix, int LOG2_N = 0>  // LOG2_N > 0: the transform size fixed at compile time
 __global__ void conv_output_blocks(const float2* X, const float2* H, const float2* twiddle, FusedConvParams p,
                                    float* out) {
   BSIM_DYNAMIC_SHARED(float2, shared);
@@ -162,7 +168,8 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
     if (i < K || t >= T) return;
     o0[t] = v.x * scale, o1[t] = v.y * scale;
   };
-  smem_fft_io<MaxRadix>(SharedLoad{w.a, fft_stride(p.N)}, valid, w.b, w.a, w.tw, p.log2_N, 1, true);
+  smem_fft_io<MaxRadix, LOG2_N>(SharedLoad{w.a, fft_stride(p.N)}, valid, w.b, w.a, w.tw,
+                                LOG2_N > 0 ? LOG2_N : p.log2_N, 1, true);
 }
 
 }  // namespace bsim::cuda

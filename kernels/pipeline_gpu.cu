@@ -222,8 +222,11 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
     conv_read_negative_times(m.cp, m.N);
     if (m.N - m.cp.K < m.T) throw RuntimeError("GPU pipeline: rows too short for the partitioned convolution");
     m.conv_smem = fused_conv_shared_bytes(m.cp);
-    for (const void* k : {(const void*)conv_input_spectra<16>, (const void*)conv_filter_spectra<16>,
-                          (const void*)conv_output_blocks<16>})
+    // Blocks of 2,048: transforms of 4,096 points, the size the kernels are compiled for (kConvFixedLog2N).
+    if (!conv_fixed_size(m.cp)) throw RuntimeError("GPU pipeline: the convolution's transforms are not 4,096 points");
+    for (const void* k : {(const void*)conv_input_spectra<16, kConvFixedLog2N>,
+                          (const void*)conv_filter_spectra<16, kConvFixedLog2N>,
+                          (const void*)conv_output_blocks<16, kConvFixedLog2N>})
       BSIM_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, m.conv_smem));
     m.conv_threads = fused_conv_threads(m.cp);
     m.conv_twiddle = to_device(fft_twiddles(m.cp.N, fft_twiddle_count(m.cp.N)));
@@ -482,11 +485,11 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
     FusedConvParams p = m.cp;
     p.pairs = m.d_pairs.get();
     const float2* tw = m.conv_twiddle.get();
-    BSIM_LAUNCH(conv_input_spectra<16>, dim3(p.J2 / 2, E), m.conv_threads, m.conv_smem, st)(
+    BSIM_LAUNCH((conv_input_spectra<16, kConvFixedLog2N>), dim3(p.J2 / 2, E), m.conv_threads, m.conv_smem, st)(
         m.inputs.get(), tw, p, m.conv_X.get());
-    BSIM_LAUNCH(conv_filter_spectra<16>, dim3(p.Q, n_pairs), m.conv_threads, m.conv_smem, st)(
+    BSIM_LAUNCH((conv_filter_spectra<16, kConvFixedLog2N>), dim3(p.Q, n_pairs), m.conv_threads, m.conv_smem, st)(
         m.filters.get(), tw, p, m.conv_H.get());
-    BSIM_LAUNCH(conv_output_blocks<16>, dim3(p.J, n_pairs), m.conv_threads, m.conv_smem, st)(
+    BSIM_LAUNCH((conv_output_blocks<16, kConvFixedLog2N>), dim3(p.J, n_pairs), m.conv_threads, m.conv_smem, st)(
         m.conv_X.get(), m.conv_H.get(), tw, p, m.filters.get());
     BSIM_CUDA_TRY(cudaGetLastError());
   } else {

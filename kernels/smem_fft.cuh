@@ -15,6 +15,7 @@
 // instead of 4), at twice the registers per thread.
 #pragma once
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/emulation.h"
@@ -30,8 +31,10 @@ inline std::vector<float2> fft_twiddles(int n, int count) {
   return tw;
 }
 
-__host__ __device__ __forceinline__ int fft_slot(int i) { return i ^ (((i >> 3) ^ (i >> 5)) & 15); }
-__host__ __device__ __forceinline__ int fft_stride(int n) { return n + 2; }
+// XOR-linear: fft_slot(a ^ b) = fft_slot(a) ^ fft_slot(b), so for disjoint bits (j < 2^L) fft_slot(j + (r << L)) =
+// fft_slot(j) ^ fft_slot(r << L), a constant for each r when L is one (the fixed-size passes below).
+__host__ __device__ constexpr __forceinline__ int fft_slot(int i) { return i ^ (((i >> 3) ^ (i >> 5)) & 15); }
+__host__ __device__ constexpr __forceinline__ int fft_stride(int n) { return n + 2; }
 __host__ __device__ __forceinline__ int fft_twiddle_count(int n) { return n >= 4 ? n / 4 : 1; }
 
 __device__ __forceinline__ float2 cmul(float2 a, float2 b) {
@@ -165,7 +168,7 @@ BSIM_UNROLL
 struct FftPasses {
   int log2_r, first, passes;  // radix of the main passes, of the first pass (log2), number of passes
 };
-__host__ __device__ __forceinline__ FftPasses fft_plan(int log2_n, int max_radix) {
+__host__ __device__ constexpr __forceinline__ FftPasses fft_plan(int log2_n, int max_radix) {
   const int p8 = (log2_n + 2) / 3, p16 = (log2_n + 3) / 4;
   const int log2_r = max_radix >= 16 && p16 < p8 ? 4 : 3;
   const int first = log2_n % log2_r ? log2_n % log2_r : log2_r;
@@ -183,6 +186,93 @@ __device__ inline void fft_any_pass(int log2_r, Load load, Store store, const fl
   if (log2_r == 1) fft_pass<2>(load, store, tw, log2_n, log2_ns, count, conj_in, conj_out);
 }
 
+// fft_pass for n = 2^LOG2_N known at compile time (the kernels' usual sizes: smem_fft_io<MaxRadix, LOG2_N>):
+// the plan and every pass's shifts and masks are constants, and the shared-memory slots of a butterfly's R values
+// are fft_slot(j) XOR a constant per value, where fft_pass recomputes the swizzle of every index (two shifts and
+// two logic operations more per value; the passes are issue-bound). Same arithmetic, same results.
+template <int R, int LOG2_N, int LOG2_NS, typename Load, typename Store>
+__device__ __forceinline__ void fft_pass_fixed(Load load, Store store, const float2* tw, int count, bool conj_in,
+                                               bool conj_out) {
+  constexpr int log2_r = R == 16 ? 4 : R == 8 ? 3 : R == 4 ? 2 : 1;
+  constexpr int log2_per = LOG2_N - log2_r, per = 1 << log2_per, ns_mask = (1 << LOG2_NS) - 1;
+  constexpr int tw_shift = LOG2_N - LOG2_NS - log2_r;
+  constexpr bool shared_in = std::is_same<Load, SharedLoad>::value, shared_out = std::is_same<Store, SharedStore>::value;
+  for (int item = threadIdx.x; item < (count << log2_per); item += blockDim.x) {
+    const int c = item >> log2_per, j = item & (per - 1), k = j & ns_mask;
+    float2 v[R];
+    if constexpr (shared_in) {
+      const float2* row = load.buf + c * load.stride;
+      const int sj = fft_slot(j);
+BSIM_UNROLL
+      for (int r = 0; r < R; ++r) v[r] = row[sj ^ fft_slot(r << log2_per)];
+    } else {
+BSIM_UNROLL
+      for (int r = 0; r < R; ++r) v[r] = load(c, j + (r << log2_per));
+    }
+    if (conj_in) {
+BSIM_UNROLL
+      for (int r = 0; r < R; ++r) v[r].y = -v[r].y;
+    }
+    if (k != 0) {
+      const float2 w = tw[k << tw_shift];
+      if constexpr (R == 16) {
+        const float2 w2 = cmul(w, w), w4 = tw[k << (tw_shift + 2)], w8 = cmul(w4, w4);
+        const float2 lo[4] = {make_float2(1.0f, 0.0f), w, w2, cmul(w2, w)};
+        const float2 hi[4] = {make_float2(1.0f, 0.0f), w4, w8, cmul(w8, w4)};
+BSIM_UNROLL
+        for (int r = 1; r < 16; ++r) {
+          if (r & 3) v[r] = cmul(v[r], lo[r & 3]);
+          if (r >> 2) v[r] = cmul(v[r], hi[r >> 2]);
+        }
+      } else {
+        float2 wr = w;
+BSIM_UNROLL
+        for (int r = 1; r < R; ++r) v[r] = cmul(v[r], wr), wr = cmul(wr, w);
+      }
+    }
+    if constexpr (R == 16) dft16(v);
+    if constexpr (R == 8) dft8(v);
+    if constexpr (R == 4) dft4(v[0], v[1], v[2], v[3]);
+    if constexpr (R == 2) dft2(v);
+    if (conj_out) {
+BSIM_UNROLL
+      for (int r = 0; r < R; ++r) v[r].y = -v[r].y;
+    }
+    const int d = ((j - k) << log2_r) + k;  // its bits and those of r << LOG2_NS are disjoint
+    if constexpr (shared_out) {
+      float2* row = store.buf + c * store.stride;
+      const int sd = fft_slot(d);
+BSIM_UNROLL
+      for (int r = 0; r < R; ++r) row[sd ^ fft_slot(r << LOG2_NS)] = v[r];
+    } else {
+BSIM_UNROLL
+      for (int r = 0; r < R; ++r) store(c, d + (r << LOG2_NS), v[r]);
+    }
+  }
+}
+// Pass P of the fixed plan and the ones after it, each followed by a barrier (buffers as smem_fft_io's).
+template <int LOG2_N, int MaxRadix, int P, typename Load, typename Store>
+__device__ __forceinline__ void fft_passes_fixed(Load load, Store store, float2* a, float2* b, const float2* tw,
+                                                 int count, bool inverse) {
+  constexpr FftPasses plan = fft_plan(LOG2_N, MaxRadix);
+  constexpr int log2_r = P == 0 ? plan.first : plan.log2_r;
+  constexpr int log2_ns = P == 0 ? 0 : plan.first + (P - 1) * plan.log2_r;
+  constexpr bool last = P == plan.passes - 1;
+  constexpr int stride = fft_stride(1 << LOG2_N);
+  if constexpr (P == 0 && last) {
+    fft_pass_fixed<1 << log2_r, LOG2_N, log2_ns>(load, store, tw, count, inverse, inverse);
+  } else if constexpr (P == 0) {
+    fft_pass_fixed<1 << log2_r, LOG2_N, log2_ns>(load, SharedStore{a, stride}, tw, count, inverse, false);
+  } else if constexpr (last) {
+    fft_pass_fixed<1 << log2_r, LOG2_N, log2_ns>(SharedLoad{P % 2 ? a : b, stride}, store, tw, count, false, inverse);
+  } else {
+    fft_pass_fixed<1 << log2_r, LOG2_N, log2_ns>(SharedLoad{P % 2 ? a : b, stride}, SharedStore{P % 2 ? b : a, stride},
+                                                 tw, count, false, false);
+  }
+  __syncthreads();
+  if constexpr (!last) fft_passes_fixed<LOG2_N, MaxRadix, P + 1>(load, store, a, b, tw, count, inverse);
+}
+
 // `count` transforms of n = 2^log2_n points (n >= 8): value i of transform c comes from load(c, i) and its
 // result goes to store(c, k, X_k), both in natural order; between passes the values go through the
 // shared-memory buffers a and b (fft_stride(n) float2 per transform each; pass p writes a for even p, b for
@@ -190,10 +280,14 @@ __device__ inline void fft_any_pass(int log2_r, Load load, Store store, const fl
 // (computed as conj(FFT(conj x))). tw: fft_twiddles(n, fft_twiddle_count(n)), in shared memory. Starts and
 // ends with a barrier; a store into shared memory must not target the buffer the last pass reads (see
 // smem_fft).
-template <int MaxRadix = 8, typename Load, typename Store>
+template <int MaxRadix = 8, int LOG2_N = 0, typename Load, typename Store>
 __device__ inline void smem_fft_io(Load load, Store store, float2* a, float2* b, const float2* tw, int log2_n,
                                    int count, bool inverse) {
   __syncthreads();
+  if constexpr (LOG2_N > 0) {  // n fixed at compile time (log2_n must equal it)
+    fft_passes_fixed<LOG2_N, MaxRadix, 0>(load, store, a, b, tw, count, inverse);
+    return;
+  }
   const FftPasses plan = fft_plan(log2_n, MaxRadix);
   const int stride = fft_stride(1 << log2_n);
   if (plan.passes == 1) {
@@ -223,11 +317,11 @@ __device__ __forceinline__ float2* fft_result_buffer(float2* a, float2* b, int l
 
 // Transforms whose input comes from load(c, i) and whose result stays in shared memory, natural order, in the
 // returned buffer (a or b).
-template <int MaxRadix = 8, typename Load>
+template <int MaxRadix = 8, int LOG2_N = 0, typename Load>
 __device__ inline float2* smem_fft_load(Load load, float2* a, float2* b, const float2* tw, int log2_n, int count,
                                         bool inverse) {
   float2* result = fft_result_buffer(a, b, log2_n, MaxRadix);
-  smem_fft_io<MaxRadix>(load, SharedStore{result, fft_stride(1 << log2_n)}, a, b, tw, log2_n, count, inverse);
+  smem_fft_io<MaxRadix, LOG2_N>(load, SharedStore{result, fft_stride(1 << log2_n)}, a, b, tw, log2_n, count, inverse);
   return result;
 }
 
@@ -264,6 +358,7 @@ __device__ __forceinline__ void split_two_real(const float2* z, int n, int k, fl
 // times the window, zero-padded to n), both ears as one complex signal (left + i right) per frame, read
 // straight from global memory by the first pass and transformed with a and b (F x fft_stride(n) float2 each).
 // Returns the buffer holding Z_k = L_k + i R_k (split_two_real gives the ears). Frames past n_frames are zero.
+template <int LOG2_N = 0>  // > 0: n fixed at compile time (smem_fft_io)
 __device__ inline float2* stft_pair_frames(const float* left, const float* right, const float* window,
                                            const float2* tw, int n, int log2_n, int win, int hop, int n_frames,
                                            int t0, int F, float2* a, float2* b) {
@@ -274,7 +369,7 @@ __device__ inline float2* stft_pair_frames(const float* left, const float* right
     const float w = window[i];
     return make_float2(left[(size_t)t * hop + i] * w, right[(size_t)t * hop + i] * w);
   };
-  return smem_fft_load(frame, a, b, tw, log2_n, F, false);
+  return smem_fft_load<8, LOG2_N>(frame, a, b, tw, log2_n, F, false);
 }
 
 }  // namespace bsim::cuda

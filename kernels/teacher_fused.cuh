@@ -93,16 +93,21 @@ __global__ void fused_teacher_power_total(const double* parts, int n_parts, int 
 
 // twiddle: fft_twiddles(n_fft, fft_twiddle_count(n_fft)). Grid (ceil(n_frames / frames_per_block), B); dynamic shared
 // memory fused_teacher_shared_bytes(p).
+// LOG2_N > 0: n_fft = 2^LOG2_N fixed at compile time (the shared-memory FFT's constant-size passes: fewer
+// instructions in an issue-bound kernel); 0: any power of two from p. fused_teacher_kernel picks one.
+template <int LOG2_N>
 __global__ void fused_teacher(const float* audio, const float* window, const float2* twiddle, const double* power,
                               FusedTeacherParams p, float* out) {
   BSIM_DYNAMIC_SHARED(float2, shared);
-  const int n = p.n_fft, half_n = n / 2, nb = half_n + 1, F = p.frames_per_block, S = fft_stride(n);
+  const int log2_n = LOG2_N > 0 ? LOG2_N : p.log2_n;
+  const int n = 1 << log2_n, half_n = n / 2, nb = half_n + 1, F = p.frames_per_block, S = fft_stride(n);
   const FftWorkspace w = fft_workspace(shared, n, F, twiddle);  // buffers [F][S] each, twiddles
   float2 *buf_a = w.a, *buf_b = w.b, *tw = w.tw;
   const int b = blockIdx.y, t0 = blockIdx.x * F;
   const float* left = audio + (size_t)b * 2 * p.T;
   const float* right = left + p.T;
-  float2* z = stft_pair_frames(left, right, window, tw, n, p.log2_n, p.win, p.hop, p.n_frames, t0, F, buf_a, buf_b);
+  float2* z = stft_pair_frames<LOG2_N>(left, right, window, tw, n, log2_n, p.win, p.hop, p.n_frames, t0, F, buf_a,
+                                      buf_b);
   float2* free_buf = z == buf_a ? buf_b : buf_a;
   const double eps_d = 1e-10 * power[b] / (2.0 * double(p.n_frames) * nb) + 1e-30;
   const float eps = float(eps_d);
@@ -154,7 +159,19 @@ BSIM_UNROLL
     if (t < n_frames) ob[(size_t)li * n_frames + t] = v.x * scale;
     if (t + 1 < n_frames) ob[(size_t)li * n_frames + t + 1] = v.y * scale;
   };
-  smem_fft_io(SharedLoad{free_buf, S}, lags, z, free_buf, tw, p.log2_n, F / 2, true);
+  smem_fft_io<8, LOG2_N>(SharedLoad{free_buf, S}, lags, z, free_buf, tw, log2_n, F / 2, true);
+}
+
+// The instance for n_fft = 2^log2_n: fixed-size for 256, 512 (the default) and 1024 points, else the general one.
+using FusedTeacherKernel = void (*)(const float*, const float*, const float2*, const double*, FusedTeacherParams,
+                                    float*);
+inline FusedTeacherKernel fused_teacher_kernel(int log2_n) {
+  switch (log2_n) {
+    case 8: return fused_teacher<8>;
+    case 9: return fused_teacher<9>;
+    case 10: return fused_teacher<10>;
+    default: return fused_teacher<0>;
+  }
 }
 
 }  // namespace bsim::cuda

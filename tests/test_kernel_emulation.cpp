@@ -9,6 +9,7 @@
 #include <complex>
 #include <string>
 #include <tuple>
+#include <utility>
 
 #include "sim/fft.h"
 #include "sim/spectral_tilt.h"
@@ -69,7 +70,8 @@ void run_fused(const FeatureConfig& fc, int B, int T, const std::vector<float>& 
   emu::launch(power_gx, unsigned(B), cuda::fused_teacher_power, audio.data(), window.data(), p, parts.data());
   emu::launch(unsigned(B), 1u, cuda::fused_teacher_power_total, static_cast<const double*>(parts.data()), int(power_gx),
               B, power.data());
-  emu::launch(gx, unsigned(B), cuda::fused_teacher, audio.data(), window.data(), tw.data(), power.data(), p, out.data());
+  emu::launch(gx, unsigned(B), cuda::fused_teacher_kernel(p.log2_n), audio.data(), window.data(), tw.data(),
+              power.data(), p, out.data());
 }
 
 }  // namespace
@@ -112,6 +114,35 @@ TEST(EmulatedSmemFft, MatchesTheDirectDft) {
     }
 }
 
+// The fixed-size passes (n known at compile time: slots as fft_slot(j) XOR a constant) give the general passes'
+// results bit for bit, every size and plan (radix 8 and 16, first passes of 2, 4, 8), forward and inverse.
+template <int MaxRadix, int LOG2_N>
+void expect_fixed_size_fft_equals_general() {
+  const int n = 1 << LOG2_N, count = 3, S = cuda::fft_stride(n);
+  const std::vector<float2> tw = cuda::fft_twiddles(n, cuda::fft_twiddle_count(n));
+  Rng rng(static_cast<uint64_t>(LOG2_N), 1, Stream::noise);
+  std::vector<float2> x(size_t(count) * S);
+  for (auto& v : x) v = make_float2(float(rng.normal()), float(rng.normal()));
+  for (bool inverse : {false, true}) {
+    SCOPED_TRACE("n " + std::to_string(n) + " radix " + std::to_string(MaxRadix) + (inverse ? " inverse" : " forward"));
+    std::vector<float2> a = x, b(x.size()), fa = x, fb(x.size());
+    const float2* general = cuda::smem_fft<MaxRadix>(a.data(), b.data(), tw.data(), LOG2_N, count, inverse);
+    const float2* fixed = cuda::smem_fft_load<MaxRadix, LOG2_N>(cuda::SharedLoad{fa.data(), S}, fb.data(), fa.data(),
+                                                                 tw.data(), LOG2_N, count, inverse);
+    ASSERT_EQ(general == a.data(), fixed == fa.data());
+    for (int c = 0; c < count; ++c)
+      for (int k = 0; k < n; ++k) {
+        const float2 g = general[c * S + cuda::fft_slot(k)], f = fixed[c * S + cuda::fft_slot(k)];
+        ASSERT_EQ(0, std::memcmp(&g, &f, sizeof(float2))) << "transform " << c << " bin " << k;
+      }
+  }
+}
+template <int... LOG2_N>
+void expect_fixed_sizes(std::integer_sequence<int, LOG2_N...>) {
+  (expect_fixed_size_fft_equals_general<8, LOG2_N + 3>(), ...);
+  (expect_fixed_size_fft_equals_general<16, LOG2_N + 3>(), ...);
+}
+TEST(EmulatedSmemFft, FixedSizePassesEqualTheGeneralOnes) { expect_fixed_sizes(std::make_integer_sequence<int, 11>()); }
 
 // --- the full-length cuFFT paths (BSIM_TEACHER_KERNEL=cufft, BSIM_CONV_KERNEL=cufft) ---------------------
 #include "kernels/batch_dsp_kernels.cuh"
@@ -220,7 +251,7 @@ TEST(EmulatedTeacher, SameBitsWhicheverOrderTheBlocksRun) {
                        static_cast<const double*>(part.data()), parts, B, power[o].data());
     const unsigned gx = unsigned((shape.n_frames + p.frames_per_block - 1) / p.frames_per_block);
     emu::launch_blocks(dim3(gx, unsigned(B)), dim3(256), size_t(cuda::fused_teacher_shared_bytes(p)),
-                       cuda::fused_teacher, "fused_teacher", audio.data(), window.data(), tw.data(),
+                       cuda::fused_teacher_kernel(p.log2_n), "fused_teacher", audio.data(), window.data(), tw.data(),
                        static_cast<const double*>(power[o].data()), p, out[o].data());
   }
   emu::run_order() = saved;

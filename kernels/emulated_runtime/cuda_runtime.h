@@ -111,5 +111,6 @@ struct Launch {
 };
 }  // namespace bsim::emu
 
+// (+kernel: a kernel's name or a variable holding a kernel pointer, as <<<>>> takes both.)
 #define BSIM_LAUNCH(kernel, grid, block, shared, stream)                                                    \
-  ::bsim::emu::Launch<decltype(&kernel)> { &kernel, dim3(grid), dim3(block), size_t(shared), (stream), #kernel }
+  ::bsim::emu::Launch<decltype(+kernel)> { +kernel, dim3(grid), dim3(block), size_t(shared), (stream), #kernel }
