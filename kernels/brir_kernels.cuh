@@ -251,15 +251,27 @@ __global__ void tail_spectra_kernel(const RoomGeometry* rooms, const float* mag_
 
 // The tail's gain at time ts (s) before the decays: sqrt(c / (4 pi V fs)) times the fade-in around the
 // transition t0; for ts >= t0 - kTailFadeS / 2 (before that the tail is absent). Both tail paths apply it.
-__device__ inline double tail_gain(const RoomGeometry& r, double ts, double fs, double c) {
-  const double t0 = r.transition_s, pi = 3.14159265358979323846;
-  double fade = 1.0;
-  if (ts < t0 + 0.5 * kTailFadeS) {
-    const double u = fmin(fmax((ts - (t0 - 0.5 * kTailFadeS)) / kTailFadeS, 0.0), 1.0);
-    fade = sin(0.5 * pi * u) * sin(0.5 * pi * u);
-  }
-  const double volume = double(r.size_m[0]) * r.size_m[1] * r.size_m[2];
-  return sqrt(c / (4.0 * pi * volume * fs)) * fade;
+// The tail's envelope in float, as the samples' own precision: level sqrt(c / (4 pi V fs)), the fade-in over
+// kTailFadeS centred on the transition, and each group's decay exp(-3 ln10 t / T60_g) as exp2f(rate t). In double
+// (an exp and a log per group, a division and a sqrt per sample) it held tail_envelope_kernel to 19 % of the
+// H200's bandwidth (run 8: 0.35 ms of the batch).
+__device__ inline float tail_level(const RoomGeometry& r, double fs, double c) {
+  const float volume = r.size_m[0] * r.size_m[1] * r.size_m[2];
+  return sqrtf(float(c) / (4.0f * 3.14159265f * volume * float(fs)));
+}
+__device__ inline float tail_fade(const RoomGeometry& r, float ts) {
+  const float t0 = r.transition_s, half = 0.5f * float(kTailFadeS);
+  if (ts >= t0 + half) return 1.0f;
+  const float u = fminf(fmaxf((ts - (t0 - half)) / float(kTailFadeS), 0.0f), 1.0f);
+  const float s = sinpif(0.5f * u);
+  return s * s;
+}
+__device__ inline float tail_log2_rate(const RoomGeometry& r, float ratio, double fs) {  // log2 of the decay per sample
+  return -3.0f * 3.32192809f / (r.t60_s * ratio * float(fs));
+}
+// Whether sample t is before the tail's fade-in starts (no tail there).
+__device__ inline bool before_tail(const RoomGeometry& r, int t, double fs) {
+  return float(t) / float(fs) < r.transition_s - 0.5f * float(kTailFadeS);
 }
 
 // out[room][ear][t] += sum_g sqrt(c / (4 pi V fs)) exp(-3 ln10 t / T60_g) fade(t) z[room][ear][g][t], for
@@ -271,15 +283,12 @@ __global__ void tail_envelope_kernel(const RoomGeometry* rooms, const float* z, 
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
   const RoomGeometry& r = rooms[room];
   if (t >= length || (r.n_samples > 0 && t >= r.n_samples) || r.t60_s <= 0.0f) return;
-  const double ts = double(t) / fs;
-  if (ts < double(r.transition_s) - 0.5 * kTailFadeS) return;
-  const double amp = tail_gain(r, ts, fs, c);
-  double acc = 0;
-  for (int g = 0; g < n_groups; ++g) {
-    const double decay = -3.0 * log(10.0) / (double(r.t60_s) * group_ratio[g] * fs);
-    acc += exp(decay * t) * z[(((size_t)room * 2 + ear) * n_groups + g) * n + t];
-  }
-  out[((size_t)room * 2 + ear) * stride + t] += float(amp * acc);
+  if (before_tail(r, t, fs)) return;
+  const float gain = tail_level(r, fs, c) * tail_fade(r, float(t) / float(fs));
+  float acc = 0.0f;
+  const float* zt = z + ((size_t)room * 2 + ear) * n_groups * n + t;  // group g's sample t at zt[g n]
+  for (int g = 0; g < n_groups; ++g) acc += exp2f(tail_log2_rate(r, group_ratio[g], fs) * float(t)) * zt[(size_t)g * n];
+  out[((size_t)room * 2 + ear) * stride + t] += gain * acc;
 }
 
 // --- late tail, one kernel per (room, ear) (BSIM_TAIL_KERNEL=fused) -------------------------------------
@@ -327,7 +336,7 @@ __global__ void tail_fused_kernel(const RoomGeometry* rooms, const float2* S, co
   const float2* s = S + ((size_t)room * 2 + ear) * nb;
   for (int g = 0; g < n_groups; ++g) {
     const float* wg = weights + (size_t)g * nb;
-    const double decay = -3.0 * log(10.0) / (double(r.t60_s) * group_ratio[g] * fs);
+    const float rate = tail_log2_rate(r, group_ratio[g], fs);
     const auto load = [=](int, int k) {
       const float2 xk = make_float2(s[k].x * wg[k], s[k].y * wg[k]);
       const float2 xh = make_float2(s[M - k].x * wg[M - k], -s[M - k].y * wg[M - k]);  // X_(k+M)
@@ -338,16 +347,16 @@ __global__ void tail_fused_kernel(const RoomGeometry* rooms, const float2* S, co
     };
     const auto store = [=](int, int m, float2 v) {
       const int t = 2 * m;
-      if (t < end) acc[t] += float(exp(decay * t)) * v.x;
-      if (t + 1 < end) acc[t + 1] += float(exp(decay * (t + 1))) * v.y;
+      if (t < end) acc[t] += exp2f(rate * float(t)) * v.x;
+      if (t + 1 < end) acc[t + 1] += exp2f(rate * float(t + 1)) * v.y;
     };
     // (ends with a barrier)
     smem_fft_io<MaxRadix, kTailFusedLog2M>(load, store, w.a, w.b, w.tw, kTailFusedLog2M, 1, true);
   }
+  const float level = tail_level(r, fs, c);
   for (int t = threadIdx.x; t < end; t += blockDim.x) {
-    const double ts = double(t) / fs;
-    if (ts < double(r.transition_s) - 0.5 * kTailFadeS) continue;
-    out[((size_t)room * 2 + ear) * stride + t] += float(tail_gain(r, ts, fs, c) * acc[t]);
+    if (before_tail(r, t, fs)) continue;
+    out[((size_t)room * 2 + ear) * stride + t] += level * tail_fade(r, float(t) / float(fs)) * acc[t];
   }
 }
 

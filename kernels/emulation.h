@@ -321,6 +321,7 @@ inline float rsqrtf(float x) { return 1.0f / std::sqrt(x); }
 inline void sincospif(float x, float* s, float* c) {  // sin and cos of pi x
   *s = float(std::sin(M_PI * double(x))), *c = float(std::cos(M_PI * double(x)));
 }
+inline float sinpif(float x) { return float(std::sin(M_PI * double(x))); }  // sin of pi x
 inline unsigned __brev(unsigned x) {
   unsigned r = 0;
   for (int i = 0; i < 32; ++i) r = (r << 1) | ((x >> i) & 1u);
