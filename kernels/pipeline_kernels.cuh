@@ -59,13 +59,14 @@ __global__ void synthetic_spectra(const ExampleParams* ex, const float* shape, c
   if (!diffuse && !p.synthetic_point) return;
   const float s = shape[k] / float(ns) * sqrtf(0.5f * float(ns));  // E|X_k|^2 = ns, then / ns as the CPU
   const bool real_bin = k == 0 || 2 * k == ns;
-  const float2 a = normal2(p.noise_seed, 2ull * k), c = normal2(p.noise_seed, 2ull * k + 1);
+  const float2 a = normal2(p.noise_seed, 2ull * k);
   const float2 x1 = make_float2(a.x * s, real_bin ? 0.0f : a.y * s);
   float2* z = Z + (size_t)b * 2 * nbs;
   if (!diffuse) {
     z[k] = make_float2(x1.x, x1.y);
     return;
   }
+  const float2 c = normal2(p.noise_seed, 2ull * k + 1);  // the second ear's independent part
   const float2 x2 = make_float2(c.x * s, real_bin ? 0.0f : c.y * s);
   const size_t g = (size_t)p.grid_id * nbs + k;
   const float ml = mag_l[g], mr = mag_r[g], co = coh[g], q = sqrtf(fmaxf(0.0f, 1.0f - co * co));
