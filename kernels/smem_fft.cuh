@@ -113,6 +113,34 @@ __device__ __forceinline__ void dft16(float2* v) {
   t = v[11], v[11] = v[14], v[14] = t;
 }
 
+// One butterfly of a Stockham pass, its values in v: the twiddles exp(-2 pi i k r / (ns R)) (tw[k << tw_shift] is
+// the first; none for k = 0), then the R-point DFT.
+template <int R>
+__device__ __forceinline__ void twiddle_and_dft(float2* v, const float2* tw, int k, int tw_shift) {
+  if (k != 0) {
+    const float2 w = tw[k << tw_shift];
+    if constexpr (R == 16) {
+      // w^r = (w^4)^(r / 4) w^(r mod 4): chains of at most three products (w^4 from the table).
+      const float2 w2 = cmul(w, w), w4 = tw[k << (tw_shift + 2)], w8 = cmul(w4, w4);
+      const float2 lo[4] = {make_float2(1.0f, 0.0f), w, w2, cmul(w2, w)};
+      const float2 hi[4] = {make_float2(1.0f, 0.0f), w4, w8, cmul(w8, w4)};
+BSIM_UNROLL
+      for (int r = 1; r < 16; ++r) {
+        if (r & 3) v[r] = cmul(v[r], lo[r & 3]);
+        if (r >> 2) v[r] = cmul(v[r], hi[r >> 2]);
+      }
+    } else {
+      float2 wr = w;
+BSIM_UNROLL
+      for (int r = 1; r < R; ++r) v[r] = cmul(v[r], wr), wr = cmul(wr, w);
+    }
+  }
+  if constexpr (R == 16) dft16(v);
+  if constexpr (R == 8) dft8(v);
+  if constexpr (R == 4) dft4(v[0], v[1], v[2], v[3]);
+  if constexpr (R == 2) dft2(v);
+}
+
 // One Stockham pass of radix R = 2^log2_r over `count` transforms: thread item j (< n/R) reads value
 // j + r n/R, applies the twiddles exp(-2 pi i (j mod ns) r / (ns R)), does the R-point DFT and writes value
 // (j - j mod ns) R + j mod ns + r ns; ns is the product of the earlier passes' radices. conj_in / conj_out
@@ -131,28 +159,7 @@ BSIM_UNROLL
       v[r] = load(c, j + (r << log2_per));
       if (conj_in) v[r].y = -v[r].y;
     }
-    if (k != 0) {
-      const float2 w = tw[k << tw_shift];
-      if constexpr (R == 16) {
-        // w^r = (w^4)^(r / 4) w^(r mod 4): chains of at most three products (w^4 from the table).
-        const float2 w2 = cmul(w, w), w4 = tw[k << (tw_shift + 2)], w8 = cmul(w4, w4);
-        const float2 lo[4] = {make_float2(1.0f, 0.0f), w, w2, cmul(w2, w)};
-        const float2 hi[4] = {make_float2(1.0f, 0.0f), w4, w8, cmul(w8, w4)};
-BSIM_UNROLL
-        for (int r = 1; r < 16; ++r) {
-          if (r & 3) v[r] = cmul(v[r], lo[r & 3]);
-          if (r >> 2) v[r] = cmul(v[r], hi[r >> 2]);
-        }
-      } else {
-        float2 wr = w;
-BSIM_UNROLL
-        for (int r = 1; r < R; ++r) v[r] = cmul(v[r], wr), wr = cmul(wr, w);
-      }
-    }
-    if constexpr (R == 16) dft16(v);
-    if constexpr (R == 8) dft8(v);
-    if constexpr (R == 4) dft4(v[0], v[1], v[2], v[3]);
-    if constexpr (R == 2) dft2(v);
+    twiddle_and_dft<R>(v, tw, k, tw_shift);
     const int d = ((j - k) << log2_r) + k;
 BSIM_UNROLL
     for (int r = 0; r < R; ++r) {
@@ -213,27 +220,7 @@ BSIM_UNROLL
 BSIM_UNROLL
       for (int r = 0; r < R; ++r) v[r].y = -v[r].y;
     }
-    if (k != 0) {
-      const float2 w = tw[k << tw_shift];
-      if constexpr (R == 16) {
-        const float2 w2 = cmul(w, w), w4 = tw[k << (tw_shift + 2)], w8 = cmul(w4, w4);
-        const float2 lo[4] = {make_float2(1.0f, 0.0f), w, w2, cmul(w2, w)};
-        const float2 hi[4] = {make_float2(1.0f, 0.0f), w4, w8, cmul(w8, w4)};
-BSIM_UNROLL
-        for (int r = 1; r < 16; ++r) {
-          if (r & 3) v[r] = cmul(v[r], lo[r & 3]);
-          if (r >> 2) v[r] = cmul(v[r], hi[r >> 2]);
-        }
-      } else {
-        float2 wr = w;
-BSIM_UNROLL
-        for (int r = 1; r < R; ++r) v[r] = cmul(v[r], wr), wr = cmul(wr, w);
-      }
-    }
-    if constexpr (R == 16) dft16(v);
-    if constexpr (R == 8) dft8(v);
-    if constexpr (R == 4) dft4(v[0], v[1], v[2], v[3]);
-    if constexpr (R == 2) dft2(v);
+    twiddle_and_dft<R>(v, tw, k, tw_shift);
     if (conj_out) {
 BSIM_UNROLL
       for (int r = 0; r < R; ++r) v[r].y = -v[r].y;
