@@ -234,19 +234,20 @@ void run_cufft_teacher(const FeatureConfig& fc, int B, int T, const std::vector<
 }  // namespace
 
 // Both teacher implementations (the one-pass kernel, the framing + cuFFT path's kernels) for every kind, a frame
-// count that is not a multiple of the one-pass kernel's frames per block, and n_fft 512 and 256.
+// count that is not a multiple of the one-pass kernel's frames per block, and n_fft 512 and 256 (the one-pass
+// kernel's fixed-size instances) and 128 (its general one).
 TEST(EmulatedTeacher, BothImplementationsMatchTheCpuFeatures) {
   const int B = 3, T = 8000 + 77;
   const std::vector<float> audio = test_audio(B, T);
   for (const auto& [impl, run] : {std::pair{"fused", run_fused}, std::pair{"cufft", run_cufft_teacher}})
-    for (int n_fft : {512, 256})
+    for (int n_fft : {512, 256, 128})
       for (const char* kind : {"gcc_phat", "ipd", "ild", "ipd_ild"}) {
         SCOPED_TRACE(std::string(impl) + " " + kind + " n_fft " + std::to_string(n_fft));
         FeatureConfig fc;
         fc.teacher = kind;
         fc.n_fft = n_fft;
-        fc.win_length = n_fft == 512 ? 400 : 240;
-        fc.hop_length = n_fft == 512 ? 160 : 100;
+        fc.win_length = n_fft == 512 ? 400 : n_fft == 256 ? 240 : 120;
+        fc.hop_length = n_fft == 512 ? 160 : n_fft == 256 ? 100 : 60;
         std::vector<float> out;
         run(fc, B, T, audio, out);
         test::expect_teacher_matches_cpu(out, audio, B, T, fc);
