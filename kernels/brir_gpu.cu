@@ -102,8 +102,8 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
   if (scatter_shared_bytes(0, m.stage_seg) + static_bytes > optin)
     throw InputError("GPU renderer: HRIRs of " + std::to_string(m.stage_seg - 2 * half_width) +
                      " taps do not fit the scatter's shared memory; resample or truncate the SOFA set");
-  BSIM_CUDA_TRY(cudaFuncSetAttribute((const void*)scatter_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                     int(scatter_shared_bytes(m.scatter_shared_samples, m.stage_seg))));
+  allow_dynamic_shared((const void*)scatter_kernel,
+                       int(scatter_shared_bytes(m.scatter_shared_samples, m.stage_seg)));
   m.rooms = DeviceBuffer<RoomGeometry>(size_t(max_rooms));
   m.images = DeviceBuffer<DeviceImage>(size_t(max_rooms) * capacity);
   m.counts = DeviceBuffer<int>(size_t(max_rooms));
@@ -122,8 +122,7 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
   if (m.fused_tail) {
     m.tail_ear_spec = DeviceBuffer<float2>(size_t(max_rooms) * 2 * m.tail_nb);
     m.tail_twiddle = to_device(fft_twiddles(m.tail_n / 2, fft_twiddle_count(m.tail_n / 2)));
-    BSIM_CUDA_TRY(cudaFuncSetAttribute((const void*)tail_fused_kernel<16>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       tail_fused_shared_bytes()));
+    allow_dynamic_shared((const void*)tail_fused_kernel<16>, tail_fused_shared_bytes());
   } else if (m.has_tail) {
     // One plan for a chunk of rooms, executed chunk by chunk over the rooms of a launch; one chunk of slack
     // rooms lets the last execution run past the rooms in use.

@@ -4,7 +4,10 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <map>
+#include <mutex>
 #include <string>
+#include <utility>
 
 #include "io/error.h"
 
@@ -43,5 +46,21 @@ inline void* device_malloc(size_t bytes) {
   }
   check(e, "cudaMalloc", __FILE__, __LINE__);
   return p;
+}
+
+// Lets `kernel` take `bytes` of dynamic shared memory on the current device, never lowering what it was allowed
+// before: the limit (cudaFuncAttributeMaxDynamicSharedMemorySize) belongs to the kernel, shared by every object
+// that launches it, so an object with smaller blocks constructed later must not take it from one that lives on.
+inline void allow_dynamic_shared(const void* kernel, int bytes) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, const void*>, int> allowed;  // (device, kernel) -> bytes
+  int device = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice", __FILE__, __LINE__);
+  const std::lock_guard<std::mutex> lock(mutex);
+  int& now = allowed[{device, kernel}];
+  if (bytes <= now) return;
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+        "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)", __FILE__, __LINE__);
+  now = bytes;
 }
 }  // namespace bsim::cuda

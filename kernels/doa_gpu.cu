@@ -53,8 +53,8 @@ BatchClassicDoa::BatchClassicDoa(const ClassicDoa& cpu, int max_batch, int T) : 
   m.choice = DeviceBuffer<int>(size_t(max_batch) * kClassicMethods);
   m.stft_smem = doa_stft_shared_bytes(p);
   m.decide_smem = doa_decide_shared_bytes(p, kThreads);
-  BSIM_CUDA_TRY(cudaFuncSetAttribute(doa_stft, cudaFuncAttributeMaxDynamicSharedMemorySize, m.stft_smem));
-  BSIM_CUDA_TRY(cudaFuncSetAttribute(doa_decide, cudaFuncAttributeMaxDynamicSharedMemorySize, m.decide_smem));
+  allow_dynamic_shared((const void*)doa_stft, m.stft_smem);
+  allow_dynamic_shared((const void*)doa_decide, m.decide_smem);
 }
 
 BatchClassicDoa::~BatchClassicDoa() = default;

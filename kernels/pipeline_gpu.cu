@@ -227,7 +227,7 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
     for (const void* k : {(const void*)conv_input_spectra<16, kConvFixedLog2N>,
                           (const void*)conv_filter_spectra<16, kConvFixedLog2N>,
                           (const void*)conv_output_blocks<16, kConvFixedLog2N>})
-      BSIM_CUDA_TRY(cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, m.conv_smem));
+      allow_dynamic_shared(k, m.conv_smem);
     m.conv_threads = fused_conv_threads(m.cp);
     m.conv_twiddle = to_device(fft_twiddles(m.cp.N, fft_twiddle_count(m.cp.N)));
     const size_t bins = size_t(m.cp.K + 1), max_pairs = size_t(m.E_max + max_batch);

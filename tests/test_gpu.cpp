@@ -75,6 +75,24 @@ TEST(GpuConvolution, MatchesCpuFftConvolution) {
     }
 }
 
+// A kernel's dynamic shared-memory limit belongs to the kernel, not to the object that set it: a second convolver
+// with smaller transforms, constructed while the first lives, must not lower the limit the first's launches need.
+TEST(GpuConvolution, ASecondConvolverLeavesTheFirstWorking) {
+  if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
+  const int B = 1, F = 2, T = 5000, L = 1500;
+  Rng rng(13, 0, Stream::noise);
+  std::vector<float> x(size_t(B) * T), h(size_t(B) * F * L);
+  for (auto& v : x) v = float(rng.normal());
+  for (size_t i = 0; i < h.size(); ++i) h[i] = float(rng.normal() * std::exp(-double(i % L) / 400.0));
+  cuda::BatchConvolver big(B, F, T, L, 4096, 16);   // transforms of 8,192 points: ~150 kB of shared memory
+  cuda::BatchConvolver small(B, F, T, L, 1024, 16); // 2,048 points: ~37 kB
+  std::vector<float> out(size_t(B) * F * T, std::nanf(""));
+  big.run(B, x, h, out);
+  test::expect_convolution_matches_cpu(out, x, h, B, F, T, L);
+  small.run(B, x, h, out);
+  test::expect_convolution_matches_cpu(out, x, h, B, F, T, L);
+}
+
 TEST(GpuTeacher, MatchesCpuFeaturesForEveryKind) {
   if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
   const int B = 6, T = 16000;
