@@ -95,11 +95,10 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
   BSIM_CUDA_TRY(cudaGetDevice(&device));
   BSIM_CUDA_TRY(cudaGetDeviceProperties(&prop, device));
   const size_t optin = prop.sharedMemPerBlockOptin;
-  const size_t static_bytes =  // the kernel's taps, first, ir_row and is_direct
-      sizeof(float) * kScatterImages * (2 * kMaxHalfWidth + 1) + 3 * sizeof(int) * kScatterImages;
   m.scatter_shared_samples = std::min(length, kScatterSharedSamples);
-  if (scatter_shared_bytes(m.scatter_shared_samples, m.stage_seg) + static_bytes > optin) m.scatter_shared_samples = 0;
-  if (scatter_shared_bytes(0, m.stage_seg) + static_bytes > optin)
+  if (scatter_shared_bytes(m.scatter_shared_samples, m.stage_seg) + kScatterStaticShared > optin)
+    m.scatter_shared_samples = 0;
+  if (scatter_shared_bytes(0, m.stage_seg) + kScatterStaticShared > optin)
     throw InputError("GPU renderer: HRIRs of " + std::to_string(m.stage_seg - 2 * half_width) +
                      " taps do not fit the scatter's shared memory; resample or truncate the SOFA set");
   allow_dynamic_shared((const void*)scatter_kernel,

@@ -134,6 +134,9 @@ constexpr int kScatterImages = 8;
 inline size_t scatter_shared_bytes(int shared_samples, int stage_seg) {
   return sizeof(float) * (2 * size_t(shared_samples) + size_t(kScatterImages) * 2 * stage_seg);
 }
+// Its static shared memory (taps, first, ir_row, is_direct below), beside the dynamic part in a block's budget.
+constexpr size_t kScatterStaticShared =
+    sizeof(float) * kScatterImages * (2 * kMaxHalfWidth + 1) + 3 * sizeof(int) * kScatterImages;
 __global__ void scatter_kernel(const RoomGeometry* rooms, const DeviceImage* images, const int* counts, int capacity,
                                GridSet grids, int half_width, int length, long long stride, float* out, float* direct,
                                int n_direct, double fs_over_c, int shared_samples, int stage_seg) {

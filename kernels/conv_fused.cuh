@@ -63,6 +63,9 @@ inline int fused_conv_threads(const FusedConvParams& p) {
 // and the pipeline's; their passes cost ~27 % fewer instructions, kernels/smem_fft.cuh), else 0 (any size).
 constexpr int kConvFixedLog2N = 12;
 inline bool conv_fixed_size(const FusedConvParams& p) { return p.log2_N == kConvFixedLog2N; }
+// log2 of the transform size a kernel instance runs: its compile-time LOG2_N, or p's for the general instance.
+template <int LOG2_N>
+__host__ __device__ constexpr int conv_log2_n(const FusedConvParams& p) { return LOG2_N > 0 ? LOG2_N : p.log2_N; }
 // Shared memory per block: two N-point transform buffers (kernels/smem_fft.cuh) and the twiddles.
 inline int fused_conv_shared_bytes(const FusedConvParams& p) { return fft_workspace_bytes(p.N, 1); }
 
@@ -107,9 +110,9 @@ __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedC
       return make_float2(sample(s0), sample(s0 + K));
     };
   };
-  const int log2_N = LOG2_N > 0 ? LOG2_N : p.log2_N;
-  const float2* z = wrap > 0 ? smem_fft_load<MaxRadix, LOG2_N>(frames(wrapped), w.a, w.b, w.tw, log2_N, 1, false)
-                             : smem_fft_load<MaxRadix, LOG2_N>(frames(plain), w.a, w.b, w.tw, log2_N, 1, false);
+  const int log2_n = conv_log2_n<LOG2_N>(p);
+  const float2* z = wrap > 0 ? smem_fft_load<MaxRadix, LOG2_N>(frames(wrapped), w.a, w.b, w.tw, log2_n, 1, false)
+                             : smem_fft_load<MaxRadix, LOG2_N>(frames(plain), w.a, w.b, w.tw, log2_n, 1, false);
   store_two_spectra(z, p, X + ((size_t)b * p.J2 + slot) * nb);
 }
 
@@ -130,8 +133,7 @@ __global__ void conv_filter_spectra(const float* h, const float2* twiddle, Fused
     const bool in = i < K && s < L;
     return make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
   };
-  const float2* z = smem_fft_load<MaxRadix, LOG2_N>(partition, w.a, w.b, w.tw, LOG2_N > 0 ? LOG2_N : p.log2_N, 1,
-                                                    false);
+  const float2* z = smem_fft_load<MaxRadix, LOG2_N>(partition, w.a, w.b, w.tw, conv_log2_n<LOG2_N>(p), 1, false);
   store_two_spectra(z, p, H + ((size_t)bp * p.Q + q) * 2 * nb);
 }
 
@@ -168,8 +170,8 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
     if (i < K || t >= T) return;
     o0[t] = v.x * scale, o1[t] = v.y * scale;
   };
-  smem_fft_io<MaxRadix, LOG2_N>(SharedLoad{w.a, fft_stride(p.N)}, valid, w.b, w.a, w.tw,
-                                LOG2_N > 0 ? LOG2_N : p.log2_N, 1, true);
+  smem_fft_io<MaxRadix, LOG2_N>(SharedLoad{w.a, fft_stride(p.N)}, valid, w.b, w.a, w.tw, conv_log2_n<LOG2_N>(p), 1,
+                                true);
 }
 
 }  // namespace bsim::cuda

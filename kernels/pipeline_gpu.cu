@@ -217,13 +217,12 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   if (m.fused_conv) {
     // Rows of N samples hold T of signal and, for a tilted voice, the tilt's pre-ringing at their end, which
     // the kernels read for the K samples before time 0; the filter rows receive the results in place.
-    m.cp = fused_conv_params(m.T, m.L, 2, 2048, 16);
+    // Blocks of 2,048, transforms of 4,096 points: the size the kernels are compiled for (kConvFixedLog2N).
+    m.cp = fused_conv_params(m.T, m.L, 2, 1 << (kConvFixedLog2N - 1), 16);
     m.cp.x_stride = m.cp.h_stride = m.cp.out_stride = m.N;
     conv_read_negative_times(m.cp, m.N);
     if (m.N - m.cp.K < m.T) throw RuntimeError("GPU pipeline: rows too short for the partitioned convolution");
     m.conv_smem = fused_conv_shared_bytes(m.cp);
-    // Blocks of 2,048: transforms of 4,096 points, the size the kernels are compiled for (kConvFixedLog2N).
-    if (!conv_fixed_size(m.cp)) throw RuntimeError("GPU pipeline: the convolution's transforms are not 4,096 points");
     for (const void* k : {(const void*)conv_input_spectra<16, kConvFixedLog2N>,
                           (const void*)conv_filter_spectra<16, kConvFixedLog2N>,
                           (const void*)conv_output_blocks<16, kConvFixedLog2N>})
