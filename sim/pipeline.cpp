@@ -246,6 +246,43 @@ void mix_at_snr(double snr_db, Example& ex) {
     for (float& v : *sig) v = float(v * g);
 }
 
+std::vector<float> Renderer::render_noise(const ExamplePlan& plan, uint64_t index, uint64_t draw) const {
+  // Diffuse noise directly at the ears, or each emitter through its own BRIR.
+  const Scene& s = plan.scene;
+  const int T = n_samples_;
+  const HrirGrid& grid = grids_[size_t(grid_index(s))];
+  const DiffuseField& df = diffuse_[size_t(grid_index(s))];
+  const double fs = cfg_.sample_rate_hz;
+  std::vector<float> noise(static_cast<size_t>(2 * T), 0.0f);
+  const double color = noise_color_exponent(cfg_.noise.color);
+  if (s.noise_type == NoiseType::diffuse) {
+    Rng noise_rng(cfg_.seed, index, Stream::noise, draw);
+    diffuse_noise(noise_rng, T, fs, &df, color, noise.data(), noise.data() + T);
+  }
+  std::vector<float> rendered(static_cast<size_t>(2 * T));
+  for (const NoiseEmitter& e : plan.emitters) {
+    std::vector<float> mono(static_cast<size_t>(T));
+    if (e.synthetic) {
+      Rng noise_rng(cfg_.seed, index, Stream::noise, draw);
+      diffuse_noise(noise_rng, T, fs, nullptr, color, mono.data(), nullptr);
+    } else {
+      mono = assemble(e.clip, T);
+    }
+    // Other draws keep clear of the emitters' substreams (a few per talker) in the high 32 bits.
+    Rng r(cfg_.seed, index, Stream::tail, e.tail_substream + (draw << 32));
+    Brir nb;
+    render_brir(brir_request(s, e.position_m), &grid, &df, r, nb);
+    render_through(nb, mono, T, rendered, false);
+    float g = 1.0f;
+    if (e.equal_level) {  // equal level per talker
+      const double en = energy(rendered.data(), rendered.size());
+      g = en > 0 ? float(1.0 / std::sqrt(en)) : 0.0f;
+    }
+    for (size_t i = 0; i < rendered.size(); ++i) noise[i] += g * rendered[i];
+  }
+  return noise;
+}
+
 Example Renderer::render(uint64_t index) const {
   Example ex;
   const ExamplePlan plan = this->plan(index);
@@ -275,33 +312,7 @@ Example Renderer::render(uint64_t index) const {
                 {ex.reverberant.data(), ex.reverberant.data() + T, ex.clean.data(), ex.clean.data() + T},
                 SpectralTilt{float(s.speech_tilt_db_per_octave), float(fs)});
 
-  // Noise, before scaling: diffuse noise directly at the ears, or each emitter through its own BRIR.
-  ex.noise.assign(static_cast<size_t>(2 * T), 0.0f);
-  const double color = noise_color_exponent(cfg_.noise.color);
-  if (s.noise_type == NoiseType::diffuse) {
-    Rng noise_rng(cfg_.seed, index, Stream::noise);
-    diffuse_noise(noise_rng, T, fs, &df, color, ex.noise.data(), ex.noise.data() + T);
-  }
-  std::vector<float> rendered(static_cast<size_t>(2 * T));
-  for (const NoiseEmitter& e : plan.emitters) {
-    std::vector<float> mono(static_cast<size_t>(T));
-    if (e.synthetic) {
-      Rng noise_rng(cfg_.seed, index, Stream::noise);
-      diffuse_noise(noise_rng, T, fs, nullptr, color, mono.data(), nullptr);
-    } else {
-      mono = assemble(e.clip, T);
-    }
-    Rng r(cfg_.seed, index, Stream::tail, e.tail_substream);
-    Brir nb;
-    render_brir(brir_request(s, e.position_m), &grid, &df, r, nb);
-    render_through(nb, mono, T, rendered, false);
-    float g = 1.0f;
-    if (e.equal_level) {  // equal level per talker
-      const double en = energy(rendered.data(), rendered.size());
-      g = en > 0 ? float(1.0 / std::sqrt(en)) : 0.0f;
-    }
-    for (size_t i = 0; i < rendered.size(); ++i) ex.noise[i] += g * rendered[i];
-  }
+  ex.noise = render_noise(plan, index, 0);
 
   mix_at_snr(s.snr_db, ex);
   teacher_features(ex.clean.data(), ex.clean.data() + T, T, cfg_.features, ex.teacher);

@@ -80,6 +80,10 @@ class Renderer {
   explicit Renderer(const Config& cfg);  // loads SOFA files, scans corpora; throws InputError on bad input
   Example render(uint64_t index) const;
   ExamplePlan plan(uint64_t index) const;
+  // The noise of example `index` (2 x n_samples, ear-major) before mix_at_snr scales it. Draw 0 is render()'s;
+  // draw d > 0 takes the random parts (synthetic noise, each emitter's late tail) from other substreams: the
+  // spread by which a renderer drawing them in its own way (the GPU's counter streams) is judged.
+  std::vector<float> render_noise(const ExamplePlan& plan, uint64_t index, uint64_t draw) const;
   // The dry signal of a plan (n samples).
   std::vector<float> assemble(const ClipPlan& clip, int n) const;
   // Recorded noise file `idx` at the simulation rate, kept in the same cache as the utterances.

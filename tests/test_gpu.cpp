@@ -226,10 +226,18 @@ double ungained_nmse_db(const float* gpu, double gpu_gain, const float* cpu, dou
 // other substreams of Stream::tail: the spread that the random tail alone gives this scene, by which the GPU's
 // own draw is judged. A dull (low-tilted) voice puts its energy in a few low bins, where a random tail's
 // spectrum is far from its mean: the spread ranges from 0.02 dB to 2 dB over the test's scenes.
-struct TailSpread {
+struct Spread {
   double mean_db = 0, sd_db = 0;
 };
-TailSpread reverberant_db_spread(const Renderer& r, uint64_t index, int K) {
+Spread spread_of(const std::vector<double>& db) {
+  Spread t;
+  const double K = double(db.size());
+  for (double d : db) t.mean_db += d / K;
+  for (double d : db) t.sd_db += (d - t.mean_db) * (d - t.mean_db) / (K - 1);
+  t.sd_db = std::sqrt(t.sd_db);
+  return t;
+}
+Spread reverberant_db_spread(const Renderer& r, uint64_t index, int K) {
   const ExamplePlan p = r.plan(index);
   const Scene& s = p.scene;
   const int T = r.n_samples(), g = r.grid_index(s);
@@ -245,11 +253,26 @@ TailSpread reverberant_db_spread(const Renderer& r, uint64_t index, int K) {
                   SpectralTilt{float(s.speech_tilt_db_per_octave), float(r.config().sample_rate_hz)});
     db.push_back(10 * std::log10(energy(rev.data(), rev.size()) / energy(clean.data(), clean.size())));
   }
-  TailSpread t;
-  for (double d : db) t.mean_db += d / K;
-  for (double d : db) t.sd_db += (d - t.mean_db) * (d - t.mean_db) / (K - 1);
-  t.sd_db = std::sqrt(t.sd_db);
-  return t;
+  return spread_of(db);
+}
+
+// Brightness (dB) of example `index`'s noise on the CPU over K other draws of its random parts (synthetic
+// noise, each emitter's late tail): a dull recording through a BRIR takes its brightness from a few low bins of
+// a random tail, where one draw is far from the mean (spreads from ~0 to over 1 dB over the test's scenes).
+Spread noise_brightness_spread(const Renderer& r, uint64_t index, int K) {
+  const ExamplePlan p = r.plan(index);
+  std::vector<double> db;
+  for (int k = 1; k <= K; ++k) {
+    const std::vector<float> noise = r.render_noise(p, index, uint64_t(k));
+    db.push_back(brightness_db(noise.data(), noise.size()));
+  }
+  return spread_of(db);
+}
+
+// How many of the CPU's standard deviations one more draw (the GPU's) is from the mean of K draws (t with K-1
+// degrees of freedom), with `floor_db` for what is nearly deterministic (float rounding, no random part).
+double z_of(double value_db, const Spread& cpu, int K, double floor_db) {
+  return (value_db - cpu.mean_db) / std::sqrt(cpu.sd_db * cpu.sd_db * (1.0 + 1.0 / K) + floor_db * floor_db);
 }
 
 }  // namespace
@@ -258,10 +281,19 @@ TailSpread reverberant_db_spread(const Renderer& r, uint64_t index, int K) {
 // path), exact SNR and output level, teacher features of its own clean signal as the CPU computes them, and
 // the random parts (late tail, synthetic noise) alike in level and spectrum.
 namespace {
-// One convolution implementation of the pipeline (BSIM_PIPELINE_CONV) against the CPU's plan; `spreads`
-// keeps the CPU's tail draws per example across the calls.
-void expect_pipeline_renders_the_cpu_plan(const Renderer& renderer, const char* conv,
-                                          std::map<uint64_t, TailSpread>& spreads) {
+// The CPU's spreads per example, kept across the calls (each costs K renderings).
+struct CpuSpreads {
+  std::map<uint64_t, Spread> reverberant_db, noise_brightness_db;
+};
+template <class Compute>
+const Spread& remembered(std::map<uint64_t, Spread>& known, uint64_t index, Compute compute) {
+  auto it = known.find(index);
+  if (it == known.end()) it = known.emplace(index, compute()).first;
+  return it->second;
+}
+
+// One convolution implementation of the pipeline (BSIM_PIPELINE_CONV) against the CPU's plan.
+void expect_pipeline_renders_the_cpu_plan(const Renderer& renderer, const char* conv, CpuSpreads& spreads) {
   SCOPED_TRACE(std::string("BSIM_PIPELINE_CONV=") + conv);
   const Config& cfg = renderer.config();
   const int B = 48, T = renderer.n_samples();
@@ -286,7 +318,7 @@ void expect_pipeline_renders_the_cpu_plan(const Renderer& renderer, const char* 
   ASSERT_EQ(out.clean.size(), B * per_audio);
   ASSERT_EQ(out.teacher.size(), B * per_feat);
   int counted[3] = {0, 0, 0};
-  double rev_db_sum = 0, z_sum = 0;
+  double rev_db_sum = 0, z_sum = 0, noise_z_sum = 0;
   int rev_n = 0;
   constexpr int kTailDraws = 24;
   for (int b = 0; b < B; ++b) {
@@ -330,13 +362,11 @@ void expect_pipeline_renders_the_cpu_plan(const Renderer& renderer, const char* 
     } else {
       // The GPU's tail is one more random draw: within 5 standard deviations of the CPU's draws (t with 23
       // degrees of freedom: 5e-5 per scene by chance), plus 0.05 dB for where the tail hardly counts.
-      auto known = spreads.find(idx[size_t(b)]);
-      if (known == spreads.end())
-        known = spreads.emplace(idx[size_t(b)], reverberant_db_spread(renderer, idx[size_t(b)], kTailDraws)).first;
-      const TailSpread& cpu_tails = known->second;
+      const Spread& cpu_tails = remembered(spreads.reverberant_db, idx[size_t(b)], [&] {
+        return reverberant_db_spread(renderer, idx[size_t(b)], kTailDraws);
+      });
       const double gpu_db = 10 * std::log10(gpu_ratio);
-      const double z = (gpu_db - cpu_tails.mean_db) /
-                       std::sqrt(cpu_tails.sd_db * cpu_tails.sd_db * (1.0 + 1.0 / kTailDraws) + 0.05 * 0.05);
+      const double z = z_of(gpu_db, cpu_tails, kTailDraws, 0.05);
       std::printf("  tail draw %3llu: tilt %+5.1f dB/oct, head x%.2f, T60 %.2f s: reverberant/clean GPU %6.2f dB, "
                   "CPU %6.2f +- %.2f dB (z %+.2f)\n", (unsigned long long)idx[size_t(b)],
                   cpu.scene.speech_tilt_db_per_octave, cpu.scene.head_scale, cpu.scene.t60_s, gpu_db,
@@ -345,8 +375,18 @@ void expect_pipeline_renders_the_cpu_plan(const Renderer& renderer, const char* 
                                    << cpu_tails.mean_db << " +- " << cpu_tails.sd_db << " dB";
       rev_db_sum += d_db, z_sum += z, ++rev_n;
     }
-    // Noise spectrum (diffuse-field or BRIR colouring, pink tilt): one-number brightness within 1.5 dB.
-    EXPECT_NEAR(brightness_db(noise, per_audio), brightness_db(cpu.noise.data(), per_audio), 1.5) << "noise brightness";
+    // Noise spectrum (diffuse-field or BRIR colouring, pink tilt) as one number, its brightness: the GPU's draw
+    // of the random parts within 5 standard deviations of the CPU's draws, plus 0.05 dB for rounding.
+    const Spread& cpu_noise = remembered(spreads.noise_brightness_db, idx[size_t(b)], [&] {
+      return noise_brightness_spread(renderer, idx[size_t(b)], kTailDraws);
+    });
+    const double gpu_bright = brightness_db(noise, per_audio), noise_z = z_of(gpu_bright, cpu_noise, kTailDraws, 0.05);
+    std::printf("  noise draw %3llu (%s): brightness GPU %6.2f dB, CPU %6.2f +- %.2f dB (z %+.2f)\n",
+                (unsigned long long)idx[size_t(b)], noise_type_name(cpu.scene.noise_type), gpu_bright,
+                cpu_noise.mean_db, cpu_noise.sd_db, noise_z);
+    EXPECT_LT(std::fabs(noise_z), 5.0) << "noise brightness: GPU " << gpu_bright << " dB, CPU's draws "
+                                       << cpu_noise.mean_db << " +- " << cpu_noise.sd_db << " dB";
+    noise_z_sum += noise_z;
     // Teacher of the GPU's own clean signal, as the CPU computes it.
     std::vector<float> ref;
     teacher_features(clean, clean + T, T, cfg.features, ref);
@@ -360,13 +400,16 @@ void expect_pipeline_renders_the_cpu_plan(const Renderer& renderer, const char* 
   ASSERT_GT(rev_n, 10);
   EXPECT_LT(std::fabs(rev_db_sum / rev_n), 0.5) << "mean reverberant/clean energy offset GPU vs CPU (dB)";
   // A bias of the GPU's tail level shifts every scene's z the same way: their mean is within 0.15 of 0 by chance.
-  EXPECT_LT(std::fabs(z_sum / rev_n), 0.75) << "mean z of the reverberant / clean energy";}
+  EXPECT_LT(std::fabs(z_sum / rev_n), 0.75) << "mean z of the reverberant / clean energy";
+  // The same for the noise's brightness (a tilt of the GPU's tail or noise spectra against the CPU's).
+  EXPECT_LT(std::fabs(noise_z_sum / B), 0.75) << "mean z of the noise brightness";
+}
 }  // namespace
 
 TEST(GpuPipeline, RendersTheCpuPlan) {
   if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
   const Renderer renderer(pipeline_config());
-  std::map<uint64_t, TailSpread> spreads;
+  CpuSpreads spreads;
   for (const char* conv : {"cufft", "fused"}) expect_pipeline_renders_the_cpu_plan(renderer, conv, spreads);
 }
 
@@ -436,6 +479,8 @@ TEST(GpuPipeline, OtherConfigurationsRenderTheCpuPlan) {
       continue;
     }
     const Renderer renderer(cfg);
+    constexpr int kNoiseDraws = 24;
+    std::map<uint64_t, Spread> noise_spreads;  // the CPU's, for both convolutions
     const int B = v.batch, T = renderer.n_samples();
     std::vector<uint64_t> idx;
     for (int i = 0; i < B; ++i) idx.push_back(uint64_t(40 + 3 * i));
@@ -473,9 +518,18 @@ TEST(GpuPipeline, OtherConfigurationsRenderTheCpuPlan) {
         EXPECT_LT(ungained_nmse_db(clean, g.output_gain, cpu.clean.data(), cpu.output_gain, per_audio), -60.0)
             << "clean";
         EXPECT_NEAR(10 * std::log10(energy(rev, per_audio) / energy(noise, per_audio)), cpu.scene.snr_db, 0.01);
-        // The noise's spectrum (recorded, babble, white or pink; its own BRIR's colouring) as one number.
-        EXPECT_NEAR(brightness_db(noise, per_audio), brightness_db(cpu.noise.data(), per_audio), 1.5)
-            << "noise brightness";
+        // The noise's spectrum (recorded, babble, white or pink; its own BRIR's colouring) as one number, judged
+        // by the CPU's draws of its random parts as in RendersTheCpuPlan.
+        const Spread& cpu_noise = remembered(noise_spreads, idx[size_t(b)], [&] {
+          return noise_brightness_spread(renderer, idx[size_t(b)], kNoiseDraws);
+        });
+        const double gpu_bright = brightness_db(noise, per_audio);
+        const double noise_z = z_of(gpu_bright, cpu_noise, kNoiseDraws, 0.05);
+        std::printf("  noise draw %3llu (%s): brightness GPU %6.2f dB, CPU %6.2f +- %.2f dB (z %+.2f)\n",
+                    (unsigned long long)idx[size_t(b)], noise_type_name(cpu.scene.noise_type), gpu_bright,
+                    cpu_noise.mean_db, cpu_noise.sd_db, noise_z);
+        EXPECT_LT(std::fabs(noise_z), 5.0) << "noise brightness: GPU " << gpu_bright << " dB, CPU's draws "
+                                           << cpu_noise.mean_db << " +- " << cpu_noise.sd_db << " dB";
         if (cpu.scene.anechoic)  // no tail: the reverberant signal is deterministic too
           EXPECT_LT(ungained_nmse_db(rev, g.output_gain, cpu.reverberant.data(), cpu.output_gain, per_audio), -60.0)
               << "reverberant (anechoic)";
