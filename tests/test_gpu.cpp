@@ -257,8 +257,8 @@ Spread reverberant_db_spread(const Renderer& r, uint64_t index, int K) {
 }
 
 // Brightness (dB) of example `index`'s noise on the CPU over K other draws of its random parts (synthetic
-// noise, each emitter's late tail): a dull recording through a BRIR takes its brightness from a few low bins of
-// a random tail, where one draw is far from the mean (spreads from ~0 to over 1 dB over the test's scenes).
+// noise, each emitter's late tail). Brown or pink noise puts its energy in a few low bins, so one draw is far
+// from the mean: spreads from ~0 to over 1 dB over the test's scenes (five HRTF sets, example 40: +-1.1 dB).
 Spread noise_brightness_spread(const Renderer& r, uint64_t index, int K) {
   const ExamplePlan p = r.plan(index);
   std::vector<double> db;
