@@ -91,6 +91,12 @@ __global__ void fused_teacher_power_total(const double* parts, int n_parts, int 
   power[b] = total;
 }
 
+// 1 / max(|G|, eps) for the PHAT weight, as rsqrt(max(|G|^2, eps^2)) with eps2 = eps^2 (at least FLT_MIN): one
+// MUFU.RSQ (2 ulp) where an IEEE sqrt, an IEEE reciprocal and a max in double took ~34 instructions per bin, with
+// two conversions to and from double, in this issue-bound kernel (sm_90 SASS). |G|^2 overflows float only for
+// |G| > 1.8e19, as the sqrtf of the same sum did.
+__device__ inline float phat_inverse(float gx, float gy, float eps2) { return rsqrtf(fmaxf(gx * gx + gy * gy, eps2)); }
+
 // twiddle: fft_twiddles(n_fft, fft_twiddle_count(n_fft)). Grid (ceil(n_frames / frames_per_block), B); dynamic shared
 // memory fused_teacher_shared_bytes(p).
 // LOG2_N > 0: n_fft = 2^LOG2_N fixed at compile time (the shared-memory FFT's constant-size passes: fewer
@@ -110,7 +116,7 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
                                       buf_b);
   float2* free_buf = z == buf_a ? buf_b : buf_a;
   const double eps_d = 1e-10 * power[b] / (2.0 * double(p.n_frames) * nb) + 1e-30;
-  const float eps = float(eps_d);
+  const float eps = float(eps_d), eps2 = fmaxf(float(eps_d * eps_d), 1.17549435e-38f);
   float* ob = out + (size_t)b * p.n_features * p.n_frames;
   if (p.kind != 0) {
     for (int idx = threadIdx.x; idx < F * nb; idx += blockDim.x) {
@@ -120,7 +126,7 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
       split_two_real(z + f * S, n, k, l, r);
       const float gx = l.x * r.x + l.y * r.y, gy = l.y * r.x - l.x * r.y;  // L conj(R)
       if (p.kind == 1 || p.kind == 3) {  // L conj(R) / max(|L conj(R)|, eps), as the CPU (sim/features.h)
-        const float inv = 1.0f / float(fmax(double(sqrtf(gx * gx + gy * gy)), eps_d));
+        const float inv = phat_inverse(gx, gy, eps2);
         ob[(size_t)k * p.n_frames + t] = gx * inv;
         ob[(size_t)(nb + k) * p.n_frames + t] = gy * inv;
       }
@@ -142,7 +148,7 @@ BSIM_UNROLL
       float2 l, r;
       split_two_real(z + (2 * q + e) * S, n, k, l, r);
       const float gx = l.x * r.x + l.y * r.y, gy = l.y * r.x - l.x * r.y;  // L conj(R)
-      const float inv = 1.0f / float(fmax(double(sqrtf(gx * gx + gy * gy)), eps_d));
+      const float inv = phat_inverse(gx, gy, eps2);
       g[e] = make_float2(gx * inv, (k == 0 || k == half_n) ? 0.0f : gy * inv);
     }
     float2* y = free_buf + q * S;

@@ -98,9 +98,9 @@ TEST(GpuTeacher, MatchesCpuFeaturesForEveryKind) {
   const int B = 6, T = 16000;
   Rng rng(12, 0, Stream::noise);
   std::vector<float> audio(size_t(B) * 2 * T);
-  for (int b = 0; b < B; ++b)  // correlated pairs with a per-example lag and a silent stretch
+  for (int b = 0; b < B; ++b)  // correlated pairs with a per-example lag, a silent and a -50 dB stretch
     for (int i = 0; i < T; ++i) {
-      const float v = (i > 6000 && i < 7000) ? 0.0f : float(rng.normal());
+      const float v = (i > 6000 && i < 7000) ? 0.0f : (i > 9000 && i < 9800 ? 3e-3f : 1.0f) * float(rng.normal());
       audio[size_t(b) * 2 * T + i] = v;
       audio[(size_t(b) * 2 + 1) * T + std::min(T - 1, i + b)] = 0.8f * v;
     }

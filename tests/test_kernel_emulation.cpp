@@ -32,7 +32,9 @@ namespace {
 std::vector<float> test_audio(int B, int T) {
   Rng rng(12, 0, Stream::noise);
   std::vector<float> audio(size_t(B) * 2 * T, 0.0f);
-  const auto level = [](int i) { return i > 3000 && i < 3700 ? 0.0f : i > 5000 && i < 5900 ? 1e-7f : 1.0f; };
+  const auto level = [](int i) {  // silence, -140 dB and -50 dB stretches (the last: |G| between eps and sqrt(eps))
+    return i > 3000 && i < 3700 ? 0.0f : i > 5000 && i < 5900 ? 1e-7f : i > 6500 && i < 7300 ? 3e-3f : 1.0f;
+  };
   for (int b = 0; b < B; ++b)
     for (int i = 0; i < T; ++i) {
       const float v = level(i) * float(rng.normal());
