@@ -32,7 +32,7 @@ struct BrirRenderer::Impl {
   // late tail
   bool has_tail = false;
   int tail_n = 0, tail_nb = 0, tail_groups = 0;  // groups: the bands of one T60 ratio (tail_band_groups)
-  DeviceBuffer<float> mag_l, mag_r, coh, weights, group_ratio, tail_time;
+  DeviceBuffer<float> mag_l, mag_r, coh, weights, group_inv_ratio, tail_time;
   DeviceBuffer<cufftComplex> tail_spec;
   // BSIM_TAIL_KERNEL=fused (responses up to kTailFusedN): each ear's spectrum, then one kernel per (room, ear)
   bool fused_tail = false;
@@ -116,7 +116,7 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
     m.has_tail = true;
     m.tail_groups = t.n_groups, m.tail_n = t.n, m.tail_nb = t.nb;
     m.mag_l = to_device(t.mag_l), m.mag_r = to_device(t.mag_r), m.coh = to_device(t.coh);
-    m.weights = to_device(t.weights), m.group_ratio = to_device(t.group_ratio);
+    m.weights = to_device(t.weights), m.group_inv_ratio = to_device(t.group_inv_ratio);
   }
   if (m.fused_tail) {
     m.tail_ear_spec = DeviceBuffer<float2>(size_t(max_rooms) * 2 * m.tail_nb);
@@ -163,7 +163,7 @@ void BrirRenderer::enqueue_device(const RoomGeometry* rooms, int B, bool late_ta
         rooms, m.mag_l.get(), m.mag_r.get(), m.coh.get(), m.tail_n, m.tail_nb, m.tail_ear_spec.get());
     BSIM_CUDA_TRY(cudaGetLastError());
     BSIM_LAUNCH(tail_fused_kernel<16>, 2 * B, kTailFusedThreads, tail_fused_shared_bytes(), s)(
-        rooms, m.tail_ear_spec.get(), m.weights.get(), m.group_ratio.get(), m.tail_groups, m.tail_twiddle.get(),
+        rooms, m.tail_ear_spec.get(), m.weights.get(), m.group_inv_ratio.get(), m.tail_groups, m.tail_twiddle.get(),
         m.length, m.fs, m.c, stride, out);
     BSIM_CUDA_TRY(cudaGetLastError());
   } else if (late_tail) {
@@ -179,7 +179,7 @@ void BrirRenderer::enqueue_device(const RoomGeometry* rooms, int B, bool late_ta
           CUFFT_SUCCESS)
         throw RuntimeError("cuFFT: late-tail inverse transform failed");
     BSIM_LAUNCH(tail_envelope_kernel, dim3((m.length + kTailThreads - 1) / kTailThreads, 2 * B), kTailThreads, 0, s)(
-        rooms, m.tail_time.get(), m.group_ratio.get(), m.tail_groups, m.tail_n, m.length, m.fs, m.c, stride, out);
+        rooms, m.tail_time.get(), m.group_inv_ratio.get(), m.tail_groups, m.tail_n, m.length, m.fs, m.c, stride, out);
     BSIM_CUDA_TRY(cudaGetLastError());
   }
 }

@@ -252,45 +252,59 @@ __global__ void tail_spectra_kernel(const RoomGeometry* rooms, const float* mag_
   }
 }
 
-// The tail's gain at time ts (s) before the decays: sqrt(c / (4 pi V fs)) times the fade-in around the
-// transition t0; for ts >= t0 - kTailFadeS / 2 (before that the tail is absent). Both tail paths apply it.
 // The tail's envelope in float, as the samples' own precision: level sqrt(c / (4 pi V fs)), the fade-in over
 // kTailFadeS centred on the transition, and each group's decay exp(-3 ln10 t / T60_g) as exp2f(rate t). In double
 // (an exp and a log per group, a division and a sqrt per sample) it held tail_envelope_kernel to 19 % of the
-// H200's bandwidth (run 8: 0.35 ms of the batch).
-__device__ inline float tail_level(const RoomGeometry& r, double fs, double c) {
-  const float volume = r.size_m[0] * r.size_m[1] * r.size_m[2];
-  return sqrtf(float(c) / (4.0f * 3.14159265f * volume * float(fs)));
+// H200's bandwidth (run 8: 0.35 ms of the batch); in float with an IEEE division per group and sample, each behind
+// a slow-path branch that kept the groups' loads apart, to ~50 instructions a group (sm_90 SASS). A room's
+// constants are now computed once per thread, each group's rate is one multiply (by 1 / its T60 ratio, from the
+// host), and the groups' loads are issued together. Both tail paths use these.
+struct TailEnvelope {
+  float level;      // sqrt(c / (4 pi V fs))
+  float inv_fs;     // seconds per sample
+  float log2_rate;  // log2 of the decay per sample at T60 ratio 1: -3 log2(10) / (T60 fs)
+};
+__device__ inline TailEnvelope tail_envelope(const RoomGeometry& r, double fs, double c) {
+  const float volume = r.size_m[0] * r.size_m[1] * r.size_m[2], f = float(fs);
+  return {rsqrtf(4.0f * 3.14159265f * volume * f / float(c)), 1.0f / f, -3.0f * 3.32192809f / (r.t60_s * f)};
 }
+// The fade-in at time ts (s): 0 before t0 - kTailFadeS / 2, sin^2 rising to 1 at t0 + kTailFadeS / 2.
 __device__ inline float tail_fade(const RoomGeometry& r, float ts) {
   const float t0 = r.transition_s, half = 0.5f * float(kTailFadeS);
   if (ts >= t0 + half) return 1.0f;
-  const float u = fminf(fmaxf((ts - (t0 - half)) / float(kTailFadeS), 0.0f), 1.0f);
+  const float u = fminf(fmaxf((ts - (t0 - half)) * float(1.0 / kTailFadeS), 0.0f), 1.0f);
   const float s = sinpif(0.5f * u);
   return s * s;
 }
-__device__ inline float tail_log2_rate(const RoomGeometry& r, float ratio, double fs) {  // log2 of the decay per sample
-  return -3.0f * 3.32192809f / (r.t60_s * ratio * float(fs));
-}
 // Whether sample t is before the tail's fade-in starts (no tail there).
-__device__ inline bool before_tail(const RoomGeometry& r, int t, double fs) {
-  return float(t) / float(fs) < r.transition_s - 0.5f * float(kTailFadeS);
+__device__ inline bool before_tail(const RoomGeometry& r, int t, float inv_fs) {
+  return float(t) * inv_fs < r.transition_s - 0.5f * float(kTailFadeS);
 }
 
 // out[room][ear][t] += sum_g sqrt(c / (4 pi V fs)) exp(-3 ln10 t / T60_g) fade(t) z[room][ear][g][t], for
-// start <= t < the room's n_samples (where the CPU's BRIR of the room ends)
-__global__ void tail_envelope_kernel(const RoomGeometry* rooms, const float* z, const float* group_ratio,
+// start <= t < the room's n_samples (where the CPU's BRIR of the room ends). group_inv_ratio[g]: 1 / group g's T60
+// ratio; n_groups <= kTailBands.
+__global__ void tail_envelope_kernel(const RoomGeometry* rooms, const float* z, const float* group_inv_ratio,
                                      int n_groups, int n, int length, double fs, double c, long long stride,
                                      float* out) {
   const int room = blockIdx.y / 2, ear = blockIdx.y % 2;
   const int t = blockIdx.x * blockDim.x + threadIdx.x;
   const RoomGeometry& r = rooms[room];
   if (t >= length || (r.n_samples > 0 && t >= r.n_samples) || r.t60_s <= 0.0f) return;
-  if (before_tail(r, t, fs)) return;
-  const float gain = tail_level(r, fs, c) * tail_fade(r, float(t) / float(fs));
-  float acc = 0.0f;
+  const TailEnvelope e = tail_envelope(r, fs, c);
+  if (before_tail(r, t, e.inv_fs)) return;
+  const float gain = e.level * tail_fade(r, float(t) * e.inv_fs);
   const float* zt = z + ((size_t)room * 2 + ear) * n_groups * n + t;  // group g's sample t at zt[g n]
-  for (int g = 0; g < n_groups; ++g) acc += exp2f(tail_log2_rate(r, group_ratio[g], fs) * float(t)) * zt[(size_t)g * n];
+  float v[kTailBands], inv[kTailBands];
+BSIM_UNROLL
+  for (int g = 0; g < kTailBands; ++g) {  // all loads first (indices clamped to the last group)
+    const int gg = g < n_groups ? g : n_groups - 1;
+    v[g] = zt[(size_t)gg * n], inv[g] = group_inv_ratio[gg];
+  }
+  float acc = 0.0f;
+BSIM_UNROLL
+  for (int g = 0; g < kTailBands; ++g)  // in group order; + 0 past n_groups leaves the sum (never -0) unchanged
+    acc += g < n_groups ? exp2f(e.log2_rate * inv[g] * float(t)) * v[g] : 0.0f;
   out[((size_t)room * 2 + ear) * stride + t] += gain * acc;
 }
 
@@ -325,8 +339,8 @@ __global__ void tail_ear_spectra_kernel(const RoomGeometry* rooms, const float* 
 // e^(2 pi i k / n) and X_(k+n/2) = conj(X_(n/2-k)).
 template <int MaxRadix>
 __global__ void tail_fused_kernel(const RoomGeometry* rooms, const float2* S, const float* weights,
-                                  const float* group_ratio, int n_groups, const float2* twiddle, int length, double fs,
-                                  double c, long long stride, float* out) {
+                                  const float* group_inv_ratio, int n_groups, const float2* twiddle, int length,
+                                  double fs, double c, long long stride, float* out) {
   constexpr int N = kTailFusedN, M = N / 2, nb = M + 1;
   BSIM_DYNAMIC_SHARED(float2, shared);
   const int room = blockIdx.x / 2, ear = blockIdx.x % 2;
@@ -337,9 +351,10 @@ __global__ void tail_fused_kernel(const RoomGeometry* rooms, const float2* S, co
   const int end = imin(imin(length, N), r.n_samples > 0 ? r.n_samples : length);
   for (int t = threadIdx.x; t < N; t += blockDim.x) acc[t] = 0.0f;  // visible after the transform's first barrier
   const float2* s = S + ((size_t)room * 2 + ear) * nb;
+  const TailEnvelope e = tail_envelope(r, fs, c);
   for (int g = 0; g < n_groups; ++g) {
     const float* wg = weights + (size_t)g * nb;
-    const float rate = tail_log2_rate(r, group_ratio[g], fs);
+    const float rate = e.log2_rate * group_inv_ratio[g];
     const auto load = [=](int, int k) {
       const float2 xk = make_float2(s[k].x * wg[k], s[k].y * wg[k]);
       const float2 xh = make_float2(s[M - k].x * wg[M - k], -s[M - k].y * wg[M - k]);  // X_(k+M)
@@ -356,10 +371,9 @@ __global__ void tail_fused_kernel(const RoomGeometry* rooms, const float2* S, co
     // (ends with a barrier)
     smem_fft_io<MaxRadix, kTailFusedLog2M>(load, store, w.a, w.b, w.tw, kTailFusedLog2M, 1, true);
   }
-  const float level = tail_level(r, fs, c);
   for (int t = threadIdx.x; t < end; t += blockDim.x) {
-    if (before_tail(r, t, fs)) continue;
-    out[((size_t)room * 2 + ear) * stride + t] += level * tail_fade(r, float(t) / float(fs)) * acc[t];
+    if (before_tail(r, t, e.inv_fs)) continue;
+    out[((size_t)room * 2 + ear) * stride + t] += e.level * tail_fade(r, float(t) * e.inv_fs) * acc[t];
   }
 }
 
@@ -370,7 +384,7 @@ struct TailTables {
   int n = 0, nb = 0, n_groups = 0, n_grids = 0;
   std::vector<float> mag_l, mag_r, coh;  // [grid][bin]
   std::vector<float> weights;            // [group][bin]
-  std::vector<float> group_ratio;        // [group]
+  std::vector<float> group_inv_ratio;    // [group]: 1 / the group's T60 ratio
 };
 
 inline TailTables tail_tables(const std::vector<const DiffuseField*>& diffuse, const std::vector<double>& band_ratio,
@@ -381,7 +395,7 @@ inline TailTables tail_tables(const std::vector<const DiffuseField*>& diffuse, c
   const size_t nb = size_t(t.nb);
   t.mag_l.resize(nb * diffuse.size()), t.mag_r.resize(nb * diffuse.size()), t.coh.resize(nb * diffuse.size());
   t.weights.resize(size_t(t.n_groups) * nb);
-  t.group_ratio.assign(groups.ratio.begin(), groups.ratio.end());
+  for (const double ratio : groups.ratio) t.group_inv_ratio.push_back(float(1.0 / ratio));
   for (int k = 0; k < t.nb; ++k) {
     const double f = double(k) * fs / n;
     for (size_t i = 0; i < diffuse.size(); ++i) {

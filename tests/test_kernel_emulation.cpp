@@ -833,7 +833,7 @@ class EmulatedBrirRenderer {
       std::copy(signal.begin(), signal.end(), z.begin() + std::ptrdiff_t(r * t.n));
     }
     emu::launch(unsigned(length_), unsigned(2 * B), cuda::tail_envelope_kernel, rooms.data(), z.data(),
-                t.group_ratio.data(), t.n_groups, t.n, length_, fs_, c_, (long long)length_, out.data());
+                t.group_inv_ratio.data(), t.n_groups, t.n, length_, fs_, c_, (long long)length_, out.data());
   }
 
  private:
