@@ -151,9 +151,10 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
   const float2* Xb = X + (size_t)b * p.J2 * nb;
   // Partitions q with an input frame j - q (from first_frame on), four at a time: their twelve loads are issued
   // together (indices clamped to the last partition, so that the group's tail re-reads it instead of branching),
-  // then added in order q = 0, 1, ... as before (the same bits; a branch there had nvcc sink each load to its use). Loaded and used one partition at a time (nvcc
-  // did not unroll the loop), each partition cost a full round trip to L2 per bin and thread, with 8 warps a
-  // block and 3 blocks an SM (sm_90 SASS); `#pragma unroll 4` overlapped only two.
+  // then added in order q = 0, 1, ... as before (the same bits). Loaded and used one partition at a time (nvcc did
+  // not unroll the loop), each partition cost a full round trip to L2 per bin and thread, with 8 warps a block and
+  // 3 blocks an SM (sm_90 SASS); `#pragma unroll 4`, or a branch for the group's tail, had nvcc sink the loads to
+  // their uses (two in flight at best).
   const int n_q = partitions < j - p.first_frame + 1 ? partitions : j - p.first_frame + 1;
   for (int k = threadIdx.x; k < nb; k += blockDim.x) {
     float2 y0 = make_float2(0.0f, 0.0f), y1 = y0;
