@@ -120,8 +120,8 @@ __global__ void image_sources_kernel(const RoomGeometry* rooms, GridSet grids, d
 
 // out[room][ear][t] = sum over the room's images of gain * (HRIR(direction) conv sinc(frac)) at floor(delay), for
 // t below the early part's end: one block per room, its images kScatterImages at a time. Per chunk: the images'
-// sinc taps; every output of every image of the chunk (2 x (taps + sinc) each, independent dot products spread
-// over the threads) into a shared stage; then each sample of the chunk's reach adds the stage's values in image
+// sinc taps; every output of every image of the chunk (2 x (taps + sinc) each, independent dot products, runs of
+// kScatterRun consecutive ones per thread) into a shared stage; then each sample of the chunk's reach adds the stage's values in image
 // order, by the one thread that owns it. Before (ab52f6d) the images went one at a time, two barriers each, with
 // ~440 outputs over 256 threads between them: latency-bound (H200 run 8, Nsight Compute: 1.31 ms of a 7.0 ms
 // batch; 0.67 ms for 256 rooms' early parts, run 2's atomics took 0.22). The sums run in the same order as then
@@ -131,6 +131,7 @@ __global__ void image_sources_kernel(const RoomGeometry* rooms, GridSet grids, d
 // on entry. The direct image (one per room) also goes to `direct` for rooms below n_direct. Dynamic shared
 // memory scatter_shared_bytes(shared_samples, stage_seg), stage_seg >= every grid's taps + 2 half_width.
 constexpr int kScatterImages = 8;
+constexpr int kScatterRun = 4;  // outputs per thread and (image, ear) in a chunk
 inline size_t scatter_shared_bytes(int shared_samples, int stage_seg) {
   return sizeof(float) * (2 * size_t(shared_samples) + size_t(kScatterImages) * 2 * stage_seg);
 }
@@ -172,22 +173,37 @@ __global__ void scatter_kernel(const RoomGeometry* rooms, const DeviceImage* ima
       if (j == 0) first[g] = int(fl) - half_width, ir_row[g] = img.grid_index, is_direct[g] = img.direct;
     }
     __syncthreads();
-    // Image by image, its two ears' outputs over the threads (no division by the runtime seg per output).
-    for (int g = 0; g < n_chunk; ++g)
-      for (int e = threadIdx.x; e < 2 * seg; e += blockDim.x) {
-        const int ear = e >= seg, j = e - ear * seg;
-        const int pos = first[g] + j;
-        float sum = 0.0f;
-        if (pos >= 0 && pos < length) {
-          // value at offset m = j - hw: sum_k taps[k] h[m - k], k = -hw..hw
-          const float* h = grid.ir + ((size_t)ir_row[g] * 2 + ear) * grid.n_taps;
-          const int k_lo = imax(-half_width, j - half_width - (grid.n_taps - 1));
-          const int k_hi = imin(half_width, j - half_width);
-          for (int kk = k_lo; kk <= k_hi; ++kk) sum += taps[g][kk + half_width] * h[j - half_width - kk];
-          if (is_direct[g] && with_direct) direct[((size_t)room * 2 + ear) * stride + pos] += sum;  // one writer
-        }
-        stage[((size_t)g * 2 + ear) * stage_seg + j] = sum;
+    // The chunk's outputs, kScatterRun consecutive ones of one (image, ear) per thread: output j is
+    // sum over kk = -hw..hw (ascending) of taps[kk + hw] h[j - hw - kk], and the run's h values slide through
+    // registers, one load per kk for the run instead of one per output (the loads of h and the taps, one each per
+    // multiply-add, bound the kernel before). Terms whose h index is outside the HRIR add +0 (a select, no load),
+    // which leaves a sum begun at +0 unchanged: the same bits as summing only the terms in range.
+    const int runs = (seg + kScatterRun - 1) / kScatterRun;  // per (image, ear)
+    for (int e = threadIdx.x; e < n_chunk * 2 * runs; e += blockDim.x) {
+      const int g = e / (2 * runs), rest = e - g * 2 * runs, ear = rest >= runs;
+      const int j0 = (rest - ear * runs) * kScatterRun, n_taps = grid.n_taps;
+      const float* h = grid.ir + ((size_t)ir_row[g] * 2 + ear) * n_taps;
+      const auto h_at = [=](int m) { return unsigned(m) < unsigned(n_taps) ? h[m] : 0.0f; };
+      float w[kScatterRun], sum[kScatterRun];  // w[r] = h[j0 + r - hw - kk] at this kk
+BSIM_UNROLL
+      for (int r = 0; r < kScatterRun; ++r) w[r] = h_at(j0 + r), sum[r] = 0.0f;
+      for (int kk = -half_width; kk <= half_width; ++kk) {
+        const float tap = taps[g][kk + half_width];
+BSIM_UNROLL
+        for (int r = 0; r < kScatterRun; ++r) sum[r] += tap * w[r];
+BSIM_UNROLL
+        for (int r = kScatterRun - 1; r > 0; --r) w[r] = w[r - 1];
+        w[0] = h_at(j0 - half_width - kk - 1);
       }
+BSIM_UNROLL
+      for (int r = 0; r < kScatterRun; ++r) {
+        const int j = j0 + r, pos = first[g] + j;
+        if (j >= seg) break;
+        const bool inside = pos >= 0 && pos < length;
+        if (inside && is_direct[g] && with_direct) direct[((size_t)room * 2 + ear) * stride + pos] += sum[r];
+        stage[((size_t)g * 2 + ear) * stage_seg + j] = inside ? sum[r] : 0.0f;  // one writer each
+      }
+    }
     __syncthreads();
     // The samples the chunk reaches, each by one thread: its images' values added in image order.
     int lo = length, hi = 0;
