@@ -5,6 +5,7 @@
 #include <cmath>
 #include <numeric>
 
+#include "io/audio.h"
 #include "io/error.h"
 #include "sim/brir.h"
 #include "sim/features.h"
@@ -13,6 +14,7 @@
 #include "sim/room.h"
 #include "sim/scene.h"
 #include "sim/spectral_tilt.h"
+#include "tests/temp_dir.h"
 
 using namespace bsim;
 
@@ -410,6 +412,43 @@ TEST(Pipeline, IsDeterministicAndTeacherComesFromTheCleanPair) {
   float peak = 0;
   for (float v : a.augmented) peak = std::max(peak, std::fabs(v));
   EXPECT_LE(peak, 0.99f + 1e-6f);
+}
+
+// render_noise's draw 0 is render()'s noise (before the mix's gain); another draw redraws the random parts only:
+// synthetic noise and reverberant emitters differ, an anechoic recorded-noise emitter (nothing random) does not.
+TEST(Pipeline, RenderNoiseDrawZeroIsTheExamplesNoiseAndOtherDrawsRedrawOnlyTheRandomParts) {
+  const auto relative_difference = [](const std::vector<float>& a, const std::vector<float>& b) {
+    double d = 0, e = 0;
+    for (size_t i = 0; i < a.size(); ++i) d += double(a[i] - b[i]) * (a[i] - b[i]), e += double(a[i]) * a[i];
+    return std::sqrt(d / e);
+  };
+  Config c = small_config();
+  for (const char* type : {"diffuse", "point", "babble"}) {
+    SCOPED_TRACE(type);
+    c.noise.type_weights = {{type, 1.0}};
+    const Renderer r(c);
+    const Example e = r.render(5);
+    const ExamplePlan p = r.plan(5);
+    const std::vector<float> draw0 = r.render_noise(p, 5, 0), draw1 = r.render_noise(p, 5, 1);
+    ASSERT_EQ(draw0.size(), e.noise.size());
+    const double gain = double(e.noise[0]) / draw0[0];  // mix_at_snr's one gain times the output gain
+    for (size_t i = 0; i < draw0.size(); ++i) ASSERT_NEAR(e.noise[i], float(gain * draw0[i]), 1e-6 * std::fabs(gain) + 1e-7);
+    EXPECT_GT(relative_difference(draw0, draw1), 0.05) << "another draw redraws the noise and the emitters' tails";
+  }
+  // Nothing random: a recorded noise through an anechoic room's direct path.
+  const bsim_tests::TempDir dir("render_noise_recorded");
+  {
+    Rng rng(3, 0, Stream::noise);
+    std::vector<float> x(16000);
+    for (float& v : x) v = float(0.1 * rng.normal());
+    write_wav((dir / "hum.wav").string(), {x.data()}, int(x.size()), 16000.0);
+  }
+  c.noise.type_weights = {{"point", 1.0}};
+  c.noise.roots = {dir.string()};
+  c.room.anechoic_prob = 1.0;
+  const Renderer r(c);
+  const ExamplePlan p = r.plan(5);
+  EXPECT_EQ(r.render_noise(p, 5, 0), r.render_noise(p, 5, 1));
 }
 
 TEST(Pipeline, AnechoicReverberantEqualsClean) {
