@@ -432,7 +432,8 @@ TEST(Pipeline, RenderNoiseDrawZeroIsTheExamplesNoiseAndOtherDrawsRedrawOnlyTheRa
     const std::vector<float> draw0 = r.render_noise(p, 5, 0), draw1 = r.render_noise(p, 5, 1);
     ASSERT_EQ(draw0.size(), e.noise.size());
     const double gain = double(e.noise[0]) / draw0[0];  // mix_at_snr's one gain times the output gain
-    for (size_t i = 0; i < draw0.size(); ++i) ASSERT_NEAR(e.noise[i], float(gain * draw0[i]), 1e-6 * std::fabs(gain) + 1e-7);
+    for (size_t i = 0; i < draw0.size(); ++i)
+      ASSERT_NEAR(e.noise[i], float(gain * draw0[i]), 1e-6 * std::fabs(gain) + 1e-7);
     EXPECT_GT(relative_difference(draw0, draw1), 0.05) << "another draw redraws the noise and the emitters' tails";
   }
   // Nothing random: a recorded noise through an anechoic room's direct path.
