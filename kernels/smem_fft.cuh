@@ -193,19 +193,35 @@ __device__ inline void fft_any_pass(int log2_r, Load load, Store store, const fl
   if (log2_r == 1) fft_pass<2>(load, store, tw, log2_n, log2_ns, count, conj_in, conj_out);
 }
 
+// Which butterflies of a transform's last pass run: every one (AllItems), or only those whose outputs the store
+// keeps (a subset is only a saving: the others' outputs must all be ones the store drops). item(u, per) is the u-th
+// of count(per) of the per = n / R butterflies.
+struct AllItems {
+  __device__ __forceinline__ int count(int per) const { return per; }
+  __device__ __forceinline__ int item(int u, int) const { return u; }
+};
+
 // fft_pass for n = 2^LOG2_N known at compile time (the kernels' usual sizes: smem_fft_io<MaxRadix, LOG2_N>):
 // the plan and every pass's shifts and masks are constants, and the shared-memory slots of a butterfly's R values
 // are fft_slot(j) XOR a constant per value, where fft_pass recomputes the swizzle of every index (two shifts and
 // two logic operations more per value; the passes are issue-bound). Same arithmetic, same results.
-template <int R, int LOG2_N, int LOG2_NS, typename Load, typename Store>
+template <int R, int LOG2_N, int LOG2_NS, typename Load, typename Store, typename Items = AllItems>
 __device__ __forceinline__ void fft_pass_fixed(Load load, Store store, const float2* tw, int count, bool conj_in,
-                                               bool conj_out) {
+                                               bool conj_out, Items items = {}) {
   constexpr int log2_r = R == 16 ? 4 : R == 8 ? 3 : R == 4 ? 2 : 1;
   constexpr int log2_per = LOG2_N - log2_r, per = 1 << log2_per, ns_mask = (1 << LOG2_NS) - 1;
   constexpr int tw_shift = LOG2_N - LOG2_NS - log2_r;
   constexpr bool shared_in = std::is_same<Load, SharedLoad>::value, shared_out = std::is_same<Store, SharedStore>::value;
-  for (int item = threadIdx.x; item < (count << log2_per); item += blockDim.x) {
-    const int c = item >> log2_per, j = item & (per - 1), k = j & ns_mask;
+  constexpr bool all = std::is_same<Items, AllItems>::value;
+  const int per_c = all ? per : items.count(per);  // butterflies run per transform
+  for (int item = threadIdx.x; item < count * per_c; item += blockDim.x) {
+    int c, j;
+    if constexpr (all) {
+      c = item >> log2_per, j = item & (per - 1);
+    } else {
+      c = item / per_c, j = items.item(item - c * per_c, per);
+    }
+    const int k = j & ns_mask;
     float2 v[R];
     if constexpr (shared_in) {
       const float2* row = load.buf + c * load.stride;
@@ -238,9 +254,9 @@ BSIM_UNROLL
   }
 }
 // Pass P of the fixed plan and the ones after it, each followed by a barrier (buffers as smem_fft_io's).
-template <int LOG2_N, int MaxRadix, int P, typename Load, typename Store>
+template <int LOG2_N, int MaxRadix, int P, typename Load, typename Store, typename Items = AllItems>
 __device__ __forceinline__ void fft_passes_fixed(Load load, Store store, float2* a, float2* b, const float2* tw,
-                                                 int count, bool inverse) {
+                                                 int count, bool inverse, Items last_items = {}) {
   constexpr FftPasses plan = fft_plan(LOG2_N, MaxRadix);
   constexpr int log2_r = P == 0 ? plan.first : plan.log2_r;
   constexpr int log2_ns = P == 0 ? 0 : plan.first + (P - 1) * plan.log2_r;
@@ -250,14 +266,15 @@ __device__ __forceinline__ void fft_passes_fixed(Load load, Store store, float2*
     fft_pass_fixed<1 << log2_r, LOG2_N, log2_ns>(load, store, tw, count, inverse, inverse);
   } else if constexpr (P == 0) {
     fft_pass_fixed<1 << log2_r, LOG2_N, log2_ns>(load, SharedStore{a, stride}, tw, count, inverse, false);
-  } else if constexpr (last) {
-    fft_pass_fixed<1 << log2_r, LOG2_N, log2_ns>(SharedLoad{P % 2 ? a : b, stride}, store, tw, count, false, inverse);
+  } else if constexpr (last) {  // ns = n / R here: butterfly j writes j + r n / R
+    fft_pass_fixed<1 << log2_r, LOG2_N, log2_ns>(SharedLoad{P % 2 ? a : b, stride}, store, tw, count, false, inverse,
+                                                 last_items);
   } else {
     fft_pass_fixed<1 << log2_r, LOG2_N, log2_ns>(SharedLoad{P % 2 ? a : b, stride}, SharedStore{P % 2 ? b : a, stride},
                                                  tw, count, false, false);
   }
   __syncthreads();
-  if constexpr (!last) fft_passes_fixed<LOG2_N, MaxRadix, P + 1>(load, store, a, b, tw, count, inverse);
+  if constexpr (!last) fft_passes_fixed<LOG2_N, MaxRadix, P + 1>(load, store, a, b, tw, count, inverse, last_items);
 }
 
 // `count` transforms of n = 2^log2_n points (n >= 8): value i of transform c comes from load(c, i) and its
@@ -266,13 +283,14 @@ __device__ __forceinline__ void fft_passes_fixed(Load load, Store store, float2*
 // odd). Forward X_k = sum x_m exp(-2 pi i k m / n), or with `inverse` the unnormalised sum with exp(+...)
 // (computed as conj(FFT(conj x))). tw: fft_twiddles(n, fft_twiddle_count(n)), in shared memory. Starts and
 // ends with a barrier; a store into shared memory must not target the buffer the last pass reads (see
-// smem_fft).
-template <int MaxRadix = 8, int LOG2_N = 0, typename Load, typename Store>
+// smem_fft). last_items: the butterflies of the last pass to run when n is fixed and the plan has several passes
+// (there butterfly j of the last pass writes outputs j + r n / R); every one otherwise.
+template <int MaxRadix = 8, int LOG2_N = 0, typename Load, typename Store, typename Items = AllItems>
 __device__ inline void smem_fft_io(Load load, Store store, float2* a, float2* b, const float2* tw, int log2_n,
-                                   int count, bool inverse) {
+                                   int count, bool inverse, Items last_items = {}) {
   __syncthreads();
   if constexpr (LOG2_N > 0) {  // n fixed at compile time (log2_n must equal it)
-    fft_passes_fixed<LOG2_N, MaxRadix, 0>(load, store, a, b, tw, count, inverse);
+    fft_passes_fixed<LOG2_N, MaxRadix, 0>(load, store, a, b, tw, count, inverse, last_items);
     return;
   }
   const FftPasses plan = fft_plan(log2_n, MaxRadix);

@@ -97,6 +97,17 @@ __global__ void fused_teacher_power_total(const double* parts, int n_parts, int 
 // |G| > 1.8e19, as the sqrtf of the same sum did.
 __device__ inline float phat_inverse(float gx, float gy, float eps2) { return rsqrtf(fmaxf(gx * gx + gy * gy, eps2)); }
 
+// The last inverse pass's butterflies that write a kept lag: butterfly j writes indices j + r per (r < R, per =
+// n / R), so lags 0..L (r = 0) come from j = 0..L and lags -L..-1 (indices n-L..n-1, r = R-1) from j = per-L..per-1:
+// 2L + 1 of per (33 of 64 at 512 points), when 2L + 1 <= per; else all. The rest wrote only dropped lags.
+struct LagItems {
+  int max_lag;
+  __device__ __forceinline__ int count(int per) const { return 2 * max_lag + 1 <= per ? 2 * max_lag + 1 : per; }
+  __device__ __forceinline__ int item(int u, int per) const {
+    return 2 * max_lag + 1 > per || u <= max_lag ? u : per - 2 * max_lag - 1 + u;
+  }
+};
+
 // twiddle: fft_twiddles(n_fft, fft_twiddle_count(n_fft)). Grid (ceil(n_frames / frames_per_block), B); dynamic shared
 // memory fused_teacher_shared_bytes(p).
 // LOG2_N > 0: n_fft = 2^LOG2_N fixed at compile time (the shared-memory FFT's constant-size passes: fewer
@@ -165,7 +176,7 @@ BSIM_UNROLL
     if (t < n_frames) ob[(size_t)li * n_frames + t] = v.x * scale;
     if (t + 1 < n_frames) ob[(size_t)li * n_frames + t + 1] = v.y * scale;
   };
-  smem_fft_io<8, LOG2_N>(SharedLoad{free_buf, S}, lags, z, free_buf, tw, log2_n, F / 2, true);
+  smem_fft_io<8, LOG2_N>(SharedLoad{free_buf, S}, lags, z, free_buf, tw, log2_n, F / 2, true, LagItems{max_lag});
 }
 
 // The instance for n_fft = 2^log2_n: fixed-size for 256, 512 (the default) and 1024 points, else the general one.
