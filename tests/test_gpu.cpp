@@ -292,6 +292,20 @@ const Spread& remembered(std::map<uint64_t, Spread>& known, uint64_t index, Comp
   return it->second;
 }
 
+// The GPU's noise brightness (the noise's spectrum as one number: diffuse-field or BRIR colouring, the noise's
+// colour) as one more draw of the CPU's: within 5 standard deviations of K CPU draws of the random parts, plus
+// 0.05 dB for rounding. Returns its z.
+double expect_noise_brightness_like_cpu(const Renderer& renderer, uint64_t index, NoiseType type, const float* noise,
+                                        size_t n, std::map<uint64_t, Spread>& known, int K) {
+  const Spread& cpu = remembered(known, index, [&] { return noise_brightness_spread(renderer, index, K); });
+  const double gpu = brightness_db(noise, n), z = z_of(gpu, cpu, K, 0.05);
+  std::printf("  noise draw %3llu (%s): brightness GPU %6.2f dB, CPU %6.2f +- %.2f dB (z %+.2f)\n",
+              (unsigned long long)index, noise_type_name(type), gpu, cpu.mean_db, cpu.sd_db, z);
+  EXPECT_LT(std::fabs(z), 5.0) << "noise brightness: GPU " << gpu << " dB, CPU's draws " << cpu.mean_db << " +- "
+                               << cpu.sd_db << " dB";
+  return z;
+}
+
 // One convolution implementation of the pipeline (BSIM_PIPELINE_CONV) against the CPU's plan.
 void expect_pipeline_renders_the_cpu_plan(const Renderer& renderer, const char* conv, CpuSpreads& spreads) {
   SCOPED_TRACE(std::string("BSIM_PIPELINE_CONV=") + conv);
@@ -375,18 +389,8 @@ void expect_pipeline_renders_the_cpu_plan(const Renderer& renderer, const char* 
                                    << cpu_tails.mean_db << " +- " << cpu_tails.sd_db << " dB";
       rev_db_sum += d_db, z_sum += z, ++rev_n;
     }
-    // Noise spectrum (diffuse-field or BRIR colouring, pink tilt) as one number, its brightness: the GPU's draw
-    // of the random parts within 5 standard deviations of the CPU's draws, plus 0.05 dB for rounding.
-    const Spread& cpu_noise = remembered(spreads.noise_brightness_db, idx[size_t(b)], [&] {
-      return noise_brightness_spread(renderer, idx[size_t(b)], kTailDraws);
-    });
-    const double gpu_bright = brightness_db(noise, per_audio), noise_z = z_of(gpu_bright, cpu_noise, kTailDraws, 0.05);
-    std::printf("  noise draw %3llu (%s): brightness GPU %6.2f dB, CPU %6.2f +- %.2f dB (z %+.2f)\n",
-                (unsigned long long)idx[size_t(b)], noise_type_name(cpu.scene.noise_type), gpu_bright,
-                cpu_noise.mean_db, cpu_noise.sd_db, noise_z);
-    EXPECT_LT(std::fabs(noise_z), 5.0) << "noise brightness: GPU " << gpu_bright << " dB, CPU's draws "
-                                       << cpu_noise.mean_db << " +- " << cpu_noise.sd_db << " dB";
-    noise_z_sum += noise_z;
+    noise_z_sum += expect_noise_brightness_like_cpu(renderer, idx[size_t(b)], cpu.scene.noise_type, noise,
+                                                    per_audio, spreads.noise_brightness_db, kTailDraws);
     // Teacher of the GPU's own clean signal, as the CPU computes it.
     std::vector<float> ref;
     teacher_features(clean, clean + T, T, cfg.features, ref);
@@ -518,18 +522,9 @@ TEST(GpuPipeline, OtherConfigurationsRenderTheCpuPlan) {
         EXPECT_LT(ungained_nmse_db(clean, g.output_gain, cpu.clean.data(), cpu.output_gain, per_audio), -60.0)
             << "clean";
         EXPECT_NEAR(10 * std::log10(energy(rev, per_audio) / energy(noise, per_audio)), cpu.scene.snr_db, 0.01);
-        // The noise's spectrum (recorded, babble, white or pink; its own BRIR's colouring) as one number, judged
-        // by the CPU's draws of its random parts as in RendersTheCpuPlan.
-        const Spread& cpu_noise = remembered(noise_spreads, idx[size_t(b)], [&] {
-          return noise_brightness_spread(renderer, idx[size_t(b)], kNoiseDraws);
-        });
-        const double gpu_bright = brightness_db(noise, per_audio);
-        const double noise_z = z_of(gpu_bright, cpu_noise, kNoiseDraws, 0.05);
-        std::printf("  noise draw %3llu (%s): brightness GPU %6.2f dB, CPU %6.2f +- %.2f dB (z %+.2f)\n",
-                    (unsigned long long)idx[size_t(b)], noise_type_name(cpu.scene.noise_type), gpu_bright,
-                    cpu_noise.mean_db, cpu_noise.sd_db, noise_z);
-        EXPECT_LT(std::fabs(noise_z), 5.0) << "noise brightness: GPU " << gpu_bright << " dB, CPU's draws "
-                                           << cpu_noise.mean_db << " +- " << cpu_noise.sd_db << " dB";
+        // The noise's spectrum (recorded, babble, white or pink; its own BRIR's colouring), as in RendersTheCpuPlan.
+        expect_noise_brightness_like_cpu(renderer, idx[size_t(b)], cpu.scene.noise_type, noise, per_audio,
+                                         noise_spreads, kNoiseDraws);
         if (cpu.scene.anechoic)  // no tail: the reverberant signal is deterministic too
           EXPECT_LT(ungained_nmse_db(rev, g.output_gain, cpu.reverberant.data(), cpu.output_gain, per_audio), -60.0)
               << "reverberant (anechoic)";
