@@ -190,7 +190,7 @@ void compute(BatchTeacher::Impl& m, const float* audio, float* out, cudaStream_t
     const dim3 grid((m.frames + m.fp.frames_per_block - 1) / m.fp.frames_per_block, m.max_batch);
     const int parts = fused_teacher_power_parts(m.fp);
     const dim3 power_grid(parts, m.max_batch);
-    BSIM_LAUNCH(fused_teacher_power, power_grid, kTeacherThreads, fused_teacher_power_shared_bytes(), s)(
+    BSIM_LAUNCH(fused_teacher_power, power_grid, kTeacherThreads, fused_teacher_power_shared_bytes(m.fp), s)(
         audio, m.window.get(), m.fp, m.power_parts.get());
     BSIM_CUDA_TRY(cudaGetLastError());
     BSIM_LAUNCH(fused_teacher_power_total, blocks_for(m.max_batch), kDspThreads, 0, s)(

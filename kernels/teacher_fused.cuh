@@ -25,58 +25,100 @@ struct FusedTeacherParams {
 inline int fused_teacher_shared_bytes(const FusedTeacherParams& p) {
   return fft_workspace_bytes(p.n_fft, p.frames_per_block);
 }
-// The power kernel takes kPowerFrames frames per block (its own grid): 32 lanes per (frame, ear) read
-// consecutive samples, their partial sums are reduced as a tree in shared memory.
-constexpr int kPowerFrames = 16;
-inline int fused_teacher_power_shared_bytes() {
-  return int(sizeof(float)) * 3 * 2 * kPowerFrames * 32 + int(sizeof(double)) * 2 * kPowerFrames;
+// The power kernel: a block takes up to kPowerFrames consecutive frames of one example (fused_teacher_power_frames:
+// fewer where their span would not fit kPowerSpan samples), stages the span of audio they cover in shared memory
+// as (left, right) pairs with coalesced loads (1.09x the audio at hop 160, win 400: the frames overlap 2.5x),
+// then each frame's window is summed by kPowerSegments threads, each over one segment. An earlier version read
+// the frames straight from global memory, 32 lanes per frame and ear, and reduced them as a five-level tree with
+// a barrier per level: 26 % of the H200's bandwidth (run 8), ~15 % of the teacher's time.
+constexpr int kPowerFrames = 16, kPowerSegments = 16, kPowerSpan = 3072;
+__host__ __device__ inline int fused_teacher_power_frames(const FusedTeacherParams& p) {
+  const int fit = 1 + (kPowerSpan - p.win) / p.hop;  // win <= n_fft <= 1024 < kPowerSpan
+  return fit < kPowerFrames ? fit : kPowerFrames;
+}
+// Samples per segment: at least win / kPowerSegments and odd, so that the 16 segments of one frame, read by half a
+// warp as float2, fall in 16 different bank pairs (an odd stride is coprime to 16).
+__host__ __device__ inline int fused_teacher_power_segment(const FusedTeacherParams& p) {
+  return ((p.win + kPowerSegments - 1) / kPowerSegments) | 1;
+}
+__host__ __device__ inline int fused_teacher_power_span(const FusedTeacherParams& p) {
+  return (fused_teacher_power_frames(p) - 1) * p.hop + p.win;
+}
+// Dynamic shared memory of a power block (bytes): a double per frame, the span as float2, the window, 5 partial sums
+// per segment and frame.
+inline int fused_teacher_power_shared_bytes(const FusedTeacherParams& p) {
+  const int F = fused_teacher_power_frames(p);
+  return int(sizeof(float2)) * fused_teacher_power_span(p) + int(sizeof(float)) * (p.win + 5 * F * kPowerSegments) +
+         int(sizeof(double)) * F;
 }
 
 // The power kernel's blocks per example: power holds [B][fused_teacher_power_parts(p)] partial sums.
 __host__ __device__ inline int fused_teacher_power_parts(const FusedTeacherParams& p) {
-  return (p.n_frames + kPowerFrames - 1) / kPowerFrames;
+  const int F = fused_teacher_power_frames(p);
+  return (p.n_frames + F - 1) / F;
 }
 
 // parts[b][block] = sum over both ears and this block's frames of sum_k |X_k|^2. Each block writes its own part
 // and fused_teacher_power_total adds them in order: no atomics, so that eps, and the features, are the same bits
 // on every run (with one atomicAdd per block they were not). Grid (fused_teacher_power_parts(p), B); dynamic
-// shared memory fused_teacher_power_shared_bytes().
+// shared memory fused_teacher_power_shared_bytes(p).
 __global__ void fused_teacher_power(const float* audio, const float* window, FusedTeacherParams p, double* power) {
-  BSIM_DYNAMIC_SHARED(float, part);
-  constexpr int pairs = 2 * kPowerFrames;
-  const int b = blockIdx.y, t0 = blockIdx.x * kPowerFrames;
-  float* s2 = part;  // [pairs][32] each: sum of v^2, of v, of (-1)^i v over the lane's samples
-  float* s0 = s2 + pairs * 32;
-  float* s1 = s0 + pairs * 32;
-  double* per_pair = reinterpret_cast<double*>(s1 + pairs * 32);
-  for (int idx = threadIdx.x; idx < pairs * 32; idx += blockDim.x) {
-    const int pair = idx >> 5, lane = idx & 31, t = t0 + (pair >> 1), ear = pair & 1;
-    float a2 = 0.0f, a0 = 0.0f, a1 = 0.0f;
-    if (t < p.n_frames) {
-      const float* x = audio + ((size_t)b * 2 + ear) * p.T + (size_t)t * p.hop;
-      for (int i = lane; i < p.win; i += 32) {
-        const float v = x[i] * window[i];
-        a2 += v * v, a0 += v, a1 += (i & 1) ? -v : v;
+  BSIM_DYNAMIC_SHARED(double, per_frame);  // [F], then the rest
+  const int F = fused_teacher_power_frames(p), len = fused_teacher_power_segment(p);
+  const int b = blockIdx.y, t0 = blockIdx.x * F, frames = p.n_frames - t0 < F ? p.n_frames - t0 : F;
+  const int span = (frames - 1) * p.hop + p.win;  // within the example: the last frame ends by T
+  float2* span_lr = reinterpret_cast<float2*>(per_frame + F);
+  float* win_s = reinterpret_cast<float*>(span_lr + fused_teacher_power_span(p));
+  float* seg_sums = win_s + p.win;  // [5][F][kPowerSegments]: sum v_l^2 + v_r^2, v_l, (-1)^i v_l, v_r, (-1)^i v_r
+  const float* left = audio + (size_t)b * 2 * p.T + (size_t)t0 * p.hop;
+  const float* right = left + p.T;
+  // Four loads per ear in flight per thread before any store.
+  for (int base = 0; base < span; base += 4 * blockDim.x) {
+    float2 v[4];
+BSIM_UNROLL
+    for (int u = 0; u < 4; ++u) {
+      const int s = base + u * blockDim.x + threadIdx.x;
+      v[u] = s < span ? make_float2(left[s], right[s]) : make_float2(0.0f, 0.0f);
+    }
+BSIM_UNROLL
+    for (int u = 0; u < 4; ++u) {
+      const int s = base + u * blockDim.x + threadIdx.x;
+      if (s < span) span_lr[s] = v[u];
+    }
+  }
+  for (int i = threadIdx.x; i < p.win; i += blockDim.x) win_s[i] = window[i];
+  __syncthreads();
+  const int cells = F * kPowerSegments;
+  for (int idx = threadIdx.x; idx < cells; idx += blockDim.x) {
+    const int f = idx / kPowerSegments, i0 = (idx - f * kPowerSegments) * len;
+    const int i1 = i0 + len < p.win ? i0 + len : p.win;
+    float a2 = 0.0f, l0 = 0.0f, l1 = 0.0f, r0 = 0.0f, r1 = 0.0f;
+    if (f < frames) {
+      const float2* x = span_lr + f * p.hop;
+      for (int i = i0; i < i1; ++i) {
+        const float w = win_s[i], sign = (i & 1) ? -1.0f : 1.0f;
+        const float vl = x[i].x * w, vr = x[i].y * w;
+        a2 += vl * vl + vr * vr, l0 += vl, l1 += sign * vl, r0 += vr, r1 += sign * vr;
       }
     }
-    s2[idx] = a2, s0[idx] = a0, s1[idx] = a1;
-  }
-  for (int half = 16; half > 0; half >>= 1) {  // lanes [0, 2 half) -> [0, half)
-    __syncthreads();
-    for (int idx = threadIdx.x; idx < pairs * half; idx += blockDim.x) {
-      const int i = (idx / half) * 32 + idx % half;
-      s2[i] += s2[i + half], s0[i] += s0[i + half], s1[i] += s1[i + half];
-    }
+    seg_sums[idx] = a2, seg_sums[cells + idx] = l0, seg_sums[2 * cells + idx] = l1;
+    seg_sums[3 * cells + idx] = r0, seg_sums[4 * cells + idx] = r1;
   }
   __syncthreads();
-  for (int pair = threadIdx.x; pair < pairs; pair += blockDim.x) {
-    const double q2 = s2[pair * 32], q0 = s0[pair * 32], q1 = s1[pair * 32];
-    per_pair[pair] = 0.5 * (double(p.n_fft) * q2 + q0 * q0 + q1 * q1);
+  // Per frame, Parseval over both ears: sum_{k<=n/2} |X_k|^2 = (n sum v^2 + X_0^2 + X_{n/2}^2) / 2 with X_0 = sum v
+  // and X_{n/2} = sum (-1)^i v; segments added in order.
+  for (int f = threadIdx.x; f < F; f += blockDim.x) {
+    float q[5] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
+    for (int g = 0; g < kPowerSegments; ++g)
+BSIM_UNROLL
+      for (int c = 0; c < 5; ++c) q[c] += seg_sums[c * cells + f * kPowerSegments + g];
+    const double l0 = q[1], l1 = q[2], r0 = q[3], r1 = q[4];
+    per_frame[f] = 0.5 * (double(p.n_fft) * double(q[0]) + l0 * l0 + l1 * l1 + r0 * r0 + r1 * r1);
   }
   __syncthreads();
   if (threadIdx.x == 0) {
     double acc = 0;
-    for (int pair = 0; pair < pairs; ++pair) acc += per_pair[pair];
+    for (int f = 0; f < F; ++f) acc += per_frame[f];
     power[(size_t)b * gridDim.x + blockIdx.x] = acc;
   }
 }

@@ -67,7 +67,7 @@ void run_fused(const FeatureConfig& fc, int B, int T, const std::vector<float>& 
   out.assign(size_t(B) * shape.n_features * shape.n_frames, std::nanf(""));
   const unsigned gx = unsigned((shape.n_frames + p.frames_per_block - 1) / p.frames_per_block);
   ASSERT_LE(size_t(cuda::fused_teacher_shared_bytes(p)), emu::dynamic_shared.size());
-  ASSERT_LE(size_t(cuda::fused_teacher_power_shared_bytes()), emu::dynamic_shared.size());
+  ASSERT_LE(size_t(cuda::fused_teacher_power_shared_bytes(p)), emu::dynamic_shared.size());
   const unsigned power_gx = unsigned(cuda::fused_teacher_power_parts(p));
   emu::launch(power_gx, unsigned(B), cuda::fused_teacher_power, audio.data(), window.data(), p, parts.data());
   emu::launch(unsigned(B), 1u, cuda::fused_teacher_power_total, static_cast<const double*>(parts.data()), int(power_gx),
@@ -278,7 +278,7 @@ TEST(EmulatedTeacher, SameBitsWhicheverOrderTheBlocksRun) {
     std::vector<double> part(size_t(B) * parts, std::nan(""));
     power[o].assign(size_t(B), std::nan(""));
     out[o].assign(size_t(B) * shape.n_features * shape.n_frames, std::nanf(""));
-    emu::launch_blocks(dim3(unsigned(parts), unsigned(B)), dim3(256), size_t(cuda::fused_teacher_power_shared_bytes()),
+    emu::launch_blocks(dim3(unsigned(parts), unsigned(B)), dim3(256), size_t(cuda::fused_teacher_power_shared_bytes(p)),
                        cuda::fused_teacher_power, "fused_teacher_power", audio.data(), window.data(), p, part.data());
     emu::launch_blocks(dim3(1), dim3(256), 0, cuda::fused_teacher_power_total, "fused_teacher_power_total",
                        static_cast<const double*>(part.data()), parts, B, power[o].data());
@@ -291,6 +291,51 @@ TEST(EmulatedTeacher, SameBitsWhicheverOrderTheBlocksRun) {
   EXPECT_EQ(0, std::memcmp(power[0].data(), power[1].data(), power[0].size() * sizeof(double)));
   EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(float)));
   test::expect_teacher_matches_cpu(out[1], audio, B, T, fc);
+}
+
+// The power kernel's parts add up to sum over frames and ears of sum_{k<=n/2} |X_k|^2 from the CPU's STFT, in its
+// device launch shape and with one thread per block, for shapes that change its frames per block (16; 3 where a
+// span of 16 frames would not fit kPowerSpan), hops longer than the window, and frame counts that leave the last
+// block part-empty. eps, and every feature near the PHAT floor, follow this sum.
+TEST(EmulatedTeacher, PowerPartsAddUpToTheStftPower) {
+  const int B = 2;
+  struct Shape {
+    int n_fft, win, hop, T;
+  };
+  for (const Shape& sh : {Shape{512, 400, 160, 8400 + 77}, Shape{128, 120, 60, 3000 + 5}, Shape{64, 50, 200, 9000 + 11},
+                          Shape{1024, 1024, 64, 6000 + 3}, Shape{1024, 1000, 700, 20000 + 1}}) {
+    FeatureConfig fc;
+    fc.n_fft = sh.n_fft, fc.win_length = sh.win, fc.hop_length = sh.hop;
+    const int T = sh.T;
+    SCOPED_TRACE("n_fft " + std::to_string(sh.n_fft) + " win " + std::to_string(sh.win) + " hop " + std::to_string(sh.hop));
+    const std::vector<float> audio = test_audio(B, T);
+    const cuda::FusedTeacherParams p = fused_params(fc, T);
+    const std::vector<float> window = stft_window(fc);
+    const int parts = cuda::fused_teacher_power_parts(p), F = cuda::fused_teacher_power_frames(p);
+    ASSERT_GE(parts, 2);
+    EXPECT_EQ(F, sh.hop == 700 ? 3 : 16);
+    std::vector<double> want(static_cast<size_t>(B), 0.0);
+    for (int b = 0; b < B; ++b)
+      for (int ear = 0; ear < 2; ++ear) {
+        int frames = 0;
+        for (const auto& X : stft(audio.data() + (size_t(b) * 2 + size_t(ear)) * T, T, fc, frames)) want[size_t(b)] += std::norm(std::complex<double>(X));
+        ASSERT_EQ(frames, p.n_frames);
+        ASSERT_NE(p.n_frames % F, 0);
+      }
+    for (bool device_shape : {true, false}) {
+      std::vector<double> part(size_t(B) * parts, std::nan(""));
+      if (device_shape)
+        emu::launch_blocks(dim3(unsigned(parts), unsigned(B)), dim3(256), size_t(cuda::fused_teacher_power_shared_bytes(p)),
+                           cuda::fused_teacher_power, "fused_teacher_power", audio.data(), window.data(), p, part.data());
+      else
+        emu::launch(unsigned(parts), unsigned(B), cuda::fused_teacher_power, audio.data(), window.data(), p, part.data());
+      for (int b = 0; b < B; ++b) {
+        double got = 0;
+        for (int i = 0; i < parts; ++i) got += part[size_t(b) * parts + size_t(i)];
+        EXPECT_NEAR(got / want[size_t(b)], 1.0, 2e-6) << "example " << b << (device_shape ? " (256 threads)" : " (1 thread)");
+      }
+    }
+  }
 }
 
 // BatchConvolver's full-length path: each operand through one transform, multiply_spectra, the inverse.
