@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Shared-memory wavefronts of the radix-8 Stockham FFT (kernels/smem_fft.cuh) for candidate layouts.
+"""Shared-memory wavefronts of the Stockham FFT (kernels/smem_fft.cuh) for candidate layouts.
 
 Model: a warp's float2 (8-byte) access is served per half-warp; a half-warp needs as many wavefronts as the
 largest number of distinct 8-byte words that fall in one bank pair (word mod 16). The conflict-free count is 2
-per warp access. Counted: every pass's loads and stores, plus the split of two real spectra (bins k and n-k).
+per warp access. Counted: every pass's loads and stores, plus the split of two real spectra (bins k and n-k);
+then, separately, the passes' twiddle reads (w, and w^4 for radix 16; lanes with k = 0 read none) from one
+table indexed m = k << shift against the per-pass table that fft_twiddles builds.
 usage: python3 bench/smem_bank_conflicts.py
 """
 import math
@@ -53,6 +55,30 @@ def fft_cost(n, count, slot, stride, max_radix=8):
     return total / ideal
 
 
+def twiddle_cost(n, count, max_radix, per_pass):
+    """Twiddle-read wavefronts over the conflict-free count (one per half-warp that reads), every pass."""
+    radices = fft_plan(n, max_radix)
+    log2_n, log2_ns, total, ideal = int(math.log2(n)), 0, 0, 0
+    for R in radices:
+        log2_r = int(math.log2(R))
+        per, shift = n >> log2_r, log2_n - log2_ns - log2_r
+        # (offset in the per-pass table, shift in the single one) of w, and of w^4 for radix 16
+        reads = [(1 << log2_ns, shift)] + ([(n // 8 + (1 << log2_ns), shift + 2)] if R == 16 else [])
+        for w0 in range(0, count * per, 32):
+            for offset, s in reads:
+                for h0 in (w0, w0 + 16):
+                    words = []
+                    for item in range(h0, min(h0 + 16, count * per)):
+                        k = (item % per) & ((1 << log2_ns) - 1)
+                        if k:
+                            words.append(offset + k if per_pass else k << s)
+                    if words:
+                        total += wavefronts(words)  # one half-warp: at most 16 words
+                        ideal += 1
+        log2_ns += log2_r
+    return total / ideal if ideal else 1.0
+
+
 def frame_fastest_cost(n, frames, slot, stride):
     """Reads of bin k of `frames` transforms with the frame fastest (the IPD/ILD loop)."""
     total, ideal, idx = 0, 0, list(range((n // 2 + 1) * frames))
@@ -77,3 +103,10 @@ if __name__ == "__main__":
         cells = [fft_cost(n, c, slot, stride(n), r) for n, c, r in ((512, 8, 8), (4096, 1, 8), (4096, 1, 16), (256, 8, 8))]
         cells.append(frame_fastest_cost(512, 8, slot, stride(512)))
         print(f"| {name} | " + " | ".join(f"{x:.2f}x" for x in cells) + " |")
+    print()
+    print("twiddle reads: wavefronts / conflict-free count")
+    shapes = ((256, 8, 8), (512, 8, 8), (1024, 4, 8), (4096, 1, 8), (4096, 1, 16), (8192, 1, 16))
+    print("| table | " + " | ".join(f"{n}{' x ' + str(c) if c > 1 else ''}, radix {r}" for n, c, r in shapes) + " |")
+    print("|---|" + "---|" * len(shapes))
+    for name, per_pass in (("one table, m = k << shift", False), ("per pass, [ns + k] (used)", True)):
+        print(f"| {name} | " + " | ".join(f"{twiddle_cost(n, c, r, per_pass):.2f}x" for n, c, r in shapes) + " |")

@@ -74,7 +74,7 @@ BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L, int b
                           (const void*)conv_filter_spectra<16, kConvFixedLog2N>,
                           (const void*)conv_output_blocks<16, kConvFixedLog2N>})
       allow_dynamic_shared(k, m.conv_smem);
-    m.conv_twiddle = to_device(fft_twiddles(m.cp.N, fft_twiddle_count(m.cp.N)));
+    m.conv_twiddle = to_device(fft_twiddles(m.cp.N, m.cp.max_radix));
     const size_t nb = size_t(m.cp.K + 1);
     m.conv_X = DeviceBuffer<float2>(size_t(max_batch) * m.cp.J2 * nb);
     m.conv_H = DeviceBuffer<float2>(size_t(max_batch) * (n_filters / 2) * m.cp.Q * 2 * nb);
@@ -259,7 +259,7 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T, Fused
       throw InputError("BatchTeacher: frames per block must be even and threads a multiple of 32 up to 1024");
     m.fused_smem = fused_teacher_shared_bytes(m.fp);
     allow_dynamic_shared((const void*)fused_teacher_kernel(m.fp.log2_n), m.fused_smem);
-    m.twiddle = to_device(fft_twiddles(n, fft_twiddle_count(n)));
+    m.twiddle = to_device(fft_twiddles(n, 8));
     m.power_parts = DeviceBuffer<double>(size_t(max_batch) * fused_teacher_power_parts(m.fp));
     m.power = DeviceBuffer<double>(size_t(max_batch));
     m.out = DeviceBuffer<float>(size_t(max_batch) * m.n_features * m.frames);

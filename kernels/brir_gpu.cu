@@ -120,7 +120,7 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
   }
   if (m.fused_tail) {
     m.tail_ear_spec = DeviceBuffer<float2>(size_t(max_rooms) * 2 * m.tail_nb);
-    m.tail_twiddle = to_device(fft_twiddles(m.tail_n / 2, fft_twiddle_count(m.tail_n / 2)));
+    m.tail_twiddle = to_device(fft_twiddles(m.tail_n / 2, 16));
     allow_dynamic_shared((const void*)tail_fused_kernel<16>, tail_fused_shared_bytes());
   } else if (m.has_tail) {
     // One plan for a chunk of rooms, executed chunk by chunk over the rooms of a launch; one chunk of slack

@@ -44,7 +44,7 @@ BatchClassicDoa::BatchClassicDoa(const ClassicDoa& cpu, int max_batch, int T) : 
   const DoaParams& p = m.p;
   if (p.n_frames < 1) throw InputError("GPU DoA: examples shorter than one STFT frame");
   const std::vector<float> w = stft_window(fc);
-  const std::vector<float2> tw = fft_twiddles(n, fft_twiddle_count(n));
+  const std::vector<float2> tw = fft_twiddles(n, 8);
   const std::vector<DoaSteering> steer = doa_steering(cpu);
   m.window = to_device(w), m.twiddle = to_device(tw), m.steer = to_device(steer), m.itd = to_device(cpu.itd_table());
   m.audio = DeviceBuffer<float>(size_t(max_batch) * 2 * T);

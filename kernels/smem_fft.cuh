@@ -22,15 +22,6 @@
 
 namespace bsim::cuda {
 
-// Host side: the twiddle table the transforms read, tw[m] = exp(-2 pi i m / n) for m < count (computed in
-// double, stored in float). The transforms read m < fft_twiddle_count(n).
-inline std::vector<float2> fft_twiddles(int n, int count) {
-  std::vector<float2> tw(static_cast<size_t>(count));
-  for (int m = 0; m < count; ++m)
-    tw[size_t(m)] = make_float2(float(std::cos(2.0 * M_PI * m / n)), float(-std::sin(2.0 * M_PI * m / n)));
-  return tw;
-}
-
 // XOR-linear: fft_slot(a ^ b) = fft_slot(a) ^ fft_slot(b), so for disjoint bits (j < 2^L) fft_slot(j + (r << L)) =
 // fft_slot(j) ^ fft_slot(r << L), a constant for each r when L is one (the fixed-size passes below).
 __host__ __device__ constexpr __forceinline__ int fft_slot(int i) { return i ^ (((i >> 3) ^ (i >> 5)) & 15); }
@@ -113,15 +104,24 @@ __device__ __forceinline__ void dft16(float2* v) {
   t = v[11], v[11] = v[14], v[14] = t;
 }
 
-// One butterfly of a Stockham pass, its values in v: the twiddles exp(-2 pi i k r / (ns R)) (tw[k << tw_shift] is
-// the first; none for k = 0), then the R-point DFT.
+// Where a pass finds its twiddles in the table of fft_twiddles (kernels read it from shared memory): w_k = exp(-2 pi i
+// k / (ns R)) at w[k], and for radix 16 w_k^4 at w4[k], k < ns. The pass with ns = 1 (the first) takes none.
+struct PassTwiddles {
+  const float2 *w, *w4;
+};
+__host__ __device__ __forceinline__ PassTwiddles pass_twiddles(const float2* tw, int log2_n, int log2_ns) {
+  return {tw + (1 << log2_ns), tw + (1 << (log2_n - 3)) + (1 << log2_ns)};
+}
+
+// One butterfly of a Stockham pass, its values in v: the twiddles exp(-2 pi i k r / (ns R)) (none for k = 0), then
+// the R-point DFT.
 template <int R>
-__device__ __forceinline__ void twiddle_and_dft(float2* v, const float2* tw, int k, int tw_shift) {
+__device__ __forceinline__ void twiddle_and_dft(float2* v, PassTwiddles tw, int k) {
   if (k != 0) {
-    const float2 w = tw[k << tw_shift];
+    const float2 w = tw.w[k];
     if constexpr (R == 16) {
       // w^r = (w^4)^(r / 4) w^(r mod 4): chains of at most three products (w^4 from the table).
-      const float2 w2 = cmul(w, w), w4 = tw[k << (tw_shift + 2)], w8 = cmul(w4, w4);
+      const float2 w2 = cmul(w, w), w4 = tw.w4[k], w8 = cmul(w4, w4);
       const float2 lo[4] = {make_float2(1.0f, 0.0f), w, w2, cmul(w2, w)};
       const float2 hi[4] = {make_float2(1.0f, 0.0f), w4, w8, cmul(w8, w4)};
 BSIM_UNROLL
@@ -150,7 +150,7 @@ __device__ inline void fft_pass(Load load, Store store, const float2* tw, int lo
                                 bool conj_in, bool conj_out) {
   constexpr int log2_r = R == 16 ? 4 : R == 8 ? 3 : R == 4 ? 2 : 1;
   const int log2_per = log2_n - log2_r, per = 1 << log2_per, ns_mask = (1 << log2_ns) - 1;
-  const int tw_shift = log2_n - log2_ns - log2_r;
+  const PassTwiddles ptw = pass_twiddles(tw, log2_n, log2_ns);
   for (int item = threadIdx.x; item < (count << log2_per); item += blockDim.x) {
     const int c = item >> log2_per, j = item & (per - 1), k = j & ns_mask;
     float2 v[R];
@@ -159,7 +159,7 @@ BSIM_UNROLL
       v[r] = load(c, j + (r << log2_per));
       if (conj_in) v[r].y = -v[r].y;
     }
-    twiddle_and_dft<R>(v, tw, k, tw_shift);
+    twiddle_and_dft<R>(v, ptw, k);
     const int d = ((j - k) << log2_r) + k;
 BSIM_UNROLL
     for (int r = 0; r < R; ++r) {
@@ -181,6 +181,32 @@ __host__ __device__ constexpr __forceinline__ FftPasses fft_plan(int log2_n, int
   const int first = log2_n % log2_r ? log2_n % log2_r : log2_r;
   return {log2_r, first, (log2_n + log2_r - 1) / log2_r};
 }
+// Host side: the twiddle table (fft_twiddle_count(n) entries, computed in double, stored in float) for transforms of
+// n points planned with passes of at most max_radix (the kernel's MaxRadix: the table follows the plan). Pass by pass
+// (pass_twiddles): w_k = exp(-2 pi i k / (ns R)) at [ns + k] and, for radix 16, w_k^4 at [n / 8 + ns + k], k < ns;
+// regions [ns, 2 ns) are disjoint and end by 2 n / R <= n / 4. The lanes of a warp read consecutive k: no bank
+// conflicts. (One table exp(-2 pi i m / n) read at m = k << shift put 16 lanes on one bank pair in the second
+// radix-16 pass of 4,096 points: 8.75x the conflict-free count of twiddle wavefronts, 37 % of conv_output_blocks'
+// shared-load wavefronts in run 8; bench/smem_bank_conflicts.py.) The values are the same floats as that table's.
+inline std::vector<float2> fft_twiddles(int n, int max_radix) {
+  int log2_n = 0;
+  while ((1 << log2_n) < n) ++log2_n;
+  std::vector<float2> tw(static_cast<size_t>(fft_twiddle_count(n)), make_float2(0.0f, 0.0f));
+  const auto at = [&](int m) {  // exp(-2 pi i m / n)
+    return make_float2(float(std::cos(2.0 * M_PI * m / n)), float(-std::sin(2.0 * M_PI * m / n)));
+  };
+  const FftPasses plan = fft_plan(log2_n, max_radix);
+  int log2_ns = plan.first;
+  for (int pass = 1; pass < plan.passes; ++pass, log2_ns += plan.log2_r) {
+    const int ns = 1 << log2_ns, shift = log2_n - log2_ns - plan.log2_r;  // k / (ns R) = (k << shift) / n
+    for (int k = 0; k < ns; ++k) {
+      tw[size_t(ns + k)] = at(k << shift);
+      if (plan.log2_r == 4) tw[size_t(n / 8 + ns + k)] = at(k << (shift + 2));
+    }
+  }
+  return tw;
+}
+
 // MaxRadix is a template parameter so that a radix-8 kernel does not carry the radix-16 code and its registers.
 template <int MaxRadix, typename Load, typename Store>
 __device__ inline void fft_any_pass(int log2_r, Load load, Store store, const float2* tw, int log2_n, int log2_ns,
@@ -210,7 +236,7 @@ __device__ __forceinline__ void fft_pass_fixed(Load load, Store store, const flo
                                                bool conj_out, Items items = {}) {
   constexpr int log2_r = R == 16 ? 4 : R == 8 ? 3 : R == 4 ? 2 : 1;
   constexpr int log2_per = LOG2_N - log2_r, per = 1 << log2_per, ns_mask = (1 << LOG2_NS) - 1;
-  constexpr int tw_shift = LOG2_N - LOG2_NS - log2_r;
+  const PassTwiddles ptw = pass_twiddles(tw, LOG2_N, LOG2_NS);  // constant offsets
   constexpr bool shared_in = std::is_same<Load, SharedLoad>::value, shared_out = std::is_same<Store, SharedStore>::value;
   constexpr bool all = std::is_same<Items, AllItems>::value;
   const int per_c = all ? per : items.count(per);  // butterflies run per transform
@@ -236,7 +262,7 @@ BSIM_UNROLL
 BSIM_UNROLL
       for (int r = 0; r < R; ++r) v[r].y = -v[r].y;
     }
-    twiddle_and_dft<R>(v, tw, k, tw_shift);
+    twiddle_and_dft<R>(v, ptw, k);
     if (conj_out) {
 BSIM_UNROLL
       for (int r = 0; r < R; ++r) v[r].y = -v[r].y;
@@ -281,7 +307,7 @@ __device__ __forceinline__ void fft_passes_fixed(Load load, Store store, float2*
 // result goes to store(c, k, X_k), both in natural order; between passes the values go through the
 // shared-memory buffers a and b (fft_stride(n) float2 per transform each; pass p writes a for even p, b for
 // odd). Forward X_k = sum x_m exp(-2 pi i k m / n), or with `inverse` the unnormalised sum with exp(+...)
-// (computed as conj(FFT(conj x))). tw: fft_twiddles(n, fft_twiddle_count(n)), in shared memory. Starts and
+// (computed as conj(FFT(conj x))). tw: fft_twiddles(n, MaxRadix), in shared memory. Starts and
 // ends with a barrier; a store into shared memory must not target the buffer the last pass reads (see
 // smem_fft). last_items: the butterflies of the last pass to run when n is fixed and the plan has several passes
 // (there butterfly j of the last pass writes outputs j + r n / R); every one otherwise.

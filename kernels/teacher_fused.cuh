@@ -150,7 +150,7 @@ struct LagItems {
   }
 };
 
-// twiddle: fft_twiddles(n_fft, fft_twiddle_count(n_fft)). Grid (ceil(n_frames / frames_per_block), B); dynamic shared
+// twiddle: fft_twiddles(n_fft, 8). Grid (ceil(n_frames / frames_per_block), B); dynamic shared
 // memory fused_teacher_shared_bytes(p).
 // LOG2_N > 0: n_fft = 2^LOG2_N fixed at compile time (the shared-memory FFT's constant-size passes: fewer
 // instructions in an issue-bound kernel); 0: any power of two from p. fused_teacher_kernel picks one.

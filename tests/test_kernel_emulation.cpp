@@ -61,7 +61,7 @@ void run_fused(const FeatureConfig& fc, int B, int T, const std::vector<float>& 
   const FeatureShape shape = teacher_shape(fc, T);
   const cuda::FusedTeacherParams p = fused_params(fc, T);
   const std::vector<float> window = stft_window(fc);
-  const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, cuda::fft_twiddle_count(fc.n_fft));
+  const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, 8);
   std::vector<double> parts(size_t(B) * cuda::fused_teacher_power_parts(p), std::nan(""));
   std::vector<double> power(size_t(B), 0.0);
   out.assign(size_t(B) * shape.n_features * shape.n_frames, std::nanf(""));
@@ -94,8 +94,8 @@ TEST(EmulatedSmemFft, MatchesTheDirectDft) {
       for (int c = 0; c < count; ++c)
         for (int k = 0; k < n; ++k)
           for (int m = 0; m < n; ++m) want[size_t(c)][size_t(k)] += x[size_t(c)][size_t(m)] * e[size_t((long(k) * m) % n)];
-      const std::vector<float2> tw = cuda::fft_twiddles(n, cuda::fft_twiddle_count(n));
       for (int radix : {8, 16}) {
+        const std::vector<float2> tw = cuda::fft_twiddles(n, radix);
         SCOPED_TRACE("n " + std::to_string(n) + " radix " + std::to_string(radix) + (inverse ? " inverse" : " forward"));
         std::vector<float2> a(size_t(count) * S, make_float2(std::nanf(""), 0.0f)), b = a;
         for (int c = 0; c < count; ++c)
@@ -121,7 +121,7 @@ TEST(EmulatedSmemFft, MatchesTheDirectDft) {
 template <int MaxRadix, int LOG2_N>
 void expect_fixed_size_fft_equals_general() {
   const int n = 1 << LOG2_N, count = 3, S = cuda::fft_stride(n);
-  const std::vector<float2> tw = cuda::fft_twiddles(n, cuda::fft_twiddle_count(n));
+  const std::vector<float2> tw = cuda::fft_twiddles(n, MaxRadix);
   Rng rng(static_cast<uint64_t>(LOG2_N), 1, Stream::noise);
   std::vector<float2> x(size_t(count) * S);
   for (auto& v : x) v = make_float2(float(rng.normal()), float(rng.normal()));
@@ -267,7 +267,7 @@ TEST(EmulatedTeacher, SameBitsWhicheverOrderTheBlocksRun) {
   const FeatureShape shape = teacher_shape(fc, T);
   const cuda::FusedTeacherParams p = fused_params(fc, T);
   const std::vector<float> window = stft_window(fc);
-  const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, cuda::fft_twiddle_count(fc.n_fft));
+  const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, 8);
   const int parts = cuda::fused_teacher_power_parts(p);
   ASSERT_GE(parts, 4);
   std::vector<double> power[2];
@@ -372,7 +372,7 @@ TEST(EmulatedFusedConvolution, MatchesCpuFftConvolution) {
     for (int radix : {8, 16}) {
       SCOPED_TRACE("block " + std::to_string(K) + " radix " + std::to_string(radix));
       const cuda::FusedConvParams p = cuda::fused_conv_params(T, L, F, K, radix);
-      const std::vector<float2> tw = cuda::fft_twiddles(p.N, cuda::fft_twiddle_count(p.N));
+      const std::vector<float2> tw = cuda::fft_twiddles(p.N, p.max_radix);
       std::vector<float2> X(size_t(B) * p.J2 * (K + 1)), H(size_t(B) * (F / 2) * p.Q * 2 * (K + 1));
       std::vector<float> out(size_t(B) * F * T, std::nanf(""));
       ASSERT_LE(size_t(cuda::fused_conv_shared_bytes(p)), emu::dynamic_shared.size());
@@ -414,7 +414,7 @@ TEST(EmulatedFusedConvolution, RowAddressedPairsInPlace) {
   ASSERT_EQ(p.Q, 6);
   p.x_stride = p.h_stride = p.out_stride = S, p.pairs = pairs.data();
   cuda::conv_read_negative_times(p, S);
-  const std::vector<float2> tw = cuda::fft_twiddles(p.N, cuda::fft_twiddle_count(p.N));
+  const std::vector<float2> tw = cuda::fft_twiddles(p.N, p.max_radix);
   std::vector<float2> X(size_t(n_inputs) * p.J2 * (K + 1));
   // Partitions past a pair's own are neither transformed nor read: NaN there would show in the outputs.
   std::vector<float2> H(pairs.size() * p.Q * 2 * (K + 1), make_float2(std::nanf(""), std::nanf("")));
@@ -477,7 +477,7 @@ TEST(EmulatedFusedConvolution, TiltedVoiceThroughRowsMatchesTheCpuRendering) {
     cuda::FusedConvParams p = cuda::fused_conv_params(T, L, 2, K, 16);
     p.x_stride = p.h_stride = p.out_stride = N, p.pairs = pairs.data();
     cuda::conv_read_negative_times(p, N);
-    const std::vector<float2> tw = cuda::fft_twiddles(p.N, cuda::fft_twiddle_count(p.N));
+    const std::vector<float2> tw = cuda::fft_twiddles(p.N, p.max_radix);
     std::vector<float2> X(size_t(p.J2) * (K + 1)), H(size_t(p.Q) * 2 * (K + 1));
     emu::launch(unsigned(p.J2 / 2), 1u, cuda::conv_input_spectra<16>, rows.data(), tw.data(), p, X.data());
     emu::launch(unsigned(p.Q), 1u, cuda::conv_filter_spectra<16>, filters.data(), tw.data(), p, H.data());
@@ -805,7 +805,7 @@ TEST(EmulatedClassicDoa, ChoosesAsTheCpu) {
     const ClassicDoa cpu(grid, fc, full, 1.0);
     const cuda::DoaParams p = cuda::doa_params(cpu, T);
     const std::vector<float> w = stft_window(fc);
-    const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, cuda::fft_twiddle_count(fc.n_fft));
+    const std::vector<float2> tw = cuda::fft_twiddles(fc.n_fft, 8);
     const std::vector<cuda::DoaSteering> steer = cuda::doa_steering(cpu);
     std::vector<float2> X(size_t(B) * 2 * p.n_frames * p.bins);
     std::vector<cuda::DoaStats> stats(size_t(B) * p.bins);
