@@ -193,8 +193,13 @@ __global__ void fused_teacher(const float* audio, const float* window, const flo
   // GCC-PHAT. Frames 2q and 2q+1: Y = G_2q + i G_2q+1 over the whole circle (G_{n-k} = conj G_k; G_0 and
   // G_{n/2} are real), so that one inverse transform gives r_2q + i r_2q+1, times n. As the CPU:
   // r[lag] = (1/n) (G_0 + (-1)^lag G_{n/2} + 2 sum_{k=1}^{n/2-1} Re(G_k e^{+2 pi i k lag / n})).
-  for (int idx = threadIdx.x; idx < (F / 2) * nb; idx += blockDim.x) {
-    const int q = idx / nb, k = idx - q * nb;
+  // Items (q, k) with k fastest over [0, n/2), then the n/2 bin of every pair: a warp reads 32 consecutive bins from
+  // a multiple of 32, so that the reads of bin k fall on distinct bank pairs (with q nb + k, the runs of odd q began
+  // one bin off and every read was 2-way; the reads of bin n - k stay 2-way: the swizzle's aligned runs are k's).
+  const int half_items = (F / 2) << (log2_n - 1);
+  for (int idx = threadIdx.x; idx < half_items + F / 2; idx += blockDim.x) {
+    const bool top = idx >= half_items;
+    const int q = top ? idx - half_items : idx >> (log2_n - 1), k = top ? half_n : idx & (half_n - 1);
     float2 g[2];
 BSIM_UNROLL
     for (int e = 0; e < 2; ++e) {
