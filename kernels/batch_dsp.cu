@@ -75,9 +75,9 @@ BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L, int b
                           (const void*)conv_output_blocks<16, kConvFixedLog2N>})
       allow_dynamic_shared(k, m.conv_smem);
     m.conv_twiddle = to_device(fft_twiddles(m.cp.N, m.cp.max_radix));
-    const size_t nb = size_t(m.cp.K + 1);
-    m.conv_X = DeviceBuffer<float2>(size_t(max_batch) * m.cp.J2 * nb);
-    m.conv_H = DeviceBuffer<float2>(size_t(max_batch) * (n_filters / 2) * m.cp.Q * 2 * nb);
+    const size_t bins = size_t(m.cp.bins);
+    m.conv_X = DeviceBuffer<float2>(size_t(max_batch) * m.cp.J2 * bins);
+    m.conv_H = DeviceBuffer<float2>(size_t(max_batch) * (n_filters / 2) * m.cp.Q * 2 * bins);
     m.x = DeviceBuffer<float>(size_t(max_batch) * T);
     m.h = DeviceBuffer<float>(size_t(max_batch) * n_filters * L);
     m.y = DeviceBuffer<float>(size_t(max_batch) * n_filters * T);

@@ -25,6 +25,10 @@ struct FusedConvParams {
   int T, L, F;        // samples per input, taps per filter, filters per example (even)
   int K, N, log2_N;   // block, transform size 2K
   int J, J2, Q;       // output blocks ceil(T/K), input frames held (even), partitions ceil(L/K)
+  // Spectra rows (K + 1 bins each) start every `bins` float2: K + 1 rounded up to a multiple of 4, so that rows start
+  // on 32-byte sectors and a warp's 32 bins read 8 sectors, not 9 (run 8's report of conv_output_blocks: 29.3 of 32
+  // bytes used per sector, the rows 2,049 float2 apart).
+  int bins;
   int first_frame;    // 0, or -1 with x_wrap: input frame j covers samples [(j - 1) K, (j + 1) K)
   int max_radix;      // of the shared-memory FFT passes: 8 or 16 (kernels/smem_fft.cuh); the kernels' MaxRadix
   // Where rows start: input b at x + b x_stride, filter f at h + f h_stride, output f at out + f out_stride.
@@ -47,6 +51,7 @@ inline FusedConvParams fused_conv_params(int T, int L, int F, int K, int max_rad
   while ((1 << lg) < p.N) ++lg;
   p.log2_N = lg;
   p.J = (T + K - 1) / K, p.J2 = p.J + (p.J & 1), p.Q = (L + K - 1) / K;
+  p.bins = (K + 1 + 3) & ~3;
   return p;
 }
 inline void conv_read_negative_times(FusedConvParams& p, int row_length) {
@@ -69,13 +74,12 @@ __host__ __device__ constexpr int conv_log2_n(const FusedConvParams& p) { return
 // Shared memory per block: two N-point transform buffers (kernels/smem_fft.cuh) and the twiddles.
 inline int fused_conv_shared_bytes(const FusedConvParams& p) { return fft_workspace_bytes(p.N, 1); }
 
-// The two real signals packed in transform z: their spectra (K + 1 bins each) to out[0][k] and out[1][k].
+// The two real signals packed in transform z: their spectra (K + 1 bins each) to rows out and out + p.bins.
 __device__ inline void store_two_spectra(const float2* z, const FusedConvParams& p, float2* out) {
-  const int nb = p.K + 1;
-  for (int k = threadIdx.x; k < nb; k += blockDim.x) {
+  for (int k = threadIdx.x; k <= p.K; k += blockDim.x) {
     float2 s0, s1;
     split_two_real(z, p.N, k, s0, s1);
-    out[k] = s0, out[nb + k] = s1;
+    out[k] = s0, out[p.bins + k] = s1;
   }
 }
 
@@ -89,12 +93,13 @@ __device__ inline void conv_pair(const FusedConvParams& p, int bp, int& input, i
   }
 }
 
-// X[b][j - first_frame][k], k <= K: spectra of input frames j and j+1 (j - first_frame even). Grid (J2 / 2, inputs).
+// X[b][j - first_frame][k], k <= K (rows p.bins apart): spectra of input frames j and j+1 (j - first_frame even).
+// Grid (J2 / 2, inputs).
 template <int MaxRadix, int LOG2_N = 0>  // LOG2_N > 0: the transform size fixed at compile time
 __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedConvParams p, float2* X) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   const FftWorkspace w = fft_workspace(shared, p.N, 1, twiddle);
-  const int b = blockIdx.y, slot = 2 * blockIdx.x, j0 = slot + p.first_frame, nb = p.K + 1;
+  const int b = blockIdx.y, slot = 2 * blockIdx.x, j0 = slot + p.first_frame;
   const float* xb = x + (size_t)b * p.x_stride;
   const int K = p.K, T = p.T, wrap = p.x_wrap;
   // One compare and one predicated load per sample, with the row's wrap or without it (a uniform branch, two
@@ -113,14 +118,14 @@ __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedC
   const int log2_n = conv_log2_n<LOG2_N>(p);
   const float2* z = wrap > 0 ? smem_fft_load<MaxRadix, LOG2_N>(frames(wrapped), w.a, w.b, w.tw, log2_n, 1, false)
                              : smem_fft_load<MaxRadix, LOG2_N>(frames(plain), w.a, w.b, w.tw, log2_n, 1, false);
-  store_two_spectra(z, p, X + ((size_t)b * p.J2 + slot) * nb);
+  store_two_spectra(z, p, X + ((size_t)b * p.J2 + slot) * p.bins);
 }
 
-// H[pair][q][ear][k]: spectra of partition q of the pair's two filters. Grid (Q, pairs).
+// H[pair][q][ear][k] (rows p.bins apart): spectra of partition q of the pair's two filters. Grid (Q, pairs).
 template <int MaxRadix, int LOG2_N = 0>  // LOG2_N > 0: the transform size fixed at compile time
 __global__ void conv_filter_spectra(const float* h, const float2* twiddle, FusedConvParams p, float2* H) {
   BSIM_DYNAMIC_SHARED(float2, shared);
-  const int q = blockIdx.x, bp = blockIdx.y, nb = p.K + 1;  // dense: bp = b * F/2 + pair of example b
+  const int q = blockIdx.x, bp = blockIdx.y;  // dense: bp = b * F/2 + pair of example b
   int input, filter, partitions;
   conv_pair(p, bp, input, filter, partitions);
   if (q >= partitions) return;  // (uniform per block: no thread reaches a barrier the others skip)
@@ -134,7 +139,7 @@ __global__ void conv_filter_spectra(const float* h, const float2* twiddle, Fused
     return make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
   };
   const float2* z = smem_fft_load<MaxRadix, LOG2_N>(partition, w.a, w.b, w.tw, conv_log2_n<LOG2_N>(p), 1, false);
-  store_two_spectra(z, p, H + ((size_t)bp * p.Q + q) * 2 * nb);
+  store_two_spectra(z, p, H + ((size_t)bp * p.Q + q) * 2 * p.bins);
 }
 
 // out[f][jK + n] for the pair's two filters: multiply-accumulate over partitions, one inverse FFT of
@@ -144,11 +149,11 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
                                    float* out) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   const FftWorkspace w = fft_workspace(shared, p.N, 1, twiddle);
-  const int j = blockIdx.x, bp = blockIdx.y, nb = p.K + 1;
+  const int j = blockIdx.x, bp = blockIdx.y, nb = p.K + 1, rs = p.bins;
   int b, filter, partitions;
   conv_pair(p, bp, b, filter, partitions);
-  const float2* Hb = H + (size_t)bp * p.Q * 2 * nb;
-  const float2* Xb = X + (size_t)b * p.J2 * nb;
+  const float2* Hb = H + (size_t)bp * p.Q * 2 * rs;
+  const float2* Xb = X + (size_t)b * p.J2 * rs;
   // Partitions q with an input frame j - q (from first_frame on), four at a time: their twelve loads are issued
   // together (indices clamped to the last partition, so that the group's tail re-reads it instead of branching),
   // then added in order q = 0, 1, ... as before (the same bits). Loaded and used one partition at a time (nvcc did
@@ -163,8 +168,8 @@ __global__ void conv_output_blocks(const float2* X, const float2* H, const float
 BSIM_UNROLL
       for (int u = 0; u < 4; ++u) {
         const int q = q0 + u < n_q ? q0 + u : n_q - 1;
-        xv[u] = Xb[(size_t)(j - q - p.first_frame) * nb + k];
-        h0[u] = Hb[((size_t)q * 2 + 0) * nb + k], h1[u] = Hb[((size_t)q * 2 + 1) * nb + k];
+        xv[u] = Xb[(size_t)(j - q - p.first_frame) * rs + k];
+        h0[u] = Hb[((size_t)q * 2 + 0) * rs + k], h1[u] = Hb[((size_t)q * 2 + 1) * rs + k];
       }
 BSIM_UNROLL
       for (int u = 0; u < 4; ++u) {  // past n_q: + 0, which leaves a sum begun at +0 unchanged (it is never -0)

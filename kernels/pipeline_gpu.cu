@@ -229,7 +229,7 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
       allow_dynamic_shared(k, m.conv_smem);
     m.conv_threads = fused_conv_threads(m.cp);
     m.conv_twiddle = to_device(fft_twiddles(m.cp.N, m.cp.max_radix));
-    const size_t bins = size_t(m.cp.K + 1), max_pairs = size_t(m.E_max + max_batch);
+    const size_t bins = size_t(m.cp.bins), max_pairs = size_t(m.E_max + max_batch);
     m.conv_X = DeviceBuffer<float2>(size_t(m.E_max) * m.cp.J2 * bins);
     m.conv_H = DeviceBuffer<float2>(max_pairs * m.cp.Q * 2 * bins);
     m.d_pairs = DeviceBuffer<ConvPair>(max_pairs);

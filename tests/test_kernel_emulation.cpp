@@ -373,7 +373,7 @@ TEST(EmulatedFusedConvolution, MatchesCpuFftConvolution) {
       SCOPED_TRACE("block " + std::to_string(K) + " radix " + std::to_string(radix));
       const cuda::FusedConvParams p = cuda::fused_conv_params(T, L, F, K, radix);
       const std::vector<float2> tw = cuda::fft_twiddles(p.N, p.max_radix);
-      std::vector<float2> X(size_t(B) * p.J2 * (K + 1)), H(size_t(B) * (F / 2) * p.Q * 2 * (K + 1));
+      std::vector<float2> X(size_t(B) * p.J2 * p.bins), H(size_t(B) * (F / 2) * p.Q * 2 * p.bins);
       std::vector<float> out(size_t(B) * F * T, std::nanf(""));
       ASSERT_LE(size_t(cuda::fused_conv_shared_bytes(p)), emu::dynamic_shared.size());
       const auto run = [&](auto input_spectra, auto filter_spectra, auto output_blocks) {
@@ -415,9 +415,9 @@ TEST(EmulatedFusedConvolution, RowAddressedPairsInPlace) {
   p.x_stride = p.h_stride = p.out_stride = S, p.pairs = pairs.data();
   cuda::conv_read_negative_times(p, S);
   const std::vector<float2> tw = cuda::fft_twiddles(p.N, p.max_radix);
-  std::vector<float2> X(size_t(n_inputs) * p.J2 * (K + 1));
+  std::vector<float2> X(size_t(n_inputs) * p.J2 * p.bins);
   // Partitions past a pair's own are neither transformed nor read: NaN there would show in the outputs.
-  std::vector<float2> H(pairs.size() * p.Q * 2 * (K + 1), make_float2(std::nanf(""), std::nanf("")));
+  std::vector<float2> H(pairs.size() * p.Q * 2 * p.bins, make_float2(std::nanf(""), std::nanf("")));
   const unsigned n_pairs = unsigned(pairs.size());
   emu::launch(unsigned(p.J2 / 2), unsigned(n_inputs), cuda::conv_input_spectra<16>, x.data(), tw.data(), p, X.data());
   emu::launch(unsigned(p.Q), n_pairs, cuda::conv_filter_spectra<16>, h.data(), tw.data(), p, H.data());
@@ -478,7 +478,7 @@ TEST(EmulatedFusedConvolution, TiltedVoiceThroughRowsMatchesTheCpuRendering) {
     p.x_stride = p.h_stride = p.out_stride = N, p.pairs = pairs.data();
     cuda::conv_read_negative_times(p, N);
     const std::vector<float2> tw = cuda::fft_twiddles(p.N, p.max_radix);
-    std::vector<float2> X(size_t(p.J2) * (K + 1)), H(size_t(p.Q) * 2 * (K + 1));
+    std::vector<float2> X(size_t(p.J2) * p.bins), H(size_t(p.Q) * 2 * p.bins);
     emu::launch(unsigned(p.J2 / 2), 1u, cuda::conv_input_spectra<16>, rows.data(), tw.data(), p, X.data());
     emu::launch(unsigned(p.Q), 1u, cuda::conv_filter_spectra<16>, filters.data(), tw.data(), p, H.data());
     emu::launch(unsigned(p.J), 1u, cuda::conv_output_blocks<16>, X.data(), H.data(), tw.data(), p, filters.data());
