@@ -293,8 +293,14 @@ void launch_blocks(dim3 grid, dim3 block, size_t shared_bytes, void (*kernel)(Pa
   std::tuple<std::decay_t<Params>...> params(std::forward<Args>(args)...);
   const std::function<void()> body = [&] { std::apply(kernel, params); };
   std::vector<unsigned char>(std::max<size_t>(shared_bytes, 1)).swap(dynamic_shared);
+  // Afterwards (also after an error), device code called directly runs as one thread again, thread 0: a stale
+  // threadIdx made its strided loops skip the first items.
   struct Restore {
-    ~Restore() { std::vector<unsigned char>(kDefaultDynamicShared).swap(dynamic_shared); }
+    ~Restore() {
+      std::vector<unsigned char>(kDefaultDynamicShared).swap(dynamic_shared);
+      blockDim = {1, 1, 1};
+      threadIdx = {0, 0, 0};
+    }
   } restore;
   gridDim = {grid.x, grid.y, grid.z};
   blockDim = {block.x, block.y, block.z};
@@ -308,7 +314,6 @@ void launch_blocks(dim3 grid, dim3 block, size_t shared_bytes, void (*kernel)(Pa
         std::memset(dynamic_shared.data(), 0xFF, dynamic_shared.size());
         runner.run(n, body, name);
       }
-  blockDim = {1, 1, 1};
 }
 }  // namespace bsim::emu
 
