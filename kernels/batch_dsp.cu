@@ -145,7 +145,7 @@ void launch_fused_convolution(BatchConvolver::Impl& m, cudaStream_t s) {
 void compute(BatchConvolver::Impl& m) {
   cudaStream_t s = m.stream.get();
   if (m.fused) {
-    if (m.cp.max_radix == 16 && conv_fixed_size(m.cp)) {
+    if (conv_fixed_instance(m.cp)) {
       launch_fused_convolution<16, kConvFixedLog2N>(m, s);
     } else if (m.cp.max_radix == 16) {
       launch_fused_convolution<16, 0>(m, s);

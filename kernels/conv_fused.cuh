@@ -67,12 +67,38 @@ inline int fused_conv_threads(const FusedConvParams& p) {
 // The transform size the kernels take as a compile-time constant (blocks of 2,048: the default of BatchConvolver
 // and the pipeline's; their passes cost ~27 % fewer instructions, kernels/smem_fft.cuh), else 0 (any size).
 constexpr int kConvFixedLog2N = 12;
-inline bool conv_fixed_size(const FusedConvParams& p) { return p.log2_N == kConvFixedLog2N; }
-// log2 of the transform size a kernel instance runs: its compile-time LOG2_N, or p's for the general instance.
+// Whether the kernels' fixed-size instance <16, kConvFixedLog2N> runs p (the hosts launch it then). Its transforms go
+// in place in one buffer (smem_fft_in_place): fused_conv_threads gives it one butterfly per thread and pass.
+inline bool conv_fixed_instance(const FusedConvParams& p) { return p.log2_N == kConvFixedLog2N && p.max_radix == 16; }
+static_assert(fft_in_place_threads<kConvFixedLog2N, 16>(1) <= 256, "the fixed instance's passes fit 256 threads");
+// Shared memory per block: the N-point transform buffers (one in place, else two) and the twiddles.
+inline int fused_conv_shared_bytes(const FusedConvParams& p) {
+  return conv_fixed_instance(p) ? fft_workspace_in_place_bytes(p.N, 1) : fft_workspace_bytes(p.N, 1);
+}
+// A kernel instance's workspace and transforms: in place for the fixed size, ping-pong between two buffers else.
 template <int LOG2_N>
-__host__ __device__ constexpr int conv_log2_n(const FusedConvParams& p) { return LOG2_N > 0 ? LOG2_N : p.log2_N; }
-// Shared memory per block: two N-point transform buffers (kernels/smem_fft.cuh) and the twiddles.
-inline int fused_conv_shared_bytes(const FusedConvParams& p) { return fft_workspace_bytes(p.N, 1); }
+__device__ inline FftWorkspace conv_workspace(float2* shared, const FusedConvParams& p, const float2* twiddle) {
+  return LOG2_N > 0 ? fft_workspace_in_place(shared, p.N, 1, twiddle) : fft_workspace(shared, p.N, 1, twiddle);
+}
+template <int MaxRadix, int LOG2_N, typename Load, typename Store>
+__device__ inline void conv_fft(Load load, Store store, const FftWorkspace& w, const FusedConvParams& p, bool inverse) {
+  if constexpr (LOG2_N > 0) {
+    smem_fft_in_place<MaxRadix, LOG2_N>(load, store, w.a, w.tw, 1, inverse);
+  } else {
+    smem_fft_io<MaxRadix>(load, store, w.b, w.a, w.tw, p.log2_N, 1, inverse);
+  }
+}
+// Forward transform of load's values, the result in natural order in the returned buffer.
+template <int MaxRadix, int LOG2_N, typename Load>
+__device__ inline float2* conv_fft_load(Load load, const FftWorkspace& w, const FusedConvParams& p) {
+  float2* result = LOG2_N > 0 ? w.a : fft_result_buffer(w.a, w.b, p.log2_N, MaxRadix);
+  if constexpr (LOG2_N > 0) {
+    smem_fft_in_place<MaxRadix, LOG2_N>(load, SharedStore{result, fft_stride(p.N)}, w.a, w.tw, 1, false);
+  } else {
+    smem_fft_io<MaxRadix>(load, SharedStore{result, fft_stride(p.N)}, w.a, w.b, w.tw, p.log2_N, 1, false);
+  }
+  return result;
+}
 
 // The two real signals packed in transform z: their spectra (K + 1 bins each) to rows out and out + p.bins.
 __device__ inline void store_two_spectra(const float2* z, const FusedConvParams& p, float2* out) {
@@ -98,7 +124,7 @@ __device__ inline void conv_pair(const FusedConvParams& p, int bp, int& input, i
 template <int MaxRadix, int LOG2_N = 0>  // LOG2_N > 0: the transform size fixed at compile time
 __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedConvParams p, float2* X) {
   BSIM_DYNAMIC_SHARED(float2, shared);
-  const FftWorkspace w = fft_workspace(shared, p.N, 1, twiddle);
+  const FftWorkspace w = conv_workspace<LOG2_N>(shared, p, twiddle);
   const int b = blockIdx.y, slot = 2 * blockIdx.x, j0 = slot + p.first_frame;
   const float* xb = x + (size_t)b * p.x_stride;
   const int K = p.K, T = p.T, wrap = p.x_wrap;
@@ -115,9 +141,8 @@ __global__ void conv_input_spectra(const float* x, const float2* twiddle, FusedC
       return make_float2(sample(s0), sample(s0 + K));
     };
   };
-  const int log2_n = conv_log2_n<LOG2_N>(p);
-  const float2* z = wrap > 0 ? smem_fft_load<MaxRadix, LOG2_N>(frames(wrapped), w.a, w.b, w.tw, log2_n, 1, false)
-                             : smem_fft_load<MaxRadix, LOG2_N>(frames(plain), w.a, w.b, w.tw, log2_n, 1, false);
+  const float2* z = wrap > 0 ? conv_fft_load<MaxRadix, LOG2_N>(frames(wrapped), w, p)
+                             : conv_fft_load<MaxRadix, LOG2_N>(frames(plain), w, p);
   store_two_spectra(z, p, X + ((size_t)b * p.J2 + slot) * p.bins);
 }
 
@@ -129,7 +154,7 @@ __global__ void conv_filter_spectra(const float* h, const float2* twiddle, Fused
   int input, filter, partitions;
   conv_pair(p, bp, input, filter, partitions);
   if (q >= partitions) return;  // (uniform per block: no thread reaches a barrier the others skip)
-  const FftWorkspace w = fft_workspace(shared, p.N, 1, twiddle);
+  const FftWorkspace w = conv_workspace<LOG2_N>(shared, p, twiddle);
   const float* h0 = h + (size_t)filter * p.h_stride;
   const float* h1 = h0 + p.h_stride;
   const int K = p.K, L = p.L;
@@ -138,7 +163,7 @@ __global__ void conv_filter_spectra(const float* h, const float2* twiddle, Fused
     const bool in = i < K && s < L;
     return make_float2(in ? h0[s] : 0.0f, in ? h1[s] : 0.0f);
   };
-  const float2* z = smem_fft_load<MaxRadix, LOG2_N>(partition, w.a, w.b, w.tw, conv_log2_n<LOG2_N>(p), 1, false);
+  const float2* z = conv_fft_load<MaxRadix, LOG2_N>(partition, w, p);
   store_two_spectra(z, p, H + ((size_t)bp * p.Q + q) * 2 * p.bins);
 }
 
@@ -148,7 +173,7 @@ template <int MaxRadix, int LOG2_N = 0>  // LOG2_N > 0: the transform size fixed
 __global__ void conv_output_blocks(const float2* X, const float2* H, const float2* twiddle, FusedConvParams p,
                                    float* out) {
   BSIM_DYNAMIC_SHARED(float2, shared);
-  const FftWorkspace w = fft_workspace(shared, p.N, 1, twiddle);
+  const FftWorkspace w = conv_workspace<LOG2_N>(shared, p, twiddle);
   const int j = blockIdx.x, bp = blockIdx.y, nb = p.K + 1, rs = p.bins;
   int b, filter, partitions;
   conv_pair(p, bp, b, filter, partitions);
@@ -192,8 +217,7 @@ BSIM_UNROLL
     if (i < K || t >= T) return;
     o0[t] = v.x * scale, o1[t] = v.y * scale;
   };
-  smem_fft_io<MaxRadix, LOG2_N>(SharedLoad{w.a, fft_stride(p.N)}, valid, w.b, w.a, w.tw, conv_log2_n<LOG2_N>(p), 1,
-                                true);
+  conv_fft<MaxRadix, LOG2_N>(SharedLoad{w.a, fft_stride(p.N)}, valid, w, p, true);
 }
 
 }  // namespace bsim::cuda

@@ -146,6 +146,61 @@ void expect_fixed_sizes(std::integer_sequence<int, LOG2_N...>) {
 }
 TEST(EmulatedSmemFft, FixedSizePassesEqualTheGeneralOnes) { expect_fixed_sizes(std::make_integer_sequence<int, 11>()); }
 
+// The in-place passes (one buffer, a barrier between reading and writing back) in their device launch shape, each
+// thread one butterfly: the same bits as the fixed-size ping-pong passes, with the input read from global memory
+// (the first pass writes the buffer it did not read) and from the buffer itself (the first pass overwrites what the
+// other threads read: without the barrier between, the emulated threads, run one after another, read results).
+template <int MaxRadix, int LOG2_N>
+void in_place_fft_kernel(const float2* x, const float2* tw, int count, bool inverse, bool from_buffer, float2* out) {
+  BSIM_DYNAMIC_SHARED(float2, shared);
+  const int n = 1 << LOG2_N, S = cuda::fft_stride(n);
+  for (int i = threadIdx.x; i < count * S; i += blockDim.x) shared[i] = x[i];
+  const cuda::SharedStore result{shared, S};
+  if (from_buffer)
+    cuda::smem_fft_in_place<MaxRadix, LOG2_N>(cuda::SharedLoad{shared, S}, result, shared, tw, count, inverse);
+  else
+    cuda::smem_fft_in_place<MaxRadix, LOG2_N>(cuda::SharedLoad{x, S}, result, shared, tw, count, inverse);
+  for (int i = threadIdx.x; i < count * S; i += blockDim.x) out[i] = shared[i];
+}
+template <int MaxRadix, int LOG2_N>
+void expect_in_place_fft_equals_fixed(int count) {
+  const int n = 1 << LOG2_N, S = cuda::fft_stride(n);
+  const unsigned threads = unsigned(cuda::fft_in_place_threads<LOG2_N, MaxRadix>(count));
+  const std::vector<float2> tw = cuda::fft_twiddles(n, MaxRadix);
+  Rng rng(static_cast<uint64_t>(LOG2_N), 2, Stream::noise);
+  std::vector<float2> x(size_t(count) * S);
+  for (auto& v : x) v = make_float2(float(rng.normal()), float(rng.normal()));
+  for (bool inverse : {false, true})
+    for (bool from_buffer : {false, true}) {
+      SCOPED_TRACE("n " + std::to_string(n) + " radix " + std::to_string(MaxRadix) + " x " + std::to_string(count) +
+                   (inverse ? " inverse" : " forward") + (from_buffer ? ", input in the buffer" : ", input from global"));
+      std::vector<float2> a = x, b(x.size()), got(x.size(), make_float2(std::nanf(""), 0.0f));
+      const float2* want = cuda::smem_fft_load<MaxRadix, LOG2_N>(cuda::SharedLoad{a.data(), S}, b.data(), a.data(),
+                                                                  tw.data(), LOG2_N, count, inverse);
+      std::vector<float2> tw_shared = tw;  // (read from global here: only the layout matters)
+      emu::launch_blocks(dim3(1), dim3(threads), size_t(count) * S * sizeof(float2), in_place_fft_kernel<MaxRadix, LOG2_N>,
+                         "in_place_fft_kernel", x.data(), static_cast<const float2*>(tw_shared.data()), count, inverse,
+                         from_buffer, got.data());
+      for (int c = 0; c < count; ++c)
+        for (int k = 0; k < n; ++k) {
+          const float2 g = got[size_t(c * S + cuda::fft_slot(k))], f = want[c * S + cuda::fft_slot(k)];
+          ASSERT_EQ(0, std::memcmp(&g, &f, sizeof(float2))) << "transform " << c << " bin " << k << " got " << g.x << "," << g.y << " want " << f.x << "," << f.y;
+        }
+    }
+}
+TEST(EmulatedSmemFft, InPlacePassesEqualTheFixedOnes) {
+  const emu::Order saved = emu::run_order();
+  for (emu::Order order : {emu::Order::forward, emu::Order::reverse}) {
+    emu::run_order() = order;
+    expect_in_place_fft_equals_fixed<16, 12>(1);  // the convolution's: 3 passes of 16, 256 threads
+    expect_in_place_fft_equals_fixed<8, 9>(2);    // 3 passes of 8, 2 transforms
+    expect_in_place_fft_equals_fixed<8, 10>(2);   // a radix-2 first pass: 1,024 threads, fewer in the later passes
+    expect_in_place_fft_equals_fixed<16, 7>(3);   // 8 then 16
+    expect_in_place_fft_equals_fixed<8, 3>(4);    // one pass
+  }
+  emu::run_order() = saved;
+}
+
 // --- counter-based normals (kernels/counter_rng.cuh) -----------------------------------------------------
 #include "kernels/counter_rng.cuh"
 
