@@ -53,7 +53,7 @@ BatchClassicDoa::BatchClassicDoa(const ClassicDoa& cpu, int max_batch, int T) : 
   m.choice = DeviceBuffer<int>(size_t(max_batch) * kClassicMethods);
   m.stft_smem = doa_stft_shared_bytes(p);
   m.decide_smem = doa_decide_shared_bytes(p, kThreads);
-  allow_dynamic_shared((const void*)doa_stft, m.stft_smem);
+  allow_dynamic_shared((const void*)doa_stft_kernel(p.log2_n), m.stft_smem);
   allow_dynamic_shared((const void*)doa_decide, m.decide_smem);
 }
 
@@ -67,7 +67,8 @@ std::vector<BatchClassicDoa::Choices> BatchClassicDoa::estimate(const float* aud
   cudaStream_t s = m.stream.get();
   BSIM_CUDA_TRY(cudaMemcpyAsync(m.audio.get(), audio, size_t(count) * 2 * p.T * sizeof(float), cudaMemcpyHostToDevice, s));
   const dim3 grid((p.n_frames + p.frames_per_block - 1) / p.frames_per_block, count);
-  BSIM_LAUNCH(doa_stft, grid, kThreads, m.stft_smem, s)(m.audio.get(), m.window.get(), m.twiddle.get(), p, m.X.get());
+  const DoaStftKernel doa_stft_n = doa_stft_kernel(p.log2_n);
+  BSIM_LAUNCH(doa_stft_n, grid, kThreads, m.stft_smem, s)(m.audio.get(), m.window.get(), m.twiddle.get(), p, m.X.get());
   BSIM_CUDA_TRY(cudaGetLastError());
   BSIM_LAUNCH(doa_statistics, count, kThreads, 0, s)(m.X.get(), p, m.stats.get());
   BSIM_CUDA_TRY(cudaGetLastError());

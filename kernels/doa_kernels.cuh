@@ -66,15 +66,17 @@ inline int doa_decide_shared_bytes(const DoaParams& p, int threads) {
   return int(sizeof(double)) * (2 * threads + p.n_candidates + 4 * p.bins);
 }
 
-// X[b][ear][t][k] for frame group blockIdx.x of example blockIdx.y.
+// X[b][ear][t][k] for frame group blockIdx.x of example blockIdx.y. LOG2_N > 0: n_fft = 2^LOG2_N fixed at compile
+// time (the shared-memory FFT's constant-size passes, as the teacher's); 0: any power of two from p.
+template <int LOG2_N>
 __global__ void doa_stft(const float* audio, const float* window, const float2* twiddle, DoaParams p, float2* X) {
   BSIM_DYNAMIC_SHARED(float2, shared);
   const int n = p.n_fft, F = p.frames_per_block, nb = p.bins;
   const FftWorkspace w = fft_workspace(shared, n, F, twiddle);
   const int b = blockIdx.y, t0 = blockIdx.x * F;
   const float* left = audio + (size_t)b * 2 * p.T;
-  const float2* z = stft_pair_frames(left, left + p.T, window, w.tw, n, p.log2_n, p.win, p.hop, p.n_frames, t0, F,
-                                     w.a, w.b);
+  const float2* z = stft_pair_frames<LOG2_N>(left, left + p.T, window, w.tw, n, p.log2_n, p.win, p.hop, p.n_frames,
+                                             t0, F, w.a, w.b);
   for (int idx = threadIdx.x; idx < F * nb; idx += blockDim.x) {
     const int f = idx / nb, k = idx % nb, t = t0 + f;
     if (t >= p.n_frames) continue;
@@ -82,6 +84,17 @@ __global__ void doa_stft(const float* audio, const float* window, const float2* 
     split_two_real(z + f * fft_stride(n), n, k, l, r);
     X[(((size_t)b * 2 + 0) * p.n_frames + t) * nb + k] = l;
     X[(((size_t)b * 2 + 1) * p.n_frames + t) * nb + k] = r;
+  }
+}
+
+// The instance for n_fft = 2^log2_n: fixed-size for 256, 512 (the default) and 1024 points, else the general one.
+using DoaStftKernel = void (*)(const float*, const float*, const float2*, DoaParams, float2*);
+inline DoaStftKernel doa_stft_kernel(int log2_n) {
+  switch (log2_n) {
+    case 8: return doa_stft<8>;
+    case 9: return doa_stft<9>;
+    case 10: return doa_stft<10>;
+    default: return doa_stft<0>;
   }
 }
 
