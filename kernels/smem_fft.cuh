@@ -227,11 +227,8 @@ struct AllItems {
   __device__ __forceinline__ int item(int u, int) const { return u; }
 };
 
-// fft_pass for n = 2^LOG2_N known at compile time (the kernels' usual sizes: smem_fft_io<MaxRadix, LOG2_N>):
-// the plan and every pass's shifts and masks are constants, and the shared-memory slots of a butterfly's R values
-// are fft_slot(j) XOR a constant per value, where fft_pass recomputes the swizzle of every index (two shifts and
-// two logic operations more per value; the passes are issue-bound). Same arithmetic, same results.
-// Butterfly j of transform c of such a pass: its R values read, twiddled and transformed in v...
+// Butterfly j of transform c of a pass with n = 2^LOG2_N and ns = 2^LOG2_NS known at compile time: its R values read,
+// twiddled and transformed in v...
 template <int R, int LOG2_N, int LOG2_NS, typename Load>
 __device__ __forceinline__ void fixed_butterfly(Load load, PassTwiddles ptw, int c, int j, bool conj_in, bool conj_out,
                                                 float2* v) {
@@ -270,6 +267,10 @@ BSIM_UNROLL
     for (int r = 0; r < R; ++r) store(c, d + (r << LOG2_NS), v[r]);
   }
 }
+// fft_pass for n = 2^LOG2_N known at compile time (the kernels' usual sizes: smem_fft_io<MaxRadix, LOG2_N>):
+// the plan and every pass's shifts and masks are constants, and the shared-memory slots of a butterfly's R values
+// are fft_slot(j) XOR a constant per value, where fft_pass recomputes the swizzle of every index (two shifts and
+// two logic operations more per value; the passes are issue-bound). Same arithmetic, same results.
 template <int R, int LOG2_N, int LOG2_NS, typename Load, typename Store, typename Items = AllItems>
 __device__ __forceinline__ void fft_pass_fixed(Load load, Store store, const float2* tw, int count, bool conj_in,
                                                bool conj_out, Items items = {}) {
@@ -361,7 +362,8 @@ __device__ __forceinline__ void fft_passes_in_place(Load load, Store store, floa
 // smem_fft_io in place: `count` transforms of n = 2^LOG2_N points in buf (fft_stride(n) float2 each), the first pass
 // reading load(c, i), the last writing store(c, k, X_k); blockDim.x >= fft_in_place_threads<LOG2_N, MaxRadix>(count).
 // Starts and ends with a barrier; a store into shared memory may target buf (SharedStore{buf, stride}: the result
-// in natural order there).
+// in natural order there). A load or store functor other than SharedLoad / SharedStore must not touch buf (no
+// barrier separates its pass's reads from its writes).
 template <int MaxRadix, int LOG2_N, typename Load, typename Store>
 __device__ inline void smem_fft_in_place(Load load, Store store, float2* buf, const float2* tw, int count, bool inverse) {
   static_assert(LOG2_N > 0, "in place needs the size at compile time");
