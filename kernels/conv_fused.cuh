@@ -211,7 +211,9 @@ BSIM_UNROLL
   const float scale = 1.0f / float(p.N);
   float* o0 = out + (size_t)filter * p.out_stride;
   float* o1 = o0 + p.out_stride;
-  const int K = p.K, T = p.T;
+  // K known at compile time in the fixed-size instance: the last pass's outputs below K (half of each butterfly's)
+  // are then seen as unused and not computed.
+  const int K = LOG2_N > 0 ? 1 << (LOG2_N - 1) : p.K, T = p.T;
   const auto valid = [=](int, int i, float2 v) {
     const int t = j * K + i - K;
     if (i < K || t >= T) return;
