@@ -6,7 +6,7 @@
 #                                --rooms 10000 beside the disk, and bench/targets.py's verdict table (5-8 min; <= 560 s)
 #   scripts/gpu_check.sh targets every target of issue 3 and nothing else, for a lease's last minutes: quick without
 #                                its implementation variants, Nsight Compute and the racecheck of kernels no change
-#                                touched since a clean run (racecheck: BRIR and teacher only); ~4 min, <= 290 s
+#                                touched since a clean run (racecheck: convolution and teacher only); ~4 min, <= 290 s
 #   scripts/gpu_check.sh kernels the shared-memory FFT kernels only: their gpu tests + racecheck, the
 #                                convolution / teacher / whole-batch benchmarks, the torch ratios and, where
 #                                ncu is installed, Nsight Compute counters of the teacher and convolution (~3 min)
@@ -173,7 +173,9 @@ racecheck_rc=skipped
 # other kernels that share memory between threads (BRIR scatter taps, the pipeline's reductions).
 RACECHECK_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*'; RACECHECK_LIMIT=90
 case "$MODE" in quick|full) RACECHECK_FILTER+=':GpuBrir.MatchesCpu*:GpuBrirTail.*:GpuPipeline.Deterministic*'; RACECHECK_LIMIT=240 ;; esac
-[ "$MODE" = targets ] && RACECHECK_FILTER='GpuBrir.MatchesCpu*:GpuTeacher.*' && RACECHECK_LIMIT=60
+# targets: the kernels changed since the last clean racecheck (run 9): the convolution's in-place transforms, the
+# teacher's power kernel and PHAT loop.
+[ "$MODE" = targets ] && RACECHECK_FILTER='GpuConvolution.*:GpuTeacher.*' && RACECHECK_LIMIT=90
 case "$MODE" in quick|targets|kernels|both|full)
   run_for $RACECHECK_LIMIT compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
     --gtest_filter="$RACECHECK_FILTER" > "$LOG/racecheck.log" 2>&1
