@@ -87,15 +87,10 @@ __global__ void doa_stft(const float* audio, const float* window, const float2* 
   }
 }
 
-// The instance for n_fft = 2^log2_n: fixed-size for 256, 512 (the default) and 1024 points, else the general one.
+// The instance for n_fft = 2^log2_n (stft_kernel_instance: fixed-size or general).
 using DoaStftKernel = void (*)(const float*, const float*, const float2*, DoaParams, float2*);
 inline DoaStftKernel doa_stft_kernel(int log2_n) {
-  switch (log2_n) {
-    case 8: return doa_stft<8>;
-    case 9: return doa_stft<9>;
-    case 10: return doa_stft<10>;
-    default: return doa_stft<0>;
-  }
+  return stft_kernel_instance(log2_n, [](auto n) -> DoaStftKernel { return doa_stft<decltype(n)::value>; });
 }
 
 // stats[b][k] over the analysis band. Grid (B).

@@ -462,6 +462,19 @@ __device__ __forceinline__ void split_two_real(const float2* z, int n, int k, fl
   b = make_float2(0.5f * (zk.y + zc.y), -0.5f * (zk.x - zc.x));
 }
 
+// Host side: the instance of an STFT kernel template for n = 2^log2_n, pick(std::integral_constant<int, LOG2_N>)
+// returning its address: fixed-size passes for the sizes the kernels are compiled for (256, 512 (the default) and
+// 1024 points), the general instance (LOG2_N = 0) for any other.
+template <typename Pick>
+inline auto stft_kernel_instance(int log2_n, Pick pick) {
+  switch (log2_n) {
+    case 8: return pick(std::integral_constant<int, 8>{});
+    case 9: return pick(std::integral_constant<int, 9>{});
+    case 10: return pick(std::integral_constant<int, 10>{});
+    default: return pick(std::integral_constant<int, 0>{});
+  }
+}
+
 // Frames t0 .. t0+F-1 of a binaural pair as the STFT of sim/features.h takes them (samples [t hop, t hop + win)
 // times the window, zero-padded to n), both ears as one complex signal (left + i right) per frame, read
 // straight from global memory by the first pass and transformed with a and b (F x fft_stride(n) float2 each).

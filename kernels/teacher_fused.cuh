@@ -226,16 +226,11 @@ BSIM_UNROLL
   smem_fft_io<8, LOG2_N>(SharedLoad{free_buf, S}, lags, z, free_buf, tw, log2_n, F / 2, true, LagItems{max_lag});
 }
 
-// The instance for n_fft = 2^log2_n: fixed-size for 256, 512 (the default) and 1024 points, else the general one.
+// The instance for n_fft = 2^log2_n (stft_kernel_instance: fixed-size or general).
 using FusedTeacherKernel = void (*)(const float*, const float*, const float2*, const double*, FusedTeacherParams,
                                     float*);
 inline FusedTeacherKernel fused_teacher_kernel(int log2_n) {
-  switch (log2_n) {
-    case 8: return fused_teacher<8>;
-    case 9: return fused_teacher<9>;
-    case 10: return fused_teacher<10>;
-    default: return fused_teacher<0>;
-  }
+  return stft_kernel_instance(log2_n, [](auto n) -> FusedTeacherKernel { return fused_teacher<decltype(n)::value>; });
 }
 
 }  // namespace bsim::cuda
