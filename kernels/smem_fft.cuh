@@ -367,6 +367,11 @@ __device__ __forceinline__ void fft_passes_in_place(Load load, Store store, floa
 template <int MaxRadix, int LOG2_N, typename Load, typename Store>
 __device__ inline void smem_fft_in_place(Load load, Store store, float2* buf, const float2* tw, int count, bool inverse) {
   static_assert(LOG2_N > 0, "in place needs the size at compile time");
+#if !defined(__CUDACC__)  // the emulated backend says so where a block is too small (the device would compute garbage)
+  if (int(blockDim.x) < fft_in_place_threads<LOG2_N, MaxRadix>(count))
+    throw emu::KernelFault("smem_fft_in_place: " + std::to_string(blockDim.x) + " threads for " +
+                           std::to_string(fft_in_place_threads<LOG2_N, MaxRadix>(count)) + " butterflies in a pass");
+#endif
   __syncthreads();
   fft_passes_in_place<LOG2_N, MaxRadix, 0>(load, store, buf, tw, count, inverse);
 }

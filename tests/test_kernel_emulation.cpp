@@ -199,6 +199,12 @@ TEST(EmulatedSmemFft, InPlacePassesEqualTheFixedOnes) {
     expect_in_place_fft_equals_fixed<8, 3>(4);    // one pass
   }
   emu::run_order() = saved;
+  // Fewer threads than a pass's butterflies: a fault on the emulated backend, not a wrong transform.
+  std::vector<float2> x(size_t(cuda::fft_stride(512)), make_float2(0.0f, 0.0f)), out(x.size());
+  const std::vector<float2> tw = cuda::fft_twiddles(512, 8);
+  EXPECT_THROW(emu::launch_blocks(dim3(1), dim3(32), x.size() * sizeof(float2), in_place_fft_kernel<8, 9>,
+                                  "in_place_fft_kernel", x.data(), tw.data(), 1, false, false, out.data()),
+               emu::KernelFault);
 }
 
 // --- counter-based normals (kernels/counter_rng.cuh) -----------------------------------------------------
