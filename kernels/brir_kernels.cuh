@@ -122,8 +122,8 @@ __global__ void image_sources_kernel(const RoomGeometry* rooms, GridSet grids, d
 // t below the early part's end: one block per room, its images kScatterImages at a time. Per chunk: the images'
 // sinc taps; every output of every image of the chunk (2 x (taps + sinc) each, independent dot products, runs of
 // kScatterRun consecutive ones per thread) into a shared stage; then each sample of the chunk's reach adds the
-// stage's values in image order, by the one thread that owns it. Before (ab52f6d) the images went one at a time, two barriers each, with
-// ~440 outputs over 256 threads between them: latency-bound (H200 run 8, Nsight Compute: 1.31 ms of a 7.0 ms
+// stage's values in image order, by the one thread that owns it. Before (ab52f6d) the images went one at a time,
+// two barriers each, with ~440 outputs over 256 threads between them: latency-bound (H200 run 8, Nsight Compute: 1.31 ms of a 7.0 ms
 // batch; 0.67 ms for 256 rooms' early parts, run 2's atomics took 0.22). The sums run in the same order as then
 // (image by image per sample: the same bits), into a shared accumulator written once at the end, or, for a room
 // whose early part does not fit `shared_samples` (a long transition, or images up to any distance), into `out`

@@ -73,12 +73,12 @@ inline bool conv_fixed_instance(const FusedConvParams& p) { return p.log2_N == k
 static_assert(fft_in_place_threads<kConvFixedLog2N, 16>(1) <= 256, "the fixed instance's passes fit 256 threads");
 // Shared memory per block: the N-point transform buffers (one in place, else two) and the twiddles.
 inline int fused_conv_shared_bytes(const FusedConvParams& p) {
-  return conv_fixed_instance(p) ? fft_workspace_in_place_bytes(p.N, 1) : fft_workspace_bytes(p.N, 1);
+  return fft_workspace_bytes(p.N, 1, conv_fixed_instance(p) ? 1 : 2);
 }
 // A kernel instance's workspace and transforms: in place for the fixed size, ping-pong between two buffers else.
 template <int LOG2_N>
 __device__ inline FftWorkspace conv_workspace(float2* shared, const FusedConvParams& p, const float2* twiddle) {
-  return LOG2_N > 0 ? fft_workspace_in_place(shared, p.N, 1, twiddle) : fft_workspace(shared, p.N, 1, twiddle);
+  return fft_workspace(shared, p.N, 1, twiddle, LOG2_N > 0 ? 1 : 2);
 }
 template <int MaxRadix, int LOG2_N, typename Load, typename Store>
 __device__ inline void conv_fft(Load load, Store store, const FftWorkspace& w, const FusedConvParams& p, bool inverse) {
@@ -91,13 +91,12 @@ __device__ inline void conv_fft(Load load, Store store, const FftWorkspace& w, c
 // Forward transform of load's values, the result in natural order in the returned buffer.
 template <int MaxRadix, int LOG2_N, typename Load>
 __device__ inline float2* conv_fft_load(Load load, const FftWorkspace& w, const FusedConvParams& p) {
-  float2* result = LOG2_N > 0 ? w.a : fft_result_buffer(w.a, w.b, p.log2_N, MaxRadix);
   if constexpr (LOG2_N > 0) {
-    smem_fft_in_place<MaxRadix, LOG2_N>(load, SharedStore{result, fft_stride(p.N)}, w.a, w.tw, 1, false);
+    smem_fft_in_place<MaxRadix, LOG2_N>(load, SharedStore{w.a, fft_stride(p.N)}, w.a, w.tw, 1, false);
+    return w.a;
   } else {
-    smem_fft_io<MaxRadix>(load, SharedStore{result, fft_stride(p.N)}, w.a, w.b, w.tw, p.log2_N, 1, false);
+    return smem_fft_load<MaxRadix>(load, w.a, w.b, w.tw, p.log2_N, 1, false);
   }
-  return result;
 }
 
 // The two real signals packed in transform z: their spectra (K + 1 bins each) to rows out and out + p.bins.

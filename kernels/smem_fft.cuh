@@ -104,6 +104,10 @@ __device__ __forceinline__ void dft16(float2* v) {
   t = v[11], v[11] = v[14], v[14] = t;
 }
 
+// log2 of a pass's radix R (2, 4, 8 or 16).
+template <int R>
+constexpr int log2_radix = R == 16 ? 4 : R == 8 ? 3 : R == 4 ? 2 : 1;
+
 // Where a pass finds its twiddles in the table of fft_twiddles (kernels read it from shared memory): w_k = exp(-2 pi i
 // k / (ns R)) at w[k], and for radix 16 w_k^4 at w4[k], k < ns. The pass with ns = 1 (the first) takes none.
 struct PassTwiddles {
@@ -148,7 +152,7 @@ BSIM_UNROLL
 template <int R, typename Load, typename Store>
 __device__ inline void fft_pass(Load load, Store store, const float2* tw, int log2_n, int log2_ns, int count,
                                 bool conj_in, bool conj_out) {
-  constexpr int log2_r = R == 16 ? 4 : R == 8 ? 3 : R == 4 ? 2 : 1;
+  constexpr int log2_r = log2_radix<R>;
   const int log2_per = log2_n - log2_r, per = 1 << log2_per, ns_mask = (1 << log2_ns) - 1;
   const PassTwiddles ptw = pass_twiddles(tw, log2_n, log2_ns);
   for (int item = threadIdx.x; item < (count << log2_per); item += blockDim.x) {
@@ -232,7 +236,7 @@ struct AllItems {
 template <int R, int LOG2_N, int LOG2_NS, typename Load>
 __device__ __forceinline__ void fixed_butterfly(Load load, PassTwiddles ptw, int c, int j, bool conj_in, bool conj_out,
                                                 float2* v) {
-  constexpr int log2_per = LOG2_N - (R == 16 ? 4 : R == 8 ? 3 : R == 4 ? 2 : 1);
+  constexpr int log2_per = LOG2_N - log2_radix<R>;
   if constexpr (std::is_same<Load, SharedLoad>::value) {
     const float2* row = load.buf + c * load.stride;
     const int sj = fft_slot(j);
@@ -255,7 +259,7 @@ BSIM_UNROLL
 // ... and its results stored: value r to index d + r ns, d = (j - k) R + k, k = j mod ns.
 template <int R, int LOG2_NS, typename Store>
 __device__ __forceinline__ void fixed_butterfly_store(Store store, int c, int j, const float2* v) {
-  constexpr int log2_r = R == 16 ? 4 : R == 8 ? 3 : R == 4 ? 2 : 1;
+  constexpr int log2_r = log2_radix<R>;
   const int k = j & ((1 << LOG2_NS) - 1), d = ((j - k) << log2_r) + k;  // d's bits and r << LOG2_NS's are disjoint
   if constexpr (std::is_same<Store, SharedStore>::value) {
     float2* row = store.buf + c * store.stride;
@@ -274,7 +278,7 @@ BSIM_UNROLL
 template <int R, int LOG2_N, int LOG2_NS, typename Load, typename Store, typename Items = AllItems>
 __device__ __forceinline__ void fft_pass_fixed(Load load, Store store, const float2* tw, int count, bool conj_in,
                                                bool conj_out, Items items = {}) {
-  constexpr int log2_r = R == 16 ? 4 : R == 8 ? 3 : R == 4 ? 2 : 1;
+  constexpr int log2_r = log2_radix<R>;
   constexpr int log2_per = LOG2_N - log2_r, per = 1 << log2_per;
   const PassTwiddles ptw = pass_twiddles(tw, LOG2_N, LOG2_NS);  // constant offsets
   constexpr bool all = std::is_same<Items, AllItems>::value;
@@ -327,7 +331,7 @@ __host__ __device__ constexpr int fft_in_place_threads(int count) {
 template <int R, int LOG2_N, int LOG2_NS, bool Sync, typename Load, typename Store>
 __device__ __forceinline__ void fft_pass_in_place(Load load, Store store, const float2* tw, int count, bool conj_in,
                                                   bool conj_out) {
-  constexpr int log2_per = LOG2_N - (R == 16 ? 4 : R == 8 ? 3 : R == 4 ? 2 : 1);
+  constexpr int log2_per = LOG2_N - log2_radix<R>;
   const int item = threadIdx.x, c = item >> log2_per, j = item & ((1 << log2_per) - 1);
   const bool active = item < (count << log2_per);
   float2 v[R];
@@ -437,24 +441,18 @@ __device__ inline float2* smem_fft(float2* a, float2* b, const float2* tw, int l
 }
 
 // A block's shared-memory workspace for `count` transforms of n points: the two buffers the passes ping-pong
-// between and the twiddle table, copied in from global memory (visible after smem_fft*'s opening barrier).
+// between (or, buffers = 1, the one of smem_fft_in_place: b = a) and the twiddle table, copied in from global
+// memory (visible after smem_fft*'s opening barrier).
 struct FftWorkspace {
   float2 *a, *b, *tw;
 };
-inline int fft_workspace_bytes(int n, int count) {
-  return int(sizeof(float2)) * (2 * count * fft_stride(n) + fft_twiddle_count(n));
+inline int fft_workspace_bytes(int n, int count, int buffers = 2) {
+  return int(sizeof(float2)) * (buffers * count * fft_stride(n) + fft_twiddle_count(n));
 }
-__device__ inline FftWorkspace fft_workspace(float2* shared, int n, int count, const float2* twiddle) {
-  FftWorkspace w{shared, shared + count * fft_stride(n), shared + 2 * count * fft_stride(n)};
-  for (int i = threadIdx.x; i < fft_twiddle_count(n); i += blockDim.x) w.tw[i] = twiddle[i];
-  return w;
-}
-// The workspace of smem_fft_in_place: one buffer (a; b = a) and the twiddles.
-inline int fft_workspace_in_place_bytes(int n, int count) {
-  return int(sizeof(float2)) * (count * fft_stride(n) + fft_twiddle_count(n));
-}
-__device__ inline FftWorkspace fft_workspace_in_place(float2* shared, int n, int count, const float2* twiddle) {
-  FftWorkspace w{shared, shared, shared + count * fft_stride(n)};
+__device__ inline FftWorkspace fft_workspace(float2* shared, int n, int count, const float2* twiddle,
+                                             int buffers = 2) {
+  float2* b = shared + (buffers - 1) * count * fft_stride(n);
+  FftWorkspace w{shared, b, b + count * fft_stride(n)};
   for (int i = threadIdx.x; i < fft_twiddle_count(n); i += blockDim.x) w.tw[i] = twiddle[i];
   return w;
 }
