@@ -54,9 +54,12 @@
 #define __restrict__
 #define __shared__ static  // blocks run one at a time: one copy serves every block in turn
 
-struct float2 {
+// CUDA's float2 is 8-byte aligned (a float2 access to an address that is not faults on the device with
+// "misaligned address"); the same here, so that the sanitized build's alignment check sees what the device would.
+struct alignas(8) float2 {
   float x, y;
 };
+static_assert(sizeof(float2) == 8 && alignof(float2) == 8, "float2 as CUDA lays it out");
 inline float2 make_float2(float x, float y) { return {x, y}; }
 struct EmuDim3 {
   unsigned x = 0, y = 0, z = 0;
