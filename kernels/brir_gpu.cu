@@ -82,7 +82,7 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
   size_t at = 0;
   for (int i = 0; i < m.n_grids; ++i) {
     const HrirGrid& g = *grids[size_t(i)];
-    BSIM_CUDA_TRY(cudaMemcpy(m.ir.get() + at, g.ir.data(), g.ir.size() * sizeof(float), cudaMemcpyHostToDevice));
+    upload_and_wait(m.ir.get() + at, g.ir.data(), g.ir.size());
     m.grids.g[i] = {m.ir.get() + at, g.n_taps, g.n_az, g.n_el, g.az_step_deg, g.el_step_deg};
     at += g.ir.size();
   }

@@ -31,11 +31,21 @@ class DeviceBuffer {
   size_t n_ = 0;
 };
 
-// A device copy of a host vector (set-up code: synchronous).
+// Copies n values from pageable host memory to the device and waits until they are there (set-up code). A
+// cudaMemcpy alone does not: from pageable memory it returns once the bytes are staged, possibly before they
+// land, and the legacy default stream it uses does not order the non-blocking streams that read them.
+template <typename T>
+void upload_and_wait(T* device, const T* host, size_t n) {
+  if (n == 0) return;
+  BSIM_CUDA_TRY(cudaMemcpy(device, host, n * sizeof(T), cudaMemcpyHostToDevice));
+  BSIM_CUDA_TRY(cudaStreamSynchronize(nullptr));
+}
+
+// A device copy of a host vector, there when this returns (set-up code).
 template <typename T>
 DeviceBuffer<T> to_device(const std::vector<T>& host) {
   DeviceBuffer<T> d(host.size());
-  if (!host.empty()) BSIM_CUDA_TRY(cudaMemcpy(d.get(), host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+  upload_and_wait(d.get(), host.data(), host.size());
   return d;
 }
 

@@ -157,12 +157,15 @@ void DevicePipeline::Impl::upload_corpus(const std::set<int>& keys) {
     if (need > arena.size())
       throw InputError("one batch needs " + std::to_string(need * 4 / (1024 * 1024)) +
                        " MB of dry audio on the device, more than speech.cache_mb: raise speech.cache_mb");
-    BSIM_CUDA_TRY(cudaStreamSynchronize(stream.get()));  // the device is done with the arena's old contents
-    arena_index.clear();
+    arena_index.clear();  // the batches that read the old contents come before the copies below in stream order
     arena_used = 0;
   }
+  // On the stream that reads the arena: a cudaMemcpy would go to the legacy default stream, which the pipeline's
+  // non-blocking stream does not wait for, and might land after the gather read it (from pageable memory the
+  // bytes are taken at the call, so the host's copy may go at once).
   for (auto& [key, x] : missing) {
-    BSIM_CUDA_TRY(cudaMemcpy(arena.get() + arena_used, x->data(), x->size() * sizeof(float), cudaMemcpyHostToDevice));
+    BSIM_CUDA_TRY(cudaMemcpyAsync(arena.get() + arena_used, x->data(), x->size() * sizeof(float),
+                                  cudaMemcpyHostToDevice, stream.get()));
     arena_index[key] = arena_used;
     arena_used += x->size();
   }
@@ -240,8 +243,10 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   m.c2r = std::make_unique<FftPlan>(m.N, CUFFT_C2R, m.chunk, m.nb, m.N);
   BSIM_CUFFT_TRY(cufftSetStream(m.r2c->get(), m.stream.get()));
   BSIM_CUFFT_TRY(cufftSetStream(m.c2r->get(), m.stream.get()));
-  BSIM_CUDA_TRY(cudaMemset(m.inputs.get(), 0, m.inputs.size() * sizeof(float)));
-  BSIM_CUDA_TRY(cudaMemset(m.filters.get(), 0, m.filters.size() * sizeof(float)));
+  // Set-up memsets on the pipeline's stream: a cudaMemset goes to the legacy default stream, which the
+  // non-blocking stream that reads these buffers does not wait for.
+  BSIM_CUDA_TRY(cudaMemsetAsync(m.inputs.get(), 0, m.inputs.size() * sizeof(float), m.stream.get()));
+  BSIM_CUDA_TRY(cudaMemsetAsync(m.filters.get(), 0, m.filters.size() * sizeof(float), m.stream.get()));
 
   // Synthetic noise: ns-point spectra per example and ear, shaped as sim/brir.cpp's diffuse_noise.
   m.ns = good_fft_size(m.T);
@@ -256,7 +261,7 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
   m.syn = DeviceBuffer<float>(size_t(max_batch) * 2 * m.ns);
   m.syn_c2r = std::make_unique<FftPlan>(m.ns, CUFFT_C2R, max_batch * 2, m.nbs, m.ns);
   BSIM_CUFFT_TRY(cufftSetStream(m.syn_c2r->get(), m.stream.get()));
-  BSIM_CUDA_TRY(cudaMemset(m.syn_spec.get(), 0, m.syn_spec.size() * sizeof(cufftComplex)));
+  BSIM_CUDA_TRY(cudaMemsetAsync(m.syn_spec.get(), 0, m.syn_spec.size() * sizeof(cufftComplex), m.stream.get()));
 
   m.noise_raw = DeviceBuffer<float>(size_t(max_batch) * 2 * m.T);
   m.emitter_energy = DeviceBuffer<double>(size_t(m.E_max) * mix_chunks(m.T));
@@ -283,7 +288,7 @@ DevicePipeline::DevicePipeline(const Renderer& renderer, int max_batch, int n_sl
     s.clean = DeviceBuffer<float>(audio), s.reverberant = DeviceBuffer<float>(audio);
     s.noise = DeviceBuffer<float>(audio), s.augmented = DeviceBuffer<float>(audio);
     s.teacher = DeviceBuffer<float>(feats);
-    BSIM_CUDA_TRY(cudaMemset(s.clean.get(), 0, audio * sizeof(float)));
+    BSIM_CUDA_TRY(cudaMemsetAsync(s.clean.get(), 0, audio * sizeof(float), m.stream.get()));
     if (half_outputs) {
       s.clean_half = DeviceBuffer<__half>(audio), s.augmented_half = DeviceBuffer<__half>(audio);
       s.host_clean_half = PinnedBuffer<uint16_t>(audio), s.host_aug_half = PinnedBuffer<uint16_t>(audio);
