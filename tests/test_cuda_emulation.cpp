@@ -4,8 +4,10 @@
 // Each test here fails if the emulation stops checking (or stops computing) what it claims.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <complex>
 #include <cstring>
 #include <string>
@@ -70,6 +72,13 @@ __global__ void read_pairs(const float* x, int offset, float* out) {
   out[threadIdx.x] = v.x + v.y;
 }
 
+__global__ void fill(float* x, int n, float v) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) x[i] = v;
+}
+__global__ void add_one(const float* x, float* y, int n) {
+  for (int i = threadIdx.x; i < n; i += blockDim.x) y[i] = x[i] + 1.0f;
+}
+
 __global__ void index_grid(int* out) {
   const int i = (blockIdx.y * gridDim.x + blockIdx.x) * blockDim.x * blockDim.y + threadIdx.y * blockDim.x + threadIdx.x;
   out[i] = i;
@@ -118,14 +127,17 @@ TEST(EmulatedCuda, EveryThreadOfEveryBlockRunsWithItsIndices) {
 
 TEST(EmulatedCuda, ABarrierSomeThreadsNeverReachIsAFault) {
   float* d = device_alloc<float>(64);
+  // A launch runs when its stream is synchronised (kernels/emulated_runtime/cuda_runtime.h): the fault shows there.
   try {
     BSIM_LAUNCH(early_return_before_barrier, 1, 64, 0, nullptr)(d, 40);
+    cudaStreamSynchronize(nullptr);
     FAIL() << "threads that returned before a barrier went unnoticed";
   } catch (const bsim::emu::KernelFault& e) {
     EXPECT_NE(std::string(e.what()).find("40 of 64 threads"), std::string::npos) << e.what();
   }
   try {
     BSIM_LAUNCH(barrier_in_branch, 1, 32, 0, nullptr)(d);
+    cudaStreamSynchronize(nullptr);
     FAIL() << "a barrier in a branch went unnoticed";
   } catch (const bsim::emu::KernelFault& e) {
     EXPECT_NE(std::string(e.what()).find("barrier_in_branch"), std::string::npos) << e.what();
@@ -183,6 +195,159 @@ TEST(EmulatedCuda, LaunchShapesTheDeviceRefusesAreRefused) {
   cudaFree(d);
 }
 
+// Streams (BSIM_EMULATION_STREAMS=deferred, the default): work waits in its stream until the host forces it, so
+// host code that reads before synchronising, or two streams ordered by luck, read old memory every time.
+namespace {
+bool streams_deferred() {
+  const char* v = std::getenv("BSIM_EMULATION_STREAMS");
+  return !v || std::string(v) == "deferred";
+}
+struct TestStream {
+  cudaStream_t s = nullptr;
+  explicit TestStream(unsigned flags = cudaStreamNonBlocking) { cudaStreamCreateWithFlags(&s, flags); }
+  ~TestStream() { cudaStreamDestroy(s); }
+};
+std::vector<float> read_back(const float* d, int n) {
+  std::vector<float> h(size_t(n), 0.0f);
+  EXPECT_EQ(cudaMemcpy(h.data(), d, size_t(n) * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  return h;
+}
+}  // namespace
+
+TEST(EmulatedCudaStreams, AResultReadBeforeItsStreamIsSynchronisedIsNotThereYet) {
+  if (!streams_deferred()) GTEST_SKIP() << "BSIM_EMULATION_STREAMS=immediate";
+  const int n = 64;
+  float* d = device_alloc<float>(n);
+  TestStream a;
+  BSIM_LAUNCH(fill, 1, 32, 0, a.s)(d, n, 3.0f);
+  // cudaMemcpy is on the legacy default stream, which does not wait for a non-blocking stream.
+  EXPECT_TRUE(std::isnan(read_back(d, n)[0])) << "the kernel ran before its stream was synchronised";
+  ASSERT_EQ(cudaStreamSynchronize(a.s), cudaSuccess);
+  EXPECT_EQ(read_back(d, n), std::vector<float>(n, 3.0f));
+  cudaFree(d);
+}
+
+TEST(EmulatedCudaStreams, AStreamWaitsForAnEventAsRecordedWhenItWaits) {
+  if (!streams_deferred()) GTEST_SKIP() << "BSIM_EMULATION_STREAMS=immediate";
+  const int n = 64;
+  float* x = device_alloc<float>(n);
+  float* y = device_alloc<float>(n);
+  TestStream a, b;
+  cudaEvent_t e = nullptr;
+  ASSERT_EQ(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), cudaSuccess);
+  // Without a wait, b's kernel reads x before a's fills it.
+  BSIM_LAUNCH(fill, 1, 32, 0, a.s)(x, n, 1.0f);
+  BSIM_LAUNCH(add_one, 1, 32, 0, b.s)(x, y, n);
+  ASSERT_EQ(cudaStreamSynchronize(b.s), cudaSuccess);
+  EXPECT_TRUE(std::isnan(read_back(y, n)[0]));
+  ASSERT_EQ(cudaStreamSynchronize(a.s), cudaSuccess);
+  // With it, synchronising b alone runs a's work up to the record.
+  BSIM_LAUNCH(fill, 1, 32, 0, a.s)(x, n, 5.0f);
+  ASSERT_EQ(cudaEventRecord(e, a.s), cudaSuccess);
+  ASSERT_EQ(cudaStreamWaitEvent(b.s, e, 0), cudaSuccess);
+  BSIM_LAUNCH(fill, 1, 32, 0, a.s)(x, n, 7.0f);  // after the record: not waited for
+  ASSERT_EQ(cudaEventRecord(e, a.s), cudaSuccess);  // a later record does not move the wait
+  BSIM_LAUNCH(add_one, 1, 32, 0, b.s)(x, y, n);
+  ASSERT_EQ(cudaStreamSynchronize(b.s), cudaSuccess);
+  EXPECT_EQ(read_back(y, n), std::vector<float>(n, 6.0f));
+  ASSERT_EQ(cudaEventSynchronize(e), cudaSuccess);  // the second record: a's last fill has run
+  EXPECT_EQ(read_back(x, n), std::vector<float>(n, 7.0f));
+  cudaEventDestroy(e);
+  cudaFree(x), cudaFree(y);
+}
+
+// cudaMemset and a cudaMemcpy from pageable memory to the device return before they are done and go to the
+// legacy default stream: a blocking stream's later work sees them, a non-blocking stream's need not.
+TEST(EmulatedCudaStreams, SynchronousLookingMemsetAndUploadOrderOnlyTheBlockingStreams) {
+  if (!streams_deferred()) GTEST_SKIP() << "BSIM_EMULATION_STREAMS=immediate";
+  const int n = 64;
+  float* x = device_alloc<float>(n);
+  float* y = device_alloc<float>(n);
+  TestStream nonblocking, blocking(0);
+  const std::vector<float> ones(n, 1.0f);
+  for (cudaStream_t s : {nonblocking.s, blocking.s}) {
+    ASSERT_EQ(cudaMemset(x, 0, n * 4), cudaSuccess);
+    ASSERT_EQ(cudaMemcpy(y, ones.data(), n * 4, cudaMemcpyHostToDevice), cudaSuccess);
+    BSIM_LAUNCH(add_one, 1, 32, 0, s)(x, x, n);
+    BSIM_LAUNCH(add_one, 1, 32, 0, s)(y, y, n);
+    ASSERT_EQ(cudaStreamSynchronize(s), cudaSuccess);
+    const std::vector<float> gx = read_back(x, n), gy = read_back(y, n);  // these run the legacy stream's work
+    if (s == blocking.s) {
+      EXPECT_EQ(gx, std::vector<float>(n, 1.0f));
+      EXPECT_EQ(gy, std::vector<float>(n, 2.0f));
+    } else {  // the kernels read the memory as it was; the memset and the upload landed afterwards
+      EXPECT_EQ(gx, std::vector<float>(n, 0.0f));
+      EXPECT_EQ(gy, std::vector<float>(n, 1.0f));
+    }
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+  }
+  cudaFree(x), cudaFree(y);
+}
+
+// cudaMemcpyAsync from pageable memory takes the bytes at the call; from pinned memory, when the copy runs:
+// a host that refills a pinned staging buffer before the copy is done sends the new contents.
+TEST(EmulatedCudaStreams, APinnedBufferIsReadWhenTheCopyRunsAPageableOneAtTheCall) {
+  if (!streams_deferred()) GTEST_SKIP() << "BSIM_EMULATION_STREAMS=immediate";
+  const int n = 16;
+  float* d = device_alloc<float>(2 * n);
+  TestStream a;
+  std::vector<float> pageable(n, 1.0f);
+  float* pinned = nullptr;
+  ASSERT_EQ(cudaMallocHost(reinterpret_cast<void**>(&pinned), n * 4), cudaSuccess);
+  std::fill(pinned, pinned + n, 1.0f);
+  ASSERT_EQ(cudaMemcpyAsync(d, pageable.data(), n * 4, cudaMemcpyHostToDevice, a.s), cudaSuccess);
+  ASSERT_EQ(cudaMemcpyAsync(d + n, pinned, n * 4, cudaMemcpyHostToDevice, a.s), cudaSuccess);
+  std::fill(pageable.begin(), pageable.end(), 2.0f);
+  std::fill(pinned, pinned + n, 2.0f);
+  ASSERT_EQ(cudaStreamSynchronize(a.s), cudaSuccess);
+  const std::vector<float> got = read_back(d, 2 * n);
+  EXPECT_EQ(got[0], 1.0f);
+  EXPECT_EQ(got[n], 2.0f);
+  // A copy to pageable memory returns once done (its stream's earlier work included); to pinned memory, not.
+  BSIM_LAUNCH(fill, 1, 32, 0, a.s)(d, n, 9.0f);
+  ASSERT_EQ(cudaMemcpyAsync(pageable.data(), d, n * 4, cudaMemcpyDeviceToHost, a.s), cudaSuccess);
+  EXPECT_EQ(pageable[0], 9.0f);
+  BSIM_LAUNCH(fill, 1, 32, 0, a.s)(d, n, 4.0f);
+  ASSERT_EQ(cudaMemcpyAsync(pinned, d, n * 4, cudaMemcpyDeviceToHost, a.s), cudaSuccess);
+  EXPECT_EQ(pinned[0], 2.0f);
+  ASSERT_EQ(cudaStreamSynchronize(a.s), cudaSuccess);
+  EXPECT_EQ(pinned[0], 4.0f);
+  cudaFreeHost(pinned);
+  cudaFree(d);
+}
+
+TEST(EmulatedCudaStreams, ElapsedTimeBeforeTheRecordsRanIsNotReady) {
+  if (!streams_deferred()) GTEST_SKIP() << "BSIM_EMULATION_STREAMS=immediate";
+  TestStream a;
+  cudaEvent_t e0 = nullptr, e1 = nullptr;
+  ASSERT_EQ(cudaEventCreateWithFlags(&e0, cudaEventDefault), cudaSuccess);
+  ASSERT_EQ(cudaEventCreateWithFlags(&e1, cudaEventDefault), cudaSuccess);
+  ASSERT_EQ(cudaEventRecord(e0, a.s), cudaSuccess);
+  ASSERT_EQ(cudaEventRecord(e1, a.s), cudaSuccess);
+  float ms = -1;
+  EXPECT_EQ(cudaEventElapsedTime(&ms, e0, e1), cudaErrorNotReady);
+  cudaGetLastError();
+  ASSERT_EQ(cudaEventSynchronize(e1), cudaSuccess);
+  EXPECT_EQ(cudaEventElapsedTime(&ms, e0, e1), cudaSuccess);
+  EXPECT_GE(ms, 0.0f);
+  cudaEventDestroy(e0), cudaEventDestroy(e1);
+}
+
+// A fault in queued work reaches the call that ran it; the stream's later work is dropped, as a fault ends
+// the device's context.
+TEST(EmulatedCudaStreams, AFaultInQueuedWorkReachesTheSynchronisingCall) {
+  if (!streams_deferred()) GTEST_SKIP() << "BSIM_EMULATION_STREAMS=immediate";
+  const int n = 64;
+  float* d = device_alloc<float>(n);
+  TestStream a;
+  BSIM_LAUNCH(early_return_before_barrier, 1, 64, 0, a.s)(d, 40);  // queued, not run: no error yet
+  BSIM_LAUNCH(fill, 1, 32, 0, a.s)(d, n, 8.0f);
+  EXPECT_THROW(cudaStreamSynchronize(a.s), bsim::emu::KernelFault);
+  ASSERT_EQ(cudaStreamSynchronize(a.s), cudaSuccess);
+  EXPECT_NE(read_back(d, n)[63], 8.0f) << "the work after the fault ran";
+  cudaFree(d);
+}
+
 // The device refuses a float2 access at an address that is not a multiple of 8 ("misaligned address"); x86 does
 // not. The sanitized build (bsim_kernels_emulated_asan) stops there, as the device would.
 TEST(EmulatedCuda, AMisalignedFloat2AccessStopsTheSanitizedBuild) {
@@ -190,6 +355,7 @@ TEST(EmulatedCuda, AMisalignedFloat2AccessStopsTheSanitizedBuild) {
   ASSERT_EQ(cudaMemset(d, 0, 64 * 4), cudaSuccess);
   const auto run = [&](int offset) {
     BSIM_LAUNCH(read_pairs, 1, 8, 0, nullptr)(d, offset, d + 32);
+    cudaStreamSynchronize(nullptr);
     return cudaGetLastError();
   };
   EXPECT_EQ(run(2), cudaSuccess);

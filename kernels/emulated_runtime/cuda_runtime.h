@@ -11,12 +11,27 @@
 // allocations and each block's shared memory hold 0xFF bytes: NaN as floats). A device's memory size is
 // emulated too (BSIM_EMULATED_DEVICE_GIB, default 16), so out-of-memory paths run.
 //
-// What it does not model: concurrency between streams (every call completes before it returns, which is one
-// valid order of the stream semantics; an ordering bug between two streams goes unseen), races between
-// threads, registers and occupancy, and the device's float rounding (FMA contraction, fast intrinsics).
+// Streams and events are modelled (BSIM_EMULATION_STREAMS=deferred, the default): every asynchronous call —
+// kernel launch, copy or memset on a stream, cuFFT execution, event record, wait on an event — joins its
+// stream's queue and runs only when the host forces it (cudaStreamSynchronize, cudaEventSynchronize,
+// cudaDeviceSynchronize, a copy to host memory that the API makes synchronous, cudaFree, cudaFreeHost,
+// cufftDestroy, a wait of another stream that runs), as late as the API allows. The legacy default stream (0) is one more stream, ordered against the blocking ones and not the
+// non-blocking ones (cudaStreamNonBlocking), and cudaMemset and a host-to-device cudaMemcpy from pageable
+// memory go to it without waiting, as on the device. So host code that reads results before synchronising, or
+// that orders two streams' work by hoping, sees old memory (NaN where nothing was written) in every run, where
+// a device would show it only now and then. BSIM_EMULATION_STREAMS=immediate runs each call before it returns
+// (one valid order too; the emulation's behaviour before 2026-11-27).
+//
+// What it does not model: races between threads (compute-sanitizer's racecheck; kernels/emulation.h runs the
+// threads in both orders), registers and occupancy, and the device's float rounding (FMA contraction, fast
+// intrinsics).
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <tuple>
+#include <type_traits>
+#include <utility>
 
 #include "kernels/emulation.h"
 
@@ -30,6 +45,7 @@ enum cudaError_t {
   cudaErrorNoDevice = 100,
   cudaErrorInvalidResourceHandle = 400,
   cudaErrorNotReady = 600,
+  cudaErrorLaunchFailure = 719,
 };
 using cudaError = cudaError_t;
 typedef struct CUstream_st* cudaStream_t;
@@ -78,6 +94,7 @@ cudaError_t cudaMemset2DAsync(void* p, size_t pitch, int value, size_t width, si
 cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags);
 cudaError_t cudaStreamDestroy(cudaStream_t s);
 cudaError_t cudaStreamSynchronize(cudaStream_t s);
+cudaError_t cudaDeviceSynchronize();
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned flags = 0);
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags);
 cudaError_t cudaEventDestroy(cudaEvent_t e);
@@ -95,18 +112,29 @@ namespace bsim::emu {
 // false, with the error left for cudaGetLastError, where the device would refuse the launch.
 bool launch_allowed(const void* kernel, const char* name, dim3 grid, dim3 block, size_t shared_bytes);
 
-// What BSIM_LAUNCH(kernel, grid, block, shared, stream)(args...) becomes: a checked launch of every block.
+// Puts `op` at the end of stream s's queue (0: the legacy default stream); it runs when the host forces the
+// stream that far (see the top of this file), or now with BSIM_EMULATION_STREAMS=immediate.
+void enqueue(cudaStream_t s, std::function<void()> op);
+
+// What BSIM_LAUNCH(kernel, grid, block, shared, stream)(args...) becomes: a checked launch of every block,
+// queued on its stream. The arguments are converted to the kernel's parameters at the launch, as the device
+// copies them then: a host variable changed afterwards does not reach the kernel.
 template <typename Kernel>
-struct Launch {
-  Kernel kernel;
+struct Launch;
+template <typename... Params>
+struct Launch<void (*)(Params...)> {
+  void (*kernel)(Params...);
   dim3 grid, block;
   size_t shared_bytes;
-  cudaStream_t stream;  // every call completes in order: the stream only has to be valid
+  cudaStream_t stream;
   const char* name;
   template <typename... Args>
   void operator()(Args&&... args) const {
-    if (launch_allowed(reinterpret_cast<const void*>(kernel), name, grid, block, shared_bytes))
-      launch_blocks(grid, block, shared_bytes, kernel, name, std::forward<Args>(args)...);
+    if (!launch_allowed(reinterpret_cast<const void*>(kernel), name, grid, block, shared_bytes)) return;
+    enqueue(stream, [k = kernel, g = grid, b = block, sh = shared_bytes, n = name,
+                     params = std::tuple<std::decay_t<Params>...>(std::forward<Args>(args)...)] {
+      std::apply([&](const auto&... p) { launch_blocks(g, b, sh, k, n, p...); }, params);
+    });
   }
 };
 }  // namespace bsim::emu

@@ -6,12 +6,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "kernels/emulated_runtime/cuda_runtime.h"
 #include "kernels/emulated_runtime/cufft.h"
@@ -87,6 +90,74 @@ std::string describe(const void* p, size_t bytes) {
   return s;
 }
 
+// Streams: a queue of operations each, run in order as late as the host lets them (cuda_runtime.h). Every
+// queue and the running of it are under the launch lock (recursive: an operation that waits for another
+// stream runs that stream's queue from inside its own).
+bool deferred() {
+  static const bool d = [] {
+    const char* v = std::getenv("BSIM_EMULATION_STREAMS");
+    const std::string s = v ? v : "deferred";
+    if (s != "deferred" && s != "immediate")
+      throw std::invalid_argument("BSIM_EMULATION_STREAMS='" + s + "': use deferred or immediate (or leave it unset)");
+    return s == "deferred";
+  }();
+  return d;
+}
+
+}  // namespace
+
+struct CUstream_st {
+  bool blocking = true;  // ordered against the legacy default stream (cudaStreamNonBlocking: not)
+  struct Op {
+    uint64_t id;
+    std::function<void()> run;
+  };
+  std::deque<Op> queue;
+  uint64_t next_id = 1;  // ids count up from 1 per stream
+  uint64_t done = 0;     // every op up to this id has run (or was dropped after a failure)
+};
+
+namespace {
+
+CUstream_st g_legacy;               // stream 0
+std::set<CUstream_st*> g_blocking;  // the other streams made without cudaStreamNonBlocking
+std::set<CUstream_st*> g_streams;   // every live stream but the legacy one
+// Destroyed streams stay allocated (empty): a wait queued elsewhere, or an event, may still name one.
+std::vector<std::unique_ptr<CUstream_st>> g_destroyed;
+
+CUstream_st* stream_of(cudaStream_t s) { return s ? s : &g_legacy; }
+std::recursive_mutex& stream_mutex() { return bsim::emu::launch_mutex(); }
+
+// Runs stream q's operations up to id `upto`. An operation that throws (a kernel fault) drops the rest of its
+// stream's queue, as a fault ends a device's context, and the exception reaches the call that forced it.
+void run_until(CUstream_st* q, uint64_t upto) {
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex());
+  while (q->done < upto && !q->queue.empty()) {
+    CUstream_st::Op op = std::move(q->queue.front());
+    q->queue.pop_front();
+    q->done = op.id;
+    try {
+      op.run();
+    } catch (...) {
+      q->queue.clear();
+      q->done = q->next_id - 1;
+      throw;
+    }
+  }
+}
+void run_all(CUstream_st* q) { run_until(q, q->next_id - 1); }
+void run_every_stream() {
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex());
+  run_all(&g_legacy);
+  for (CUstream_st* q : std::set<CUstream_st*>(g_streams)) run_all(q);
+}
+// The last id queued on q so far: what a wait recorded now must see done.
+uint64_t position(CUstream_st* q) { return q->next_id - 1; }
+
+// For the calls that return no error of an operation that fails (cudaFree, destroying a stream or event): the
+// operation's exception becomes the last error and is said on stderr, where the device would make it sticky.
+cudaError_t run_or_report(const std::function<void()>& f, const char* call);
+
 // cudaFree (device) and cudaFreeHost (pinned): the pointer must start an allocation of that kind.
 cudaError_t release(void* p, bool device, const char* call) {
   if (!p) return cudaSuccess;
@@ -127,8 +198,14 @@ cudaError_t check_copy(void* dst, size_t dst_extent, const void* src, size_t src
   return check_side(src, src_extent, src_dev, "source", call);
 }
 
-struct EventRecord {
-  bool timing = true, recorded = false;
+// An event: its last record's place in a stream, and the time that record ran. Each record's operation holds
+// the state (a record still queued when the event is destroyed runs harmlessly).
+struct EventState {
+  bool timing = true;
+  CUstream_st* stream = nullptr;  // of the last record; null: never recorded
+  uint64_t id = 0;                // that record's place in the stream
+  uint64_t records = 0;           // records so far; an operation stamps the time only if it is still the last
+  bool stamped = false;
   std::chrono::steady_clock::time_point at;
 };
 
@@ -136,7 +213,8 @@ struct EventRecord {
 // the rows start wherever the caller's offsets put them).
 struct FftPlan {
   int n = 0, batch = 0, idist = 0, odist = 0;
-  bool basic = false;  // no embeddings given: cuFFT's basic layout, whatever the distances say
+  bool basic = false;             // no embeddings given: cuFFT's basic layout, whatever the distances say
+  cudaStream_t stream = nullptr;  // cufftSetStream's: executions join its queue
   cufftType type = CUFFT_R2C;
   fftwf_plan out_of_place = nullptr, in_place = nullptr;
   ~FftPlan() {
@@ -174,6 +252,7 @@ cufftResult exec(cufftHandle h, void* in, void* out, cufftType type) {
                    starts_in_device_memory(ptr) ? "runs past the end of its device allocation" : "is not device memory");
       return CUFFT_EXEC_FAILED;
     }
+  // Planned now (FFTW_ESTIMATE leaves the arrays alone), executed in stream order.
   fftwf_plan& plan = same ? p->in_place : p->out_of_place;
   if (!plan) {
     std::lock_guard<std::mutex> lock(bsim::fftw_planner_mutex());
@@ -185,14 +264,54 @@ cufftResult exec(cufftHandle h, void* in, void* out, cufftType type) {
                                          static_cast<float*>(out), nullptr, 1, odist, flags);
     if (!plan) return CUFFT_SETUP_FAILED;
   }
-  if (r2c)
-    fftwf_execute_dft_r2c(plan, static_cast<float*>(in), static_cast<fftwf_complex*>(out));
-  else
-    fftwf_execute_dft_c2r(plan, static_cast<fftwf_complex*>(in), static_cast<float*>(out));
+  bsim::emu::enqueue(p->stream, [plan, r2c, in, out] {
+    if (r2c)
+      fftwf_execute_dft_r2c(plan, static_cast<float*>(in), static_cast<fftwf_complex*>(out));
+    else
+      fftwf_execute_dft_c2r(plan, static_cast<fftwf_complex*>(in), static_cast<float*>(out));
+  });
   return CUFFT_SUCCESS;
 }
 
+cudaError_t run_or_report(const std::function<void()>& f, const char* call) {
+  try {
+    f();
+    return cudaSuccess;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "emulated device: %s: an earlier asynchronous operation failed: %s\n", call, e.what());
+    return fail(cudaErrorLaunchFailure, std::string(call) + ": " + e.what());
+  }
+}
+
 }  // namespace
+
+struct CUevent_st {
+  std::shared_ptr<EventState> state = std::make_shared<EventState>();
+};
+
+namespace bsim::emu {
+void enqueue(cudaStream_t s, std::function<void()> op) {
+  if (!deferred()) {
+    op();
+    return;
+  }
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex());
+  CUstream_st* q = stream_of(s);
+  // The legacy stream's order against the blocking streams, both ways: what is queued there now goes first.
+  std::vector<std::pair<CUstream_st*, uint64_t>> before;
+  if (q == &g_legacy) {
+    for (CUstream_st* b : g_blocking) before.emplace_back(b, position(b));
+  } else if (q->blocking) {
+    before.emplace_back(&g_legacy, position(&g_legacy));
+  }
+  if (!before.empty())
+    op = [before = std::move(before), f = std::move(op)] {
+      for (auto [other, upto] : before) run_until(other, upto);
+      f();
+    };
+  q->queue.push_back({q->next_id++, std::move(op)});
+}
+}  // namespace bsim::emu
 
 const char* cudaGetErrorString(cudaError_t e) {
   static thread_local std::string s;
@@ -207,6 +326,7 @@ const char* cudaGetErrorString(cudaError_t e) {
     case cudaErrorNoDevice: name = "no CUDA-capable device is detected"; break;
     case cudaErrorInvalidResourceHandle: name = "invalid resource handle"; break;
     case cudaErrorNotReady: name = "device not ready"; break;
+    case cudaErrorLaunchFailure: name = "unspecified launch failure"; break;
   }
   s = name;
   if (e != cudaSuccess && !last_detail.empty()) s += " (emulated device: " + last_detail + ")";
@@ -278,7 +398,12 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
   return cudaSuccess;
 }
 
-cudaError_t cudaFree(void* p) { return release(p, true, "cudaFree"); }
+// cudaFree and cudaFreeHost wait for the device to finish all work, as on the device: an operation still
+// queued may use the memory.
+cudaError_t cudaFree(void* p) {
+  if (cudaError_t e = run_or_report(run_every_stream, "cudaFree")) return e;
+  return release(p, true, "cudaFree");
+}
 
 cudaError_t cudaMallocHost(void** p, size_t bytes) {
   if (posix_memalign(p, 256, std::max<size_t>(bytes, 1)) != 0) *p = nullptr;
@@ -289,7 +414,10 @@ cudaError_t cudaMallocHost(void** p, size_t bytes) {
   return cudaSuccess;
 }
 
-cudaError_t cudaFreeHost(void* p) { return release(p, false, "cudaFreeHost"); }
+cudaError_t cudaFreeHost(void* p) {
+  if (cudaError_t e = run_or_report(run_every_stream, "cudaFreeHost")) return e;
+  return release(p, false, "cudaFreeHost");
+}
 
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   State& s = state();
@@ -298,81 +426,153 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
   return cudaSuccess;
 }
 
+namespace {
+bool is_pinned(const void* p, size_t bytes) {
+  const std::optional<Allocation> a = inside(p, bytes ? bytes : 1);
+  return a && !a->device;
+}
+// The host side of a copy of `kind` (null for device to device).
+const void* host_side(const void* dst, const void* src, cudaMemcpyKind kind) {
+  return kind == cudaMemcpyHostToDevice ? src : kind == cudaMemcpyDeviceToHost ? dst : nullptr;
+}
+
+// A copy of `rows` rows of `width` bytes, queued on stream s with the API's synchronisation for its kind and
+// host memory (CUDA runtime API, "API synchronization behavior"): from pageable host memory the bytes are
+// taken now (staged) and land later; to pageable host memory the call returns once the copy is done; pinned
+// memory is read and written when the copy runs; `sync` (cudaMemcpy) also returns only once a copy to or from
+// pinned memory is done.
+void queue_copy(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t rows,
+                cudaMemcpyKind kind, cudaStream_t s, bool sync) {
+  const void* host = host_side(dst, src, kind);
+  const bool pinned = host && is_pinned(host, 1);
+  if (kind == cudaMemcpyHostToDevice && !pinned) {  // staged now
+    std::vector<char> staged(width * rows);
+    for (size_t r = 0; r < rows; ++r) std::memcpy(staged.data() + r * width, static_cast<const char*>(src) + r * spitch, width);
+    bsim::emu::enqueue(s, [dst, dpitch, width, rows, staged = std::move(staged)] {
+      for (size_t r = 0; r < rows; ++r) std::memmove(static_cast<char*>(dst) + r * dpitch, staged.data() + r * width, width);
+    });
+  } else {
+    bsim::emu::enqueue(s, [=] {
+      for (size_t r = 0; r < rows; ++r)
+        std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+    });
+  }
+  if ((kind == cudaMemcpyDeviceToHost && (sync || !pinned)) || (sync && pinned)) run_all(stream_of(s));
+}
+}  // namespace
+
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
   if (cudaError_t e = check_copy(dst, bytes, src, bytes, kind, "cudaMemcpy")) return e;
-  if (bytes) std::memmove(dst, src, bytes);
+  if (bytes) queue_copy(dst, bytes, src, bytes, bytes, 1, kind, nullptr, true);
   return cudaSuccess;
 }
-cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t) {
-  return cudaMemcpy(dst, src, bytes, kind);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
+  if (cudaError_t e = check_copy(dst, bytes, src, bytes, kind, "cudaMemcpyAsync")) return e;
+  if (bytes) queue_copy(dst, bytes, src, bytes, bytes, 1, kind, s, false);
+  return cudaSuccess;
 }
 cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
-                              cudaMemcpyKind kind, cudaStream_t) {
+                              cudaMemcpyKind kind, cudaStream_t s) {
   if (height == 0 || width == 0) return cudaSuccess;
   if (width > dpitch || width > spitch)
     return fail(cudaErrorInvalidValue, "cudaMemcpy2DAsync: width " + std::to_string(width) + " exceeds a pitch");
   if (cudaError_t e = check_copy(dst, dpitch * (height - 1) + width, src, spitch * (height - 1) + width, kind,
                                  "cudaMemcpy2DAsync"))
     return e;
-  for (size_t r = 0; r < height; ++r)
-    std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+  queue_copy(dst, dpitch, src, spitch, width, height, kind, s, false);
   return cudaSuccess;
 }
 
-cudaError_t cudaMemset(void* p, int value, size_t bytes) {
-  if (cudaError_t e = check_side(p, bytes, true, "destination", "cudaMemset")) return e;
-  if (bytes) std::memset(p, value, bytes);
-  return cudaSuccess;
+// cudaMemset of device memory does not wait for it: it joins the legacy default stream.
+cudaError_t cudaMemset(void* p, int value, size_t bytes) { return cudaMemset2DAsync(p, bytes, value, bytes, 1, nullptr); }
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
+  return cudaMemset2DAsync(p, bytes, value, bytes, 1, s);
 }
-cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t) { return cudaMemset(p, value, bytes); }
-cudaError_t cudaMemset2DAsync(void* p, size_t pitch, int value, size_t width, size_t height, cudaStream_t) {
+cudaError_t cudaMemset2DAsync(void* p, size_t pitch, int value, size_t width, size_t height, cudaStream_t s) {
   if (height == 0 || width == 0) return cudaSuccess;
   if (width > pitch)
     return fail(cudaErrorInvalidValue, "cudaMemset2DAsync: width " + std::to_string(width) + " exceeds the pitch");
   if (cudaError_t e = check_side(p, pitch * (height - 1) + width, true, "destination", "cudaMemset2DAsync")) return e;
-  for (size_t r = 0; r < height; ++r) std::memset(static_cast<char*>(p) + r * pitch, value, width);
+  bsim::emu::enqueue(s, [=] {
+    for (size_t r = 0; r < height; ++r) std::memset(static_cast<char*>(p) + r * pitch, value, width);
+  });
   return cudaSuccess;
 }
 
-cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
-  *s = reinterpret_cast<cudaStream_t>(new char(0));
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags) {
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex());
+  auto* q = new CUstream_st;
+  q->blocking = !(flags & cudaStreamNonBlocking);
+  g_streams.insert(q);
+  if (q->blocking) g_blocking.insert(q);
+  *s = q;
   return cudaSuccess;
 }
+// The stream's queued work still runs (the device finishes it), then the stream is gone.
 cudaError_t cudaStreamDestroy(cudaStream_t s) {
-  delete reinterpret_cast<char*>(s);
+  if (!s) return fail(cudaErrorInvalidResourceHandle, "cudaStreamDestroy of the default stream");
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex());
+  const cudaError_t e = run_or_report([s] { run_all(s); }, "cudaStreamDestroy");
+  g_streams.erase(s), g_blocking.erase(s);
+  g_destroyed.emplace_back(s);
+  return e;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  run_all(stream_of(s));
   return cudaSuccess;
 }
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return cudaSuccess; }
-cudaError_t cudaStreamWaitEvent(cudaStream_t, cudaEvent_t e, unsigned) {
-  return e ? cudaSuccess : fail(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent on a null event");
+cudaError_t cudaDeviceSynchronize() {
+  run_every_stream();
+  return cudaSuccess;
+}
+// Stream s waits for the event's last record as it stands now (a later record does not move the wait).
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+  if (!e) return fail(cudaErrorInvalidResourceHandle, "cudaStreamWaitEvent on a null event");
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex());
+  const EventState& st = *e->state;
+  if (!st.stream) return cudaSuccess;  // never recorded: nothing to wait for
+  bsim::emu::enqueue(s, [q = st.stream, upto = st.id] { run_until(q, upto); });
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned flags) {
-  auto* r = new EventRecord;
-  r->timing = !(flags & cudaEventDisableTiming);
-  *e = reinterpret_cast<cudaEvent_t>(r);
+  auto* r = new CUevent_st;
+  r->state->timing = !(flags & cudaEventDisableTiming);
+  *e = r;
   return cudaSuccess;
 }
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
-  delete reinterpret_cast<EventRecord*>(e);
+  delete e;
   return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t) {
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
   if (!e) return fail(cudaErrorInvalidResourceHandle, "cudaEventRecord of a null event");
-  auto* r = reinterpret_cast<EventRecord*>(e);
-  r->recorded = true, r->at = std::chrono::steady_clock::now();
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex());
+  std::shared_ptr<EventState> st = e->state;
+  const uint64_t record = ++st->records;
+  st->stamped = false;
+  bsim::emu::enqueue(s, [st, record] {
+    if (st->records == record) st->stamped = true, st->at = std::chrono::steady_clock::now();
+  });
+  CUstream_st* q = stream_of(s);
+  st->stream = q, st->id = position(q);  // in immediate mode the record has run: position is its place too
   return cudaSuccess;
 }
 cudaError_t cudaEventSynchronize(cudaEvent_t e) {
-  return e ? cudaSuccess : fail(cudaErrorInvalidResourceHandle, "cudaEventSynchronize of a null event");
+  if (!e) return fail(cudaErrorInvalidResourceHandle, "cudaEventSynchronize of a null event");
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex());
+  if (e->state->stream) run_until(e->state->stream, e->state->id);
+  return cudaSuccess;
 }
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) {
-  auto* a = reinterpret_cast<EventRecord*>(start);
-  auto* b = reinterpret_cast<EventRecord*>(end);
-  if (!a || !b || !a->timing || !b->timing)
+  if (!start || !end || !start->state->timing || !end->state->timing)
     return fail(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime needs two events made for timing");
-  if (!a->recorded || !b->recorded) return fail(cudaErrorNotReady, "cudaEventElapsedTime of an event never recorded");
-  *ms = float(std::chrono::duration<double, std::milli>(b->at - a->at).count());
+  std::lock_guard<std::recursive_mutex> lock(stream_mutex());
+  const EventState &a = *start->state, &b = *end->state;
+  if (!a.stream || !b.stream) return fail(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime of an event never recorded");
+  if (!a.stamped || !b.stamped)
+    return fail(cudaErrorNotReady, "cudaEventElapsedTime of an event whose record has not run yet (synchronise first)");
+  *ms = float(std::chrono::duration<double, std::milli>(b.at - a.at).count());
   return cudaSuccess;
 }
 
@@ -438,7 +638,12 @@ cufftResult cufftPlanMany(cufftHandle* plan, int rank, int* n, int* inembed, int
 }
 cufftResult cufftExecR2C(cufftHandle plan, cufftReal* in, cufftComplex* out) { return exec(plan, in, out, CUFFT_R2C); }
 cufftResult cufftExecC2R(cufftHandle plan, cufftComplex* in, cufftReal* out) { return exec(plan, in, out, CUFFT_C2R); }
-cufftResult cufftSetStream(cufftHandle plan, cudaStream_t) { return find_fft(plan) ? CUFFT_SUCCESS : CUFFT_INVALID_PLAN; }
+cufftResult cufftSetStream(cufftHandle plan, cudaStream_t s) {
+  FftPlan* p = find_fft(plan);
+  if (!p) return CUFFT_INVALID_PLAN;
+  p->stream = s;
+  return CUFFT_SUCCESS;
+}
 cufftResult cufftDestroy(cufftHandle plan) {
   std::unique_ptr<FftPlan> p;
   {
@@ -448,5 +653,7 @@ cufftResult cufftDestroy(cufftHandle plan) {
     p = std::move(it->second);
     g_ffts.erase(it);
   }
+  // Queued executions use the FFTW plans: they run first (cuFFT's own destroy waits for its work too).
+  if (run_or_report(run_every_stream, "cufftDestroy")) return CUFFT_EXEC_FAILED;
   return CUFFT_SUCCESS;
 }
