@@ -1,7 +1,8 @@
 // btrain's CUDA on-the-fly source (train/device_source.cpp) on the emulated CUDA backend: the ring of device
 // slots hands out batch k, k+1, ... in order with the CPU source's labels, never overwrites a batch before the
-// trainer releases it, and wraps example indices at the labelled pool. No libtorch: the trainer's side (wait,
-// read, release) is played here with runtime calls.
+// trainer releases it (nor, on the device, before the trainer's stream has passed the release), and wraps example
+// indices at the labelled pool. No libtorch: the trainer's side (wait, read, release) is played here with runtime
+// calls.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -90,6 +91,36 @@ TEST(DeviceSource, AHeldBatchIsNeverOverwritten) {
   EXPECT_EQ(read_augmented(b1), a1) << "batch 1 changed while the trainer held it";
   b1.device->release(nullptr);
   b2.device->release(nullptr);
+}
+
+// The trainer reads a batch asynchronously on its own stream (torch's kernels) and releases it on that stream
+// while those reads may still be queued: the slot must not be overwritten before the stream gets there. On the
+// emulated runtime the trainer's stream runs only when forced (kernels/emulated_runtime/cuda_runtime.h), so
+// without the pipeline's wait for the release the next batch in the slot lands first, in every run.
+TEST(DeviceSource, ASlotReleasedOnABusyStreamIsKeptUntilThatStreamGetsThere) {
+  const Config cfg = small_config();
+  auto gpu = make_device_source(cfg, 0, 0);
+  cudaStream_t trainer = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&trainer, cudaStreamNonBlocking), cudaSuccess);
+  const Batch b0 = gpu->next();
+  const std::vector<float> a0 = read_augmented(b0);
+  float* copy = nullptr;
+  ASSERT_EQ(cudaMalloc(reinterpret_cast<void**>(&copy), a0.size() * sizeof(float)), cudaSuccess);
+  b0.device->wait(trainer);
+  ASSERT_EQ(cudaMemcpyAsync(copy, b0.device->augmented, a0.size() * sizeof(float), cudaMemcpyDeviceToDevice, trainer),
+            cudaSuccess);
+  b0.device->release(trainer);
+  const Batch b1 = gpu->next(), b2 = gpu->next();  // b2 in b0's slot
+  ASSERT_EQ(b2.device->augmented, b0.device->augmented);
+  EXPECT_NE(read_augmented(b2), a0);
+  ASSERT_EQ(cudaStreamSynchronize(trainer), cudaSuccess);
+  std::vector<float> got(a0.size());
+  ASSERT_EQ(cudaMemcpy(got.data(), copy, got.size() * sizeof(float), cudaMemcpyDeviceToHost), cudaSuccess);
+  EXPECT_EQ(got, a0) << "the trainer's read of batch 0 saw the batch rendered into its slot after the release";
+  b1.device->release(nullptr);
+  b2.device->release(nullptr);
+  cudaFree(copy);
+  cudaStreamDestroy(trainer);
 }
 
 // Fine-tuning on a labelled pool of 5 examples: batch k holds examples (3k + i) mod 5.
