@@ -98,7 +98,7 @@ __global__ void ipd_ild(const float2* X, float* out, int batch, int n_frames, in
 
 // eps[b] = 1e-10 * mean |X|^2 over both ears, frames and bins + 1e-30 (as on the CPU). One block per example.
 __global__ void power_eps(const float2* X, float* eps, long long per_example) {
-  __shared__ double part[kDspThreads];
+  BSIM_SHARED(double, part, [kDspThreads]);
   const float2* x = X + blockIdx.x * per_example;
   double s = 0;
   for (long long i = threadIdx.x; i < per_example; i += blockDim.x) s += double(x[i].x) * x[i].x + double(x[i].y) * x[i].y;

@@ -58,7 +58,7 @@ static_assert(sizeof(GridSet) <= 3072, "GridSet is a kernel parameter: keep it w
 __global__ void image_sources_kernel(const RoomGeometry* rooms, GridSet grids, double fs_over_c, int capacity,
                                      DeviceImage* images,  // [room][capacity]
                                      int* counts) {        // [room]
-  __shared__ int scan[kImageThreads];
+  BSIM_SHARED(int, scan, [kImageThreads]);
   const RoomGeometry& r = rooms[blockIdx.x];
   const GridView& grid = grids.g[r.grid_id];
   const double L[3] = {r.size_m[0], r.size_m[1], r.size_m[2]};
@@ -144,10 +144,10 @@ __global__ void scatter_kernel(const RoomGeometry* rooms, const DeviceImage* ima
   BSIM_DYNAMIC_SHARED(float, smem);
   float* acc = smem;                           // [ear][shared_samples]
   float* stage = smem + 2 * shared_samples;    // [image of the chunk][ear][stage_seg]
-  __shared__ float taps[kScatterImages][2 * kMaxHalfWidth + 1];
-  __shared__ int first[kScatterImages];        // the output index of each image's first value (n0 - half_width)
-  __shared__ int ir_row[kScatterImages];       // its HRIR's direction
-  __shared__ int is_direct[kScatterImages];
+  BSIM_SHARED(float, taps, [kScatterImages][2 * kMaxHalfWidth + 1]);
+  BSIM_SHARED(int, first, [kScatterImages]);     // the output index of each image's first value (n0 - half_width)
+  BSIM_SHARED(int, ir_row, [kScatterImages]);    // its HRIR's direction
+  BSIM_SHARED(int, is_direct, [kScatterImages]);
   const int room = blockIdx.x;
   const RoomGeometry& r = rooms[room];
   const GridView& grid = grids.g[r.grid_id];

@@ -29,6 +29,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 // Fibers without a system call per switch (ucontext's swapcontext saves and restores the signal mask: 1.2
@@ -52,7 +53,8 @@
 #define __host__
 #define __forceinline__ inline
 #define __restrict__
-#define __shared__ static  // blocks run one at a time: one copy serves every block in turn
+// Static shared arrays are declared with BSIM_SHARED (below), not __shared__, so that the emulation can refill
+// them for every block; __shared__ itself is left undefined here, and a kernel that uses it fails to compile.
 
 // CUDA's float2 is 8-byte aligned (a float2 access to an address that is not faults on the device with
 // "misaligned address"); the same here, so that the sanitized build's alignment check sees what the device would.
@@ -75,6 +77,23 @@ inline thread_local EmuDim3 blockIdx, threadIdx, blockDim{1, 1, 1}, gridDim{1, 1
 inline std::vector<unsigned char> dynamic_shared(1 << 20);
 constexpr size_t kDefaultDynamicShared = 1 << 20;
 
+// The kernels' static shared arrays (BSIM_SHARED): one static copy each, which every block would otherwise
+// inherit from the block before it (and the first block find zeroed), hiding a read before a write. Each is
+// filled with 0xFF bytes (NaN floats, -1 ints) when first declared and again whenever a block starts, as the
+// device promises nothing about shared memory.
+inline std::vector<std::pair<void*, size_t>>& static_shared() {
+  static std::vector<std::pair<void*, size_t>> arrays;
+  return arrays;
+}
+inline void refill_static_shared() {
+  for (auto [p, n] : static_shared()) std::memset(p, 0xFF, n);
+}
+inline bool register_static_shared(void* p, size_t n) {
+  static_shared().emplace_back(p, n);
+  std::memset(p, 0xFF, n);
+  return true;
+}
+
 // The order in which launch_blocks runs the blocks of a grid and the threads of each phase of a block: first
 // to last, or last to first. A kernel whose result depends on it has a race (a thread reads what another
 // writes in the same phase, or one block reads another's output): the device promises neither order. The
@@ -91,7 +110,7 @@ inline Order& run_order() {
   return o;
 }
 
-// Every launch holds this lock: the kernels' __shared__ statics and the fibers are one set per process.
+// Every launch holds this lock: the kernels' static shared arrays and the fibers are one set per process.
 inline std::recursive_mutex& launch_mutex() {
   static std::recursive_mutex m;
   return m;
@@ -108,6 +127,7 @@ void launch3(unsigned gx, unsigned gy, unsigned gz, Kernel kernel, Args... args)
     for (unsigned y = 0; y < gy; ++y)
       for (unsigned x = 0; x < gx; ++x) {
         blockIdx = {x, y, z};
+        refill_static_shared();
         kernel(args...);
       }
 }
@@ -315,6 +335,7 @@ void launch_blocks(dim3 grid, dim3 block, size_t shared_bytes, void (*kernel)(Pa
       for (unsigned xk = 0; xk < grid.x; ++xk) {
         blockIdx = reverse ? EmuDim3{grid.x - 1 - xk, grid.y - 1 - yk, grid.z - 1 - zk} : EmuDim3{xk, yk, zk};
         std::memset(dynamic_shared.data(), 0xFF, dynamic_shared.size());
+        refill_static_shared();
         runner.run(n, body, name);
       }
 }
@@ -353,8 +374,14 @@ struct __half {
 };
 inline __half __float2half_rn(float f) { return {bsim::float_to_half(f)}; }
 #define BSIM_DYNAMIC_SHARED(type, name) type* name = reinterpret_cast<type*>(bsim::emu::dynamic_shared.data())
+// BSIM_SHARED(float, taps, [4][9]) is `__shared__ float taps[4][9]` on the device; here a static array that
+// every block finds full of 0xFF bytes (blocks run one at a time: one copy serves each in turn).
+#define BSIM_SHARED(type, name, ...)    \
+  static type name __VA_ARGS__;         \
+  [[maybe_unused]] static const bool name##_registered = ::bsim::emu::register_static_shared(&name, sizeof(name))
 #define BSIM_UNROLL
 #else
 #define BSIM_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#define BSIM_SHARED(type, name, ...) __shared__ type name __VA_ARGS__
 #define BSIM_UNROLL _Pragma("unroll")
 #endif

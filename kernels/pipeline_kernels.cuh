@@ -177,7 +177,7 @@ __device__ inline float snr_noise_gain(const MixSums* sums, int chunks, double s
 // partial[e][c] = both ears' energy over chunk c of emitter e's rendering (babble levelling), for the noise
 // emitters e = first + blockIdx.y. Grid (chunks, noise emitters).
 __global__ void emitter_energy(const float* Y, long long stride, int T, int first, double* partial) {
-  __shared__ MixSums scratch[kPipelineThreads];
+  BSIM_SHARED(MixSums, scratch, [kPipelineThreads]);
   const int e = first + blockIdx.y, c = blockIdx.x, t1 = chunk_end(c, T);
   double acc = 0;
   for (int ear = 0; ear < 2; ++ear) {
@@ -194,8 +194,8 @@ __global__ void emitter_energy(const float* Y, long long stride, int T, int firs
 // energy} over the chunk. Grid (chunks, examples); `partial` is emitter_energy's.
 __global__ void mix_noise(const ExampleParams* ex, const EmitterParams* em, const double* partial, const float* syn,
                           int ns, const float* Y, long long stride, int T, float* noise, MixSums* sums) {
-  __shared__ MixSums scratch[kPipelineThreads];
-  __shared__ float gain[kMaxBabbleTalkers];  // of each emitter of the example
+  BSIM_SHARED(MixSums, scratch, [kPipelineThreads]);
+  BSIM_SHARED(float, gain, [kMaxBabbleTalkers]);  // of each emitter of the example
   const int b = blockIdx.y, c = blockIdx.x, chunks = gridDim.x, t1 = chunk_end(c, T);
   const ExampleParams& p = ex[b];
   for (int i = threadIdx.x; i < p.n_emitters; i += blockDim.x) {
@@ -236,7 +236,7 @@ __global__ void mix_noise(const ExampleParams* ex, const EmitterParams* em, cons
 // chunk. Grid (chunks, examples); `snr` is mix_noise's sums.
 __global__ void mixture_sums(const ExampleParams* ex, const MixSums* snr, const float* Y, const float* direct,
                              long long stride, const float* noise, int T, MixSums* out) {
-  __shared__ MixSums scratch[kPipelineThreads];
+  BSIM_SHARED(MixSums, scratch, [kPipelineThreads]);
   const int b = blockIdx.y, c = blockIdx.x, chunks = gridDim.x, t1 = chunk_end(c, T);
   const float ng = snr_noise_gain(snr + (size_t)b * chunks, chunks, ex[b].snr_db);
   double ea = 0;

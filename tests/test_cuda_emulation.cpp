@@ -52,6 +52,13 @@ __global__ void read_shared(float* out, int n) {
   for (int i = threadIdx.x; i < n; i += blockDim.x) out[blockIdx.x * n + i] = s[i];
 }
 
+// Reads a static shared array before writing it (what the previous block left there, on a device: anything).
+__global__ void read_static_shared(float* out) {
+  BSIM_SHARED(float, s, [32]);
+  out[blockIdx.x * 32 + threadIdx.x] = s[threadIdx.x];
+  s[threadIdx.x] = 1.0f;
+}
+
 // Each thread reads its right neighbour's element and overwrites its own: racy without the barrier between.
 __global__ void shift_left(float* out, bool barrier_between) {
   BSIM_DYNAMIC_SHARED(float, s);
@@ -381,6 +388,11 @@ TEST(EmulatedCuda, MemoryNeverWrittenReadsAsNaN) {
   std::vector<float> out(fresh.size(), 0.0f);
   ASSERT_EQ(cudaMemcpy(out.data(), d, out.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
   for (float v : out) ASSERT_TRUE(std::isnan(v));
+  // Static shared arrays too, in every block (one static copy serves them all: without a refill per block the
+  // second block would find the first block's 1.0f).
+  BSIM_LAUNCH(read_static_shared, blocks, 32, 0, nullptr)(d);
+  ASSERT_EQ(cudaMemcpy(out.data(), d, size_t(blocks) * 32 * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+  for (int i = 0; i < blocks * 32; ++i) ASSERT_TRUE(std::isnan(out[size_t(i)])) << "output " << i;
   cudaFree(d);
 }
 
