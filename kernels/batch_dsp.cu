@@ -67,6 +67,16 @@ BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L, int b
       throw InputError("BatchConvolver: max_radix " + std::to_string(max_radix) + " must be 8 or 16");
     m.cp = fused_conv_params(T, L, n_filters, block, max_radix);
     m.conv_smem = fused_conv_shared_bytes(m.cp);
+    // Blocks of 8192 need 2 x 16,384-point buffers (288 kB), past any device's opt-in: say so, not as a CUDA error.
+    const size_t limit = shared_opt_in_bytes();
+    if (size_t(m.conv_smem) > limit) {
+      int fits = block;
+      while (fits > 4 && size_t(fused_conv_shared_bytes(fused_conv_params(T, L, n_filters, fits, max_radix))) > limit)
+        fits /= 2;
+      throw InputError("BatchConvolver: blocks of " + std::to_string(block) + " samples need " +
+                       std::to_string(m.conv_smem / 1024) + " KiB of shared memory per thread block, this device allows " +
+                       std::to_string(limit / 1024) + " KiB: use blocks of at most " + std::to_string(fits));
+    }
     for (const void* k : {(const void*)conv_input_spectra<8>, (const void*)conv_filter_spectra<8>,
                           (const void*)conv_output_blocks<8>, (const void*)conv_input_spectra<16>,
                           (const void*)conv_filter_spectra<16>, (const void*)conv_output_blocks<16>,
@@ -258,6 +268,11 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T, Fused
     if (m.fp.frames_per_block % 2 != 0 || m.threads % 32 != 0 || m.threads > 1024)
       throw InputError("BatchTeacher: frames per block must be even and threads a multiple of 32 up to 1024");
     m.fused_smem = fused_teacher_shared_bytes(m.fp);
+    if (size_t(m.fused_smem) > shared_opt_in_bytes())
+      throw InputError("BatchTeacher: " + std::to_string(m.fp.frames_per_block) + " frames of " + std::to_string(n) +
+                       " points per thread block need " + std::to_string(m.fused_smem / 1024) +
+                       " KiB of shared memory, this device allows " + std::to_string(shared_opt_in_bytes() / 1024) +
+                       " KiB: take fewer frames per block");
     allow_dynamic_shared((const void*)fused_teacher_kernel(m.fp.log2_n), m.fused_smem);
     m.twiddle = to_device(fft_twiddles(n, 8));
     m.power_parts = DeviceBuffer<double>(size_t(max_batch) * fused_teacher_power_parts(m.fp));

@@ -48,6 +48,16 @@ inline void* device_malloc(size_t bytes) {
   return p;
 }
 
+// The dynamic shared memory one block may take on the current device with cudaFuncSetAttribute's opt-in
+// (227 KiB on sm_90).
+inline size_t shared_opt_in_bytes() {
+  int device = 0;
+  cudaDeviceProp prop{};
+  check(cudaGetDevice(&device), "cudaGetDevice", __FILE__, __LINE__);
+  check(cudaGetDeviceProperties(&prop, device), "cudaGetDeviceProperties", __FILE__, __LINE__);
+  return prop.sharedMemPerBlockOptin;
+}
+
 // Lets `kernel` take `bytes` of dynamic shared memory on the current device, never lowering what it was allowed
 // before: the limit (cudaFuncAttributeMaxDynamicSharedMemorySize) belongs to the kernel, shared by every object
 // that launches it, so an object with smaller blocks constructed later must not take it from one that lives on.

@@ -93,6 +93,27 @@ TEST(GpuConvolution, ASecondConvolverLeavesTheFirstWorking) {
   test::expect_convolution_matches_cpu(out, x, h, B, F, T, L);
 }
 
+// A launch shape whose shared memory no device allows is an input error that says what fits, at construction:
+// not a CUDA error from cudaFuncSetAttribute, nor a failed launch later.
+TEST(GpuConvolution, BlocksTooLargeForSharedMemorySayWhatFits) {
+  if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
+  try {
+    cuda::BatchConvolver conv(1, 2, 20000, 3000, 8192, 16);
+    FAIL() << "blocks of 8192 (288 KiB of shared memory) were accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("use blocks of at most 4096"), std::string::npos) << e.what();
+  }
+  FeatureConfig fc;
+  cuda::FusedTeacherLaunch launch;
+  launch.frames_per_block = 128;
+  try {
+    cuda::BatchTeacher teacher(fc, 1, 16000, launch);
+    if (teacher.fused()) FAIL() << "128 frames of 512 points per block (1 MiB of shared memory) were accepted";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("take fewer frames per block"), std::string::npos) << e.what();
+  }
+}
+
 TEST(GpuTeacher, MatchesCpuFeaturesForEveryKind) {
   if (!cuda::device_available()) GTEST_SKIP() << "no CUDA device";
   const int B = 6, T = 16000;
