@@ -319,6 +319,13 @@ TEST(EmulatedCudaStreams, APinnedBufferIsReadWhenTheCopyRunsAPageableOneAtTheCal
   EXPECT_EQ(pinned[0], 2.0f);
   ASSERT_EQ(cudaStreamSynchronize(a.s), cudaSuccess);
   EXPECT_EQ(pinned[0], 4.0f);
+  // Host to host is done at the call; cudaMemcpyDefault takes its direction from where the pointers lie.
+  std::vector<float> other(n, 0.0f);
+  ASSERT_EQ(cudaMemcpyAsync(other.data(), pinned, n * 4, cudaMemcpyHostToHost, a.s), cudaSuccess);
+  EXPECT_EQ(other[0], 4.0f);
+  BSIM_LAUNCH(fill, 1, 32, 0, a.s)(d, n, 6.0f);
+  ASSERT_EQ(cudaMemcpyAsync(other.data(), d, n * 4, cudaMemcpyDefault, a.s), cudaSuccess);  // to pageable memory
+  EXPECT_EQ(other[0], 6.0f);
   cudaFreeHost(pinned);
   cudaFree(d);
 }

@@ -443,6 +443,16 @@ const void* host_side(const void* dst, const void* src, cudaMemcpyKind kind) {
 // pinned memory is done.
 void queue_copy(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t rows,
                 cudaMemcpyKind kind, cudaStream_t s, bool sync) {
+  if (kind == cudaMemcpyDefault) {  // the direction from where the pointers lie, as unified addressing gives it
+    const bool to_dev = starts_in_device_memory(dst), from_dev = starts_in_device_memory(src);
+    kind = to_dev ? (from_dev ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                  : (from_dev ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  }
+  if (kind == cudaMemcpyHostToHost) {  // fully synchronous
+    for (size_t r = 0; r < rows; ++r)
+      std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+    return;
+  }
   const void* host = host_side(dst, src, kind);
   const bool pinned = host && is_pinned(host, 1);
   if (kind == cudaMemcpyHostToDevice && !pinned) {  // staged now
