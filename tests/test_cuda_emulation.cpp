@@ -188,7 +188,9 @@ TEST(EmulatedCuda, LaunchShapesTheDeviceRefusesAreRefused) {
   EXPECT_NE(last_error_text().find("invalid configuration argument"), std::string::npos);
   BSIM_LAUNCH(read_shared, dim3(1, 70000), 32, 0, nullptr)(d, 16);
   EXPECT_NE(last_error_text().find("70000"), std::string::npos);
-  // Dynamic shared memory: 48 KiB unless the kernel was given more, at most 227 KiB.
+  // Dynamic shared memory: 48 KiB unless the kernel was given more, at most 227 KiB. (The opt-in is the process's
+  // for the kernel's lifetime: reset first, so that the test also holds when repeated.)
+  ASSERT_EQ(cudaFuncSetAttribute(read_shared, cudaFuncAttributeMaxDynamicSharedMemorySize, 0), cudaSuccess);
   BSIM_LAUNCH(read_shared, 1, 32, 64 * 1024, nullptr)(d, 16);
   const std::string refused = last_error_text();
   EXPECT_NE(refused.find("read_shared: 65536 bytes of dynamic shared memory, 49152 allowed"), std::string::npos)
