@@ -74,8 +74,9 @@ BatchConvolver::BatchConvolver(int max_batch, int n_filters, int T, int L, int b
       while (fits > 4 && size_t(fused_conv_shared_bytes(fused_conv_params(T, L, n_filters, fits, max_radix))) > limit)
         fits /= 2;
       throw InputError("BatchConvolver: blocks of " + std::to_string(block) + " samples need " +
-                       std::to_string(m.conv_smem / 1024) + " KiB of shared memory per thread block, this device allows " +
-                       std::to_string(limit / 1024) + " KiB: use blocks of at most " + std::to_string(fits));
+                       std::to_string(m.conv_smem / 1024) + " KiB of shared memory per thread block, " +
+                       "this device allows " + std::to_string(limit / 1024) + " KiB: use blocks of at most " +
+                       std::to_string(fits));
     }
     for (const void* k : {(const void*)conv_input_spectra<8>, (const void*)conv_filter_spectra<8>,
                           (const void*)conv_output_blocks<8>, (const void*)conv_input_spectra<16>,

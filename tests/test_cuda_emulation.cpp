@@ -290,6 +290,12 @@ TEST(EmulatedCudaStreams, SynchronousLookingMemsetAndUploadOrderOnlyTheBlockingS
     }
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   }
+  // The other way: the legacy stream's copy to the host waits for a blocking stream's earlier work.
+  BSIM_LAUNCH(fill, 1, 32, 0, blocking.s)(x, n, 9.0f);
+  EXPECT_EQ(read_back(x, n), std::vector<float>(n, 9.0f));
+  BSIM_LAUNCH(fill, 1, 32, 0, nonblocking.s)(x, n, 4.0f);
+  EXPECT_EQ(read_back(x, n), std::vector<float>(n, 9.0f));  // a non-blocking stream's: not
+  ASSERT_EQ(cudaStreamSynchronize(nonblocking.s), cudaSuccess);
   cudaFree(x), cudaFree(y);
 }
 

@@ -15,9 +15,10 @@
 // kernel launch, copy or memset on a stream, cuFFT execution, event record, wait on an event — joins its
 // stream's queue and runs only when the host forces it (cudaStreamSynchronize, cudaEventSynchronize,
 // cudaDeviceSynchronize, a copy to host memory that the API makes synchronous, cudaFree, cudaFreeHost,
-// cufftDestroy, a wait of another stream that runs), as late as the API allows. The legacy default stream (0) is one more stream, ordered against the blocking ones and not the
-// non-blocking ones (cudaStreamNonBlocking), and cudaMemset and a host-to-device cudaMemcpy from pageable
-// memory go to it without waiting, as on the device. So host code that reads results before synchronising, or
+// cufftDestroy, a wait of another stream that runs), as late as the API allows. The legacy default stream (0)
+// is one more stream, ordered against the blocking ones and not the non-blocking ones (cudaStreamNonBlocking),
+// and cudaMemset and a host-to-device cudaMemcpy from pageable memory go to it without waiting, as on the
+// device. So host code that reads results before synchronising, or
 // that orders two streams' work by hoping, sees old memory (NaN where nothing was written) in every run, where
 // a device would show it only now and then. BSIM_EMULATION_STREAMS=immediate runs each call before it returns
 // (one valid order too; the emulation's behaviour before 2026-11-27).

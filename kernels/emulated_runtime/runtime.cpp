@@ -457,9 +457,11 @@ void queue_copy(void* dst, size_t dpitch, const void* src, size_t spitch, size_t
   const bool pinned = host && is_pinned(host, 1);
   if (kind == cudaMemcpyHostToDevice && !pinned) {  // staged now
     std::vector<char> staged(width * rows);
-    for (size_t r = 0; r < rows; ++r) std::memcpy(staged.data() + r * width, static_cast<const char*>(src) + r * spitch, width);
+    for (size_t r = 0; r < rows; ++r)
+      std::memcpy(staged.data() + r * width, static_cast<const char*>(src) + r * spitch, width);
     bsim::emu::enqueue(s, [dst, dpitch, width, rows, staged = std::move(staged)] {
-      for (size_t r = 0; r < rows; ++r) std::memmove(static_cast<char*>(dst) + r * dpitch, staged.data() + r * width, width);
+      for (size_t r = 0; r < rows; ++r)
+        std::memmove(static_cast<char*>(dst) + r * dpitch, staged.data() + r * width, width);
     });
   } else {
     bsim::emu::enqueue(s, [=] {
@@ -494,7 +496,9 @@ cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t 
 }
 
 // cudaMemset of device memory does not wait for it: it joins the legacy default stream.
-cudaError_t cudaMemset(void* p, int value, size_t bytes) { return cudaMemset2DAsync(p, bytes, value, bytes, 1, nullptr); }
+cudaError_t cudaMemset(void* p, int value, size_t bytes) {
+  return cudaMemset2DAsync(p, bytes, value, bytes, 1, nullptr);
+}
 cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
   return cudaMemset2DAsync(p, bytes, value, bytes, 1, s);
 }
@@ -579,7 +583,8 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end) 
     return fail(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime needs two events made for timing");
   std::lock_guard<std::recursive_mutex> lock(stream_mutex());
   const EventState &a = *start->state, &b = *end->state;
-  if (!a.stream || !b.stream) return fail(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime of an event never recorded");
+  if (!a.stream || !b.stream)
+    return fail(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime of an event never recorded");
   if (!a.stamped || !b.stamped)
     return fail(cudaErrorNotReady, "cudaEventElapsedTime of an event whose record has not run yet (synchronise first)");
   *ms = float(std::chrono::duration<double, std::milli>(b.at - a.at).count());
