@@ -108,6 +108,26 @@ def test_each_target_can_fail(tmp_path):
         assert "Not every target met in this run: 1 not met, 0 not measured." in out
 
 
+def test_teacher_launch_shapes_are_reported_not_judged(tmp_path):
+    path = write_bench(tmp_path / "shapes.json", gcc_us=2.30)
+    report = json.loads(path.read_text())
+    report["benchmarks"] += [bench_entry("BM_TeacherBatchFused/0/8/256/real_time", 0.5, **{"us/example": 2.30e-6}),
+                             bench_entry("BM_TeacherBatchFused/0/4/256/real_time", 0.5, **{"us/example": 1.90e-6}),
+                             bench_entry("BM_TeacherBatchFused/1/4/256/real_time", 0.5, **{"us/example": 1.0e-6})]
+    path.write_text(json.dumps(report))
+    args = full_run(tmp_path)
+    args[1] = path
+    rc, out, _ = targets(*args)
+    v = verdicts(out)
+    assert rc == 0 and v["GCC-PHAT teacher against torch.stft + GCC-PHAT"] == "**not met**", out
+    assert v["the same with 4 frames per block of 256 threads"] == "would be met", out
+    assert v["the same with 8 frames per block of 256 threads"] == "would not be met", out
+    assert "|   the same with 4 frames per block of 256 threads | 1.90 us/example: 4.66x | >= 4x | would be met |" in out
+    assert out.index("4 frames per block") < out.index("8 frames per block")  # by frames per block
+    assert "IPD" not in out and "1.00 us" not in out  # kind 1 (IPD/ILD) rows are not the GCC-PHAT target's
+    assert "Not every target met in this run: 1 not met, 0 not measured." in out
+
+
 def test_wall_time_decides_the_batch(tmp_path):
     # The GPU time alone under 10 ms does not meet it: a trainer waits for the wall time.
     _, out, _ = targets(*full_run(tmp_path, batch_ms=10.3, gpu_ms=9.9))
