@@ -269,10 +269,11 @@ BatchTeacher::BatchTeacher(const FeatureConfig& cfg, int max_batch, int T, Fused
     if (m.fp.frames_per_block % 2 != 0 || m.threads % 32 != 0 || m.threads > 1024)
       throw InputError("BatchTeacher: frames per block must be even and threads a multiple of 32 up to 1024");
     m.fused_smem = fused_teacher_shared_bytes(m.fp);
-    if (size_t(m.fused_smem) > shared_opt_in_bytes())
+    const size_t limit = shared_opt_in_bytes();
+    if (size_t(m.fused_smem) > limit)
       throw InputError("BatchTeacher: " + std::to_string(m.fp.frames_per_block) + " frames of " + std::to_string(n) +
                        " points per thread block need " + std::to_string(m.fused_smem / 1024) +
-                       " KiB of shared memory, this device allows " + std::to_string(shared_opt_in_bytes() / 1024) +
+                       " KiB of shared memory, this device allows " + std::to_string(limit / 1024) +
                        " KiB: take fewer frames per block");
     allow_dynamic_shared((const void*)fused_teacher_kernel(m.fp.log2_n), m.fused_smem);
     m.twiddle = to_device(fft_twiddles(n, 8));

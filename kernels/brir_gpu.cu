@@ -90,11 +90,7 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
   // HRIR's). Above 48 kB a kernel must opt in; where the accumulator would not fit beside the stage (HRIRs of
   // thousands of taps), every room adds in global memory instead.
   for (const HrirGrid* g : grids) m.stage_seg = std::max(m.stage_seg, g->n_taps + 2 * half_width);
-  int device = 0;
-  cudaDeviceProp prop{};
-  BSIM_CUDA_TRY(cudaGetDevice(&device));
-  BSIM_CUDA_TRY(cudaGetDeviceProperties(&prop, device));
-  const size_t optin = prop.sharedMemPerBlockOptin;
+  const size_t optin = shared_opt_in_bytes();
   m.scatter_shared_samples = std::min(length, kScatterSharedSamples);
   if (scatter_shared_bytes(m.scatter_shared_samples, m.stage_seg) + kScatterStaticShared > optin)
     m.scatter_shared_samples = 0;

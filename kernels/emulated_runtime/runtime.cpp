@@ -128,6 +128,9 @@ std::vector<std::unique_ptr<CUstream_st>> g_destroyed;
 CUstream_st* stream_of(cudaStream_t s) { return s ? s : &g_legacy; }
 std::recursive_mutex& stream_mutex() { return bsim::emu::launch_mutex(); }
 
+// The last id queued on q so far: what a wait recorded now must see done.
+uint64_t position(CUstream_st* q) { return q->next_id - 1; }
+
 // Runs stream q's operations up to id `upto`. An operation that throws (a kernel fault) drops the rest of its
 // stream's queue, as a fault ends a device's context, and the exception reaches the call that forced it.
 void run_until(CUstream_st* q, uint64_t upto) {
@@ -140,22 +143,21 @@ void run_until(CUstream_st* q, uint64_t upto) {
       op.run();
     } catch (...) {
       q->queue.clear();
-      q->done = q->next_id - 1;
+      q->done = position(q);
       throw;
     }
   }
 }
-void run_all(CUstream_st* q) { run_until(q, q->next_id - 1); }
+void run_all(CUstream_st* q) { run_until(q, position(q)); }
 void run_every_stream() {
   std::lock_guard<std::recursive_mutex> lock(stream_mutex());
   run_all(&g_legacy);
   for (CUstream_st* q : std::set<CUstream_st*>(g_streams)) run_all(q);
 }
-// The last id queued on q so far: what a wait recorded now must see done.
-uint64_t position(CUstream_st* q) { return q->next_id - 1; }
 
-// For the calls that return no error of an operation that fails (cudaFree, destroying a stream or event): the
-// operation's exception becomes the last error and is said on stderr, where the device would make it sticky.
+// For the calls that run queued work but report no operation's failure of their own (cudaFree, cudaFreeHost,
+// cudaStreamDestroy, cufftDestroy): the operation's exception becomes the last error and is said on stderr,
+// where the device would make it sticky.
 cudaError_t run_or_report(const std::function<void()>& f, const char* call);
 
 // cudaFree (device) and cudaFreeHost (pinned): the pointer must start an allocation of that kind.
@@ -427,9 +429,13 @@ cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
 }
 
 namespace {
-bool is_pinned(const void* p, size_t bytes) {
-  const std::optional<Allocation> a = inside(p, bytes ? bytes : 1);
+bool is_pinned(const void* p) {
+  const std::optional<Allocation> a = inside(p, 1);
   return a && !a->device;
+}
+void copy_rows(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t rows) {
+  for (size_t r = 0; r < rows; ++r)
+    std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
 }
 // The host side of a copy of `kind` (null for device to device).
 const void* host_side(const void* dst, const void* src, cudaMemcpyKind kind) {
@@ -449,25 +455,19 @@ void queue_copy(void* dst, size_t dpitch, const void* src, size_t spitch, size_t
                   : (from_dev ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
   }
   if (kind == cudaMemcpyHostToHost) {  // fully synchronous
-    for (size_t r = 0; r < rows; ++r)
-      std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+    copy_rows(dst, dpitch, src, spitch, width, rows);
     return;
   }
   const void* host = host_side(dst, src, kind);
-  const bool pinned = host && is_pinned(host, 1);
-  if (kind == cudaMemcpyHostToDevice && !pinned) {  // staged now
+  const bool pinned = host && is_pinned(host);
+  if (kind == cudaMemcpyHostToDevice && !pinned) {  // staged now, rows packed
     std::vector<char> staged(width * rows);
-    for (size_t r = 0; r < rows; ++r)
-      std::memcpy(staged.data() + r * width, static_cast<const char*>(src) + r * spitch, width);
+    copy_rows(staged.data(), width, src, spitch, width, rows);
     bsim::emu::enqueue(s, [dst, dpitch, width, rows, staged = std::move(staged)] {
-      for (size_t r = 0; r < rows; ++r)
-        std::memmove(static_cast<char*>(dst) + r * dpitch, staged.data() + r * width, width);
+      copy_rows(dst, dpitch, staged.data(), width, width, rows);
     });
   } else {
-    bsim::emu::enqueue(s, [=] {
-      for (size_t r = 0; r < rows; ++r)
-        std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
-    });
+    bsim::emu::enqueue(s, [=] { copy_rows(dst, dpitch, src, spitch, width, rows); });
   }
   if ((kind == cudaMemcpyDeviceToHost && (sync || !pinned)) || (sync && pinned)) run_all(stream_of(s));
 }
