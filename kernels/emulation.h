@@ -9,9 +9,12 @@
 //    undefined behaviour on the device. The emulated CUDA runtime (kernels/emulated_runtime/) launches this
 //    way, so the host code's grids, block sizes and shared-memory sizes are exercised too.
 // Blocks and threads run one at a time, under one lock per process, first to last or (BSIM_EMULATION_ORDER=
-// reverse) last to first: a race shows as results that differ between the two orders, but races are not
-// detected as such (compute-sanitizer's racecheck does that on the device), nor is occupancy modelled. Under
-// nvcc this header is empty.
+// reverse) last to first: a race may show as results that differ between the two orders. Built with
+// -fsanitize=thread, races are detected as such (the CPU's counterpart of compute-sanitizer's racecheck, and
+// more: global memory too): ThreadSanitizer sees each thread of a block as a fiber of its own, ordered against
+// the block's other threads only by its barriers, so that two of them touching one address between the same
+// two barriers, one writing, is reported whichever order they ran in. Occupancy is not modelled. Under nvcc
+// this header is empty.
 #pragma once
 #if !defined(__CUDACC__)
 #include <math.h>  // the C math functions (sinf, hypot, ...) in the global namespace, as device code calls them
@@ -22,6 +25,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -29,6 +33,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -46,6 +51,17 @@
 #else
 #define BSIM_FIBER_SWITCH_START(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
 #define BSIM_FIBER_SWITCH_FINISH(save, bottom, size) ((void)(save), (void)(bottom), (void)(size))
+#endif
+
+// ThreadSanitizer (the _tsan build): each thread of a block runs in a fiber context of its own, switched to
+// without ordering (no_sync), so that only the block's start, its barriers and its end order the threads.
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+extern "C" void __tsan_ignore_thread_begin();  // exported by libtsan, not declared in GCC's header
+extern "C" void __tsan_ignore_thread_end();
+#define BSIM_TSAN 1
+#else
+#define BSIM_TSAN 0
 #endif
 
 #define __global__
@@ -142,35 +158,42 @@ class KernelFault : public std::logic_error {
   using std::logic_error::logic_error;
 };
 
-// The threads of one block. The first thread to run is a fiber: if it meets a barrier, every thread becomes one
-// and they are resumed phase by phase; if it ends without one, the others run one after another on the caller's
-// stack (a barrier met there is divergent), which keeps kernels without barriers cheap.
+// The threads of one block, each a fiber that lives on from block to block: it runs its thread's body, then
+// waits for the next block. The first thread to run is resumed first: if it meets a barrier, every thread runs
+// in its fiber, phase by phase; if it ends without one, the others run one after another on the caller's stack
+// (a barrier met there is divergent), which keeps kernels without barriers cheap.
 class BlockRunner {
  public:
   // Runs body() once per thread of a block of n threads (threadIdx set from t = 0 .. n - 1, x fastest).
   void run(unsigned n, const std::function<void()>& body, const char* kernel) {
-    kernel_ = kernel;
     if (n == 1) {
+      kernel_ = kernel;
       threadIdx = {0, 0, 0};
       body();
       return;
     }
+    // What the caller did before (the kernel's arguments, shared memory filled) reaches every thread through
+    // the block's start; from here until the block has ended, the runner's own bookkeeping is hidden from
+    // ThreadSanitizer.
+    tsan_begin_block();
     struct Reset {  // whatever happens, the next __syncthreads outside this block is a single thread's
       BlockRunner& r;
       ~Reset() {
-        r.abandon_waiting();  // after an error: no thread stays suspended on a stack the next block reuses
+        r.abandon_waiting();  // after an error: no thread stays suspended in the middle of a block
         r.n_ = 1, r.direct_ = false;
+        r.tsan_end_block();
       }
     } reset{*this};
-    n_ = n, body_ = &body, error_ = nullptr;
-    if (fibers_.size() < n) fibers_.resize(n);
+    kernel_ = kernel, n_ = n, body_ = &body, error_ = nullptr;
+    if (fibers_.size() < n) fibers_.resize(n);  // a deque: the fibers already there stay where they are
     const bool reverse = run_order() == Order::reverse;
     const auto nth = [&](unsigned k) { return reverse ? n - 1 - k : k; };  // the k-th thread to run
-    // The first thread as a fiber: if it ends without a barrier, the kernel has none on this path (any other
-    // thread meeting one would be a divergent barrier), and the rest run directly, cheaply.
+    // If the first thread ends without a barrier, the kernel has none on this path (any other thread meeting
+    // one would be a divergent barrier), and the rest run directly, cheaply. Not under ThreadSanitizer, which
+    // can tell the threads apart only in fibers of their own.
     start(nth(0));
     rethrow();
-    if (fibers_[nth(0)].state == kDone) {
+    if (!BSIM_TSAN && fibers_[nth(0)].state == kDone) {
       direct_ = true;
       for (unsigned k = 1; k < n; ++k) {
         set_thread(nth(k));
@@ -205,11 +228,16 @@ class BlockRunner {
       throw KernelFault(std::string(kernel_) + ": thread " + std::to_string(threadIdx.x) + " of block (" +
                         std::to_string(blockIdx.x) + ", " + std::to_string(blockIdx.y) +
                         ") meets __syncthreads that the block's first thread to run never reached (a barrier in divergent code)");
+    tsan_ignore_begin();
     Fiber& f = fibers_[current_];
     f.state = kWaiting;
-    BSIM_FIBER_SWITCH_START(&f.fake_stack, caller_bottom_, caller_size_);
-    caller_ = std::move(caller_).resume();
-    BSIM_FIBER_SWITCH_FINISH(f.fake_stack, &caller_bottom_, &caller_size_);
+    // Barriers alternate between two sync objects: every thread has passed barrier k before any reaches k + 1,
+    // so a thread leaving barrier k acquires what the block did before k and nothing done after it.
+    char* passed = &tsan_sync_[kBarrier + (f.barriers_passed++ & 1u)];
+    tsan_release(passed);
+    to_runner(f);
+    tsan_acquire(passed);
+    tsan_ignore_end();
     if (abandoning_) throw Abandoned{};
   }
 
@@ -217,13 +245,16 @@ class BlockRunner {
   static constexpr size_t kStackBytes = 256 * 1024;
   enum State { kRunning, kWaiting, kDone };
   struct Fiber {
-    boost::context::fiber thread;   // the thread, while it waits at a barrier
+    boost::context::fiber thread;   // while suspended: at a barrier (kWaiting) or between blocks (kDone)
     std::unique_ptr<char[]> stack;  // uninitialised: only the pages a thread touches are ever mapped
     State state = kDone;
     void* fake_stack = nullptr;  // AddressSanitizer's, while the fiber is switched out
+    void* tsan = nullptr;        // ThreadSanitizer's context for this thread (the _tsan build), and its name
+    std::string name;
+    unsigned barriers_passed = 0;
   };
   struct Abandoned {};  // thrown at the barrier of a thread resumed only to end it (abandon_waiting)
-  // The fibers run on the runner's own stacks, reused block after block: nothing to free when one ends.
+  // The fibers run on the runner's own stacks and never end (the runner lives as long as the process).
   struct OwnStack {
     void deallocate(boost::context::stack_context&) noexcept {}
   };
@@ -231,28 +262,52 @@ class BlockRunner {
   void set_thread(unsigned t) {
     threadIdx = {t % blockDim.x, (t / blockDim.x) % blockDim.y, t / (blockDim.x * blockDim.y)};
   }
-  // The fiber's body: runs the kernel for the current thread, then returns to the runner.
-  boost::context::fiber run_thread(boost::context::fiber&& runner) {
+  // The fiber's body: runs the kernel for the thread the runner says (current_), block after block.
+  boost::context::fiber thread_main(boost::context::fiber&& runner) {
+    tsan_ignore_begin();  // at every switch, the fiber's own bookkeeping is hidden from ThreadSanitizer
     caller_ = std::move(runner);
     BSIM_FIBER_SWITCH_FINISH(nullptr, &caller_bottom_, &caller_size_);
-    try {
-      (*body_)();
-    } catch (const Abandoned&) {
-    } catch (...) {
-      error_ = std::current_exception();
+    for (;;) {
+      tsan_acquire(&tsan_sync_[kStart]);
+      tsan_ignore_end();
+      try {
+        (*body_)();
+      } catch (const Abandoned&) {
+      } catch (...) {
+        tsan_ignore_begin();
+        error_ = std::current_exception();
+        tsan_release(&tsan_sync_[kError]);
+        tsan_ignore_end();
+      }
+      tsan_ignore_begin();
+      Fiber& f = fibers_[current_];
+      f.state = kDone;
+      tsan_release(&tsan_sync_[kEnd]);
+      to_runner(f);  // until the next block
     }
-    fibers_[current_].state = kDone;
-    BSIM_FIBER_SWITCH_START(nullptr, caller_bottom_, caller_size_);  // this fiber ends
-    return std::move(caller_);
   }
   void start(unsigned t) {
     Fiber& f = fibers_[t];
-    if (!f.stack) f.stack.reset(new char[kStackBytes]);
-    boost::context::stack_context sc;
-    sc.size = kStackBytes;
-    sc.sp = f.stack.get() + kStackBytes;  // stacks grow down: the top
-    f.thread = boost::context::fiber(std::allocator_arg, boost::context::preallocated(sc.sp, sc.size, sc), OwnStack{},
-                                     [this](boost::context::fiber&& runner) { return run_thread(std::move(runner)); });
+    if (!f.thread) {  // the first block with this many threads
+      if (!f.stack) f.stack.reset(new char[kStackBytes]);
+#if BSIM_TSAN
+      f.tsan = __tsan_create_fiber(0);
+      f.name = "emulated GPU thread " + std::to_string(t) + " (linear index in its block)";
+      __tsan_set_fiber_name(f.tsan, f.name.c_str());  // how a report names it
+#endif
+      boost::context::stack_context sc;
+      sc.size = kStackBytes;
+      sc.sp = f.stack.get() + kStackBytes;  // stacks grow down: the top
+      // Boost enters a new fiber once while making it: for ThreadSanitizer, in the fiber's own context.
+      tsan_switch_to(f.tsan);
+      tsan_ignore_begin();
+      f.thread = boost::context::fiber(std::allocator_arg, boost::context::preallocated(sc.sp, sc.size, sc),
+                                       OwnStack{},
+                                       [this](boost::context::fiber&& runner) { return thread_main(std::move(runner)); });
+      tsan_ignore_end();
+      tsan_switch_to(runner_tsan_);
+    }
+    f.barriers_passed = 0;
     f.state = kRunning;
     switch_to(t);
   }
@@ -268,11 +323,24 @@ class BlockRunner {
     set_thread(t);
     void* caller_fake_stack = nullptr;
     BSIM_FIBER_SWITCH_START(&caller_fake_stack, f.stack.get(), kStackBytes);
-    f.thread = std::move(f.thread).resume();  // back here at the thread's next barrier (or its end: empty)
+    f.thread = jump(std::move(f.thread), f.tsan);  // back here at the thread's next barrier or its end
     BSIM_FIBER_SWITCH_FINISH(caller_fake_stack, nullptr, nullptr);
   }
+  // From a fiber back to the runner, until the runner switches to it again.
+  void to_runner(Fiber& f) {
+    BSIM_FIBER_SWITCH_START(&f.fake_stack, caller_bottom_, caller_size_);
+    caller_ = jump(std::move(caller_), runner_tsan_);
+    BSIM_FIBER_SWITCH_FINISH(f.fake_stack, &caller_bottom_, &caller_size_);
+  }
+  // Every switch of stacks, both ways, goes through this one function: ThreadSanitizer keeps a call stack per
+  // context, and a switch that entered a different number of functions after telling it than the resumed side
+  // leaves would unbalance both.
+  [[gnu::noinline]] static boost::context::fiber jump(boost::context::fiber&& to, [[maybe_unused]] void* tsan_context) {
+    tsan_switch_to(tsan_context);
+    return std::move(to).resume();
+  }
   // Ends every thread still waiting at a barrier (a block stopped by an error): each resumes, its barrier
-  // throws Abandoned, and its stack unwinds to run_thread.
+  // throws Abandoned, and its stack unwinds to thread_main, which waits for the next block.
   void abandon_waiting() {
     abandoning_ = true;
     for (unsigned t = 0; t < fibers_.size(); ++t)
@@ -282,13 +350,60 @@ class BlockRunner {
   }
   void rethrow() {
     if (error_) {
+      tsan_acquire(&tsan_sync_[kError]);  // the exception, as the thread that threw it made it
       std::exception_ptr e = error_;
       error_ = nullptr;
       std::rethrow_exception(e);
     }
   }
 
-  std::vector<Fiber> fibers_;
+  // ThreadSanitizer's view (all no-ops in other builds). The threads of a block are fibers that it sees as
+  // threads, switched to without ordering them; the block's start, its barriers and its end order them, by
+  // release and acquire on the sync objects below. The runner's own bookkeeping (which fiber runs, its state,
+  // threadIdx) is hidden from it: only what the kernel does is checked. Blocks stay ordered one after another
+  // (the runner acquires each block's end before it starts the next), so a race between blocks of one grid
+  // is not reported; within a block, every race is, in whichever order the threads ran.
+  enum TsanSync { kStart, kEnd, kError, kBarrier, kTsanSyncs = kBarrier + 2 };
+  char tsan_sync_[kTsanSyncs] = {};
+  void* runner_tsan_ = nullptr;
+  static void tsan_ignore_begin() {
+#if BSIM_TSAN
+    __tsan_ignore_thread_begin();
+#endif
+  }
+  static void tsan_ignore_end() {
+#if BSIM_TSAN
+    __tsan_ignore_thread_end();
+#endif
+  }
+  static void tsan_release([[maybe_unused]] void* sync) {
+#if BSIM_TSAN
+    __tsan_release(sync);
+#endif
+  }
+  static void tsan_acquire([[maybe_unused]] void* sync) {
+#if BSIM_TSAN
+    __tsan_acquire(sync);
+#endif
+  }
+  static void tsan_switch_to([[maybe_unused]] void* context) {
+#if BSIM_TSAN
+    __tsan_switch_to_fiber(context, __tsan_switch_to_fiber_no_sync);
+#endif
+  }
+  void tsan_begin_block() {
+    tsan_release(&tsan_sync_[kStart]);
+    tsan_ignore_begin();
+#if BSIM_TSAN
+    runner_tsan_ = __tsan_get_current_fiber();
+#endif
+  }
+  void tsan_end_block() {
+    tsan_acquire(&tsan_sync_[kEnd]);
+    tsan_ignore_end();
+  }
+
+  std::deque<Fiber> fibers_;
   boost::context::fiber caller_;  // while a thread runs: the runner, to return to
   const std::function<void()>* body_ = nullptr;
   std::exception_ptr error_;
@@ -300,7 +415,8 @@ class BlockRunner {
 };
 
 inline BlockRunner& block_runner() {
-  static BlockRunner r;  // used under launch_mutex() only
+  // Used under launch_mutex() only. Never destroyed: its fibers wait for the next block to the end.
+  static BlockRunner& r = *new BlockRunner;
   return r;
 }
 
@@ -357,10 +473,16 @@ inline unsigned __brev(unsigned x) {
   return r;
 }
 template <typename T>
-inline T atomicAdd(T* p, T v) {  // int, float, double
-  const T old = *p;
-  *p += v;
-  return old;
+inline T atomicAdd(T* p, T v) {  // int, float, double; atomic, so that ThreadSanitizer sees no race, as there is none
+  if constexpr (std::is_integral_v<T>) {
+    return __atomic_fetch_add(p, v, __ATOMIC_RELAXED);
+  } else {
+    T old;
+    __atomic_load(p, &old, __ATOMIC_RELAXED);
+    T sum = old + v;
+    while (!__atomic_compare_exchange(p, &old, &sum, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) sum = old + v;
+    return old;
+  }
 }
 // Rounding intrinsics (the host rounds each operation to nearest already) and float16 by the CPU's conversion
 // (io/shard.h; the tests link bsim_io).
