@@ -11,10 +11,11 @@
 // Blocks and threads run one at a time, under one lock per process, first to last or (BSIM_EMULATION_ORDER=
 // reverse) last to first: a race may show as results that differ between the two orders. Built with
 // -fsanitize=thread, races are detected as such (the CPU's counterpart of compute-sanitizer's racecheck, and
-// more: global memory too): ThreadSanitizer sees each thread of a block as a fiber of its own, ordered against
-// the block's other threads only by its barriers, so that two of them touching one address between the same
-// two barriers, one writing, is reported whichever order they ran in. Occupancy is not modelled. Under nvcc
-// this header is empty.
+// more: global memory, and blocks): ThreadSanitizer sees each thread of a block as a fiber of its own, ordered
+// against the block's other threads only by its barriers and not against the block run before it, so that two
+// threads touching one address between the same two barriers, or in two blocks run one after the other, one
+// writing, is reported whichever order they ran in (BlockRunner says what it cannot see). Occupancy is not
+// modelled. Under nvcc this header is empty.
 #pragma once
 #if !defined(__CUDACC__)
 #include <math.h>  // the C math functions (sinf, hypot, ...) in the global namespace, as device code calls them
@@ -93,6 +94,32 @@ inline thread_local EmuDim3 blockIdx, threadIdx, blockDim{1, 1, 1}, gridDim{1, 1
 inline std::vector<unsigned char> dynamic_shared(1 << 20);
 constexpr size_t kDefaultDynamicShared = 1 << 20;
 
+// ThreadSanitizer's hooks (no-ops in other builds); BlockRunner below says how they are used.
+inline void tsan_ignore_begin() {  // this context's accesses go unchecked and unrecorded until tsan_ignore_end
+#if BSIM_TSAN
+  __tsan_ignore_thread_begin();
+#endif
+}
+inline void tsan_ignore_end() {
+#if BSIM_TSAN
+  __tsan_ignore_thread_end();
+#endif
+}
+inline void tsan_release([[maybe_unused]] void* sync) {
+#if BSIM_TSAN
+  __tsan_release(sync);
+#endif
+}
+inline void tsan_acquire([[maybe_unused]] void* sync) {
+#if BSIM_TSAN
+  __tsan_acquire(sync);
+#endif
+}
+inline void tsan_switch_to([[maybe_unused]] void* context) {  // without ordering the two contexts
+#if BSIM_TSAN
+  __tsan_switch_to_fiber(context, __tsan_switch_to_fiber_no_sync);
+#endif
+}
 // The kernels' static shared arrays (BSIM_SHARED): one static copy each, which every block would otherwise
 // inherit from the block before it (and the first block find zeroed), hiding a read before a write. Each is
 // filled with 0xFF bytes (NaN floats, -1 ints) when first declared and again whenever a block starts, as the
@@ -101,13 +128,45 @@ inline std::vector<std::pair<void*, size_t>>& static_shared() {
   static std::vector<std::pair<void*, size_t>> arrays;
   return arrays;
 }
-inline void refill_static_shared() {
-  for (auto [p, n] : static_shared()) std::memset(p, 0xFF, n);
-}
 inline bool register_static_shared(void* p, size_t n) {
   static_shared().emplace_back(p, n);
   std::memset(p, 0xFF, n);
   return true;
+}
+// Under ThreadSanitizer each block's shared memory is allocated anew instead, while accesses are ignored (which
+// makes it forget what earlier blocks' threads did there: on the device each block has its own), the static
+// arrays when a block's first thread declares them. The list is bookkeeping, hidden from it.
+inline std::vector<std::pair<const void*, std::unique_ptr<unsigned char[]>>>& block_static_shared() {
+  static std::vector<std::pair<const void*, std::unique_ptr<unsigned char[]>>> arrays;
+  return arrays;
+}
+inline void* static_shared_of_block(const void* tag, size_t n) {
+  tsan_ignore_begin();
+  auto& arrays = block_static_shared();
+  auto it = std::find_if(arrays.begin(), arrays.end(), [&](const auto& a) { return a.first == tag; });
+  if (it == arrays.end()) {
+    arrays.emplace_back(tag, std::make_unique<unsigned char[]>(n));
+    it = arrays.end() - 1;
+    std::memset(it->second.get(), 0xFF, n);
+  }
+  void* p = it->second.get();
+  tsan_ignore_end();
+  return p;
+}
+// A block's static shared arrays new: 0xFF bytes (NaN floats), as the device promises nothing.
+inline void refill_static_shared() {
+  tsan_ignore_begin();
+  if (BSIM_TSAN) block_static_shared().clear();
+  for (auto [p, n] : static_shared()) std::memset(p, 0xFF, n);
+  tsan_ignore_end();
+}
+// And its dynamic shared memory too.
+inline void new_block_shared() {
+  tsan_ignore_begin();
+  if (BSIM_TSAN) std::vector<unsigned char>(dynamic_shared.size()).swap(dynamic_shared);
+  std::memset(dynamic_shared.data(), 0xFF, dynamic_shared.size());
+  refill_static_shared();
+  tsan_ignore_end();
 }
 
 // The order in which launch_blocks runs the blocks of a grid and the threads of each phase of a block: first
@@ -185,7 +244,8 @@ class BlockRunner {
       }
     } reset{*this};
     kernel_ = kernel, n_ = n, body_ = &body, error_ = nullptr;
-    if (fibers_.size() < n) fibers_.resize(n);  // a deque: the fibers already there stay where they are
+    if (BSIM_TSAN) pool_ ^= 1u;
+    if (fibers().size() < n) fibers().resize(n);  // a deque: the fibers already there stay where they are
     const bool reverse = run_order() == Order::reverse;
     const auto nth = [&](unsigned k) { return reverse ? n - 1 - k : k; };  // the k-th thread to run
     // If the first thread ends without a barrier, the kernel has none on this path (any other thread meeting
@@ -193,7 +253,7 @@ class BlockRunner {
     // can tell the threads apart only in fibers of their own.
     start(nth(0));
     rethrow();
-    if (!BSIM_TSAN && fibers_[nth(0)].state == kDone) {
+    if (!BSIM_TSAN && fibers()[nth(0)].state == kDone) {
       direct_ = true;
       for (unsigned k = 1; k < n; ++k) {
         set_thread(nth(k));
@@ -207,7 +267,7 @@ class BlockRunner {
     }
     for (;;) {
       unsigned waiting = 0, done = 0;
-      for (unsigned t = 0; t < n; ++t) (fibers_[t].state == kDone ? done : waiting) += 1;
+      for (unsigned t = 0; t < n; ++t) (fibers()[t].state == kDone ? done : waiting) += 1;
       if (waiting == 0) break;
       if (done > 0)
         throw KernelFault(std::string(kernel_) + ": " + std::to_string(waiting) + " of " + std::to_string(n) +
@@ -221,6 +281,9 @@ class BlockRunner {
     }
   }
 
+  // After the last block of a grid (or a fault): the caller continues after every thread of the grid.
+  void end_grid() { tsan_acquire(&tsan_sync_[kEnd]); }
+
   // __syncthreads(): the calling fiber waits until the whole block has arrived.
   void barrier() {
     if (n_ <= 1) return;
@@ -229,11 +292,11 @@ class BlockRunner {
                         std::to_string(blockIdx.x) + ", " + std::to_string(blockIdx.y) +
                         ") meets __syncthreads that the block's first thread to run never reached (a barrier in divergent code)");
     tsan_ignore_begin();
-    Fiber& f = fibers_[current_];
+    Fiber& f = fibers()[current_];
     f.state = kWaiting;
     // Barriers alternate between two sync objects: every thread has passed barrier k before any reaches k + 1,
     // so a thread leaving barrier k acquires what the block did before k and nothing done after it.
-    char* passed = &tsan_sync_[kBarrier + (f.barriers_passed++ & 1u)];
+    char* passed = &barrier_sync_[f.barriers_passed++ & 1u];
     tsan_release(passed);
     to_runner(f);
     tsan_acquire(passed);
@@ -280,19 +343,20 @@ class BlockRunner {
         tsan_ignore_end();
       }
       tsan_ignore_begin();
-      Fiber& f = fibers_[current_];
+      Fiber& f = fibers()[current_];
       f.state = kDone;
       tsan_release(&tsan_sync_[kEnd]);
       to_runner(f);  // until the next block
     }
   }
   void start(unsigned t) {
-    Fiber& f = fibers_[t];
+    Fiber& f = fibers()[t];
     if (!f.thread) {  // the first block with this many threads
       if (!f.stack) f.stack.reset(new char[kStackBytes]);
 #if BSIM_TSAN
       f.tsan = __tsan_create_fiber(0);
-      f.name = "emulated GPU thread " + std::to_string(t) + " (linear index in its block)";
+      f.name = "emulated GPU thread " + std::to_string(t) + " (linear index in its block; fiber set " +
+               std::to_string(pool_) + ")";
       __tsan_set_fiber_name(f.tsan, f.name.c_str());  // how a report names it
 #endif
       boost::context::stack_context sc;
@@ -312,13 +376,13 @@ class BlockRunner {
     switch_to(t);
   }
   void resume(unsigned t) {
-    Fiber& f = fibers_[t];
+    Fiber& f = fibers()[t];
     if (f.state != kWaiting) return;
     f.state = kRunning;
     switch_to(t);
   }
   void switch_to(unsigned t) {
-    Fiber& f = fibers_[t];
+    Fiber& f = fibers()[t];
     current_ = t;
     set_thread(t);
     void* caller_fake_stack = nullptr;
@@ -343,8 +407,8 @@ class BlockRunner {
   // throws Abandoned, and its stack unwinds to thread_main, which waits for the next block.
   void abandon_waiting() {
     abandoning_ = true;
-    for (unsigned t = 0; t < fibers_.size(); ++t)
-      if (fibers_[t].state == kWaiting) resume(t);
+    for (unsigned t = 0; t < fibers().size(); ++t)
+      if (fibers()[t].state == kWaiting) resume(t);
     abandoning_ = false;
     error_ = nullptr;
   }
@@ -358,52 +422,39 @@ class BlockRunner {
   }
 
   // ThreadSanitizer's view (all no-ops in other builds). The threads of a block are fibers that it sees as
-  // threads, switched to without ordering them; the block's start, its barriers and its end order them, by
-  // release and acquire on the sync objects below. The runner's own bookkeeping (which fiber runs, its state,
-  // threadIdx) is hidden from it: only what the kernel does is checked. Blocks stay ordered one after another
-  // (the runner acquires each block's end before it starts the next), so a race between blocks of one grid
-  // is not reported; within a block, every race is, in whichever order the threads ran.
+  // threads, switched to without ordering them; what orders them is release and acquire on the sync objects
+  // below: the caller's work before the grid reaches every thread through kStart; a block's barriers order its
+  // threads (two fresh sync objects per block); and each thread's end reaches the caller only when the whole
+  // grid has run (end_grid). The runner's own bookkeeping (which fiber runs, its state, threadIdx, blockIdx, a
+  // block's shared memory filled) is hidden from it: only what the kernel does is checked. So within a block,
+  // every race is reported, in whichever order the threads ran. Blocks run one after another on two sets of
+  // fibers in turn, so a race between two blocks that ran one after the other is reported too; blocks further
+  // apart share a set (one fiber runs thread t of every other block), whose history and barriers order the
+  // earlier block's work before the later's, so a race between those may not be.
   enum TsanSync { kStart, kEnd, kError, kBarrier, kTsanSyncs = kBarrier + 2 };
   char tsan_sync_[kTsanSyncs] = {};
+  char* barrier_sync_ = tsan_sync_ + kBarrier;
   void* runner_tsan_ = nullptr;
-  static void tsan_ignore_begin() {
-#if BSIM_TSAN
-    __tsan_ignore_thread_begin();
-#endif
-  }
-  static void tsan_ignore_end() {
-#if BSIM_TSAN
-    __tsan_ignore_thread_end();
-#endif
-  }
-  static void tsan_release([[maybe_unused]] void* sync) {
-#if BSIM_TSAN
-    __tsan_release(sync);
-#endif
-  }
-  static void tsan_acquire([[maybe_unused]] void* sync) {
-#if BSIM_TSAN
-    __tsan_acquire(sync);
-#endif
-  }
-  static void tsan_switch_to([[maybe_unused]] void* context) {
-#if BSIM_TSAN
-    __tsan_switch_to_fiber(context, __tsan_switch_to_fiber_no_sync);
-#endif
-  }
   void tsan_begin_block() {
     tsan_release(&tsan_sync_[kStart]);
     tsan_ignore_begin();
 #if BSIM_TSAN
     runner_tsan_ = __tsan_get_current_fiber();
+    barrier_sync_ = new char[2];  // fresh: no clock of an earlier block's barriers
 #endif
   }
   void tsan_end_block() {
-    tsan_acquire(&tsan_sync_[kEnd]);
+#if BSIM_TSAN
+    delete[] barrier_sync_;  // ThreadSanitizer forgets a sync object when its memory is freed
+    barrier_sync_ = tsan_sync_ + kBarrier;
+#endif
     tsan_ignore_end();
   }
 
-  std::deque<Fiber> fibers_;
+  // The fibers, thread t of a block in the t-th; under ThreadSanitizer two sets, for alternate blocks.
+  std::deque<Fiber> pools_[2];
+  unsigned pool_ = 0;
+  std::deque<Fiber>& fibers() { return pools_[pool_]; }
   boost::context::fiber caller_;  // while a thread runs: the runner, to return to
   const std::function<void()>* body_ = nullptr;
   std::exception_ptr error_;
@@ -436,6 +487,7 @@ void launch_blocks(dim3 grid, dim3 block, size_t shared_bytes, void (*kernel)(Pa
   // threadIdx made its strided loops skip the first items.
   struct Restore {
     ~Restore() {
+      block_runner().end_grid();
       std::vector<unsigned char>(kDefaultDynamicShared).swap(dynamic_shared);
       blockDim = {1, 1, 1};
       threadIdx = {0, 0, 0};
@@ -449,9 +501,10 @@ void launch_blocks(dim3 grid, dim3 block, size_t shared_bytes, void (*kernel)(Pa
   for (unsigned zk = 0; zk < grid.z; ++zk)
     for (unsigned yk = 0; yk < grid.y; ++yk)
       for (unsigned xk = 0; xk < grid.x; ++xk) {
+        tsan_ignore_begin();  // the threads of the block before may still read blockIdx, for ThreadSanitizer
         blockIdx = reverse ? EmuDim3{grid.x - 1 - xk, grid.y - 1 - yk, grid.z - 1 - zk} : EmuDim3{xk, yk, zk};
-        std::memset(dynamic_shared.data(), 0xFF, dynamic_shared.size());
-        refill_static_shared();
+        tsan_ignore_end();
+        new_block_shared();
         runner.run(n, body, name);
       }
 }
@@ -497,10 +550,18 @@ struct __half {
 inline __half __float2half_rn(float f) { return {bsim::float_to_half(f)}; }
 #define BSIM_DYNAMIC_SHARED(type, name) type* name = reinterpret_cast<type*>(bsim::emu::dynamic_shared.data())
 // BSIM_SHARED(float, taps, [4][9]) is `__shared__ float taps[4][9]` on the device; here a static array that
-// every block finds full of 0xFF bytes (blocks run one at a time: one copy serves each in turn).
+// every block finds full of 0xFF bytes (blocks run one at a time: one copy serves each in turn); under
+// ThreadSanitizer, a reference to the block's own copy (static_shared_of_block).
+#if BSIM_TSAN
+#define BSIM_SHARED(type, name, ...)                                          \
+  static const char name##_tag = 0;                                           \
+  type(&name) __VA_ARGS__ = *static_cast<type(*) __VA_ARGS__>(              \
+      ::bsim::emu::static_shared_of_block(&name##_tag, sizeof(type __VA_ARGS__)))
+#else
 #define BSIM_SHARED(type, name, ...)    \
   static type name __VA_ARGS__;         \
   [[maybe_unused]] static const bool name##_registered = ::bsim::emu::register_static_shared(&name, sizeof(name))
+#endif
 #define BSIM_UNROLL
 #else
 #define BSIM_DYNAMIC_SHARED(type, name) extern __shared__ type name[]

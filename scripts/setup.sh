@@ -15,6 +15,7 @@ DEB_PACKAGES=(
   libyaml-cpp-dev libcli11-dev        # configuration, command line
   libgtest-dev libgmock-dev libbenchmark-dev
   libboost-context-dev                # fibers for the emulated CUDA backend's barriers (tests only)
+  libasan8 libtsan2                   # AddressSanitizer, ThreadSanitizer runtimes of the emulated tests (g++'s own)
   fillets-ng-data fillets-ng-data-nl fillets-ng-data-cs   # embedded real speech corpus (OGG)
   python3 python3-venv
   shellcheck                          # lints the scripts (a test: the GPU check runs only on a lent machine)

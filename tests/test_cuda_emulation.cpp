@@ -78,6 +78,23 @@ __global__ void pair_writes(float* x, bool apart) {
   x[apart ? threadIdx.x : threadIdx.x / 2] = float(threadIdx.x);
 }
 
+// Thread 1 of each block but the first copies the element that thread 0 of the block before writes: a race
+// between blocks (the device runs them in any order, or at once); with `barrier`, the write comes before a
+// barrier and the read after one (each block's own). Without `racy`, it computes that value instead.
+__global__ void copy_previous_blocks(float* x, bool racy, bool barrier) {
+  if (threadIdx.x == 0) x[blockIdx.x] = float(blockIdx.x) + 0.5f;
+  if (barrier) __syncthreads();
+  if (threadIdx.x == 1 && blockIdx.x > 0) x[gridDim.x + blockIdx.x] = racy ? x[blockIdx.x - 1] : float(blockIdx.x) - 0.5f;
+}
+// After a barrier, each block writes blockDim.x elements of x; with `overlap`, each block's first element is
+// the block before's last (two blocks write it: a race between blocks in their last phase).
+__global__ void write_block_ranges(float* x, int overlap) {
+  BSIM_DYNAMIC_SHARED(float, s);
+  s[threadIdx.x] = float(threadIdx.x);
+  __syncthreads();
+  x[blockIdx.x * (blockDim.x - overlap) + threadIdx.x] = s[blockDim.x - 1 - threadIdx.x];
+}
+
 // Reads pairs of floats as float2 starting `offset` floats into x: an odd offset is a misaligned float2.
 __global__ void read_pairs(const float* x, int offset, float* out) {
   const float2* pairs = reinterpret_cast<const float2*>(x + offset);
@@ -222,6 +239,37 @@ TEST(EmulatedCuda, ARaceBetweenThreadsOfABlockIsReported) {
   std::printf("(the race is reported by the ThreadSanitizer build of this test)\n");
 #endif
   bsim::emu::run_order() = saved;
+  cudaFree(d);
+}
+
+// Under ThreadSanitizer, blocks of one grid are not ordered either: a block reading what another wrote, or two
+// blocks writing one element after their barriers, is reported (not between threads of the same index, which
+// one fiber runs in every block; see kernels/emulation.h).
+TEST(EmulatedCuda, ARaceBetweenBlocksOfAGridIsReported) {
+  const int blocks = 4, threads = 32;
+  float* d = device_alloc<float>(2 * blocks * threads);
+  const auto copy = [&](bool racy, bool barrier) {
+    BSIM_LAUNCH(copy_previous_blocks, blocks, threads, 0, nullptr)(d, racy, barrier);
+    cudaStreamSynchronize(nullptr);
+    return cudaGetLastError();
+  };
+  const auto ranges = [&](int overlap) {
+    BSIM_LAUNCH(write_block_ranges, blocks, threads, threads * sizeof(float), nullptr)(d, overlap);
+    cudaStreamSynchronize(nullptr);
+    return cudaGetLastError();
+  };
+  EXPECT_EQ(copy(false, false), cudaSuccess);  // under halt_on_error, a report would stop the test here
+  EXPECT_EQ(copy(false, true), cudaSuccess);
+  EXPECT_EQ(ranges(0), cudaSuccess);
+#if BSIM_TSAN
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  setenv("TSAN_OPTIONS", "halt_on_error=1", 1);
+  EXPECT_DEATH(copy(true, false), "ThreadSanitizer: data race");
+  EXPECT_DEATH(copy(true, true), "ThreadSanitizer: data race");  // one block's barrier does not order another's
+  EXPECT_DEATH(ranges(1), "ThreadSanitizer: data race");
+#else
+  std::printf("(the races are reported by the ThreadSanitizer build of this test)\n");
+#endif
   cudaFree(d);
 }
 
