@@ -430,7 +430,8 @@ class BlockRunner {
   // every race is reported, in whichever order the threads ran. Blocks run one after another on two sets of
   // fibers in turn, so a race between two blocks that ran one after the other is reported too; blocks further
   // apart share a set (one fiber runs thread t of every other block), whose history and barriers order the
-  // earlier block's work before the later's, so a race between those may not be.
+  // earlier block's work before the later's, so a race between those may not be; nor one between blocks of a
+  // single thread, which run on the caller's context, in order.
   enum TsanSync { kStart, kEnd, kError, kBarrier, kTsanSyncs = kBarrier + 2 };
   char tsan_sync_[kTsanSyncs] = {};
   char* barrier_sync_ = tsan_sync_ + kBarrier;
