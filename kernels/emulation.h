@@ -26,7 +26,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <deque>
 #include <exception>
 #include <functional>
 #include <memory>
@@ -245,7 +244,7 @@ class BlockRunner {
     } reset{*this};
     kernel_ = kernel, n_ = n, body_ = &body, error_ = nullptr;
     if (BSIM_TSAN) pool_ ^= 1u;
-    if (fibers().size() < n) fibers().resize(n);  // a deque: the fibers already there stay where they are
+    while (fibers().size() < n) fibers().push_back(std::make_unique<Fiber>());  // each stays where it is
     const bool reverse = run_order() == Order::reverse;
     const auto nth = [&](unsigned k) { return reverse ? n - 1 - k : k; };  // the k-th thread to run
     // If the first thread ends without a barrier, the kernel has none on this path (any other thread meeting
@@ -253,7 +252,7 @@ class BlockRunner {
     // can tell the threads apart only in fibers of their own.
     start(nth(0));
     rethrow();
-    if (!BSIM_TSAN && fibers()[nth(0)].state == kDone) {
+    if (!BSIM_TSAN && fiber(nth(0)).state == kDone) {
       direct_ = true;
       for (unsigned k = 1; k < n; ++k) {
         set_thread(nth(k));
@@ -267,7 +266,7 @@ class BlockRunner {
     }
     for (;;) {
       unsigned waiting = 0, done = 0;
-      for (unsigned t = 0; t < n; ++t) (fibers()[t].state == kDone ? done : waiting) += 1;
+      for (unsigned t = 0; t < n; ++t) (fiber(t).state == kDone ? done : waiting) += 1;
       if (waiting == 0) break;
       if (done > 0)
         throw KernelFault(std::string(kernel_) + ": " + std::to_string(waiting) + " of " + std::to_string(n) +
@@ -292,7 +291,7 @@ class BlockRunner {
                         std::to_string(blockIdx.x) + ", " + std::to_string(blockIdx.y) +
                         ") meets __syncthreads that the block's first thread to run never reached (a barrier in divergent code)");
     tsan_ignore_begin();
-    Fiber& f = fibers()[current_];
+    Fiber& f = fiber(current_);
     f.state = kWaiting;
     // Barriers alternate between two sync objects: every thread has passed barrier k before any reaches k + 1,
     // so a thread leaving barrier k acquires what the block did before k and nothing done after it.
@@ -343,14 +342,14 @@ class BlockRunner {
         tsan_ignore_end();
       }
       tsan_ignore_begin();
-      Fiber& f = fibers()[current_];
+      Fiber& f = fiber(current_);
       f.state = kDone;
       tsan_release(&tsan_sync_[kEnd]);
       to_runner(f);  // until the next block
     }
   }
   void start(unsigned t) {
-    Fiber& f = fibers()[t];
+    Fiber& f = fiber(t);
     if (!f.thread) {  // the first block with this many threads
       if (!f.stack) f.stack.reset(new char[kStackBytes]);
 #if BSIM_TSAN
@@ -376,13 +375,13 @@ class BlockRunner {
     switch_to(t);
   }
   void resume(unsigned t) {
-    Fiber& f = fibers()[t];
+    Fiber& f = fiber(t);
     if (f.state != kWaiting) return;
     f.state = kRunning;
     switch_to(t);
   }
   void switch_to(unsigned t) {
-    Fiber& f = fibers()[t];
+    Fiber& f = fiber(t);
     current_ = t;
     set_thread(t);
     void* caller_fake_stack = nullptr;
@@ -408,7 +407,7 @@ class BlockRunner {
   void abandon_waiting() {
     abandoning_ = true;
     for (unsigned t = 0; t < fibers().size(); ++t)
-      if (fibers()[t].state == kWaiting) resume(t);
+      if (fiber(t).state == kWaiting) resume(t);
     abandoning_ = false;
     error_ = nullptr;
   }
@@ -453,9 +452,10 @@ class BlockRunner {
   }
 
   // The fibers, thread t of a block in the t-th; under ThreadSanitizer two sets, for alternate blocks.
-  std::deque<Fiber> pools_[2];
+  std::vector<std::unique_ptr<Fiber>> pools_[2];
   unsigned pool_ = 0;
-  std::deque<Fiber>& fibers() { return pools_[pool_]; }
+  std::vector<std::unique_ptr<Fiber>>& fibers() { return pools_[pool_]; }
+  Fiber& fiber(unsigned t) { return *pools_[pool_][t]; }
   boost::context::fiber caller_;  // while a thread runs: the runner, to return to
   const std::function<void()>* body_ = nullptr;
   std::exception_ptr error_;
