@@ -123,6 +123,12 @@ T* device_alloc(size_t n) {
 
 std::string last_error_text() { return cudaGetErrorString(cudaGetLastError()); }
 
+// After a launch: runs the legacy stream's queue (where the launch waits) and returns its error, if any.
+cudaError_t ran() {
+  cudaStreamSynchronize(nullptr);
+  return cudaGetLastError();
+}
+
 }  // namespace
 
 TEST(EmulatedCuda, BarriersSeparateThePhasesOfEveryThread) {
@@ -220,13 +226,11 @@ TEST(EmulatedCuda, ARaceBetweenThreadsOfABlockIsReported) {
   bsim::emu::run_order() = bsim::emu::Order::forward;
   const auto run = [&](bool barrier_between) {
     BSIM_LAUNCH(shift_left, 1, n, n * sizeof(float), nullptr)(d, barrier_between);
-    cudaStreamSynchronize(nullptr);
-    return cudaGetLastError();
+    return ran();
   };
   const auto run_pairs = [&](bool apart) {
     BSIM_LAUNCH(pair_writes, 1, n, 0, nullptr)(d, apart);
-    cudaStreamSynchronize(nullptr);
-    return cudaGetLastError();
+    return ran();
   };
   EXPECT_EQ(run(true), cudaSuccess);  // would stop the test under halt_on_error if it were reported
   EXPECT_EQ(run_pairs(true), cudaSuccess);
@@ -250,13 +254,11 @@ TEST(EmulatedCuda, ARaceBetweenBlocksOfAGridIsReported) {
   float* d = device_alloc<float>(2 * blocks * threads);
   const auto copy = [&](bool racy, bool barrier) {
     BSIM_LAUNCH(copy_previous_blocks, blocks, threads, 0, nullptr)(d, racy, barrier);
-    cudaStreamSynchronize(nullptr);
-    return cudaGetLastError();
+    return ran();
   };
   const auto ranges = [&](int overlap) {
     BSIM_LAUNCH(write_block_ranges, blocks, threads, threads * sizeof(float), nullptr)(d, overlap);
-    cudaStreamSynchronize(nullptr);
-    return cudaGetLastError();
+    return ran();
   };
   EXPECT_EQ(copy(false, false), cudaSuccess);  // under halt_on_error, a report would stop the test here
   EXPECT_EQ(copy(false, true), cudaSuccess);
@@ -468,8 +470,7 @@ TEST(EmulatedCuda, AMisalignedFloat2AccessStopsTheSanitizedBuild) {
   ASSERT_EQ(cudaMemset(d, 0, 64 * 4), cudaSuccess);
   const auto run = [&](int offset) {
     BSIM_LAUNCH(read_pairs, 1, 8, 0, nullptr)(d, offset, d + 32);
-    cudaStreamSynchronize(nullptr);
-    return cudaGetLastError();
+    return ran();
   };
   EXPECT_EQ(run(2), cudaSuccess);
 #if defined(BSIM_SANITIZE_ALIGNMENT)
