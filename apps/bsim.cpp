@@ -20,6 +20,7 @@
 #include "io/audio.h"
 #include "io/config.h"
 #include "io/error.h"
+#include "io/launch.h"
 #include "io/progress.h"
 #include "io/shard.h"
 #include "kernels/device.h"
@@ -55,29 +56,6 @@ std::vector<double> parse_triple(const std::string& s, const char* flag) {
   }
   if (v.size() != 3) throw InputError(std::string(flag) + " '" + s + "': expected three numbers x,y,z in metres");
   return v;
-}
-
-// The rank of this process in a launch and the launch's size: torchrun's RANK and WORLD_SIZE, else SLURM's
-// SLURM_PROCID and SLURM_NTASKS; rank -1 and size 1 outside a launcher.
-struct LaunchRank {
-  long long rank = -1, world = 1;
-  std::string rank_var;
-};
-LaunchRank launch_rank() {
-  const auto number = [](const char* var, const char* v, const char* what) {
-    const std::string s = v;
-    if (s.empty() || s.size() > 9 || s.find_first_not_of("0123456789") != std::string::npos)
-      throw InputError(std::string(var) + "='" + s + "' is not " + what);
-    return std::stoll(s);
-  };
-  LaunchRank r;
-  for (const auto& [rank_var, world_var] : {std::pair{"RANK", "WORLD_SIZE"}, std::pair{"SLURM_PROCID", "SLURM_NTASKS"}})
-    if (const char* v = std::getenv(rank_var)) {
-      r.rank = number(rank_var, v, "a rank number"), r.rank_var = rank_var;
-      if (const char* w = std::getenv(world_var)) r.world = number(world_var, w, "a number of ranks");
-      break;
-    }
-  return r;
 }
 
 // --device cpu, cuda or cuda:N: for CUDA, makes the device it names current (cuda::cuda_device_index: plain cuda
@@ -306,7 +284,7 @@ int main(int argc, char** argv) {
     if (*g) {
       if (gpu_batch < 1) throw InputError("--batch must be at least 1 (examples per GPU batch)");
       // Every rank of a launch runs the same command line: {rank} in --out gives each its own file.
-      const LaunchRank launch = launch_rank();
+      const Launch launch = launch_from_env();
       if (gen.out.find("{rank}") != std::string::npos) {
         for (size_t at; (at = gen.out.find("{rank}")) != std::string::npos;)
           gen.out.replace(at, 6, std::to_string(std::max(launch.rank, 0LL)));

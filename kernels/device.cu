@@ -39,6 +39,16 @@ void use_device(int index) {
   }
 }
 
+int current_device() {
+  int index = 0;
+  const cudaError_t e = cudaGetDevice(&index);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    throw RuntimeError(std::string("cannot tell the current CUDA device: ") + cudaGetErrorString(e));
+  }
+  return index;
+}
+
 double peak_memory_gb_s(int device) {
   int clock_khz = 0, bus_bits = 0;
   if (cudaDeviceGetAttribute(&clock_khz, cudaDevAttrMemoryClockRate, device) != cudaSuccess ||

@@ -23,6 +23,9 @@ double peak_memory_gb_s(int device = 0);
 // Makes `index` the calling thread's current device (where the GPU backend then allocates and launches).
 // Throws RuntimeError naming the device when it cannot be used.
 void use_device(int index);
+// The calling thread's current device (a thread starts on device 0): what a background thread that launches
+// for its creator must make current with use_device.
+int current_device();
 
 // The device a `--device` value names among the n_devices visible: "cuda:N" is device N; plain "cuda" is the
 // process's local rank on its machine where a launcher set one (LOCAL_RANK from torchrun, else SLURM_LOCALID),

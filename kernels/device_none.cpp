@@ -19,6 +19,10 @@ void use_device(int) {
   throw InputError("--device cuda: this bsim was built without CUDA (no nvcc at configure time); use --device cpu");
 }
 
+int current_device() {
+  throw InputError("--device cuda: this bsim was built without CUDA (no nvcc at configure time); use --device cpu");
+}
+
 std::unique_ptr<BlockBackend> make_cuda_backend(const Renderer&, int) {
   throw InputError("--device cuda: this bsim was built without CUDA (no nvcc at configure time); use --device cpu");
 }

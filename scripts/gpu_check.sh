@@ -11,7 +11,7 @@
 #                                convolution / teacher / whole-batch benchmarks, the torch ratios and, where
 #                                ncu is installed, Nsight Compute counters of the teacher and convolution (~3 min)
 #   scripts/gpu_check.sh full    quick + btrain timings (on the fly on the device, streamed shards,
-#                                pre-loaded), with the trainer built (~7 min)
+#                                pre-loaded, two data-parallel ranks on the GPU), with the trainer built (~7 min)
 #   scripts/gpu_check.sh recipe [gpu|full]  build, gpu tests, pipeline + DoA benchmarks, then the DoA recipe
 #                                at the paper's model size (scripts/recipe_doa.sh gpu: ~3.5 min, or full: ~7 min,
 #                                which leaves the sanitizers to kernels mode; needs the English voices and the
@@ -257,14 +257,19 @@ if [ "$MODE" = full ]; then
   # btrain with the default model (3 x 256 LSTM, batch 32, 4 s clips): on the fly from the GPU pipeline, on
   # the fly from the CPU simulator, from a streamed shard and from the shard pre-loaded (the upper bound).
   run_for 60 build-gpu/apps/bsim generate --rooms 1024 --out /tmp/train.h5 --quiet --device cuda > "$LOG/generate-train.log" 2>&1
-  for src in fly cpufly shard preload; do
+  # dp2: the fly run again as two data-parallel ranks on the one GPU (c10d Gloo, each rank with its own CUDA
+  # pipeline and half of every batch): its losses should be fly's (bench/RESULTS.md, btrain data-parallel).
+  for src in fly cpufly shard preload dp2; do
     data=(--on-the-fly); [ $src = cpufly ] && data=(--on-the-fly --set train.simulator=cpu)
     [ $src = shard ] && data=(--shards /tmp/train.h5); [ $src = preload ] && data=(--shards /tmp/train.h5 --preload)
-    run_for 90 build-gpu/apps/btrain pretrain "${data[@]}" --out "/tmp/runs-gpu/$src" --set train.steps=50 \
+    launch=(); [ $src = dp2 ] && launch=("$PY" -m torch.distributed.run --standalone --nproc-per-node 2 --no-python)
+    run_for 90 "${launch[@]}" build-gpu/apps/btrain pretrain "${data[@]}" --out "/tmp/runs-gpu/$src" --set train.steps=50 \
       --set train.log_every=10 --set train.device=cuda > "$LOG/btrain-$src.log" 2>&1
     stamp "btrain $src rc=$?"; tail -2 "$LOG/btrain-$src.log"
     cp "/tmp/runs-gpu/$src/log.csv" "$LOG/btrain-$src.csv" 2>/dev/null
   done
+  dp_vs_fly=$(paste -d, "$LOG/btrain-fly.csv" "$LOG/btrain-dp2.csv" 2>/dev/null | tail -n +2 |
+    awk -F, '{d = $2 - $8; if (d < 0) d = -d; if (d / $2 > m) m = d / $2} END {if (NR) printf "%.2g over %d rows", m, NR}')
 fi
 
 {
@@ -289,9 +294,10 @@ if [ "$MODE" = quick ] || [ "$MODE" = targets ] || [ "$MODE" = full ]; then
   echo "| generate --rooms 10000 --device cuda | rc=$gen_rc; $(grep -E 'wrote' "$LOG/generate.log" | tail -1); disk write of the same $bytes bytes ${disk_s} s |"
 fi
 if [ "$MODE" = full ]; then
-  for src in fly cpufly shard preload; do
+  for src in fly cpufly shard preload dp2; do
     echo "| btrain pretrain ($src): last row of log.csv | $(tail -1 "$LOG/btrain-$src.csv" 2>/dev/null || echo "failed: $(tail -1 "$LOG/btrain-$src.log")") |"
   done
+  echo "| btrain dp2 against fly: largest relative loss difference | ${dp_vs_fly:-not measured} |"
 fi
 } | tee "$DEST/summary.md"
 # Issue 3's targets judged on this run alone (kernels and both modes leave the rooms/s and generate rows unmeasured).

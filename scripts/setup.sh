@@ -14,6 +14,7 @@ DEB_PACKAGES=(
   libhdf5-dev libfftw3-dev            # shards, CPU FFTs
   libyaml-cpp-dev libcli11-dev        # configuration, command line
   libgtest-dev libgmock-dev libbenchmark-dev
+  libgloo-dev                         # Gloo's headers: btrain's data-parallel training (c10d, inside libtorch)
   libboost-context-dev                # fibers for the emulated CUDA backend's barriers (tests only)
   libasan8 libtsan2                   # AddressSanitizer, ThreadSanitizer runtimes of the emulated tests (g++'s own)
   fillets-ng-data fillets-ng-data-nl fillets-ng-data-cs   # embedded real speech corpus (OGG)

@@ -1,19 +1,26 @@
 // btrain's CUDA on-the-fly source (train/device_source.cpp) on the emulated CUDA backend: the ring of device
 // slots hands out batch k, k+1, ... in order with the CPU source's labels, never overwrites a batch before the
 // trainer releases it (nor, on the device, before the trainer's stream has passed the release), and wraps example
-// indices at the labelled pool. No libtorch: the trainer's side (wait, read, release) is played here with runtime
-// calls.
+// indices at the labelled pool; the ranks of data-parallel training each take their share of every batch, from
+// this source, the CPU's and a shard's. No libtorch: the trainer's side (wait, read, release) is played here with
+// runtime calls.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cmath>
+#include <functional>
+#include <string>
+#include <utility>
 #include <thread>
 #include <vector>
 
 #include <cuda_runtime.h>
 
 #include "io/config.h"
+#include "io/error.h"
+#include "sim/generate.h"
 #include "sim/pipeline.h"
+#include "tests/temp_dir.h"
 #include "train/batch_source.h"
 
 using namespace bsim;
@@ -131,5 +138,62 @@ TEST(DeviceSource, ExampleIndicesWrapAtThePool) {
     const Batch b = gpu->next();
     for (int i = 0; i < b.size; ++i) EXPECT_EQ(b.example_index[size_t(i)], double((3 * k + i) % 5));
     b.device->release(nullptr);
+  }
+}
+
+// Data-parallel shares: of every batch of 4, rank r of 2 takes examples 2r, 2r+1, with the one-rank source's
+// labels and audio (the CPU's and the shard's bit for bit; the device's too: every example is rendered on its
+// own), also where example indices wrap at a labelled pool.
+TEST(BatchShare, RanksTakeTheirPartOfEveryBatchFromEverySource) {
+  Config cfg = small_config();
+  cfg.train.batch_size = 4;
+  bsim_tests::TempDir dir("batch_share");
+  GenerateOptions gen;
+  gen.out = (dir / "s.h5").string();
+  gen.rooms = 12;
+  gen.quiet = true;
+  generate_shard(cfg, gen);
+  using Make = std::function<std::unique_ptr<BatchSource>(BatchShare)>;
+  const std::vector<std::pair<std::string, Make>> sources{
+      {"cpu", [&](BatchShare s) { return make_on_the_fly_source(cfg, 2, 7, s); }},
+      {"shard", [&](BatchShare s) { return make_shard_source(cfg, gen.out, 2, true, false, s); }},
+      {"device", [&](BatchShare s) { return make_device_source(cfg, 2, 7, s); }}};
+  for (const auto& [name, make] : sources) {
+    SCOPED_TRACE(name);
+    auto whole = make({0, 1}), first = make({0, 2}), second = make({1, 2});
+    for (int k = 0; k < 3; ++k) {
+      const Batch w = whole->next(), a = first->next(), b = second->next();
+      ASSERT_EQ(w.size, 4);
+      ASSERT_EQ(a.size, 2);
+      ASSERT_EQ(b.size, 2);
+      EXPECT_EQ(a.index, w.index);
+      EXPECT_EQ(b.index, w.index);
+      std::vector<double> joined = a.example_index;
+      joined.insert(joined.end(), b.example_index.begin(), b.example_index.end());
+      EXPECT_EQ(joined, w.example_index) << "batch " << k;
+      if (name != "shard")  // on the fly: batch k is examples 4k .. 4k+3 modulo the pool of 7
+        for (int i = 0; i < 4; ++i) EXPECT_EQ(w.example_index[size_t(i)], double((4 * (2 + k) + i) % 7));
+      std::vector<float> az = a.azimuth_deg;
+      az.insert(az.end(), b.azimuth_deg.begin(), b.azimuth_deg.end());
+      EXPECT_EQ(az, w.azimuth_deg);
+      const auto audio = [](const Batch& x) { return x.device ? read_augmented(x) : x.augmented; };
+      std::vector<float> both = audio(a), all = audio(w);
+      const std::vector<float> second_half = audio(b);
+      both.insert(both.end(), second_half.begin(), second_half.end());
+      EXPECT_EQ(both, all) << "batch " << k;
+      if (name != "device") {
+        std::vector<float> teacher = a.teacher;
+        teacher.insert(teacher.end(), b.teacher.begin(), b.teacher.end());
+        EXPECT_EQ(teacher, w.teacher) << "batch " << k;
+      }
+      for (const Batch* x : {&w, &a, &b})
+        if (x->device) x->device->release(nullptr);
+    }
+  }
+  try {
+    make_on_the_fly_source(cfg, 0, 0, {0, 3});
+    FAIL() << "a batch of 4 was split over 3 ranks";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("train.batch_size=4 does not split over 3 ranks"), std::string::npos) << e.what();
   }
 }

@@ -90,12 +90,23 @@ void check_teacher_shape(const Config& cfg, int n_samples, int n_features, int n
 
 }  // namespace
 
-std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long first, long long example_pool) {
-  auto renderer = std::make_shared<const Renderer>(cfg);
+int share_size(const Config& cfg, BatchShare share) {
   const int B = cfg.train.batch_size;
+  if (share.ranks < 1 || share.rank < 0 || share.rank >= share.ranks)
+    throw InputError("rank " + std::to_string(share.rank) + " of " + std::to_string(share.ranks) + " is not a rank");
+  if (B % share.ranks != 0)
+    throw InputError("train.batch_size=" + std::to_string(B) + " does not split over " + std::to_string(share.ranks) +
+                     " ranks: make it a multiple of " + std::to_string(share.ranks) + " (it is the batch of all ranks together)");
+  return B / share.ranks;
+}
+
+std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long first, long long example_pool,
+                                                    BatchShare share) {
+  auto renderer = std::make_shared<const Renderer>(cfg);
+  const int global_B = cfg.train.batch_size, B = share_size(cfg, share), offset = share.rank * B;
   const int threads = resolve_threads(cfg.threads);
   const FeatureShape shape = teacher_shape(cfg.features, renderer->n_samples());
-  auto produce = [renderer, B, threads, shape, example_pool](long long k) {
+  auto produce = [renderer, global_B, B, offset, threads, shape, example_pool](long long k) {
     const int T = renderer->n_samples();
     Batch b;
     b.index = k;
@@ -111,7 +122,7 @@ std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long
     b.noise_type.resize(static_cast<size_t>(B));
     b.example_index.resize(static_cast<size_t>(B));
     parallel_for(B, threads, [&](int i) {
-      long long idx = k * B + i;
+      long long idx = k * global_B + offset + i;
       if (example_pool > 0) idx %= example_pool;
       const Example e = renderer->render(uint64_t(idx));
       std::copy(e.augmented.begin(), e.augmented.end(), b.augmented.begin() + long(size_t(i) * 2 * T));
@@ -130,10 +141,10 @@ std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long
 }
 
 std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::string& path, long long first,
-                                               bool need_teacher, bool preload) {
+                                               bool need_teacher, bool preload, BatchShare share) {
   auto reader = std::make_shared<ShardReader>(path);
   const ShardInfo& info = reader->info();
-  const int B = cfg.train.batch_size;
+  const int B = cfg.train.batch_size, rank_B = share_size(cfg, share), offset = share.rank * rank_B;
   if (info.n_examples < B)
     throw InputError("shard '" + path + "' has " + std::to_string(info.n_examples) + " examples, fewer than one batch (" +
                      std::to_string(B) + "): lower train.batch_size");
@@ -158,7 +169,7 @@ std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::str
     const size_t row = all.size() / size_t(reader->info().n_examples);
     out.assign(all.begin() + long(size_t(start) * row), all.begin() + long(size_t(start + count) * row));
   };
-  auto produce = [reader, fetch, B, blocks, seed, has_teacher](long long k) {
+  auto produce = [reader, fetch, B, rank_B, offset, blocks, seed, has_teacher](long long k) {
     const ShardInfo& in = reader->info();
     // Block order of epoch e: a seeded permutation (Fisher-Yates), so shuffling never needs random row reads.
     const long long epoch = k / blocks, pos = k % blocks;
@@ -166,24 +177,24 @@ std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::str
     std::iota(order.begin(), order.end(), 0LL);
     Rng rng(seed, uint64_t(epoch), Stream::scene, 77);
     for (long long i = blocks - 1; i > 0; --i) std::swap(order[size_t(i)], order[size_t(rng.next() % uint64_t(i + 1))]);
-    const long long start = order[size_t(pos)] * B;
+    const long long start = order[size_t(pos)] * B + offset;
     Batch b;
     b.index = k;
-    b.size = B;
+    b.size = rank_B;
     b.n_samples = in.n_samples;
     b.n_features = has_teacher ? in.n_features : 0;
     b.n_frames = has_teacher ? in.n_frames : 0;
-    fetch("augmented", start, B, b.augmented);
-    if (has_teacher) fetch("teacher", start, B, b.teacher);
-    fetch("scene/azimuth_deg", start, B, b.azimuth_deg);
-    fetch("scene/snr_db", start, B, b.snr_db);
-    fetch("scene/t60_s", start, B, b.t60_s);
-    fetch("scene/noise_type", start, B, b.noise_type);
+    fetch("augmented", start, rank_B, b.augmented);
+    if (has_teacher) fetch("teacher", start, rank_B, b.teacher);
+    fetch("scene/azimuth_deg", start, rank_B, b.azimuth_deg);
+    fetch("scene/snr_db", start, rank_B, b.snr_db);
+    fetch("scene/t60_s", start, rank_B, b.t60_s);
+    fetch("scene/noise_type", start, rank_B, b.noise_type);
     std::vector<float> anechoic;
-    fetch("scene/anechoic", start, B, anechoic);
-    for (int i = 0; i < B; ++i)
+    fetch("scene/anechoic", start, rank_B, anechoic);
+    for (int i = 0; i < rank_B; ++i)
       if (anechoic[size_t(i)] != 0) b.t60_s[size_t(i)] = 0;
-    b.example_index = reader->example_indices(start, B);
+    b.example_index = reader->example_indices(start, rank_B);
     return b;
   };
   return std::make_unique<Prefetcher>(produce, first, cfg.train.prefetch_batches,

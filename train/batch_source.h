@@ -33,6 +33,13 @@ struct Batch {
   std::shared_ptr<DeviceBatch> device;  // set: augmented/teacher are on the device instead of in the vectors
 };
 
+// The part of every batch this process takes in data-parallel training: rank `rank` of `ranks` takes the
+// examples rank*b .. rank*b+b-1 of each batch of B = train.batch_size (b = B / ranks; B must divide), so that
+// any number of ranks together see exactly the batches one process would.
+struct BatchShare {
+  int rank = 0, ranks = 1;
+};
+
 class BatchSource {
  public:
   virtual ~BatchSource() = default;
@@ -42,18 +49,24 @@ class BatchSource {
 };
 
 // Renders batch k from examples k*B .. k*B+B-1 of the config's seed (modulo `example_pool` when > 0, the
-// labelled-data limit of fine-tuning), starting at batch `first`.
-std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long first, long long example_pool);
+// labelled-data limit of fine-tuning), starting at batch `first`; of those, the `share` of this rank.
+std::unique_ptr<BatchSource> make_on_the_fly_source(const Config& cfg, long long first, long long example_pool,
+                                                    BatchShare share = {});
 
 // The same batches rendered by the CUDA pipeline into a ring of device slots (train.prefetch_batches + 1),
-// planned on a background thread; batches are handed out as DeviceBatch. Throws InputError in builds
-// without CUDA or without a device.
-std::unique_ptr<BatchSource> make_device_source(const Config& cfg, long long first, long long example_pool);
+// planned on a background thread, on the device current when it is made; batches are handed out as DeviceBatch.
+// Throws InputError in builds without CUDA or without a device.
+std::unique_ptr<BatchSource> make_device_source(const Config& cfg, long long first, long long example_pool,
+                                                BatchShare share = {});
 
 // Reads batches of consecutive rows of a shard; each epoch visits the row blocks in a seeded random order.
 // `need_teacher`: fail unless the shard has teacher features matching the config. `preload`: read the whole
 // shard into memory first (the no-I/O upper bound that streamed and on-the-fly data are measured against).
+// Each rank reads its `share` of every block.
 std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::string& path, long long first,
-                                               bool need_teacher, bool preload = false);
+                                               bool need_teacher, bool preload = false, BatchShare share = {});
+
+// The examples a rank takes per batch; InputError when train.batch_size does not split over the ranks.
+int share_size(const Config& cfg, BatchShare share);
 
 }  // namespace bsim

@@ -25,10 +25,13 @@ namespace {
 
 class DeviceSource : public BatchSource {
  public:
-  DeviceSource(const Config& cfg, long long first, long long pool)
+  DeviceSource(const Config& cfg, long long first, long long pool, BatchShare share)
       : renderer_(cfg),
-        B_(cfg.train.batch_size),
+        global_B_(cfg.train.batch_size),
+        B_(share_size(cfg, share)),
+        offset_(share.rank * B_),
         slots_(cfg.train.prefetch_batches + 1),
+        device_(cuda::current_device()),
         pool_(pool),
         pipe_(renderer_, B_, slots_, false),
         next_(first),
@@ -87,6 +90,14 @@ class DeviceSource : public BatchSource {
 
  private:
   void loop() {
+    try {
+      cuda::use_device(device_);  // this thread launches on its creator's device (a rank's own GPU)
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(m_);
+      error_ = std::current_exception();
+      cv_.notify_all();
+      return;
+    }
     for (long long k = produced_;; ++k) {
       const int slot = int(k % slots_);
       {
@@ -98,7 +109,7 @@ class DeviceSource : public BatchSource {
       try {
         std::vector<uint64_t> idx(static_cast<size_t>(B_));
         for (int i = 0; i < B_; ++i) {
-          long long e = k * B_ + i;
+          long long e = k * global_B_ + offset_ + i;
           if (pool_ > 0) e %= pool_;
           idx[size_t(i)] = uint64_t(e);
         }
@@ -118,7 +129,7 @@ class DeviceSource : public BatchSource {
   }
 
   const Renderer renderer_;
-  const int B_, slots_;
+  const int global_B_, B_, offset_, slots_, device_;
   const long long pool_;
   cuda::DevicePipeline pipe_;
   long long next_, produced_;
@@ -133,15 +144,15 @@ class DeviceSource : public BatchSource {
 
 }  // namespace
 
-std::unique_ptr<BatchSource> make_device_source(const Config& cfg, long long first, long long pool) {
+std::unique_ptr<BatchSource> make_device_source(const Config& cfg, long long first, long long pool, BatchShare share) {
   std::string why;
   if (cuda::list_devices(&why).empty()) throw InputError("train.simulator=cuda: " + why + "; use train.simulator=cpu");
-  return std::make_unique<DeviceSource>(cfg, first, pool);
+  return std::make_unique<DeviceSource>(cfg, first, pool, share);
 }
 
 #else
 
-std::unique_ptr<BatchSource> make_device_source(const Config&, long long, long long) {
+std::unique_ptr<BatchSource> make_device_source(const Config&, long long, long long, BatchShare) {
   throw InputError("train.simulator=cuda: this build has no CUDA kernels (no nvcc at configure time); "
                    "use train.simulator=cpu");
 }

@@ -15,15 +15,19 @@
 #include <sstream>
 
 #include "io/error.h"
+#include "io/launch.h"
 #include "io/progress.h"
 #include "io/shard.h"
 #include "sim/features.h"
 #include "sim/generate.h"
 #include "sim/scene.h"
+#include "kernels/device.h"
 #include "train/batch_source.h"
+#include "train/data_parallel.h"
 #include "train/model.h"
 
 #if BSIM_HAVE_CUDA
+#include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -35,13 +39,19 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-torch::Device pick_device(const std::string& want) {
+// train.device; on CUDA the launch's local rank picks the GPU (ranks of one machine take its GPUs in turn),
+// which becomes the current device of libtorch and of the CUDA pipeline alike.
+torch::Device pick_device(const std::string& want, const Launch& launch) {
   if (want == "cpu") return torch::kCPU;
-  if (want == "cuda") {
-    if (!torch::cuda::is_available()) throw InputError("train.device=cuda but no CUDA device is visible: use cpu or auto");
-    return torch::kCUDA;
-  }
-  return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  if (want == "cuda" && !torch::cuda::is_available())
+    throw InputError("train.device=cuda but no CUDA device is visible: use cpu or auto");
+  if (!torch::cuda::is_available()) return torch::kCPU;
+  const int index = launch.world > 1 ? int(launch.local_rank % std::max<long long>(1, torch::cuda::device_count())) : 0;
+#if BSIM_HAVE_CUDA
+  c10::cuda::set_device(c10::DeviceIndex(index));
+  cuda::use_device(index);
+#endif
+  return torch::Device(torch::kCUDA, c10::DeviceIndex(index));
 }
 
 // The stream the step's kernels are queued on (device batches order themselves against it).
@@ -61,12 +71,13 @@ torch::Tensor device_tensor(const float* p, c10::IntArrayRef sizes, const torch:
 }
 
 // On-the-fly batches: the CUDA pipeline when training on a GPU (train.simulator auto|cuda), else the CPU.
-std::unique_ptr<BatchSource> on_the_fly(const Config& cfg, const torch::Device& device, long long first, long long pool) {
+std::unique_ptr<BatchSource> on_the_fly(const Config& cfg, const torch::Device& device, long long first, long long pool,
+                                        BatchShare share = {}) {
   const std::string& sim = cfg.train.simulator;
   if (sim == "cuda" && !device.is_cuda())
     throw InputError("train.simulator=cuda needs train.device=cuda (the batches stay in GPU memory)");
   const bool gpu = sim == "cuda" || (sim == "auto" && device.is_cuda() && BSIM_HAVE_CUDA);
-  return gpu ? make_device_source(cfg, first, pool) : make_on_the_fly_source(cfg, first, pool);
+  return gpu ? make_device_source(cfg, first, pool, share) : make_on_the_fly_source(cfg, first, pool, share);
 }
 
 std::string read_text(const fs::path& p) {
@@ -294,8 +305,15 @@ void train(const Config& cfg, const TrainOptions& opt) {
   if (opt.task == Task::pretrain && cfg.train.encoder_lr_scale != 1.0)
     throw InputError("train.encoder_lr_scale is for btrain finetune (pretraining trains the encoder itself): leave it at 1");
 
+  // Data-parallel when started by a launcher with several ranks: each takes its share of every batch.
+  const Launch launch = launch_from_env();
+  const BatchShare share{int(std::max(0LL, launch.rank)), int(launch.world)};
+  share_size(cfg, share);  // train.batch_size must split over the ranks
+  const bool leader = share.rank == 0;  // the rank that writes the run folder and prints
+  const bool quiet = opt.quiet || !leader;
+
   torch::manual_seed(cfg.seed);
-  const torch::Device device = pick_device(cfg.train.device);
+  const torch::Device device = pick_device(cfg.train.device, launch);
   SpatialNet net = make_net(cfg);
   if (opt.task == Task::finetune && !opt.init.empty() && !opt.resume) {
     fs::path init(opt.init);
@@ -314,41 +332,52 @@ void train(const Config& cfg, const TrainOptions& opt) {
   const bool validate = !pretrain && cfg.train.val_examples > 0;
   if (validate && !opt.shards.empty())
     throw InputError("train.val_examples draws validation examples on the fly: use --on-the-fly, or set it to 0");
-  std::unique_ptr<BatchSource> source = opt.shards.empty() ? on_the_fly(cfg, device, step, pool)
-                                                           : make_shard_source(cfg, opt.shards, step, pretrain, opt.preload);
+  std::unique_ptr<BatchSource> source = opt.shards.empty()
+                                            ? on_the_fly(cfg, device, step, pool, share)
+                                            : make_shard_source(cfg, opt.shards, step, pretrain, opt.preload, share);
   std::optional<Validation> validation;
-  if (validate) validation.emplace(cfg, device);
-  std::error_code ec;
-  fs::create_directories(run, ec);
-  if (ec) throw InputError("cannot create run folder '" + opt.out + "': " + ec.message());
-  write_text_atomic(run / "config.yaml", config_yaml);
-  const fs::path log_path = run / "log.csv";
-  if (opt.resume) truncate_log(log_path, step);
-  std::ofstream log(log_path, std::ios::app);
-  if (!opt.resume) log << "step,loss,data_ms,compute_ms,data_share,examples_per_s\n";
-  const fs::path val_path = run / "val.csv";
+  if (validate && leader) validation.emplace(cfg, device);
+  // Every rank has checked its inputs when the group forms: only then does the leader write. All ranks then
+  // start from the leader's weights (they are equal already: same seed, same files; this makes it so).
+  DataParallel parallel(launch);
+  parallel.broadcast_from_leader(net->parameters());
+  std::ofstream log, val_log;
   BestState best;
-  std::ofstream val_log;
-  if (validate) {
-    if (opt.resume) {
-      truncate_log(val_path, step);
-      best = load_best(run);
+  if (leader) {
+    std::error_code ec;
+    fs::create_directories(run, ec);
+    if (ec) throw InputError("cannot create run folder '" + opt.out + "': " + ec.message());
+    write_text_atomic(run / "config.yaml", config_yaml);
+    const fs::path log_path = run / "log.csv";
+    if (opt.resume) truncate_log(log_path, step);
+    log.open(log_path, std::ios::app);
+    if (!opt.resume) log << "step,loss,data_ms,compute_ms,data_share,examples_per_s\n";
+    const fs::path val_path = run / "val.csv";
+    if (validate) {
+      if (opt.resume) {
+        truncate_log(val_path, step);
+        best = load_best(run);
+      }
+      const bool fresh = !fs::exists(val_path);
+      val_log.open(val_path, std::ios::app);
+      if (fresh) val_log << "step,val_mae_deg\n";
     }
-    const bool fresh = !fs::exists(val_path);
-    val_log.open(val_path, std::ios::app);
-    if (fresh) val_log << "step,val_mae_deg\n";
   }
 
   const DoaGrid grid(cfg.model);
   long long n_params = 0;
   for (const auto& t : net->parameters()) n_params += t.numel();
-  if (!opt.quiet)
-    std::fprintf(stderr, "btrain %s: %s, device %s, %lld parameters, data %s, steps %lld..%lld\n",
-                 pretrain ? "pretrain" : "finetune", opt.out.c_str(), device.str().c_str(),
-                 n_params,
-                 source->describe().c_str(), step, cfg.train.steps);
+  if (!quiet)
+    std::fprintf(stderr, "btrain %s: %s, device %s, %lld parameters, data %s%s, steps %lld..%lld\n",
+                 pretrain ? "pretrain" : "finetune", opt.out.c_str(), device.str().c_str(), n_params,
+                 source->describe().c_str(),
+                 share.ranks > 1 ? (", data-parallel over " + std::to_string(share.ranks) + " ranks (Gloo), " +
+                                    std::to_string(share_size(cfg, share)) + " examples of each batch per rank")
+                                       .c_str()
+                                 : "",
+                 step, cfg.train.steps);
 
-  Progress progress(cfg.train.steps, "steps", opt.quiet, step);
+  Progress progress(cfg.train.steps, "steps", quiet, step);
   double data_ms_acc = 0, compute_ms_acc = 0, loss_acc = 0;
   int acc_n = 0;
   long long last_saved = step;
@@ -388,13 +417,15 @@ void train(const Config& cfg, const TrainOptions& opt) {
                                                   y.unsqueeze(1).expand({B, frames}).reshape({B * frames}));
     }
     autocast.reset();
-    const double loss_value = loss.item<double>();
+    optimizer.zero_grad();
+    loss.backward();
+    // With several ranks: the mean gradient and loss of the global batch, and whether any rank must stop.
+    const DataParallel::Step agreed = parallel.average_gradients(net->parameters(), loss.item<double>(), g_stop_requested.load());
+    const double loss_value = agreed.loss;
     if (!std::isfinite(loss_value))
       throw RuntimeError("loss is " + std::string(std::isnan(loss_value) ? "NaN" : "infinite") + " at step " +
                          std::to_string(step) + "; nothing was saved after it: the last checkpoint (step " +
                          std::to_string(last_saved) + ") in '" + opt.out + "' is intact");
-    optimizer.zero_grad();
-    loss.backward();
     if (cfg.train.grad_clip > 0) torch::nn::utils::clip_grad_norm_(net->parameters(), cfg.train.grad_clip);
     optimizer.step();
     if (b.device) {
@@ -405,40 +436,49 @@ void train(const Config& cfg, const TrainOptions& opt) {
     const double compute_ms = ms_since(t1) - stall_ms;
     data_ms_acc += data_ms + stall_ms, compute_ms_acc += compute_ms, loss_acc += loss_value, ++acc_n;
     if ((step + 1) % cfg.train.log_every == 0 || step + 1 == cfg.train.steps) {
-      const double total = data_ms_acc + compute_ms_acc;
+      const double total = data_ms_acc + compute_ms_acc;  // the leader's times; examples of all ranks
       char row[256];
       std::snprintf(row, sizeof row, "%lld,%.8g,%.3f,%.3f,%.4f,%.2f\n", step + 1, loss_acc / acc_n, data_ms_acc / acc_n,
-                    compute_ms_acc / acc_n, total > 0 ? data_ms_acc / total : 0.0, 1000.0 * B * acc_n / std::max(total, 1e-9));
-      log << row << std::flush;
-      if (!opt.quiet)
+                    compute_ms_acc / acc_n, total > 0 ? data_ms_acc / total : 0.0,
+                    1000.0 * cfg.train.batch_size * acc_n / std::max(total, 1e-9));
+      if (leader) log << row << std::flush;
+      if (!quiet)
         std::fprintf(stderr, "%sstep %lld loss %.5f  data %.1f ms / compute %.1f ms per step (%.1f%% waiting)\n",
                      "", step + 1, loss_acc / acc_n, data_ms_acc / acc_n, compute_ms_acc / acc_n,
                      total > 0 ? 100.0 * data_ms_acc / total : 0.0);
       data_ms_acc = compute_ms_acc = loss_acc = 0;
       acc_n = 0;
     }
-    if (validate && ((step + 1) % cfg.train.val_every == 0 || step + 1 == cfg.train.steps)) {
+    // Validation runs on the leader alone (the others wait for it in the next step's all-reduce).
+    if (validation && ((step + 1) % cfg.train.val_every == 0 || step + 1 == cfg.train.steps)) {
       const double mae = validation->mae(net);
       val_log << step + 1 << "," << mae << "\n" << std::flush;
       if (mae < best.mae) best = {step + 1, mae}, save_best(run, net, best);
-      if (!opt.quiet)
+      if (!quiet)
         std::fprintf(stderr, "step %lld validation MAE %.2f deg (best %.2f at step %lld)\n", step + 1, mae, best.mae, best.step);
     }
-    const bool stop = g_stop_requested.load();
+    const bool stop = agreed.stop;
     if ((step + 1) % cfg.train.checkpoint_every == 0 || step + 1 == cfg.train.steps || stop) {
-      save_checkpoint(run, net, optimizer, step + 1, opt.task);
+      if (leader) save_checkpoint(run, net, optimizer, step + 1, opt.task);
       last_saved = step + 1;
     }
     progress.update(step + 1);
+    // No rank leaves before the leader's last checkpoint is on disk (a launcher ends the others when one exits).
+    if (stop || step + 1 == cfg.train.steps) parallel.barrier();
     if (stop)
       throw Interrupted("interrupted at step " + std::to_string(step + 1) + "; checkpoint saved in '" + opt.out +
                         "': rerun the same command with --resume");
   }
   progress.finish();
-  if (!opt.quiet) std::fprintf(stderr, "btrain: done, %lld steps; encoder weights in %s\n", step, (run / "encoder.pt").c_str());
+  if (!quiet) std::fprintf(stderr, "btrain: done, %lld steps; encoder weights in %s\n", step, (run / "encoder.pt").c_str());
 }
 
 void evaluate(const Config& run_cfg, const EvalOptions& opt) {
+  const Launch launch = launch_from_env();
+  if (launch.world > 1)
+    throw InputError(launch.rank_var + "=" + std::to_string(launch.rank) + " of " + std::to_string(launch.world) +
+                     ": btrain eval runs in one process (every rank would write the same report): start it without "
+                     "a launcher");
   const fs::path run(opt.model);
   if (!fs::exists(run / "checkpoint" / "model.pt"))
     throw InputError("--model '" + opt.model + "' is not a btrain run folder (no checkpoint/model.pt)");
@@ -461,7 +501,7 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
     std::string what = e.what_without_backtrace();
     throw InputError("model in '" + opt.model + "' does not match its config.yaml: " + what.substr(0, what.find('\n')));
   }
-  const torch::Device device = pick_device(cfg.train.device);
+  const torch::Device device = pick_device(cfg.train.device, launch);
   net->to(device);
   net->eval();
   torch::NoGradGuard no_grad;

@@ -1,0 +1,119 @@
+// c10d's TCPStore and Gloo process group behind DataParallel. The buckets travel through host memory: Gloo
+// reduces on the CPU, and one device-to-host copy of the step's gradients (7.4 MB for the paper's model) is
+// small beside a training step; NCCL would keep them on the GPUs (not used yet: see README, Training).
+#include "train/data_parallel.h"
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/torch.h>
+
+#include <cstdlib>
+#include <sstream>
+#include <string>
+
+#include "io/error.h"
+
+namespace bsim {
+
+struct DataParallel::Group {
+  c10::intrusive_ptr<c10d::Store> store;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+};
+
+namespace {
+
+// Every tensor flattened into one float32 tensor on the host, in order.
+torch::Tensor flat_on_host(const std::vector<torch::Tensor>& tensors) {
+  std::vector<torch::Tensor> parts;
+  parts.reserve(tensors.size());
+  for (const auto& t : tensors) parts.push_back(t.detach().reshape(-1).to(torch::kFloat32));
+  return torch::cat(parts).to(torch::kCPU).contiguous();
+}
+
+// Copies consecutive pieces of `flat` back into `tensors` (each on its own device, in its own dtype).
+void unflatten_into(const torch::Tensor& flat, const std::vector<torch::Tensor>& tensors) {
+  torch::NoGradGuard no_grad;
+  int64_t at = 0;
+  for (const auto& t : tensors) {
+    t.copy_(flat.narrow(0, at, t.numel()).view(t.sizes()));
+    at += t.numel();
+  }
+}
+
+void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
+  try {
+    work->wait();
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    throw RuntimeError(std::string("data-parallel ") + what + " failed (another rank stopped?): " + msg.substr(0, msg.find('\n')));
+  }
+}
+
+}  // namespace
+
+DataParallel::DataParallel(const Launch& launch) {
+  if (launch.world <= 1) return;
+  const std::string where = launch.rank_var + "=" + std::to_string(launch.rank) + " of " + std::to_string(launch.world);
+  if (launch.master_addr.empty() || launch.master_port == 0)
+    throw InputError(where + ": data-parallel training needs MASTER_ADDR and MASTER_PORT (torchrun sets them; "
+                     "under SLURM export them, for example the first node's name and 29500)");
+  if (launch.rank >= launch.world) throw InputError(where + ": the rank must be below the number of ranks");
+  rank_ = int(launch.rank), ranks_ = int(launch.world);
+  group_ = std::make_unique<Group>();
+  try {
+    c10d::TCPStoreOptions so;
+    so.port = uint16_t(launch.master_port);
+    so.isServer = rank_ == 0;
+    so.numWorkers = ranks_;
+    group_->store = c10::make_intrusive<c10d::TCPStore>(launch.master_addr, so);
+    auto options = c10d::ProcessGroupGloo::Options::create();
+    // As torch.distributed does: GLOO_SOCKET_IFNAME names the network interfaces to use, else the host's own.
+    if (const char* names = std::getenv("GLOO_SOCKET_IFNAME")) {
+      std::istringstream in(names);
+      for (std::string name; std::getline(in, name, ',');)
+        if (!name.empty()) options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+    }
+    if (options->devices.empty()) options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    group_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(group_->store, rank_, ranks_, options);
+  } catch (const c10::Error& e) {
+    const std::string msg = e.what_without_backtrace();
+    throw RuntimeError(where + ": cannot join the ranks at " + launch.master_addr + ":" +
+                       std::to_string(launch.master_port) + ": " + msg.substr(0, msg.find('\n')));
+  }
+}
+
+DataParallel::~DataParallel() = default;
+
+void DataParallel::broadcast_from_leader(const std::vector<torch::Tensor>& tensors) {
+  if (!group_ || tensors.empty()) return;
+  std::vector<torch::Tensor> flat{flat_on_host(tensors)};
+  c10d::BroadcastOptions o;
+  o.rootRank = 0;
+  wait(group_->gloo->broadcast(flat, o), "broadcast");
+  unflatten_into(flat[0], tensors);
+}
+
+DataParallel::Step DataParallel::average_gradients(const std::vector<torch::Tensor>& parameters, double loss, bool stop) {
+  if (!group_) return {loss, stop};
+  std::vector<torch::Tensor> grads;
+  for (const auto& p : parameters)
+    if (p.grad().defined()) grads.push_back(p.grad());
+  // Two all-reduces in flight together: the gradients in float32 and the step's loss and stop request in
+  // float64 (a collective takes tensors of one type).
+  std::vector<torch::Tensor> flat{grads.empty() ? torch::zeros({1}) : flat_on_host(grads)};
+  std::vector<torch::Tensor> meta{torch::tensor({loss, stop ? 1.0 : 0.0}, torch::kFloat64)};
+  auto g = group_->gloo->allreduce(flat);
+  auto m = group_->gloo->allreduce(meta);
+  wait(g, "gradient all-reduce");
+  wait(m, "all-reduce");
+  flat[0].div_(double(ranks_));
+  unflatten_into(flat[0], grads);
+  const double* s = meta[0].data_ptr<double>();
+  return {s[0] / double(ranks_), s[1] > 0};
+}
+
+void DataParallel::barrier() {
+  if (group_) wait(group_->gloo->barrier(), "barrier");
+}
+
+}  // namespace bsim
