@@ -149,6 +149,10 @@ def test_bad_launches_say_what_to_do(single, tmp_path):
         errs = [l for l in err.splitlines() if l.startswith("btrain: error:")]
         assert len(errs) == 1 and "train.batch_size=8 does not split over 3 ranks" in errs[0], err
     assert not (tmp_path / "three").exists()
+    # The leader fails after the group formed (its run folder cannot be made): the follower stops at once.
+    (code0, err0), (code1, err1) = finish(start_ranks(2, *PRE, "--out", "/dev/null/run"), timeout=120)
+    assert code0 == 2 and "cannot create run folder '/dev/null/run'" in err0, err0
+    assert code1 == 3 and "another rank stopped?" in err1, err1
     env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT")}
     p = subprocess.run([BTRAIN, *PRE, "--out", tmp_path / "nomaster"], env=dict(env, RANK="0", WORLD_SIZE="2"),
                        capture_output=True, text=True, timeout=120)
