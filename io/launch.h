@@ -2,6 +2,7 @@
 // MASTER_ADDR / MASTER_PORT, else SLURM's SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID. `bsim generate` uses
 // the rank to write its own part of a dataset; `btrain` uses all of it to train data-parallel.
 #pragma once
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <string>
@@ -15,6 +16,7 @@ struct Launch {
   long long rank = -1;    // -1: not started by a launcher
   long long world = 1;    // ranks in the launch
   long long local_rank = 0;  // rank on this machine (LOCAL_RANK, SLURM_LOCALID), 0 when neither is set
+  long long local_ranks = 1;  // ranks on this machine (torchrun's LOCAL_WORLD_SIZE), 1 when unset
   std::string rank_var;   // the variable the rank came from ("RANK" or "SLURM_PROCID")
   std::string master_addr;  // MASTER_ADDR / MASTER_PORT, where rank 0 listens; empty / 0 when unset
   int master_port = 0;
@@ -38,6 +40,7 @@ inline Launch launch_from_env(const std::function<const char*(const char*)>& env
       if (const char* l = env(local_var)) r.local_rank = number(local_var, l, "a local rank number");
       break;
     }
+  if (const char* n = env("LOCAL_WORLD_SIZE")) r.local_ranks = std::max(1LL, number("LOCAL_WORLD_SIZE", n, "a number of ranks"));
   if (const char* a = env("MASTER_ADDR")) r.master_addr = a;
   if (const char* p = env("MASTER_PORT")) {
     const long long port = number("MASTER_PORT", p, "a port number");

@@ -4,12 +4,17 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "io/audio.h"
 #include "io/config.h"
 #include "io/corpus.h"
 #include "io/error.h"
 #include "io/hrtf.h"
+#include "io/launch.h"
 #include "io/shard.h"
 #include "tests/temp_dir.h"
 
@@ -313,4 +318,42 @@ TEST(Shard, WritesResumesAndFinishes) {
   EXPECT_EQ(info.columns.count("pos"), 0u);  // only width-1 columns are summarised
   write_text(dir / "not.h5", "nope");
   EXPECT_NE(error_of([&] { read_shard_info((dir / "not.h5").string()); }).find("not an HDF5 file"), std::string::npos);
+}
+
+// A launch as torchrun describes it, else as SLURM does; a variable holding something else is named.
+TEST(Launch, TorchrunsVariablesThenSlurmsAndABadOneIsNamed) {
+  using Env = std::map<std::string, std::string>;
+  const auto from = [](const Env& e) {
+    return launch_from_env([&](const char* v) { return e.count(v) ? e.at(v).c_str() : nullptr; });
+  };
+  const Launch none = from({});
+  EXPECT_EQ(none.rank, -1);
+  EXPECT_EQ(none.world, 1);
+  EXPECT_EQ(none.local_ranks, 1);
+  EXPECT_TRUE(none.master_addr.empty());
+  const Launch t = from({{"RANK", "5"}, {"WORLD_SIZE", "8"}, {"LOCAL_RANK", "1"}, {"LOCAL_WORLD_SIZE", "4"},
+                         {"MASTER_ADDR", "node0"}, {"MASTER_PORT", "29500"}, {"SLURM_PROCID", "2"}, {"SLURM_NTASKS", "3"}});
+  EXPECT_EQ(t.rank, 5);
+  EXPECT_EQ(t.world, 8);
+  EXPECT_EQ(t.local_rank, 1);
+  EXPECT_EQ(t.local_ranks, 4);
+  EXPECT_EQ(t.rank_var, "RANK");
+  EXPECT_EQ(t.master_addr, "node0");
+  EXPECT_EQ(t.master_port, 29500);
+  const Launch s = from({{"SLURM_PROCID", "2"}, {"SLURM_NTASKS", "3"}, {"SLURM_LOCALID", "0"}});
+  EXPECT_EQ(s.rank, 2);
+  EXPECT_EQ(s.world, 3);
+  EXPECT_EQ(s.rank_var, "SLURM_PROCID");
+  for (const auto& [bad, needle] : std::vector<std::pair<Env, std::string>>{
+           {{{"RANK", "one"}}, "RANK='one' is not a rank number"},
+           {{{"RANK", "0"}, {"WORLD_SIZE", "-2"}}, "WORLD_SIZE='-2'"},
+           {{{"MASTER_PORT", "99999"}}, "MASTER_PORT='99999' is not a port number"},
+           {{{"LOCAL_WORLD_SIZE", "x"}}, "LOCAL_WORLD_SIZE='x'"}}) {
+    try {
+      from(bad);
+      FAIL() << needle;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+    }
+  }
 }

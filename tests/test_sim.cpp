@@ -4,12 +4,14 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <thread>
 
 #include "io/audio.h"
 #include "io/error.h"
 #include "sim/brir.h"
 #include "sim/features.h"
 #include "sim/fft.h"
+#include "sim/parallel.h"
 #include "sim/pipeline.h"
 #include "sim/room.h"
 #include "sim/scene.h"
@@ -554,4 +556,13 @@ TEST(Pipeline, SpeechTiltTiltsTheVoiceOnly) {
   }
   EXPECT_LT(lowest, -1.0);  // both directions were drawn
   EXPECT_GT(highest, 1.0);
+}
+
+// threads: 0 is every core, shared by the ranks a launcher started on this machine; a number is that number.
+TEST(Threads, AutomaticCountSharesTheCoresAmongTheLocalRanks) {
+  const int cores = int(std::max(1u, std::thread::hardware_concurrency()));
+  EXPECT_EQ(resolve_threads(0, 1), cores);
+  EXPECT_EQ(resolve_threads(0, 2), std::max(1, cores / 2));
+  EXPECT_EQ(resolve_threads(0, 4LL * cores), 1);
+  EXPECT_EQ(resolve_threads(3, 8), 3);
 }
