@@ -190,7 +190,7 @@ const std::vector<Field>& schema() {
       field("sample_rate_hz", "simulation sample rate (HRIRs and audio are resampled to it)", &C::sample_rate_hz),
       field("clip_s", "length of every rendered example in seconds", &C::clip_s),
       field("speed_of_sound_m_s", "speed of sound", &C::speed_of_sound_m_s),
-      field("threads", "worker threads (0 = all cores)", &C::threads),
+      field("threads", "worker threads (0 = all cores, shared by the ranks torchrun starts on the machine)", &C::threads),
       field("room.length_m", "room size along x", &C::room, &RoomConfig::length_m),
       field("room.width_m", "room size along y", &C::room, &RoomConfig::width_m),
       field("room.height_m", "room size along z", &C::room, &RoomConfig::height_m),
