@@ -75,8 +75,9 @@ DataParallel::DataParallel(const Launch& launch) {
     }
     if (options->devices.empty()) options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     group_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(group_->store, rank_, ranks_, options);
-  } catch (const c10::Error& e) {
-    const std::string msg = e.what_without_backtrace();
+  } catch (const std::exception& e) {  // c10d's errors (with a backtrace after the first line) or Gloo's own
+    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+    const std::string msg = c10_error ? c10_error->what_without_backtrace() : e.what();
     throw RuntimeError(where + ": cannot join the ranks at " + launch.master_addr + ":" +
                        std::to_string(launch.master_port) + ": " + msg.substr(0, msg.find('\n')));
   }
