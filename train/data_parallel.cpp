@@ -113,6 +113,14 @@ DataParallel::Step DataParallel::average_gradients(const std::vector<torch::Tens
   return {s[0] / double(ranks_), s[1] > 0};
 }
 
+std::vector<double> DataParallel::sum(std::vector<double> values) {
+  if (!group_ || values.empty()) return values;
+  std::vector<torch::Tensor> t{torch::tensor(values, torch::kFloat64)};
+  wait(group_->gloo->allreduce(t), "all-reduce");
+  const double* s = t[0].data_ptr<double>();
+  return std::vector<double>(s, s + values.size());
+}
+
 void DataParallel::barrier() {
   if (group_) wait(group_->gloo->barrier(), "barrier");
 }

@@ -39,6 +39,9 @@ class DataParallel {
   // also carries each rank's loss and stop request. The ranks must hold gradients for the same parameters.
   Step average_gradients(const std::vector<torch::Tensor>& parameters, double loss, bool stop);
 
+  // The element-wise sums of every rank's `values` (the same length on all ranks).
+  std::vector<double> sum(std::vector<double> values);
+
   // Returns once every rank has called it.
   void barrier();
 

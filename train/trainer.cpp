@@ -193,10 +193,12 @@ std::vector<double> predict_azimuths(SpatialNet& net, Batch& b, const torch::Dev
 
 // Fine-tuning validation: a fixed set of examples of the training distribution under a seed derived from the
 // training seed (never the labelled pool's), scored as btrain eval scores. The source cycles over exactly
-// n_batches batches, so every validation sees the same examples in the same order.
+// n_batches batches, so every validation sees the same examples in the same order. Data-parallel ranks each
+// score their share of every batch and add up the errors.
 class Validation {
  public:
-  Validation(const Config& cfg, const torch::Device& device) : grid_(cfg.model), device_(device) {
+  Validation(const Config& cfg, const torch::Device& device, BatchShare share, DataParallel& parallel)
+      : grid_(cfg.model), device_(device), parallel_(parallel) {
     Config v = cfg;
     v.seed = validation_seed(cfg.seed);
     if (!cfg.train.val_sofa.empty()) v.hrtf.sofa = cfg.train.val_sofa;  // e.g. a head held out of fine-tuning
@@ -204,7 +206,7 @@ class Validation {
       if (!fs::is_regular_file(f)) throw InputError("SOFA file '" + f + "' does not exist: check train.val_sofa");
     const int B = cfg.train.batch_size;
     n_batches_ = (cfg.train.val_examples + B - 1) / B;
-    source_ = on_the_fly(v, device, 0, n_batches_ * B);
+    source_ = on_the_fly(v, device, 0, n_batches_ * B, share);
   }
   static unsigned long long validation_seed(unsigned long long seed) { return seed * 6364136223846793005ULL + 1442695040888963407ULL; }
   // Mean absolute azimuth error (degrees) over the validation set; leaves the network in training mode.
@@ -219,12 +221,14 @@ class Validation {
       for (int i = 0; i < b.size; ++i) sum += azimuth_error_deg(est[size_t(i)], b.azimuth_deg[size_t(i)]), ++n;
     }
     net->train();
-    return sum / double(std::max(1LL, n));
+    const std::vector<double> all = parallel_.sum({sum, double(n)});
+    return all[0] / std::max(1.0, all[1]);
   }
 
  private:
   DoaGrid grid_;
   torch::Device device_;
+  DataParallel& parallel_;
   long long n_batches_ = 0;
   std::unique_ptr<BatchSource> source_;
 };
@@ -335,11 +339,11 @@ void train(const Config& cfg, const TrainOptions& opt) {
   std::unique_ptr<BatchSource> source = opt.shards.empty()
                                             ? on_the_fly(cfg, device, step, pool, share)
                                             : make_shard_source(cfg, opt.shards, step, pretrain, opt.preload, share);
-  std::optional<Validation> validation;
-  if (validate && leader) validation.emplace(cfg, device);
   // Every rank has checked its inputs when the group forms: only then does the leader write. All ranks then
   // start from the leader's weights (they are equal already: same seed, same files; this makes it so).
   DataParallel parallel(launch);
+  std::optional<Validation> validation;
+  if (validate) validation.emplace(cfg, device, share, parallel);
   parallel.broadcast_from_leader(net->parameters());
   std::ofstream log, val_log;
   BestState best;
@@ -449,11 +453,13 @@ void train(const Config& cfg, const TrainOptions& opt) {
       data_ms_acc = compute_ms_acc = loss_acc = 0;
       acc_n = 0;
     }
-    // Validation runs on the leader alone (the others wait for it in the next step's all-reduce).
     if (validation && ((step + 1) % cfg.train.val_every == 0 || step + 1 == cfg.train.steps)) {
-      const double mae = validation->mae(net);
-      val_log << step + 1 << "," << mae << "\n" << std::flush;
-      if (mae < best.mae) best = {step + 1, mae}, save_best(run, net, best);
+      const double mae = validation->mae(net);  // every rank's share of the examples
+      if (leader) val_log << step + 1 << "," << mae << "\n" << std::flush;
+      if (mae < best.mae) {
+        best = {step + 1, mae};
+        if (leader) save_best(run, net, best);
+      }
       if (!quiet)
         std::fprintf(stderr, "step %lld validation MAE %.2f deg (best %.2f at step %lld)\n", step + 1, mae, best.mae, best.step);
     }
