@@ -142,8 +142,8 @@ TEST(DeviceSource, ExampleIndicesWrapAtThePool) {
 }
 
 // Data-parallel shares: of every batch of 4, rank r of 2 takes examples 2r, 2r+1, with the one-rank source's
-// labels and audio (the CPU's and the shard's bit for bit; the device's too: every example is rendered on its
-// own), also where example indices wrap at a labelled pool.
+// labels and audio (the CPU's and the shard's, streamed or pre-loaded, bit for bit; the device's too: every example
+// is rendered on its own), also where example indices wrap at a labelled pool.
 TEST(BatchShare, RanksTakeTheirPartOfEveryBatchFromEverySource) {
   Config cfg = small_config();
   cfg.train.batch_size = 4;
@@ -157,6 +157,7 @@ TEST(BatchShare, RanksTakeTheirPartOfEveryBatchFromEverySource) {
   const std::vector<std::pair<std::string, Make>> sources{
       {"cpu", [&](BatchShare s) { return make_on_the_fly_source(cfg, 2, 7, s); }},
       {"shard", [&](BatchShare s) { return make_shard_source(cfg, gen.out, 2, true, false, s); }},
+      {"preloaded shard", [&](BatchShare s) { return make_shard_source(cfg, gen.out, 2, true, true, s); }},
       {"device", [&](BatchShare s) { return make_device_source(cfg, 2, 7, s); }}};
   for (const auto& [name, make] : sources) {
     SCOPED_TRACE(name);
@@ -171,7 +172,7 @@ TEST(BatchShare, RanksTakeTheirPartOfEveryBatchFromEverySource) {
       std::vector<double> joined = a.example_index;
       joined.insert(joined.end(), b.example_index.begin(), b.example_index.end());
       EXPECT_EQ(joined, w.example_index) << "batch " << k;
-      if (name != "shard")  // on the fly: batch k is examples 4k .. 4k+3 modulo the pool of 7
+      if (name.find("shard") == std::string::npos)  // on the fly: batch k is examples 4k .. 4k+3 modulo the pool of 7
         for (int i = 0; i < 4; ++i) EXPECT_EQ(w.example_index[size_t(i)], double((4 * (2 + k) + i) % 7));
       std::vector<float> az = a.azimuth_deg;
       az.insert(az.end(), b.azimuth_deg.begin(), b.azimuth_deg.end());
@@ -190,6 +191,19 @@ TEST(BatchShare, RanksTakeTheirPartOfEveryBatchFromEverySource) {
         if (x->device) x->device->release(nullptr);
     }
   }
+  // Pre-loaded rows are the file's: rank 1's batches from memory equal its streamed ones.
+  auto streamed = make_shard_source(cfg, gen.out, 0, true, false, {1, 2});
+  auto loaded = make_shard_source(cfg, gen.out, 0, true, true, {1, 2});
+  for (int k = 0; k < 4; ++k) {  // past the 3 blocks of an epoch
+    const Batch x = streamed->next(), y = loaded->next();
+    EXPECT_EQ(x.example_index, y.example_index) << "batch " << k;
+    EXPECT_EQ(x.augmented, y.augmented) << "batch " << k;
+    EXPECT_EQ(x.teacher, y.teacher) << "batch " << k;
+    EXPECT_EQ(x.t60_s, y.t60_s) << "batch " << k;
+  }
+  // Each rank holds its own rows of the shard in memory: the 12 examples make 3 blocks of 4, 6 rows per rank.
+  EXPECT_NE(make_shard_source(cfg, gen.out, 0, true, true, {1, 2})->describe().find("pre-loaded into memory: this rank's 6)"),
+            std::string::npos);
   try {
     make_on_the_fly_source(cfg, 0, 0, {0, 3});
     FAIL() << "a batch of 4 was split over 3 ranks";

@@ -156,18 +156,33 @@ std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::str
   long long blocks = info.n_examples / B;
   if (cfg.train.labelled_examples > 0) blocks = std::max<long long>(1, std::min(blocks, cfg.train.labelled_examples / B));
   const uint64_t seed = cfg.seed;
-  // Rows come from the file, or (preload) from memory holding every dataset the batches need.
+  // Rows come from the file, or (preload) from memory holding every dataset the batches need: of each block the
+  // batches use, this rank's rows (1/N of them on each of N ranks), block after block.
   std::vector<std::string> names{"augmented", "scene/azimuth_deg", "scene/snr_db", "scene/t60_s", "scene/noise_type",
                                  "scene/anechoic"};
   if (has_teacher) names.push_back("teacher");
   auto memory = std::make_shared<std::map<std::string, std::vector<float>>>();
+  const long long held_rows = blocks * rank_B;
   if (preload)
-    for (const auto& n : names) reader->read(n, 0, int(info.n_examples), (*memory)[n]);
-  auto fetch = [reader, memory, preload](const std::string& name, long long start, int count, std::vector<float>& out) {
+    for (const auto& n : names) {
+      std::vector<float>& held = (*memory)[n];
+      if (share.ranks == 1) {
+        reader->read(n, 0, int(held_rows), held);  // the blocks are consecutive: one read
+        continue;
+      }
+      std::vector<float> rows;
+      for (long long j = 0; j < blocks; ++j) {
+        reader->read(n, j * B + offset, rank_B, rows);
+        held.insert(held.end(), rows.begin(), rows.end());
+      }
+    }
+  auto fetch = [reader, memory, preload, B, rank_B, offset, held_rows](const std::string& name, long long start,
+                                                                      int count, std::vector<float>& out) {
     if (!preload) return reader->read(name, start, count, out);
-    const std::vector<float>& all = memory->at(name);
-    const size_t row = all.size() / size_t(reader->info().n_examples);
-    out.assign(all.begin() + long(size_t(start) * row), all.begin() + long(size_t(start + count) * row));
+    const std::vector<float>& held = memory->at(name);
+    const size_t row = held.size() / size_t(held_rows);
+    const long long at = (start - offset) / B * rank_B;  // `start`: this rank's first row of a block
+    out.assign(held.begin() + long(size_t(at) * row), held.begin() + long(size_t(at + count) * row));
   };
   auto produce = [reader, fetch, B, rank_B, offset, blocks, seed, has_teacher](long long k) {
     const ShardInfo& in = reader->info();
@@ -197,9 +212,10 @@ std::unique_ptr<BatchSource> make_shard_source(const Config& cfg, const std::str
     b.example_index = reader->example_indices(start, rank_B);
     return b;
   };
+  const std::string held = share.ranks > 1 ? ": this rank's " + std::to_string(held_rows) + ")" : ")";
   return std::make_unique<Prefetcher>(produce, first, cfg.train.prefetch_batches,
                                       "shard " + path + " (" + std::to_string(info.n_examples) + " examples" +
-                                          (preload ? ", pre-loaded into memory)" : ", streamed)"));
+                                          (preload ? ", pre-loaded into memory" + held : ", streamed)"));
 }
 
 }  // namespace bsim
