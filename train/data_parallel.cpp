@@ -7,6 +7,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <sstream>
 #include <string>
@@ -60,6 +61,13 @@ DataParallel::DataParallel(const Launch& launch) {
   if (launch.rank >= launch.world) throw InputError(where + ": the rank must be below the number of ranks");
   rank_ = int(launch.rank), ranks_ = int(launch.world);
   group_ = std::make_unique<Group>();
+  // Until every rank has joined (up to the store's 300 s), Ctrl-C and SIGTERM end the process as they normally
+  // would: btrain's handlers only ask the training loop to stop, which has not started, and nothing is written yet.
+  struct DefaultSignals {
+    void (*int_handler)(int) = std::signal(SIGINT, SIG_DFL);
+    void (*term_handler)(int) = std::signal(SIGTERM, SIG_DFL);
+    ~DefaultSignals() { std::signal(SIGINT, int_handler), std::signal(SIGTERM, term_handler); }
+  } during_join;
   try {
     c10d::TCPStoreOptions so;
     so.port = uint16_t(launch.master_port);
@@ -70,11 +78,20 @@ DataParallel::DataParallel(const Launch& launch) {
     // As torch.distributed does: GLOO_SOCKET_IFNAME names the network interfaces to use, else the host's own.
     if (const char* names = std::getenv("GLOO_SOCKET_IFNAME")) {
       std::istringstream in(names);
-      for (std::string name; std::getline(in, name, ',');)
-        if (!name.empty()) options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+      for (std::string name; std::getline(in, name, ',');) {
+        if (name.empty()) continue;
+        try {
+          options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+        } catch (const std::exception&) {
+          throw InputError("GLOO_SOCKET_IFNAME='" + std::string(names) + "': this machine has no network interface '" +
+                           name + "' (`ip -br addr` lists them; unset the variable to use the host name's)");
+        }
+      }
     }
     if (options->devices.empty()) options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
     group_->gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(group_->store, rank_, ranks_, options);
+  } catch (const InputError&) {
+    throw;
   } catch (const std::exception& e) {  // c10d's errors (with a backtrace after the first line) or Gloo's own
     const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
     const std::string msg = c10_error ? c10_error->what_without_backtrace() : e.what();

@@ -25,13 +25,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start_ranks(n, *args):
-    """Starts n btrain processes as a launcher would (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT)."""
+def start_ranks(n, *args, only=None, **extra_env):
+    """Starts n btrain processes as a launcher would (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), or
+    only the ranks listed in `only`."""
     port = free_port()
     procs = []
-    for rank in range(n):
+    for rank in range(n) if only is None else only:
         env = dict(os.environ, RANK=str(rank), WORLD_SIZE=str(n), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
-                   MASTER_PORT=str(port))
+                   MASTER_PORT=str(port), **extra_env)
         procs.append(subprocess.Popen([BTRAIN, *map(str, args)], env=env, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True))
     return procs
@@ -153,6 +154,17 @@ def test_bad_launches_say_what_to_do(single, tmp_path):
     (code0, err0), (code1, err1) = finish(start_ranks(2, *PRE, "--out", "/dev/null/run"), timeout=120)
     assert code0 == 2 and "cannot create run folder '/dev/null/run'" in err0, err0
     assert code1 == 3 and "another rank stopped?" in err1, err1
+    for code, err in finish(start_ranks(2, *PRE, "--out", tmp_path / "ifname", GLOO_SOCKET_IFNAME="nosuch0")):
+        assert code == 2, err
+        assert "GLOO_SOCKET_IFNAME='nosuch0': this machine has no network interface 'nosuch0'" in err, err
+    assert not (tmp_path / "ifname").exists()
+    # A rank waiting for the others to join ends at once on SIGTERM (Ctrl-C alike), not after the store's 300 s.
+    (alone,) = start_ranks(2, *PRE, "--out", tmp_path / "alone", only=[0])
+    time.sleep(3)
+    alone.send_signal(signal.SIGTERM)
+    _, err = alone.communicate(timeout=30)
+    assert alone.returncode == -signal.SIGTERM, (alone.returncode, err)
+    assert not (tmp_path / "alone").exists()
     env = {k: v for k, v in os.environ.items() if k not in ("MASTER_ADDR", "MASTER_PORT")}
     p = subprocess.run([BTRAIN, *PRE, "--out", tmp_path / "nomaster"], env=dict(env, RANK="0", WORLD_SIZE="2"),
                        capture_output=True, text=True, timeout=120)
