@@ -1,12 +1,13 @@
-// Where this process stands in a multi-process launch: torchrun's RANK / WORLD_SIZE / LOCAL_RANK and
-// MASTER_ADDR / MASTER_PORT, else SLURM's SLURM_PROCID / SLURM_NTASKS / SLURM_LOCALID. `bsim generate` uses
-// the rank to write its own part of a dataset; `btrain` uses all of it to train data-parallel.
+// Where this process stands in a multi-process launch: torchrun's RANK / WORLD_SIZE / LOCAL_WORLD_SIZE and
+// MASTER_ADDR / MASTER_PORT, else SLURM's SLURM_PROCID / SLURM_NTASKS. `bsim generate` uses the rank to write its
+// own part of a dataset; `btrain` uses all of it to train data-parallel. Which GPU a rank takes (LOCAL_RANK,
+// SLURM_LOCALID) is kernels/device.h's cuda_device_index.
 #pragma once
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <string>
-#include <tuple>
+#include <utility>
 
 #include "io/error.h"
 
@@ -15,7 +16,6 @@ namespace bsim {
 struct Launch {
   long long rank = -1;    // -1: not started by a launcher
   long long world = 1;    // ranks in the launch
-  long long local_rank = 0;  // rank on this machine (LOCAL_RANK, SLURM_LOCALID), 0 when neither is set
   long long local_ranks = 1;  // ranks on this machine (torchrun's LOCAL_WORLD_SIZE), 1 when unset
   std::string rank_var;   // the variable the rank came from ("RANK" or "SLURM_PROCID")
   std::string master_addr;  // MASTER_ADDR / MASTER_PORT, where rank 0 listens; empty / 0 when unset
@@ -32,12 +32,10 @@ inline Launch launch_from_env(const std::function<const char*(const char*)>& env
     return std::stoll(s);
   };
   Launch r;
-  for (const auto& [rank_var, world_var, local_var] :
-       {std::tuple{"RANK", "WORLD_SIZE", "LOCAL_RANK"}, std::tuple{"SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID"}})
+  for (const auto& [rank_var, world_var] : {std::pair{"RANK", "WORLD_SIZE"}, std::pair{"SLURM_PROCID", "SLURM_NTASKS"}})
     if (const char* v = env(rank_var)) {
       r.rank = number(rank_var, v, "a rank number"), r.rank_var = rank_var;
       if (const char* w = env(world_var)) r.world = number(world_var, w, "a number of ranks");
-      if (const char* l = env(local_var)) r.local_rank = number(local_var, l, "a local rank number");
       break;
     }
   if (const char* n = env("LOCAL_WORLD_SIZE")) r.local_ranks = std::max(1LL, number("LOCAL_WORLD_SIZE", n, "a number of ranks"));

@@ -335,7 +335,6 @@ TEST(Launch, TorchrunsVariablesThenSlurmsAndABadOneIsNamed) {
                          {"MASTER_ADDR", "node0"}, {"MASTER_PORT", "29500"}, {"SLURM_PROCID", "2"}, {"SLURM_NTASKS", "3"}});
   EXPECT_EQ(t.rank, 5);
   EXPECT_EQ(t.world, 8);
-  EXPECT_EQ(t.local_rank, 1);
   EXPECT_EQ(t.local_ranks, 4);
   EXPECT_EQ(t.rank_var, "RANK");
   EXPECT_EQ(t.master_addr, "node0");

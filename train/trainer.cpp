@@ -39,14 +39,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-// train.device; on CUDA the launch's local rank picks the GPU (ranks of one machine take its GPUs in turn),
-// which becomes the current device of libtorch and of the CUDA pipeline alike.
-torch::Device pick_device(const std::string& want, const Launch& launch) {
+// train.device; on CUDA the launcher's local rank picks the GPU as for `bsim generate --device cuda` (ranks of one
+// machine take its GPUs in turn), which becomes the current device of libtorch and of the CUDA pipeline alike.
+torch::Device pick_device(const std::string& want) {
   if (want == "cpu") return torch::kCPU;
   if (want == "cuda" && !torch::cuda::is_available())
     throw InputError("train.device=cuda but no CUDA device is visible: use cpu or auto");
   if (!torch::cuda::is_available()) return torch::kCPU;
-  const int index = launch.world > 1 ? int(launch.local_rank % std::max<long long>(1, torch::cuda::device_count())) : 0;
+  const int index = cuda::cuda_device_index("cuda", std::max<int>(1, torch::cuda::device_count()));
 #if BSIM_HAVE_CUDA
   c10::cuda::set_device(c10::DeviceIndex(index));
   cuda::use_device(index);
@@ -317,7 +317,7 @@ void train(const Config& cfg, const TrainOptions& opt) {
   const bool quiet = opt.quiet || !leader;
 
   torch::manual_seed(cfg.seed);
-  const torch::Device device = pick_device(cfg.train.device, launch);
+  const torch::Device device = pick_device(cfg.train.device);
   SpatialNet net = make_net(cfg);
   if (opt.task == Task::finetune && !opt.init.empty() && !opt.resume) {
     fs::path init(opt.init);
@@ -507,7 +507,7 @@ void evaluate(const Config& run_cfg, const EvalOptions& opt) {
     std::string what = e.what_without_backtrace();
     throw InputError("model in '" + opt.model + "' does not match its config.yaml: " + what.substr(0, what.find('\n')));
   }
-  const torch::Device device = pick_device(cfg.train.device, launch);
+  const torch::Device device = pick_device(cfg.train.device);
   net->to(device);
   net->eval();
   torch::NoGradGuard no_grad;
