@@ -24,6 +24,8 @@
 #                                it the lease's time left, less a margin: what is unfinished then is skipped).
 #                                The two fit kernels and full recipe into one 15-minute lease, whose commands are
 #                                limited to 10 minutes each.
+#   scripts/gpu_check.sh train   full mode's btrain timings alone (trainer built; no tests, benchmarks or sanitizers):
+#                                the next command on a warm machine after `targets` (~3 min with the build)
 #   scripts/gpu_check.sh test [FILTER]  builds test_gpu alone and runs the gpu tests FILTER selects (gtest filter,
 #                                default all): a failing test again with little device time (~1 min)
 # Every stage has its own time limit so that one hang cannot eat the lease; full logs are packed into
@@ -31,7 +33,7 @@
 # $OUT/summary.md.
 set -uo pipefail
 MODE=${1:-full}
-case "$MODE" in quick|targets|kernels|full|recipe|both|collect|test) ;; *) echo "mode: quick, targets, kernels, full, recipe, both, collect or test" >&2; exit 2 ;; esac
+case "$MODE" in quick|targets|kernels|full|train|recipe|both|collect|test) ;; *) echo "mode: quick, targets, kernels, full, train, recipe, both, collect or test" >&2; exit 2 ;; esac
 RECIPE_SIZE=gpu; COLLECT_WAIT=480; TEST_FILTER='*'
 case "$MODE" in
   collect) COLLECT_WAIT=${2:-480} ;;
@@ -108,7 +110,7 @@ start_recipe() {  # fg | bg
 
 if [ "$MODE" != collect ]; then
 TRAINER=OFF; TARGETS=(--target bsim test_gpu bench_gpu)
-case "$MODE" in full|recipe|both) TRAINER=ON; TARGETS=(--target bsim btrain test_gpu bench_gpu) ;; test) TARGETS=(--target test_gpu) ;; esac
+case "$MODE" in full|recipe|both) TRAINER=ON; TARGETS=(--target bsim btrain test_gpu bench_gpu) ;; train) TRAINER=ON; TARGETS=(--target bsim btrain) ;; test) TARGETS=(--target test_gpu) ;; esac
 t=$(date +%s)
 cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 \
   -DCMAKE_PREFIX_PATH="$TORCH_PREFIX;/opt/deps/usr" -DBSIM_PYTHON="$PY" -DBSIM_ENABLE_CUDA=ON -DBSIM_BUILD_EMULATION=OFF \
@@ -119,6 +121,9 @@ stamp "build rc=$build_rc"
 [ $build_rc -ne 0 ] && { tail -40 "$LOG/build.log"; tail -20 "$LOG/configure.log"; }
 
 [ "$MODE" = kernels ] && TEST_FILTER='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*:GpuBrirTail.*:GpuPipeline.RendersTheCpuPlan'
+# train mode: straight to the btrain timings (a targets run on the same machine did the rest).
+gpu_tests_rc=skipped; memcheck_rc=skipped; racecheck_rc=skipped; ncu_state=skipped; gen_rc=skipped
+if [ "$MODE" != train ]; then
 run_for 180 build-gpu/tests/test_gpu --gtest_filter="$TEST_FILTER" > "$LOG/test_gpu.log" 2>&1; gpu_tests_rc=$?
 stamp "test_gpu rc=$gpu_tests_rc"; grep -E "FAILED|Failure|error|Expected|Which is|actual|example|ms\)" "$LOG/test_gpu.log" | head -60
 [ "$MODE" = test ] && { cp "$LOG/test_gpu.log" "$DEST/"; tail -80 "$LOG/test_gpu.log"; exit "$gpu_tests_rc"; }
@@ -216,6 +221,7 @@ case "$MODE" in quick|kernels|both|full)
   grep -E "^  [a-z_]+\(|Duration|Compute \(SM\) Throughput|Memory Throughput|Achieved Occupancy|Registers Per|Shared Memory Configuration Size|Stall|Bank" "$LOG/ncu.txt" 2>/dev/null | head -40
   cp "$LOG/ncu_batch.md" "$DEST/ncu_batch.md" 2>/dev/null; head -30 "$LOG/ncu_batch.md" 2>/dev/null ;;
 esac
+fi  # not train
 [ "$MODE" = recipe ] && [ "$RECIPE_SIZE" != full ] && {
   run_for 60 compute-sanitizer --tool racecheck --error-exitcode 9 build-gpu/tests/test_gpu \
     --gtest_filter='GpuConvolution.*:GpuTeacher.*:GpuClassicDoa.*' > "$LOG/racecheck.log" 2>&1
@@ -253,7 +259,7 @@ if [ "$MODE" = recipe ] || [ "$MODE" = collect ]; then
     echo "${n#doa-} $(mae "$RECIPE_DIR/eval-${n#doa-}/summary.md") / $(mae "$LOG/recipe-oldreadout-$n/summary.md")"
   done > "$DEST/recipe-readouts.txt"
 fi
-if [ "$MODE" = full ]; then
+if [ "$MODE" = full ] || [ "$MODE" = train ]; then
   # btrain with the default model (3 x 256 LSTM, batch 32, 4 s clips): on the fly from the GPU pipeline, on
   # the fly from the CPU simulator, from a streamed shard and from the shard pre-loaded (the upper bound).
   run_for 60 build-gpu/apps/bsim generate --rooms 1024 --out /tmp/train.h5 --quiet --device cuda > "$LOG/generate-train.log" 2>&1
@@ -293,7 +299,7 @@ fi
 if [ "$MODE" = quick ] || [ "$MODE" = targets ] || [ "$MODE" = full ]; then
   echo "| generate --rooms 10000 --device cuda | rc=$gen_rc; $(grep -E 'wrote' "$LOG/generate.log" | tail -1); disk write of the same $bytes bytes ${disk_s} s |"
 fi
-if [ "$MODE" = full ]; then
+if [ "$MODE" = full ] || [ "$MODE" = train ]; then
   for src in fly cpufly shard preload dp2; do
     echo "| btrain pretrain ($src): last row of log.csv | $(tail -1 "$LOG/btrain-$src.csv" 2>/dev/null || echo "failed: $(tail -1 "$LOG/btrain-$src.log")") |"
   done
