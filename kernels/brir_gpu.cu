@@ -88,8 +88,7 @@ BrirRenderer::BrirRenderer(const std::vector<const HrirGrid*>& grids, int max_ro
   }
   // The scatter's shared memory: the accumulator and the stage of kScatterImages images' outputs (the longest
   // HRIR's). Above 48 kB a kernel must opt in; where the accumulator would not fit beside the stage (HRIRs of
-  // thousands of taps), every room adds in global memory instead. scatter_shared_samples is the cap: each launch
-  // takes what its rooms' early parts need (scatter_accumulator_samples).
+  // thousands of taps), every room adds in global memory instead.
   for (const HrirGrid* g : grids) m.stage_seg = std::max(m.stage_seg, g->n_taps + 2 * half_width);
   const size_t optin = shared_opt_in_bytes();
   m.scatter_shared_samples = std::min(length, kScatterSharedSamples);
@@ -139,7 +138,7 @@ int BrirRenderer::length() const { return impl_->length; }
 int BrirRenderer::capacity() const { return impl_->capacity; }
 
 void BrirRenderer::enqueue_device(const RoomGeometry* rooms, int B, bool late_tail, float* out, float* direct,
-                                  int n_direct, long long stride, int* counts, void* stream_ptr, float max_distance_m) {
+                                  int n_direct, long long stride, int* counts, void* stream_ptr) {
   Impl& m = *impl_;
   if (B < 1 || B > m.max_rooms) throw InputError("GPU renderer: batch of " + std::to_string(B) + " rooms, capacity " +
                                                  std::to_string(m.max_rooms));
@@ -151,10 +150,9 @@ void BrirRenderer::enqueue_device(const RoomGeometry* rooms, int B, bool late_ta
   BSIM_LAUNCH(image_sources_kernel, B, kImageThreads, 0, s)(
       rooms, m.grids, m.fs_over_c, m.capacity, m.images.get(), counts);
   BSIM_CUDA_TRY(cudaGetLastError());
-  const int acc = scatter_accumulator_samples(max_distance_m, m.fs_over_c, m.stage_seg, m.length, m.scatter_shared_samples);
-  BSIM_LAUNCH(scatter_kernel, B, kScatterThreads, scatter_shared_bytes(acc, m.stage_seg), s)(
+  BSIM_LAUNCH(scatter_kernel, B, kScatterThreads, scatter_shared_bytes(m.scatter_shared_samples, m.stage_seg), s)(
       rooms, m.images.get(), counts, m.capacity, m.grids, m.half_width, m.length, stride, out, direct, n_direct,
-      m.fs_over_c, acc, m.stage_seg);
+      m.fs_over_c, m.scatter_shared_samples, m.stage_seg);
   BSIM_CUDA_TRY(cudaGetLastError());
   if (late_tail && m.fused_tail) {
     BSIM_LAUNCH(tail_ear_spectra_kernel, dim3((m.tail_nb + kTailThreads - 1) / kTailThreads, B), kTailThreads, 0, s)(
@@ -190,9 +188,7 @@ void BrirRenderer::enqueue(const std::vector<RoomGeometry>& rooms, bool late_tai
   if (m.out.size() == 0) m.out = DeviceBuffer<float>(size_t(m.max_rooms) * 2 * m.length);
   cudaStream_t s = m.stream.get();
   BSIM_CUDA_TRY(cudaMemcpyAsync(m.rooms.get(), rooms.data(), B * sizeof(RoomGeometry), cudaMemcpyHostToDevice, s));
-  float max_distance_m = 0;
-  for (const RoomGeometry& r : rooms) max_distance_m = std::max(max_distance_m, r.max_distance_m);
-  enqueue_device(m.rooms.get(), B, late_tail, m.out.get(), nullptr, 0, m.length, m.counts.get(), s, max_distance_m);
+  enqueue_device(m.rooms.get(), B, late_tail, m.out.get(), nullptr, 0, m.length, m.counts.get(), s);
   m.last_batch = B;
 }
 

@@ -59,11 +59,9 @@ class BrirRenderer {
   // floats: out + (room * 2 + ear) * stride, and the direct path alone of rooms < n_direct to
   // direct + (room * 2 + ear) * stride (direct may be null). Samples [0, length) of each row are
   // overwritten, the rest of the row is left alone. Image counts go to device_counts[room]. Everything is
-  // enqueued on `stream` (a cudaStream_t); nothing synchronises. max_distance_m: the largest
-  // RoomGeometry::max_distance_m of the rooms (sizes the scatter's shared accumulator; a smaller value leaves
-  // the longer rooms to add in global memory: the same bits, slower).
+  // enqueued on `stream` (a cudaStream_t); nothing synchronises.
   void enqueue_device(const RoomGeometry* device_rooms, int n_rooms, bool late_tail, float* out, float* direct,
-                      int n_direct, long long stride, int* device_counts, void* stream, float max_distance_m);
+                      int n_direct, long long stride, int* device_counts, void* stream);
 
   int length() const;
   int capacity() const;  // images per room

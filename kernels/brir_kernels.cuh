@@ -23,10 +23,9 @@ __device__ inline int imax(int a, int b) { return a > b ? a : b; }
 
 constexpr int kImageThreads = 256;   // threads per room in the image kernel
 constexpr int kScatterThreads = 256; // threads per room in the scatter kernel
-// The scatter's shared accumulator: at most this many samples per ear (two ears: 48,000 bytes beside the stage,
-// 16 kB at 16 kHz). The early part of a 16 kHz room (transition <= 100 ms: ~1,850 samples with the HRIR and the
-// sinc) fits, a 48 kHz one (~5,500) too; each launch takes only what its longest early part needs
-// (scatter_accumulator_samples).
+// The scatter's shared accumulator: samples per ear (two ears: 48,000 bytes beside the stage, 14 kB at 16 kHz).
+// The early part of a 16 kHz room (transition <= 100 ms: ~1,800 samples with the HRIR and the sinc) fits many
+// times over, a 48 kHz one (~5,500) too.
 constexpr int kScatterSharedSamples = 6000;
 constexpr int kMaxHalfWidth = 64;
 
@@ -139,19 +138,6 @@ inline size_t scatter_shared_bytes(int shared_samples, int stage_seg) {
 // Its static shared memory (taps, first, ir_row, is_direct below), beside the dynamic part in a block's budget.
 constexpr size_t kScatterStaticShared =
     sizeof(float) * kScatterImages * (2 * kMaxHalfWidth + 1) + 3 * sizeof(int) * kScatterImages;
-// The scatter's shared accumulator per ear for one launch: the longest early part among its rooms, whose images
-// all lie within max_distance_m (the kernel's `span`: ceil(max_distance_m fs / c) + stage_seg + 2, or the whole
-// length), capped by `cap` (what fits a block's shared memory; 0: none, every room adds in global memory). A
-// room whose span is longer than the result adds in global memory (same bits). Sized per launch because a block's
-// shared memory decides how many blocks share an SM: 6,000 samples for every launch held the pipeline's scatter
-// to 3 blocks of 256 threads per SM (H200 run 10: ~68 kB a block), where its rooms' early parts (<= 100 ms) need
-// ~1,850 (~36 kB a block, 5 by registers).
-inline int scatter_accumulator_samples(double max_distance_m, double fs_over_c, int stage_seg, int length, int cap) {
-  const double reach = max_distance_m * fs_over_c;
-  const int span = reach + stage_seg + 2 >= double(length) ? length : int(ceil(reach)) + stage_seg + 2;
-  return span < cap ? span : cap;
-}
-
 __global__ void scatter_kernel(const RoomGeometry* rooms, const DeviceImage* images, const int* counts, int capacity,
                                GridSet grids, int half_width, int length, long long stride, float* out, float* direct,
                                int n_direct, double fs_over_c, int shared_samples, int stage_seg) {

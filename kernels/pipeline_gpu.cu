@@ -483,9 +483,7 @@ void DevicePipeline::enqueue(const std::vector<uint64_t>& indices, int slot_inde
     BSIM_CUDA_TRY(cudaMemset2DAsync(m.filters.get() + m.L, pitch, 0, width, size_t(2 * E), st));
     BSIM_CUDA_TRY(cudaMemset2DAsync(direct + m.L, pitch, 0, width, size_t(2 * B), st));
   }
-  float max_distance_m = 0;
-  for (int e = 0; e < E; ++e) max_distance_m = std::max(max_distance_m, rooms[e].max_distance_m);
-  m.brirs->enqueue_device(m.d_rooms.get(), E, true, m.filters.get(), direct, B, m.N, m.counts.get(), st, max_distance_m);
+  m.brirs->enqueue_device(m.d_rooms.get(), E, true, m.filters.get(), direct, B, m.N, m.counts.get(), st);
   BSIM_CUDA_TRY(cudaEventRecord(slot.stage_end[2]->get(), st));
   if (m.fused_conv) {
     FusedConvParams p = m.cp;

@@ -925,15 +925,10 @@ class EmulatedBrirRenderer {
                        rooms.data(), grids_, fs_ / c_, capacity_, images.data(), counts.data());
     for (int n : counts) ASSERT_LE(n, capacity_);
     const int stage_seg = grids_.g[0].n_taps + 2 * half_width_;
-    float max_distance_m = 0;
-    for (const cuda::RoomGeometry& r : rooms) max_distance_m = std::max(max_distance_m, r.max_distance_m);
-    const int acc = sized_accumulator_
-                        ? cuda::scatter_accumulator_samples(max_distance_m, fs_ / c_, stage_seg, length_, shared_samples_)
-                        : shared_samples_;
-    emu::launch_blocks(dim3(B), dim3(cuda::kScatterThreads), cuda::scatter_shared_bytes(acc, stage_seg),
+    emu::launch_blocks(dim3(B), dim3(cuda::kScatterThreads), cuda::scatter_shared_bytes(shared_samples_, stage_seg),
                        cuda::scatter_kernel, "scatter_kernel", rooms.data(), images.data(), counts.data(), capacity_,
                        grids_, half_width_, length_, (long long)length_, out.data(), static_cast<float*>(nullptr), 0,
-                       fs_ / c_, acc, stage_seg);
+                       fs_ / c_, shared_samples_, stage_seg);
     if (!late_tail) return;
     ASSERT_GT(tail_.n, 0) << "a late tail needs the diffuse field at construction";
     const cuda::TailTables& t = tail_;
@@ -958,8 +953,7 @@ class EmulatedBrirRenderer {
   int max_rooms_, length_, capacity_, half_width_;
 
  protected:
-  int shared_samples_;  // the scatter's shared accumulator per ear at most, as BrirRenderer caps it
-  bool sized_accumulator_ = true;  // each launch's accumulator sized to its rooms, as BrirRenderer's
+  int shared_samples_;  // the scatter's shared accumulator per ear, as BrirRenderer sizes it
 
  private:
   double fs_, c_;
@@ -975,15 +969,6 @@ class EmulatedBrirRendererGlobalScatter : public EmulatedBrirRenderer {
   template <class... Args>
   explicit EmulatedBrirRendererGlobalScatter(Args&&... args) : EmulatedBrirRenderer(std::forward<Args>(args)...) {
     shared_samples_ = 0;
-  }
-};
-
-// The same with the accumulator at its cap for every launch, whatever the rooms need (BrirRenderer before run 10).
-class EmulatedBrirRendererFullAccumulator : public EmulatedBrirRenderer {
- public:
-  template <class... Args>
-  explicit EmulatedBrirRendererFullAccumulator(Args&&... args) : EmulatedBrirRenderer(std::forward<Args>(args)...) {
-    sized_accumulator_ = false;
   }
 };
 
@@ -1038,18 +1023,11 @@ TEST(EmulatedBrir, SameBitsWhicheverOrderTheThreadsRun) {
   }
 }
 
-// Each launch's scatter accumulator holds its longest early part and no more (what a block's shared memory
-// takes decides how many blocks share an SM), and the rooms render to the same bits with the accumulator sized
-// so, at its cap of 6,000 samples, or with none (every room added in global memory). Also a mixed launch: at
-// 48 kHz one room whose early part outgrows the cap (a 0.13 s transition among 0.02-0.1 s ones: ~6,900 samples)
-// adds in global memory beside the others in shared memory.
-TEST(EmulatedBrir, ScatterAccumulatorSizedToTheLaunchSameBits) {
-  const double fs_over_c = 16000.0 / 343.0;
-  EXPECT_EQ(cuda::scatter_accumulator_samples(34.0, fs_over_c, 250, 20000, 6000), 1839);  // ~0.1 s: 1,587 + 252
-  EXPECT_EQ(cuda::scatter_accumulator_samples(7.0, fs_over_c, 250, 20000, 6000), 579);    // ~0.02 s: 327 + 252
-  EXPECT_EQ(cuda::scatter_accumulator_samples(171.5, fs_over_c, 250, 20000, 6000), 6000); // 0.5 s: the cap
-  EXPECT_EQ(cuda::scatter_accumulator_samples(34.0, fs_over_c, 250, 1500, 6000), 1500);   // the whole response
-  EXPECT_EQ(cuda::scatter_accumulator_samples(34.0, fs_over_c, 250, 20000, 0), 0);        // none fits
+// The rooms render to the same bits with the early parts added in the shared accumulator or in global memory
+// (rooms whose early part outgrows the accumulator), also in a mixed launch: at 48 kHz one room of a 0.13 s
+// transition (~6,900 samples with the HRIR and the sinc) among 0.02-0.1 s ones adds in global memory beside the
+// others in shared memory. Both paths add each sample's images in image order, from zeros.
+TEST(EmulatedBrir, SharedAndGlobalAccumulatorsSameBits) {
   const double c = 343.0;
   for (const auto& [fs, longest] : {std::pair{16000.0, 0.1}, std::pair{48000.0, 0.13}}) {
     SCOPED_TRACE(std::to_string(int(fs)) + " Hz, longest transition " + std::to_string(longest) + " s");
@@ -1059,28 +1037,17 @@ TEST(EmulatedBrir, ScatterAccumulatorSizedToTheLaunchSameBits) {
     cases[1].transition_s = longest;  // the largest room (10 x 9 x 4 m): ~1,000 images at 0.13 s
     const std::vector<cuda::RoomGeometry> rooms = tail_rooms(cases, c, 5);
     const int length = 10000, n = int(rooms.size());
-    float max_distance_m = 0;
-    for (const cuda::RoomGeometry& r : rooms) max_distance_m = std::max(max_distance_m, r.max_distance_m);
-    const int acc = cuda::scatter_accumulator_samples(max_distance_m, fs / c, grid.n_taps + 32, length,
-                                                      cuda::kScatterSharedSamples);
-    if (fs == 16000.0)
-      EXPECT_LT(acc, 2000) << "the sized accumulator should hold ~0.1 s, not the cap";
-    else
-      EXPECT_EQ(acc, cuda::kScatterSharedSamples) << "one room should outgrow the cap";
-    const EmulatedBrirRenderer sized(grid, n, length, 16384, 16, c);
-    const EmulatedBrirRendererFullAccumulator full(grid, n, length, 16384, 16, c);
+    const double reach = double(rooms[1].max_distance_m) * fs / c + grid.n_taps + 2 * 16 + 2;
+    if (fs == 48000.0) EXPECT_GT(reach, cuda::kScatterSharedSamples) << "one room should outgrow the accumulator";
+    const EmulatedBrirRenderer shared(grid, n, length, 16384, 16, c);
     const EmulatedBrirRendererGlobalScatter global(grid, n, length, 16384, 16, c);
-    std::vector<float> out[3];
-    std::vector<int> counts[3];
-    sized.render(rooms, out[0], counts[0]);
-    full.render(rooms, out[1], counts[1]);
-    global.render(rooms, out[2], counts[2]);
-    for (int k = 1; k < 3; ++k) {
-      EXPECT_EQ(counts[0], counts[k]);
-      ASSERT_EQ(out[0].size(), out[k].size());
-      EXPECT_EQ(0, std::memcmp(out[0].data(), out[k].data(), out[0].size() * sizeof(float)))
-          << (k == 1 ? "accumulator at its cap" : "no accumulator");
-    }
+    std::vector<float> out[2];
+    std::vector<int> counts[2];
+    shared.render(rooms, out[0], counts[0]);
+    global.render(rooms, out[1], counts[1]);
+    EXPECT_EQ(counts[0], counts[1]);
+    ASSERT_EQ(out[0].size(), out[1].size());
+    EXPECT_EQ(0, std::memcmp(out[0].data(), out[1].data(), out[0].size() * sizeof(float)));
   }
 }
 
