@@ -131,7 +131,7 @@ build-gpu/apps/bsim devices > "$LOG/devices.txt" 2>&1
 BENCH_FILTER=.; [ "$MODE" = recipe ] && BENCH_FILTER='Pipeline|ClassicDoa'
 [ "$MODE" = kernels ] || [ "$MODE" = both ] && BENCH_FILTER='Convolve|Teacher|Pipeline|ClassicDoa'
 # targets: the benchmarks bench/targets.py and bench/torch_baselines.py read, and the GCC-PHAT teacher's two
-# candidate launch shapes (4 or 8 frames per block of 256 threads: the default's open question, ~3 s).
+# launch shapes 4 and 8 frames per block of 256 threads (the default 8 settled in run 11; ~3 s).
 [ "$MODE" = targets ] && BENCH_FILTER='BM_BrirBatch/8192/1/0|BM_ConvolveBatch/|BM_TeacherBatch/|BM_PipelineBatch/|BM_TeacherBatchFused/0/[48]/256/'
 run_for 150 build-gpu/bench/bench_gpu --benchmark_min_time=0.3s --benchmark_filter="$BENCH_FILTER" \
   --benchmark_out="$LOG/bench_gpu.json" --benchmark_out_format=json > "$LOG/bench_gpu.txt" 2>&1
