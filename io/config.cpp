@@ -302,6 +302,10 @@ const std::vector<Field>& schema() {
       field("train.precision", "btrain on CUDA: fp32 | bf16 (autocast forward pass; stalls the LSTM, see bench/RESULTS.md)", &C::train, &TrainConfig::precision),
       field("train.simulator", "btrain --on-the-fly: where batches are rendered: auto | cpu | cuda", &C::train,
             &TrainConfig::simulator),
+      field("train.dist_timeout_s", "btrain data-parallel: seconds a rank waits for the others, to join (every rank "
+            "opens its data first: a long --preload counts) and in each step's all-reduce, before it stops with an "
+            "error; a rank that hangs stops the launch after this long (torch.distributed's default: 1800)",
+            &C::train, &TrainConfig::dist_timeout_s),
   };
   return fields;
 }
@@ -518,6 +522,8 @@ void validate(const Config& c) {
                "config key 'train.precision' must be bf16 or fp32");
   BSIM_EXPECTS(c.train.simulator == "auto" || c.train.simulator == "cpu" || c.train.simulator == "cuda",
                "config key 'train.simulator' must be auto, cpu or cuda");
+  BSIM_EXPECTS(c.train.dist_timeout_s >= 1 && c.train.dist_timeout_s <= 7 * 86400,
+               "config key 'train.dist_timeout_s' must be within 1..604800 seconds");
 }
 
 std::string to_yaml(const Config& cfg) {

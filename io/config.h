@@ -139,6 +139,7 @@ struct TrainConfig {
   std::string device = "auto";  // auto | cpu | cuda
   std::string precision = "fp32";  // fp32 | bf16: autocast of the forward pass on CUDA (loss, optimiser fp32)
   std::string simulator = "auto";  // on-the-fly batches: auto (cuda when training on CUDA and built with it) | cpu | cuda
+  double dist_timeout_s = 1800;  // data-parallel: how long a rank waits for the others to join and in each collective
 };
 
 struct Config {

@@ -114,6 +114,9 @@ TEST(Config, ValidateRejectsOutOfRangeValues) {
   EXPECT_NE(error_of([&] { validate(c); }).find("noise.babble_talkers' must be within [1, 32]"), std::string::npos);
   c.noise.babble_talkers = {1, kMaxBabbleTalkers};
   validate(c);
+  c = Config{};  // 0 would make every data-parallel wait time out at once
+  c.train.dist_timeout_s = 0;
+  EXPECT_NE(error_of([&] { validate(c); }).find("train.dist_timeout_s' must be within 1..604800"), std::string::npos);
 }
 
 TEST(Audio, ReadsOggResamplesAndRejectsBadFiles) {

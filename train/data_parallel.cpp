@@ -7,6 +7,7 @@
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <sstream>
@@ -41,18 +42,38 @@ void unflatten_into(const torch::Tensor& flat, const std::vector<torch::Tensor>&
   }
 }
 
-void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
+std::string first_line(const std::exception& e) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  const std::string msg = c10_error ? c10_error->what_without_backtrace() : e.what();
+  return msg.substr(0, msg.find('\n'));
+}
+
+// Gloo's and the store's words for a wait that ran out of time.
+bool timed_out(const std::string& msg) {
+  return msg.find("imed out") != std::string::npos || msg.find("imeout") != std::string::npos;
+}
+
+std::string seconds(double s) {
+  std::ostringstream out;
+  out << s;
+  return out.str();
+}
+
+void wait(const c10::intrusive_ptr<c10d::Work>& work, const char* what, double timeout_s) {
   try {
     work->wait();
   } catch (const std::exception& e) {
-    std::string msg = e.what();
-    throw RuntimeError(std::string("data-parallel ") + what + " failed (another rank stopped?): " + msg.substr(0, msg.find('\n')));
+    const std::string msg = first_line(e);
+    if (timed_out(msg))
+      throw RuntimeError(std::string("data-parallel ") + what + ": no answer from another rank within train.dist_timeout_s=" +
+                         seconds(timeout_s) + " s (a rank hung or was suspended?): " + msg);
+    throw RuntimeError(std::string("data-parallel ") + what + " failed (another rank stopped?): " + msg);
   }
 }
 
 }  // namespace
 
-DataParallel::DataParallel(const Launch& launch) {
+DataParallel::DataParallel(const Launch& launch, double timeout_s) : timeout_s_(timeout_s) {
   if (launch.world <= 1) return;
   const std::string where = launch.rank_var + "=" + std::to_string(launch.rank) + " of " + std::to_string(launch.world);
   if (launch.master_addr.empty() || launch.master_port == 0)
@@ -69,12 +90,14 @@ DataParallel::DataParallel(const Launch& launch) {
     ~DefaultSignals() { std::signal(SIGINT, int_handler), std::signal(SIGTERM, term_handler); }
   } during_join;
   try {
+    const auto timeout = std::chrono::milliseconds(static_cast<long long>(timeout_s * 1000.0));
     c10d::TCPStoreOptions so;
     so.port = uint16_t(launch.master_port);
     so.isServer = rank_ == 0;
     so.numWorkers = ranks_;
+    so.timeout = timeout;
     group_->store = c10::make_intrusive<c10d::TCPStore>(launch.master_addr, so);
-    auto options = c10d::ProcessGroupGloo::Options::create();
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
     // As torch.distributed does: GLOO_SOCKET_IFNAME names the network interfaces to use, else the host's own.
     if (const char* names = std::getenv("GLOO_SOCKET_IFNAME")) {
       std::istringstream in(names);
@@ -93,10 +116,12 @@ DataParallel::DataParallel(const Launch& launch) {
   } catch (const InputError&) {
     throw;
   } catch (const std::exception& e) {  // c10d's errors (with a backtrace after the first line) or Gloo's own
-    const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-    const std::string msg = c10_error ? c10_error->what_without_backtrace() : e.what();
+    const std::string msg = first_line(e);
     throw RuntimeError(where + ": cannot join the ranks at " + launch.master_addr + ":" +
-                       std::to_string(launch.master_port) + ": " + msg.substr(0, msg.find('\n')));
+                       std::to_string(launch.master_port) +
+                       (timed_out(msg) ? " within train.dist_timeout_s=" + seconds(timeout_s) + " s (did every rank start?)"
+                                       : std::string()) +
+                       ": " + msg);
   }
 }
 
@@ -107,7 +132,7 @@ void DataParallel::broadcast_from_leader(const std::vector<torch::Tensor>& tenso
   std::vector<torch::Tensor> flat{flat_on_host(tensors)};
   c10d::BroadcastOptions o;
   o.rootRank = 0;
-  wait(group_->gloo->broadcast(flat, o), "broadcast");
+  wait(group_->gloo->broadcast(flat, o), "broadcast", timeout_s_);
   unflatten_into(flat[0], tensors);
 }
 
@@ -122,8 +147,8 @@ DataParallel::Step DataParallel::average_gradients(const std::vector<torch::Tens
   std::vector<torch::Tensor> meta{torch::tensor({loss, stop ? 1.0 : 0.0}, torch::kFloat64)};
   auto g = group_->gloo->allreduce(flat);
   auto m = group_->gloo->allreduce(meta);
-  wait(g, "gradient all-reduce");
-  wait(m, "all-reduce");
+  wait(g, "gradient all-reduce", timeout_s_);
+  wait(m, "all-reduce", timeout_s_);
   flat[0].div_(double(ranks_));
   unflatten_into(flat[0], grads);
   const double* s = meta[0].data_ptr<double>();
@@ -133,13 +158,13 @@ DataParallel::Step DataParallel::average_gradients(const std::vector<torch::Tens
 std::vector<double> DataParallel::sum(std::vector<double> values) {
   if (!group_ || values.empty()) return values;
   std::vector<torch::Tensor> t{torch::tensor(values, torch::kFloat64)};
-  wait(group_->gloo->allreduce(t), "all-reduce");
+  wait(group_->gloo->allreduce(t), "all-reduce", timeout_s_);
   const double* s = t[0].data_ptr<double>();
   return std::vector<double>(s, s + values.size());
 }
 
 void DataParallel::barrier() {
-  if (group_) wait(group_->gloo->barrier(), "barrier");
+  if (group_) wait(group_->gloo->barrier(), "barrier", timeout_s_);
 }
 
 }  // namespace bsim

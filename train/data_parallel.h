@@ -17,8 +17,10 @@ namespace bsim {
 class DataParallel {
  public:
   // One rank (`launch.world` 1): no process group. Otherwise joins the group at MASTER_ADDR:MASTER_PORT (rank 0
-  // listens there), waiting for every rank; InputError when the launch lacks what that needs.
-  explicit DataParallel(const Launch& launch);
+  // listens there), waiting for every rank; InputError when the launch lacks what that needs. timeout_s
+  // (train.dist_timeout_s) bounds the wait for the others, to join and in every collective: past it the rank
+  // stops with an error naming the key, so that a rank that hangs does not hold the launch indefinitely.
+  DataParallel(const Launch& launch, double timeout_s);
   ~DataParallel();
   DataParallel(const DataParallel&) = delete;
   DataParallel& operator=(const DataParallel&) = delete;
@@ -49,6 +51,7 @@ class DataParallel {
   struct Group;
   std::unique_ptr<Group> group_;
   int rank_ = 0, ranks_ = 1;
+  double timeout_s_ = 0;
 };
 
 }  // namespace bsim

@@ -258,10 +258,12 @@ void save_best(const fs::path& run, SpatialNet& net, const BestState& b) {
 }
 
 // What must match for --resume: everything that shapes the model or the data. train.steps may grow (train
-// longer), and logging/checkpoint cadence, prefetch depth and threads never change results.
+// longer), and logging/checkpoint cadence, prefetch depth, threads and the data-parallel timeout never change
+// results.
 std::string resume_key(const Config& cfg) {
   Config c = cfg;
   c.train.steps = 1;
+  c.train.dist_timeout_s = TrainConfig{}.dist_timeout_s;
   c.train.log_every = TrainConfig{}.log_every;
   c.train.checkpoint_every = TrainConfig{}.checkpoint_every;
   c.train.prefetch_batches = TrainConfig{}.prefetch_batches;
@@ -341,7 +343,7 @@ void train(const Config& cfg, const TrainOptions& opt) {
                                             : make_shard_source(cfg, opt.shards, step, pretrain, opt.preload, share);
   // Every rank has checked its inputs when the group forms: only then does the leader write. All ranks then
   // start from the leader's weights (they are equal already: same seed, same files; this makes it so).
-  DataParallel parallel(launch);
+  DataParallel parallel(launch, cfg.train.dist_timeout_s);
   std::optional<Validation> validation;
   if (validate) validation.emplace(cfg, device, share, parallel);
   parallel.broadcast_from_leader(net->parameters());

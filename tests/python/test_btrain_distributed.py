@@ -143,6 +143,38 @@ def test_a_stop_on_one_rank_stops_both_at_one_step(single, tmp_path):
     assert f"interrupted at step {stopped};" in err0 and f"interrupted at step {stopped};" in err1
 
 
+def test_a_hung_rank_stops_the_others_after_the_timeout(tmp_path):
+    """A rank that stops answering (suspended here; a hang in its data, a stuck GPU) holds the others in the next
+    all-reduce for train.dist_timeout_s, not for Gloo's 30 minutes; a rank whose peers never start waits as long
+    to join. Each then stops with one line naming the key."""
+    args = [a if a != "train.steps=20" else "train.steps=2000" for a in PRE]
+    args += ["--set", "train.checkpoint_every=100000", "--set", "train.dist_timeout_s=4"]
+    procs = start_ranks(2, *args, "--out", tmp_path / "hung")
+    deadline = time.time() + 120
+    while not (tmp_path / "hung" / "log.csv").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    procs[1].send_signal(signal.SIGSTOP)
+    t0 = time.time()
+    try:
+        _, err0 = procs[0].communicate(timeout=120)
+    finally:
+        procs[1].kill()
+        procs[1].communicate()
+    if procs[0].returncode == 0:
+        pytest.skip("training finished before the suspension on this machine")
+    assert 3 <= time.time() - t0 < 60, time.time() - t0
+    assert procs[0].returncode == 3, err0
+    errs = [l for l in err0.splitlines() if l.startswith("btrain: error:")]
+    assert len(errs) == 1 and "no answer from another rank within train.dist_timeout_s=4 s" in errs[0], err0
+    (alone,) = start_ranks(2, *args, "--out", tmp_path / "alone", only=[0])
+    t0 = time.time()
+    _, err = alone.communicate(timeout=120)
+    assert 1 <= time.time() - t0 < 60 and alone.returncode == 3, (alone.returncode, err)
+    assert "cannot join the ranks at 127.0.0.1:" in err and "within train.dist_timeout_s=4 s (did every rank start?)" in err, err
+    assert not (tmp_path / "alone").exists()
+
+
 def test_bad_launches_say_what_to_do(single, tmp_path):
     # train_tiny's batch of 8 does not split over 3 ranks; every rank says so before any group forms.
     for code, err in finish(start_ranks(3, *PRE, "--out", tmp_path / "three")):
