@@ -187,19 +187,21 @@ case "$MODE" in quick|targets|kernels|both|full)
     --gtest_filter="$RACECHECK_FILTER" > "$LOG/racecheck.log" 2>&1
   racecheck_rc=$?; stamp "racecheck rc=$racecheck_rc" ;;
 esac
-# Hardware counters for the kernels nearest their targets (GCC-PHAT teacher, convolution's output blocks) and
-# the BRIR scatter (the batch's second-longest kernel in run 8), where Nsight Compute is installed and the
+# Hardware counters for the kernels nearest their targets (GCC-PHAT teacher, convolution's output blocks),
+# the BRIR scatter (the batch's second-longest kernel) and mix_noise, where Nsight Compute is installed and the
 # counters may be read: what bounds them (shared-memory pipe, issue, barriers, occupancy) decides the next
-# change. One launch of each, ~45 s. (In both mode the
+# change. One launch of each, ~60 s. (In both mode the
 # recipe's training shares the GPU: the counters hold, the durations do not.)
 ncu_state=skipped
 case "$MODE" in quick|kernels|both|full)
   NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
   if [ -n "$NCU" ]; then
     # One launch of each kernel, each from its own benchmark (one shared launch count went to the first one).
+    # The scatter and mix_noise as the pipeline launches them (~725 rooms; mix_noise missed its prediction in run
+    # 10, the scatter is L1-bound there: run 11).
     : > "$LOG/ncu.txt"; ncu_rc=0
     for probe in "fused_teacher([^_]|$) BM_TeacherBatch/0/" "conv_output_blocks BM_ConvolveBatch/" \
-                 "scatter_kernel BM_BrirBatch/256/0/0"; do
+                 "scatter_kernel BM_PipelineBatch/256" "mix_noise BM_PipelineBatch/256"; do
       run_for 40 "$NCU" --kernel-name regex:"${probe% *}" --launch-count 1 \
         --section SpeedOfLight --section Occupancy --section WarpStateStats --section LaunchStats \
         --section MemoryWorkloadAnalysis_Tables build-gpu/bench/bench_gpu --benchmark_min_time=0.05s \
@@ -287,7 +289,7 @@ if [ "$MODE" != collect ]; then
 echo "| build (CUDA sm_90, trainer $TRAINER) | rc=$build_rc, ${build_s} s |"
 echo "| test_gpu | rc=$gpu_tests_rc; $(grep -E '^\[  PASSED|^\[  FAILED|^\[  SKIPPED' "$LOG/test_gpu.log" | tr '\n' ' ') |"
 echo "| compute-sanitizer memcheck / racecheck | rc=$memcheck_rc / $racecheck_rc; $(grep -E 'ERROR SUMMARY' "$LOG/memcheck.log" 2>/dev/null | tail -1) |"
-echo "| Nsight Compute (teacher, convolution, scatter) | $ncu_state |"
+echo "| Nsight Compute (teacher, convolution, scatter, mix_noise) | $ncu_state |"
 grep -hE "^BM_" "$LOG/bench_gpu.txt" | awk '{printf "| %s | %s %s |", $1, $2, $3; for (i = 6; i <= NF; ++i) printf " %s", $i; print " |"}'
 cat "$LOG/torch_baselines.md" 2>/dev/null
 fi
