@@ -167,12 +167,14 @@ def test_a_hung_rank_stops_the_others_after_the_timeout(tmp_path):
     assert procs[0].returncode == 3, err0
     errs = [l for l in err0.splitlines() if l.startswith("btrain: error:")]
     assert len(errs) == 1 and "no answer from another rank within train.dist_timeout_s=4 s" in errs[0], err0
-    (alone,) = start_ranks(2, *args, "--out", tmp_path / "alone", only=[0])
-    t0 = time.time()
-    _, err = alone.communicate(timeout=120)
-    assert 1 <= time.time() - t0 < 60 and alone.returncode == 3, (alone.returncode, err)
-    assert "cannot join the ranks at 127.0.0.1:" in err and "within train.dist_timeout_s=4 s (did every rank start?)" in err, err
-    assert not (tmp_path / "alone").exists()
+    for rank in (0, 1):  # the leader listening for a follower that never comes; a follower finding no leader
+        (alone,) = start_ranks(2, *args, "--out", tmp_path / "alone", only=[rank])
+        t0 = time.time()
+        _, err = alone.communicate(timeout=120)
+        assert 1 <= time.time() - t0 < 60 and alone.returncode == 3, (rank, alone.returncode, err)
+        assert f"RANK={rank} of 2: cannot join the ranks at 127.0.0.1:" in err, err
+        assert "within train.dist_timeout_s=4 s (did every rank start?)" in err, err
+        assert not (tmp_path / "alone").exists()
 
 
 def test_bad_launches_say_what_to_do(single, tmp_path):
