@@ -9,6 +9,16 @@
 
 namespace bsim {
 
+namespace {
+
+// |g| as glibc's hypotf computes it (the squares in double, one sqrt, rounded to float: the same bits for
+// finite values), without the call: std::abs of a complex<float> was ~60 % of the GCC-PHAT teacher's time.
+inline float magnitude(std::complex<float> g) {
+  return float(std::sqrt(double(g.real()) * g.real() + double(g.imag()) * g.imag()));
+}
+
+}  // namespace
+
 TeacherKind teacher_kind(const std::string& name) {
   if (name == "gcc_phat") return TeacherKind::gcc_phat;
   if (name == "ipd") return TeacherKind::ipd;
@@ -75,7 +85,7 @@ void teacher_features(const float* left, const float* right, int n, const Featur
     for (int t = 0; t < T; ++t) {
       for (int k = 0; k < bins; ++k) {
         const std::complex<float> g = XL[size_t(t) * bins + k] * std::conj(XR[size_t(t) * bins + k]);
-        G[k] = g / float(std::max(double(std::abs(g)), eps));
+        G[k] = g / float(std::max(double(magnitude(g)), eps));
       }
       fft.inverse(G.data(), r.data());
       for (int lag = -L; lag <= L; ++lag)
@@ -91,7 +101,7 @@ void teacher_features(const float* left, const float* right, int n, const Featur
       const auto l = XL[size_t(t) * bins + k], r = XR[size_t(t) * bins + k];
       if (ipd) {  // the PHAT-weighted cross-spectrum, as gcc_phat's G
         const std::complex<double> g = std::complex<double>(l) * std::conj(std::complex<double>(r));
-        const std::complex<double> unit = g / std::max(std::abs(g), eps);
+        const std::complex<double> unit = g / std::max(std::sqrt(std::norm(g)), eps);  // not std::abs: hypot's care costs
         out[size_t(k) * T + t] = float(unit.real());
         out[size_t(bins + k) * T + t] = float(unit.imag());
       }
